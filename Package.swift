@@ -1,0 +1,78 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "wiregate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "wiregate", targets: ["wiregate"]),
+        .library(name: "Wiregate", targets: ["Wiregate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // libmosquitto (Debian: libmosquitto-dev). Only a module map and a header.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        // Pure logic: config, framer, decoders, topics, backoff. No I/O, no processes.
+        .target(
+            name: "WiregateCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The I/O parts of the data path: serial ports, MQTT, the outbox, the gateway wiring.
+        .target(
+            name: "Wiregate",
+            dependencies: [
+                "WiregateCore",
+                "CMosquitto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The `wiregate` binary: one ArgumentParser command per file.
+        .executableTarget(
+            name: "wiregate",
+            dependencies: [
+                "Wiregate",
+                "WiregateCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Test helpers: a private mosquitto, a subscriber, pseudo-terminal boards.
+        .target(
+            name: "WiregateTestKit",
+            dependencies: ["Wiregate", "WiregateCore"]
+        ),
+        .testTarget(
+            name: "WiregateCoreTests",
+            dependencies: ["WiregateCore"]
+        ),
+        .testTarget(
+            name: "WiregateTests",
+            dependencies: [
+                "Wiregate",
+                "WiregateCore",
+                "WiregateTestKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,77 @@
+import Logging
+import Synchronization
+import WiregateCore
+
+/// Commands from MQTT to boards: `<base>/<gateway>/<board>/set`, and the topics a
+/// protocol adds (MySensors' `<prefix>-in/...`).
+///
+/// A command is written only when the board's `commands:` list allows the exact
+/// line; anything else is refused, logged and counted, never written.
+public final class CommandRouter: Sendable {
+    private let config: GatewayConfig
+    private let boards: [String: BoardReader]
+    private let logger: Logger
+    private let unknown = Mutex(0)
+
+    public init(config: GatewayConfig, boards: [BoardReader], logger: Logger) {
+        self.config = config
+        self.boards = Dictionary(uniqueKeysWithValues: boards.map { ($0.board.name, $0) })
+        self.logger = logger
+    }
+
+    /// The topic filters to subscribe to.
+    public var filters: [String] {
+        config.boards.flatMap { board in
+            let prefix = config.boardTopicPrefix(board.name)
+            return [prefix + "set"] + board.decoder.commandFilters.map { prefix + $0 }
+        }
+    }
+
+    /// Commands that named no known board or topic.
+    public var unroutable: Int { unknown.withLock { $0 } }
+
+    /// Routes one received message; refuses it unless it is allowed.
+    public func handle(topic: String, payload: [UInt8]) async {
+        let gatewayPrefix = "\(config.mqtt.baseTopic)/\(config.gateway.id)/"
+        guard topic.hasPrefix(gatewayPrefix) else { return refuseUnroutable(topic, "outside this gateway's tree") }
+        let levels = topic.dropFirst(gatewayPrefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard let boardName = levels.first, let reader = boards[String(boardName)] else {
+            return refuseUnroutable(topic, "no such board")
+        }
+        let board = reader.board
+        guard let text = String(validating: payload, as: UTF8.self) else {
+            reader.countRefused()
+            logger.warning("command refused: payload is not UTF-8 text", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
+            return
+        }
+        let below = Array(levels.dropFirst())
+        let line: String?
+        if below == ["set"] {
+            line = text
+        } else {
+            line = board.decoder.commandLine(levels: below, payload: text)
+        }
+        guard let line else {
+            reader.countRefused()
+            logger.warning("command refused: not a command topic of this board's protocol", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
+            return
+        }
+        guard board.commands.allows(line) else {
+            reader.countRefused()
+            logger.warning("command refused: not in the board's commands list", metadata: [
+                "board": "\(board.name)", "command": "\(line.prefix(80))",
+            ])
+            return
+        }
+        if await reader.write(commandLine: line) {
+            logger.info("command written", metadata: ["board": "\(board.name)", "command": "\(line)"])
+        } else {
+            logger.warning("command not written: the board is offline", metadata: ["board": "\(board.name)", "command": "\(line)"])
+        }
+    }
+
+    private func refuseUnroutable(_ topic: String, _ reason: String) {
+        unknown.withLock { $0 += 1 }
+        logger.warning("command refused: \(reason)", metadata: ["topic": "\(topic)"])
+    }
+}

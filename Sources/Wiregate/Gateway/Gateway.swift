@@ -1,0 +1,56 @@
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import WiregateCore
+
+/// The composition root: builds the data path from a validated config.
+///
+/// ```
+/// board → BoardReader (termios + NIO, LineFramer, EventBuilder) → EventOutbox → MQTTSink → broker
+/// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
+/// ```
+public final class Gateway: Sendable {
+    public let config: GatewayConfig
+    public let outbox: MemoryOutbox
+    public let statuses: BoardStatusRegistry
+    public let boards: [BoardReader]
+    public let router: CommandRouter
+    public let mqtt: MQTTSink
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - config: a validated config.
+    ///   - password: the MQTT password (see `GatewayConfig.mqttPassword()`), never logged.
+    /// - Throws: `MosquittoError` when libmosquitto refuses the MQTT options.
+    public init(config: GatewayConfig, password: String?, logger: Logger) throws(MosquittoError) {
+        self.config = config
+        self.logger = logger
+        let outbox = MemoryOutbox(capacity: config.gateway.queueCapacity, logger: logger)
+        let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
+        self.outbox = outbox
+        self.statuses = statuses
+        boards = config.boards.map {
+            BoardReader(board: $0, config: config, outbox: outbox, statuses: statuses, logger: logger)
+        }
+        router = CommandRouter(config: config, boards: boards, logger: logger)
+        mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statuses: statuses, commands: router, logger: logger)
+    }
+
+    /// The services in start order; a `ServiceGroup` stops them in reverse, boards
+    /// first, so the MQTT sink is last and can say every board went offline.
+    public var services: [any Service] { [mqtt] + boards }
+
+    /// Runs until SIGTERM or SIGINT (or cancellation), then stops cleanly.
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: signals,
+            logger: logger))
+        try await group.run()
+        let left = await outbox.count
+        if left > 0 {
+            logger.warning("stopped with events the broker never took", metadata: ["events": "\(left)"])
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import WiregateCore
+
+/// The MQTT side of the gateway: keeps the broker connection, publishes events from
+/// the outbox (QoS 1, bounded window), publishes availability, and hands commands
+/// received on subscribed topics to the router.
+public final class MQTTSink: Service, Sendable {
+    public struct Counters: Sendable, Equatable {
+        public var published = 0
+        public var acknowledged = 0
+        /// PUBACKs with a failure reason code (MQTT 5), e.g. not authorised.
+        public var refusedByBroker = 0
+        public var connects = 0
+        public var connectionLosses = 0
+    }
+
+    private let config: GatewayConfig
+    private let client: MosquittoClient
+    private let outbox: any EventOutbox
+    private let statuses: BoardStatusRegistry
+    private let commands: CommandRouter
+    private let window: PublishWindow
+    private let logger: Logger
+    private let counterState = Mutex(Counters())
+
+    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statuses: BoardStatusRegistry,
+                commands: CommandRouter, logger: Logger) throws(MosquittoError) {
+        self.config = config
+        self.client = try MosquittoClient(options: .init(config: config, password: password))
+        self.outbox = outbox
+        self.statuses = statuses
+        self.commands = commands
+        self.window = PublishWindow(limit: config.mqtt.inflight)
+        self.logger = logger
+    }
+
+    public var counters: Counters { counterState.withLock { $0 } }
+    public var isConnected: Bool { client.isConnected }
+
+    public func run() async {
+        logger.info("connecting to the broker", metadata: ["broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)"])
+        client.start()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.handleClientEvents() }
+            group.addTask {
+                await withTaskGroup(of: Void.self) { senders in
+                    senders.addTask { await self.publishEvents() }
+                    senders.addTask { await self.publishStatusChanges() }
+                    await senders.waitForAll()
+                }
+            }
+            // Until SIGTERM / SIGINT (or cancellation), then stop sending and say goodbye.
+            try? await gracefulShutdown()
+            await window.close()
+            await publishFarewell()
+            group.cancelAll()
+        }
+        await client.shutdown()
+        logger.info("disconnected from the broker")
+    }
+
+    private func handleClientEvents() async {
+        for await event in client.events {
+            switch event {
+            case .connected(let version):
+                counterState.withLock { $0.connects += 1 }
+                logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)"])
+                subscribeToCommands()
+                await publishStatus(config.gatewayStatusTopic, online: true)
+                for change in await statuses.snapshot() {
+                    await publishStatus(config.boardStatusTopic(change.board), online: change.online)
+                }
+                await window.setConnected(true)
+            case .connectFailed(let reason):
+                logger.warning("cannot connect to the broker, will retry", metadata: ["reason": "\(reason)"])
+            case .connectionLost(let reason):
+                counterState.withLock { $0.connectionLosses += 1 }
+                await window.setConnected(false)
+                logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
+            case .published(_, let reasonCode):
+                counterState.withLock {
+                    $0.acknowledged += 1
+                    if reasonCode >= 0x80 { $0.refusedByBroker += 1 }
+                }
+                if reasonCode >= 0x80 {
+                    logger.error("the broker refused a message", metadata: ["reason_code": "\(reasonCode)"])
+                }
+                await window.release()
+            case .message(let topic, let payload):
+                await commands.handle(topic: topic, payload: payload)
+            }
+        }
+    }
+
+    private func publishEvents() async {
+        while await window.acquire() {
+            guard let event = await outbox.next() else {
+                await window.release()
+                return
+            }
+            do {
+                _ = try client.publish(topic: event.topic, payload: event.payload)
+                counterState.withLock { $0.published += 1 }
+            } catch {
+                // Lost the connection between acquire and publish: keep the event, wait for the reconnect.
+                await window.release()
+                await outbox.putBack(event)
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func publishStatusChanges() async {
+        for await change in statuses.changes {
+            guard client.isConnected else { continue } // republished from the snapshot on connect
+            await publishStatus(config.boardStatusTopic(change.board), online: change.online)
+        }
+    }
+
+    private func publishStatus(_ topic: String, online: Bool) async {
+        await window.forceAcquire()
+        do {
+            _ = try client.publish(topic: topic, payload: online ? "online" : "offline", retain: true)
+        } catch {
+            await window.release()
+            logger.debug("status not published", metadata: ["topic": "\(topic)", "error": "\(error)"])
+        }
+    }
+
+    private func subscribeToCommands() {
+        for filter in commands.filters {
+            do { try client.subscribe(filter) } catch {
+                logger.error("cannot subscribe", metadata: ["filter": "\(filter)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Marks every board and the gateway offline, and waits briefly for the PUBACKs.
+    private func publishFarewell() async {
+        guard client.isConnected else { return }
+        for board in config.boards {
+            await publishStatus(config.boardStatusTopic(board.name), online: false)
+        }
+        await publishStatus(config.gatewayStatusTopic, online: false)
+        let deadline = ContinuousClock.now + .seconds(2)
+        while await window.inFlight > 0, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

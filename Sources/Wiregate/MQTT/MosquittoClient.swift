@@ -1,0 +1,304 @@
+import CMosquitto
+import Dispatch
+import Foundation
+import Synchronization
+import WiregateCore
+
+/// What the broker connection reports, in the order it happened.
+public enum MQTTClientEvent: Sendable {
+    /// CONNACK accepted; `version` is the protocol spoken ("5" or "3.1.1").
+    case connected(version: GatewayConfig.MQTT.ProtocolVersion)
+    /// CONNACK refused, or the attempt failed before it; the client retries after a backoff.
+    case connectFailed(reason: String)
+    /// An established connection went away; the client reconnects after a backoff.
+    case connectionLost(reason: String)
+    /// The broker acknowledged the QoS 1 message `mid` (PUBACK). `reasonCode` ≥ 0x80 means it refused it (MQTT 5).
+    case published(mid: Int32, reasonCode: Int32)
+    /// A message arrived on a subscription.
+    case message(topic: String, payload: [UInt8])
+}
+
+/// One connection to a broker through libmosquitto, kept up by its own network thread.
+///
+/// The seam with the C library: libmosquitto calls its callbacks on the network
+/// thread this class starts (`mosquitto_loop`, not `mosquitto_loop_start`, so that
+/// reconnecting, its backoff with jitter and the CONNACK timeout are ours: the
+/// library's own `loop_forever` can return on a TLS EOF instead of reconnecting).
+/// The callbacks are free functions that find their `CallbackContext` through the
+/// userdata pointer and do nothing but yield an `MQTTClientEvent` into `events`.
+/// Everything else happens in Swift tasks that read `events`.
+///
+/// `publish` and `subscribe` may be called from any thread: the handle is created
+/// with `mosquitto_threaded_set(true)`, which makes libmosquitto lock its state and
+/// wake the network thread when there is something to send.
+public final class MosquittoClient: Sendable {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var keepalive: Int
+        public var clientID: String
+        public var username: String?
+        public var password: String?
+        public var protocolVersion: GatewayConfig.MQTT.ProtocolVersion
+        public var reconnectMin: Duration
+        public var reconnectMax: Duration
+        public var connectTimeout: Duration
+        /// The last will: topic and payload, published retained by the broker if we vanish.
+        public var will: (topic: String, payload: String)?
+
+        public init(config: GatewayConfig, password: String?) {
+            host = config.mqtt.host
+            port = config.mqtt.port
+            keepalive = config.mqtt.keepalive
+            clientID = config.mqtt.clientID
+            username = config.mqtt.username
+            self.password = password
+            protocolVersion = config.mqtt.protocolVersion
+            reconnectMin = config.mqtt.reconnectMin
+            reconnectMax = config.mqtt.reconnectMax
+            connectTimeout = config.mqtt.connectTimeout
+            will = (config.gatewayStatusTopic, "offline")
+        }
+    }
+
+    /// Everything the connection reports. Single consumer.
+    public let events: AsyncStream<MQTTClientEvent>
+
+    private let handle: Handle
+    private let context: CallbackContext
+    private let options: Options
+    private let stopping = Atomic<Bool>(false)
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
+
+    /// Creates the handle; nothing connects until `start()`.
+    /// - Throws: `MosquittoError` when libmosquitto refuses the options.
+    public init(options: Options) throws(MosquittoError) {
+        _ = Self.libraryInitialised
+        self.options = options
+        let (stream, continuation) = AsyncStream.makeStream(of: MQTTClientEvent.self)
+        events = stream
+        context = CallbackContext(continuation: continuation)
+        // clean_session true: what must survive an outage is in our queue, not in a broker session.
+        guard let mosq = mosquitto_new(options.clientID, true, Unmanaged.passUnretained(context).toOpaque()) else {
+            throw MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
+        }
+        handle = Handle(pointer: mosq)
+        try MosquittoError.check(mosquitto_threaded_set(mosq, true))
+        if let username = options.username {
+            try MosquittoError.check(mosquitto_username_pw_set(mosq, username, options.password))
+        }
+        if let will = options.will {
+            try MosquittoError.check(mosquitto_will_set(mosq, will.topic, Int32(will.payload.utf8.count), will.payload, 1, true))
+        }
+        mosquitto_connect_v5_callback_set(mosq, onConnect)
+        mosquitto_disconnect_v5_callback_set(mosq, onDisconnect)
+        mosquitto_publish_v5_callback_set(mosq, onPublish)
+        mosquitto_message_v5_callback_set(mosq, onMessage)
+    }
+
+    deinit {
+        // The network thread holds a reference to self until it ends, so by now it has.
+        mosquitto_destroy(handle.pointer)
+        context.continuation.finish()
+    }
+
+    private static let libraryInitialised: Bool = {
+        mosquitto_lib_init()
+        return true
+    }()
+
+    /// Starts the network thread, which connects and stays connected until `shutdown()`.
+    public func start() {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        let thread = Thread { [self] in
+            self.networkLoop()
+            self.finished.signal()
+        }
+        thread.name = "wiregate-mqtt"
+        thread.start()
+    }
+
+    /// Whether a CONNACK was accepted and the connection has not been lost since.
+    public var isConnected: Bool { context.connected.load(ordering: .acquiring) }
+
+    /// Queues a QoS 1 message.
+    /// - Returns: the message id that the `published` event will carry.
+    /// - Throws: `MosquittoError.noConnection` when not connected, or another code.
+    public func publish(topic: String, payload: String, retain: Bool = false) throws(MosquittoError) -> Int32 {
+        var mid: Int32 = 0
+        let code = payload.utf8.withContiguousStorageIfAvailable { bytes in
+            mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes.baseAddress, 1, retain, nil)
+        } ?? {
+            let bytes = Array(payload.utf8)
+            return mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes, 1, retain, nil)
+        }()
+        try MosquittoError.check(code)
+        return mid
+    }
+
+    /// Subscribes at QoS 1.
+    public func subscribe(_ filter: String) throws(MosquittoError) {
+        try MosquittoError.check(mosquitto_subscribe_v5(handle.pointer, nil, filter, 1, 0, nil))
+    }
+
+    /// Disconnects cleanly (the broker does not publish the will) and ends the network thread.
+    /// Blocks until the thread has ended, at most a few hundred milliseconds.
+    public func shutdown() async {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        mosquitto_disconnect_v5(handle.pointer, 0, nil)
+        wakeUp.signal()
+        guard started.load(ordering: .relaxed) else { return }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.finished.wait()
+                done.resume()
+            }
+        }
+    }
+
+    // MARK: - The network thread
+
+    private func networkLoop() {
+        var backoff = Backoff(initial: options.reconnectMin, maximum: options.reconnectMax)
+        var version = options.protocolVersion
+        let mosq = handle.pointer
+        while !stopping.load(ordering: .relaxed) {
+            mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                                 version == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)
+            context.connackCode.store(-1, ordering: .relaxed)
+            context.version.store(version == .v5 ? 5 : 4, ordering: .relaxed)
+            let code = mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
+            if code != MOSQ_ERR_SUCCESS.rawValue {
+                context.continuation.yield(.connectFailed(reason: "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))"))
+                sleep(backoff.nextDelay())
+                continue
+            }
+            let outcome = serviceConnection(mosq, version: version)
+            switch outcome {
+            case .stopped:
+                return
+            case .protocolRefused where version == .v5:
+                // A 3.1.1-only broker refuses MQTT 5 at CONNACK: fall back at once.
+                version = .v311
+                context.continuation.yield(.connectFailed(reason: "the broker refused MQTT 5; falling back to 3.1.1"))
+            case .lost(let wasConnected, let reason):
+                if wasConnected { backoff.reset() }
+                context.continuation.yield(wasConnected ? .connectionLost(reason: reason) : .connectFailed(reason: reason))
+                sleep(backoff.nextDelay())
+            case .protocolRefused:
+                context.continuation.yield(.connectFailed(reason: "the broker refused the protocol version"))
+                sleep(backoff.nextDelay())
+            }
+        }
+    }
+
+    private enum LoopOutcome {
+        case stopped
+        case protocolRefused
+        case lost(wasConnected: Bool, reason: String)
+    }
+
+    /// Runs `mosquitto_loop` on one TCP connection until it ends.
+    private func serviceConnection(_ mosq: OpaquePointer, version: GatewayConfig.MQTT.ProtocolVersion) -> LoopOutcome {
+        let deadline = ContinuousClock.now + options.connectTimeout
+        var everConnected = false
+        while true {
+            let code = mosquitto_loop(mosq, 200, 1)
+            let connected = context.connected.load(ordering: .acquiring)
+            if connected && !everConnected { everConnected = true }
+            if stopping.load(ordering: .relaxed) {
+                // Let the DISCONNECT queued by shutdown() go out before the socket closes.
+                for _ in 0..<5 where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue {}
+                context.connected.store(false, ordering: .releasing)
+                return .stopped
+            }
+            if code != MOSQ_ERR_SUCCESS.rawValue {
+                let wasConnected = context.connected.exchange(false, ordering: .acquiringAndReleasing)
+                let connack = context.connackCode.load(ordering: .relaxed)
+                if connack == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) || connack == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
+                    return .protocolRefused
+                }
+                let reason: String
+                if connack > 0 {
+                    reason = "the broker refused the connection: \(Self.connackReason(connack, version: version))"
+                } else {
+                    reason = "\(MosquittoError(rawValue: code))"
+                }
+                mosquitto_disconnect(mosq)
+                return .lost(wasConnected: wasConnected || everConnected, reason: reason)
+            }
+            if !everConnected && ContinuousClock.now > deadline {
+                mosquitto_disconnect(mosq)
+                return .lost(wasConnected: false, reason: "no CONNACK within \(options.connectTimeout) (is the broker hung?)")
+            }
+        }
+    }
+
+    static func connackReason(_ code: Int32, version: GatewayConfig.MQTT.ProtocolVersion) -> String {
+        version == .v5 ? String(cString: mosquitto_reason_string(code)) : String(cString: mosquitto_connack_string(code))
+    }
+
+    /// Sleeps on the network thread, waking early for `shutdown()`.
+    private func sleep(_ duration: Duration) {
+        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(nanoseconds)))
+    }
+}
+
+/// The `mosquitto *` handle. Its one owner is `MosquittoClient`, which destroys it in `deinit`.
+///
+/// `@unchecked Sendable`: libmosquitto locks its own state for the calls we make
+/// from other threads (publish, subscribe, disconnect) once `mosquitto_threaded_set` is on.
+struct Handle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// What the C callbacks reach through their userdata pointer.
+final class CallbackContext: Sendable {
+    let continuation: AsyncStream<MQTTClientEvent>.Continuation
+    let connected = Atomic<Bool>(false)
+    /// The CONNACK code of the current attempt, -1 before one arrived.
+    let connackCode = Atomic<Int32>(-1)
+    /// 5 or 4 (3.1.1), the protocol of the current connection.
+    let version = Atomic<Int32>(5)
+
+    init(continuation: AsyncStream<MQTTClientEvent>.Continuation) {
+        self.continuation = continuation
+    }
+
+    static func from(_ userdata: UnsafeMutableRawPointer?) -> CallbackContext {
+        Unmanaged<CallbackContext>.fromOpaque(userdata!).takeUnretainedValue()
+    }
+}
+
+// MARK: - libmosquitto callbacks
+//
+// Free functions, called on the network thread from inside `mosquitto_loop`. They
+// must not block and must not touch anything but their context.
+
+private func onConnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ code: Int32, _ flags: Int32, _ properties: OpaquePointer?) {
+    let context = CallbackContext.from(userdata)
+    context.connackCode.store(code, ordering: .relaxed)
+    guard code == 0 else { return }
+    context.connected.store(true, ordering: .releasing)
+    let version: GatewayConfig.MQTT.ProtocolVersion = context.version.load(ordering: .relaxed) == 5 ? .v5 : .v311
+    context.continuation.yield(.connected(version: version))
+}
+
+private func onDisconnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ code: Int32, _ properties: OpaquePointer?) {
+    // The network thread sees the same end as a failed mosquitto_loop and reports it; nothing to do here.
+}
+
+private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32, _ properties: OpaquePointer?) {
+    CallbackContext.from(userdata).continuation.yield(.published(mid: mid, reasonCode: reasonCode))
+}
+
+private func onMessage(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ message: UnsafePointer<mosquitto_message>?, _ properties: OpaquePointer?) {
+    guard let message = message?.pointee, let topic = message.topic else { return }
+    let payload: [UInt8] = message.payloadlen > 0 && message.payload != nil
+        ? Array(UnsafeRawBufferPointer(start: message.payload, count: Int(message.payloadlen)))
+        : []
+    CallbackContext.from(userdata).continuation.yield(.message(topic: String(cString: topic), payload: payload))
+}

@@ -1,0 +1,26 @@
+import CMosquitto
+import Glibc
+
+/// A libmosquitto result code (`MOSQ_ERR_*`) as a Swift value, so callers can
+/// `catch MosquittoError.noConnection`.
+public struct MosquittoError: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    public static let success = MosquittoError(rawValue: Int32(MOSQ_ERR_SUCCESS.rawValue))
+    public static let noConnection = MosquittoError(rawValue: Int32(MOSQ_ERR_NO_CONN.rawValue))
+    public static let connectionLost = MosquittoError(rawValue: Int32(MOSQ_ERR_CONN_LOST.rawValue))
+    public static let connectionRefused = MosquittoError(rawValue: Int32(MOSQ_ERR_CONN_REFUSED.rawValue))
+    public static let errno = MosquittoError(rawValue: Int32(MOSQ_ERR_ERRNO.rawValue))
+    public static let keepalive = MosquittoError(rawValue: Int32(MOSQ_ERR_KEEPALIVE.rawValue))
+
+    public var description: String {
+        if self == .errno { return "\(String(cString: mosquitto_strerror(rawValue))) (errno \(Glibc.errno): \(String(cString: strerror(Glibc.errno))))" }
+        return String(cString: mosquitto_strerror(rawValue))
+    }
+
+    /// Throws unless `code` is `MOSQ_ERR_SUCCESS`.
+    static func check(_ code: Int32) throws(MosquittoError) {
+        guard code == MOSQ_ERR_SUCCESS.rawValue else { throw MosquittoError(rawValue: code) }
+    }
+}

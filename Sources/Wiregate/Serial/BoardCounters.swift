@@ -1,0 +1,23 @@
+import WiregateCore
+
+/// What happened on one board since the daemon started.
+public struct BoardCounters: Sendable, Equatable {
+    /// Clean lines read.
+    public var lines = 0
+    /// Events produced from those lines.
+    public var events = 0
+    /// Lines that did not decode (nothing of them was published).
+    public var malformed = 0
+    /// Lines starting with `#`: the board talking about itself.
+    public var annotations = 0
+    /// Lines the framer threw away, by reason.
+    public var rejected: [LineFramer.Rejection: Int] = [:]
+    /// Commands written to the board.
+    public var commandsWritten = 0
+    /// Commands refused: not allow-listed, unknown topic, or the board was offline.
+    public var commandsRefused = 0
+    /// Times the port was opened.
+    public var opens = 0
+    /// Times an open port went away (hang-up, read error, unplug).
+    public var hangups = 0
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// A virtual board on a pseudo-terminal: the gateway opens `path` as it would a
+/// `/dev/ttyACM*`, and this side writes the board's lines and reads its commands.
+///
+/// The simulator keeps the pty's board end open itself, so the gateway can close
+/// and reopen the port like a real one; `hangUp()` closes both ends, which the
+/// gateway sees as an unplugged board (EIO / POLLHUP).
+public final class SimulatedBoard: Sendable {
+    /// The device path to give the gateway (`/dev/pts/N`, or the link if one was asked for).
+    public let path: String
+    /// The pts device itself.
+    public let devicePath: String
+    private let link: String?
+    private let fds = Mutex<(controller: CInt, device: CInt)?>(nil)
+    private let pending = Mutex<[UInt8]>([])
+    /// Lines that could not be written because nobody drained the port (a real board's USB buffer overflows the same way).
+    public var droppedLines: Int { dropped.load(ordering: .relaxed) }
+    private let dropped = Atomic<Int>(0)
+
+    /// Opens a new pseudo-terminal in raw mode.
+    /// - Parameter link: a symlink to create to the device, for a stable path in a config.
+    public init(link: String? = nil) throws(SystemCallError) {
+        var controller: CInt = -1, device: CInt = -1
+        var raw = termios()
+        cfmakeraw(&raw)
+        guard openpty(&controller, &device, nil, &raw, nil) == 0 else {
+            throw SystemCallError(call: "openpty", path: "", code: errno)
+        }
+        let flags = fcntl(controller, F_GETFL)
+        _ = fcntl(controller, F_SETFL, flags | O_NONBLOCK)
+        _ = fcntl(controller, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(device, F_SETFD, FD_CLOEXEC)
+        devicePath = String(cString: ttyname(device))
+        if let link {
+            unlink(link)
+            guard symlink(devicePath, link) == 0 else {
+                let code = errno
+                close(controller); close(device)
+                throw SystemCallError(call: "symlink", path: link, code: code)
+            }
+        }
+        self.link = link
+        path = link ?? devicePath
+        fds.withLock { $0 = (controller, device) }
+    }
+
+    deinit { hangUp() }
+
+    /// Writes one line (a newline is added).
+    /// - Returns: false when the line was dropped because the port's buffer is full or the board hung up.
+    @discardableResult
+    public func send(_ line: String) -> Bool {
+        writeBytes(Array(line.utf8) + [UInt8(ascii: "\n")])
+    }
+
+    /// Writes raw bytes, for noise and torn lines.
+    @discardableResult
+    public func writeBytes(_ bytes: [UInt8]) -> Bool {
+        guard let controller = fds.withLock({ $0?.controller }) else { return false }
+        let written = bytes.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) }
+        if written == bytes.count { return true }
+        if written > 0 {
+            // A partial write: finish it, or the next line would be glued to half of this one.
+            var rest = Array(bytes[written...])
+            while !rest.isEmpty {
+                let more = rest.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) }
+                if more > 0 { rest.removeFirst(more) } else if errno == EAGAIN { usleep(200) } else { return false }
+            }
+            return true
+        }
+        dropped.add(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Reads the complete lines the gateway wrote since the last call, waiting up to `timeout` for the first.
+    public func receivedLines(timeout: Duration = .zero) -> [String] {
+        guard let controller = fds.withLock({ $0?.controller }) else { return [] }
+        let deadline = ContinuousClock.now + timeout
+        var lines: [String] = []
+        repeat {
+            var poller = pollfd(fd: controller, events: Int16(POLLIN), revents: 0)
+            let remaining = max(.zero, deadline - ContinuousClock.now)
+            let millis = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000, 1000))
+            if poll(&poller, 1, millis) > 0, poller.revents & Int16(POLLIN) != 0 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = buffer.withUnsafeMutableBytes { read(controller, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    lines += pending.withLock { pending in
+                        pending += buffer[..<count]
+                        var complete: [String] = []
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            var line = Array(pending[..<newline])
+                            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                            complete.append(String(decoding: line, as: UTF8.self))
+                            pending.removeFirst(newline + 1)
+                        }
+                        return complete
+                    }
+                }
+            }
+        } while lines.isEmpty && ContinuousClock.now < deadline
+        return lines
+    }
+
+    /// Closes both ends: the gateway sees the board unplugged. The link, if any, is removed.
+    public func hangUp() {
+        guard let (controller, device) = fds.withLock({ fds in defer { fds = nil }; return fds }) else { return }
+        close(device)
+        close(controller)
+        if let link { unlink(link) }
+    }
+}

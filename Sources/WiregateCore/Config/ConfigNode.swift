@@ -1,0 +1,215 @@
+import Foundation
+import Yams
+
+/// A mistake in the config, with the place it was found.
+///
+/// Printed as `FILE:LINE:COLUMN: KEY.PATH: message`, the way compilers report errors,
+/// so editors can jump to it.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    /// The key path, such as `boards[0].protocol`; empty for the document itself.
+    public var path: String
+    public var message: String
+
+    public init(file: String, line: Int?, column: Int?, path: String, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String {
+        var place = file
+        if let line { place += ":\(line)" }
+        if let column { place += ":\(column)" }
+        return path.isEmpty ? "\(place): \(message)" : "\(place): \(path): \(message)"
+    }
+}
+
+/// A YAML node together with the key path and position it came from.
+///
+/// Every accessor checks the node's type and throws a `ConfigError` naming the path
+/// and the line, which is what makes every config mistake point at its place.
+public struct ConfigNode: @unchecked Sendable {
+    // Yams.Node is a value tree; `@unchecked` only because it holds a weak anchor reference we never use.
+    let node: Yams.Node
+    public let path: String
+    let file: String
+
+    init(node: Yams.Node, path: String, file: String) {
+        self.node = node
+        self.path = path
+        self.file = file
+    }
+
+    /// Builds an error located at this node.
+    public func error(_ message: String) -> ConfigError {
+        let mark = node.mark
+        return ConfigError(file: file, line: mark?.line, column: mark?.column, path: path, message: message)
+    }
+
+    var kind: String {
+        switch node {
+        case .scalar: return "a scalar"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    /// Whether the node is an explicit null (`~`, `null` or nothing).
+    public var isNull: Bool { node.null != nil && node.scalar?.style == .plain }
+
+    public func mapping() throws(ConfigError) -> ConfigMapping {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping of keys, found \(kind)") }
+        return ConfigMapping(mapping: mapping, owner: self)
+    }
+
+    public func sequence() throws(ConfigError) -> [ConfigNode] {
+        guard case .sequence(let sequence) = node else { throw error("expected a list, found \(kind)") }
+        return sequence.enumerated().map { ConfigNode(node: $1, path: "\(path)[\($0)]", file: file) }
+    }
+
+    public func string() throws(ConfigError) -> String {
+        guard case .scalar(let scalar) = node else { throw error("expected a string, found \(kind)") }
+        return scalar.string
+    }
+
+    public func nonEmptyString() throws(ConfigError) -> String {
+        let value = try string()
+        guard !value.trimmingCharacters(in: .whitespaces).isEmpty else { throw error("must not be empty") }
+        return value
+    }
+
+    public func int(in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+            throw error("expected a whole number, found \(describeValue)")
+        }
+        guard range.contains(value) else { throw error("\(value) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    public func bool() throws(ConfigError) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = node.bool else {
+            throw error("expected true or false, found \(describeValue)")
+        }
+        return value
+    }
+
+    /// A duration: `500ms`, `2s`, `5m`, `1h`, `30d`, or a plain number of seconds.
+    public func duration(in range: ClosedRange<Duration>? = nil) throws(ConfigError) -> Duration {
+        guard case .scalar(let scalar) = node, let value = Self.parseDuration(scalar.string) else {
+            throw error("expected a duration such as 500ms, 2s, 5m, 1h or 30d, found \(describeValue)")
+        }
+        if let range, !range.contains(value) {
+            throw error("\(scalar.string) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    public func stringList() throws(ConfigError) -> [String] {
+        var result: [String] = []
+        for item in try sequence() { result.append(try item.string()) }
+        return result
+    }
+
+    /// One of a fixed set of words, with the choices named in the error.
+    public func oneOf(_ choices: [String]) throws(ConfigError) -> String {
+        let value = try string()
+        guard choices.contains(value) else {
+            throw error("'\(value)' is not one of \(choices.joined(separator: ", "))")
+        }
+        return value
+    }
+
+    var describeValue: String {
+        if case .scalar(let scalar) = node { return "'\(scalar.string)'" }
+        return kind
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            // "ms" must not be read as "m" + "s": "5ms" ends with "s" too, so the order above matters.
+            guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+            return .milliseconds(Int64((value * scale * 1000).rounded()))
+        }
+        guard let seconds = Double(text), seconds >= 0, seconds.isFinite else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+}
+
+/// A YAML mapping with its place, read key by key.
+public struct ConfigMapping: @unchecked Sendable {
+    let mapping: Yams.Node.Mapping
+    public let owner: ConfigNode
+
+    /// The value of `key`, or nil when absent or null.
+    public func optional(_ key: String) -> ConfigNode? {
+        for (keyNode, value) in mapping where keyNode.string == key {
+            let child = ConfigNode(node: value, path: childPath(key), file: owner.file)
+            return child.isNull ? nil : child
+        }
+        return nil
+    }
+
+    /// The value of `key`; an error naming the key when it is missing.
+    public func required(_ key: String) throws(ConfigError) -> ConfigNode {
+        guard let value = optional(key) else {
+            throw ConfigError(file: owner.file, line: owner.node.mark?.line, column: owner.node.mark?.column,
+                              path: childPath(key), message: "is required but missing")
+        }
+        return value
+    }
+
+    /// Every entry, in the order written, keys as strings.
+    public var entries: [(key: String, value: ConfigNode)] {
+        mapping.map { (key: $0.key.string ?? "", value: ConfigNode(node: $0.value, path: childPath($0.key.string ?? "?"), file: owner.file)) }
+    }
+
+    /// Refuses any key not in `known`, naming it and the closest known key.
+    public func rejectUnknownKeys(_ known: [String], hints: [String: String] = [:]) throws(ConfigError) {
+        for (keyNode, _) in mapping {
+            let key = keyNode.string ?? "?"
+            guard !known.contains(key) else { continue }
+            let place = ConfigNode(node: keyNode, path: childPath(key), file: owner.file)
+            if let hint = hints[key] { throw place.error(hint) }
+            var message = "unknown key"
+            if let suggestion = known.min(by: { $0.editDistance(to: key) < $1.editDistance(to: key) }),
+               suggestion.editDistance(to: key) <= max(2, key.count / 3) {
+                message += " (did you mean '\(suggestion)'?)"
+            } else {
+                message += " (known keys: \(known.joined(separator: ", ")))"
+            }
+            throw place.error(message)
+        }
+    }
+
+    func childPath(_ key: String) -> String {
+        owner.path.isEmpty ? key : "\(owner.path).\(key)"
+    }
+}
+
+extension String {
+    /// Levenshtein distance, for "did you mean" hints on short config keys.
+    func editDistance(to other: String) -> Int {
+        let a = Array(self), b = Array(other)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}

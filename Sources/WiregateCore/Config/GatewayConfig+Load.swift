@@ -1,0 +1,213 @@
+import Foundation
+import Yams
+
+extension GatewayConfig {
+    /// The environment variable that may hold the MQTT password instead of `mqtt.password_file`.
+    public static let passwordEnvironmentVariable = "WIREGATE_MQTT_PASSWORD"
+
+    /// Reads, decodes and validates a config file.
+    /// - Throws: `ConfigError` naming the file, line, key path and mistake.
+    public static func load(path: String) throws(ConfigError) -> GatewayConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, column: nil, path: "", message: "cannot read the file: \(Self.reason(error))")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    /// Decodes and validates config text.
+    /// - Parameters:
+    ///   - yaml: the YAML document.
+    ///   - file: the name used in errors.
+    public static func parse(yaml: String, file: String) throws(ConfigError) -> GatewayConfig {
+        let root: Yams.Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(file: file, line: nil, column: nil, path: "", message: "the file is empty")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw Self.yamlError(error, file: file)
+        } catch {
+            throw ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
+        }
+        let document = try ConfigNode(node: root, path: "", file: file).mapping()
+        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log"])
+
+        let gateway = try Self.gateway(try document.required("gateway").mapping())
+        let mqtt = try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway.id)
+        var log = Log(level: "info")
+        if let node = document.optional("log") {
+            let section = try node.mapping()
+            try section.rejectUnknownKeys(["level"])
+            if let level = section.optional("level") {
+                log.level = try level.oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
+            }
+        }
+        let boardsNode = try document.required("boards")
+        let boardNodes = try boardsNode.sequence()
+        guard !boardNodes.isEmpty else { throw boardsNode.error("needs at least one board") }
+        var boards: [Board] = []
+        for node in boardNodes {
+            let board = try Self.board(node)
+            if boards.contains(where: { $0.name == board.name }) {
+                throw (try node.mapping().required("name")).error("the board name '\(board.name)' is used twice")
+            }
+            if boards.contains(where: { $0.path == board.path }) {
+                throw (try (try node.mapping().required("match")).mapping().required("path")).error("the path '\(board.path)' is given to two boards")
+            }
+            boards.append(board)
+        }
+        return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log)
+    }
+
+    /// The MQTT password: from `mqtt.password_file` when set, else from `WIREGATE_MQTT_PASSWORD`.
+    ///
+    /// Trailing newlines of the file are dropped (editors add one). Never logged.
+    /// - Returns: nil when neither is set.
+    /// - Throws: `ConfigError` when the file cannot be read or is empty.
+    public func mqttPassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> String? {
+        if let file = mqtt.passwordFile {
+            let text: String
+            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+                throw ConfigError(file: file, line: nil, column: nil, path: "mqtt.password_file", message: "cannot read the password file: \(Self.reason(error))")
+            }
+            let password = text.trimmingCharacters(in: .newlines)
+            guard !password.isEmpty else {
+                throw ConfigError(file: file, line: nil, column: nil, path: "mqtt.password_file", message: "the password file is empty")
+            }
+            return password
+        }
+        return environment[Self.passwordEnvironmentVariable]
+    }
+
+    // MARK: - Sections
+
+    static func gateway(_ section: ConfigMapping) throws(ConfigError) -> Gateway {
+        try section.rejectUnknownKeys(["id", "state_dir", "queue_capacity"])
+        let idNode = try section.required("id")
+        let id = try idNode.nonEmptyString()
+        if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
+        let stateDirectory = try section.optional("state_dir")?.nonEmptyString() ?? "/var/lib/wiregate"
+        let capacity = try section.optional("queue_capacity")?.int(in: 1...10_000_000) ?? 100_000
+        return Gateway(id: id, stateDirectory: stateDirectory, queueCapacity: capacity)
+    }
+
+    static func mqtt(_ section: ConfigMapping, gatewayID: String) throws(ConfigError) -> MQTT {
+        try section.rejectUnknownKeys(
+            ["host", "port", "base_topic", "keepalive", "client_id", "username", "password_file",
+             "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout"],
+            hints: ["password": "secrets are not written in the config: use password_file, or the \(passwordEnvironmentVariable) environment variable"])
+        let host = try section.optional("host")?.nonEmptyString() ?? "127.0.0.1"
+        let port = try section.optional("port")?.int(in: 1...65535) ?? 1883
+        let baseNode = section.optional("base_topic")
+        let baseTopic = try baseNode?.string() ?? "wiregate"
+        if let problem = Topic.problem(inConfiguredTopic: baseTopic) {
+            throw (baseNode ?? section.owner).error("the base topic \(problem)")
+        }
+        let keepalive = try section.optional("keepalive")?.int(in: 5...65535) ?? 10
+        let clientID = try section.optional("client_id")?.nonEmptyString() ?? "wiregate-\(gatewayID)"
+        let username = try section.optional("username")?.nonEmptyString()
+        let passwordFile = try section.optional("password_file")?.nonEmptyString()
+        let version = try section.optional("protocol").map { node throws(ConfigError) in
+            MQTT.ProtocolVersion(rawValue: try node.oneOf(["5", "3.1.1"]))!
+        } ?? .v5
+        let inflight = try section.optional("inflight")?.int(in: 1...65535) ?? 100
+        let reconnectMin = try section.optional("reconnect_min")?.duration(in: .milliseconds(10)...(.seconds(3600))) ?? .milliseconds(500)
+        let maxNode = section.optional("reconnect_max")
+        let reconnectMax = try maxNode?.duration(in: .milliseconds(10)...(.seconds(3600))) ?? .seconds(30)
+        guard reconnectMax >= reconnectMin else {
+            throw (maxNode ?? section.owner).error("reconnect_max must not be below reconnect_min")
+        }
+        let connectTimeout = try section.optional("connect_timeout")?.duration(in: .milliseconds(100)...(.seconds(600))) ?? .seconds(10)
+        return MQTT(host: host, port: port, baseTopic: baseTopic, keepalive: keepalive, clientID: clientID,
+                    username: username, passwordFile: passwordFile, protocolVersion: version, inflight: inflight,
+                    reconnectMin: reconnectMin, reconnectMax: reconnectMax, connectTimeout: connectTimeout)
+    }
+
+    /// Baud rates termios can set on Linux.
+    public static let baudRates = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000]
+
+    static func board(_ node: ConfigNode) throws(ConfigError) -> Board {
+        let section = try node.mapping()
+        try section.rejectUnknownKeys(
+            ["name", "match", "baud", "protocol", "options", "classes", "commands", "hupcl", "settle", "max_line", "reopen_max"])
+        let nameNode = try section.required("name")
+        let name = try nameNode.nonEmptyString()
+        if let problem = Topic.problem(inConfiguredLevel: name) { throw nameNode.error("the board name \(problem)") }
+
+        let match = try section.required("match").mapping()
+        try match.rejectUnknownKeys(["path"])
+        let pathNode = try match.required("path")
+        let path = try pathNode.nonEmptyString()
+        guard path.hasPrefix("/") else { throw pathNode.error("must be an absolute device path, such as /dev/ttyACM0") }
+
+        let baudNode = section.optional("baud")
+        let baud = try baudNode?.int(in: 1...4_000_000) ?? 115_200
+        guard baudRates.contains(baud) else {
+            throw baudNode!.error("\(baud) is not a baud rate the serial driver can set (one of \(baudRates.map(String.init).joined(separator: ", ")))")
+        }
+
+        let protocolNode = try section.required("protocol")
+        let protocolName = try protocolNode.string()
+        guard let decoderType = LineProtocols.decoderType(named: protocolName) else {
+            throw protocolNode.error("unknown protocol '\(protocolName)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
+        }
+        let decoder = try decoderType.init(options: try section.optional("options")?.mapping())
+
+        var rules: [(String, EventClass)] = []
+        if let classes = try section.optional("classes")?.mapping() {
+            for (key, value) in classes.entries {
+                guard !key.isEmpty else { throw value.error("a class needs a subtopic or pattern as its key") }
+                rules.append((key, EventClass(rawValue: try value.oneOf(EventClass.allCases.map(\.rawValue)))!))
+            }
+        }
+
+        var commands: [String] = []
+        if let list = section.optional("commands") {
+            for item in try list.sequence() {
+                let command = try item.nonEmptyString()
+                guard !command.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
+                    throw item.error("a command is one line: no newline or NUL")
+                }
+                commands.append(command)
+            }
+        }
+
+        let hupcl = try section.optional("hupcl")?.bool() ?? true
+        let settle = try section.optional("settle")?.duration(in: .zero...(.seconds(60))) ?? .seconds(2)
+        let maxLine = try section.optional("max_line")?.int(in: 16...1_048_576) ?? 1024
+        let reopenMax = try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
+        return Board(name: name, path: path, baud: baud, protocolName: protocolName, decoder: decoder,
+                     classes: ClassRules(rules), commands: CommandPolicy(commands), hupcl: hupcl, settle: settle,
+                     maxLineLength: maxLine, reopenMax: reopenMax)
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let text = [context.map { "\($0.text)" }, problem].compactMap { $0 }.joined(separator: ": ")
+            return ConfigError(file: file, line: mark.line, column: mark.column, path: "", message: "not valid YAML: \(text)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigError(file: file, line: context.mark.line, column: context.mark.column, path: "",
+                               message: "key(s) written twice: \(duplicates.joined(separator: ", "))")
+        default:
+            return ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
+           underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
+            return String(cString: strerror(code.rawValue))
+        }
+        if let error = error as? CocoaError, error.code == .fileReadNoSuchFile { return "no such file" }
+        if let error = error as? CocoaError, error.code == .fileReadNoPermission { return "permission denied" }
+        return error.localizedDescription
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+
+/// The whole configuration, decoded and validated.
+///
+/// Built only by `GatewayConfig.load(path:)` / `parse(yaml:file:)`, so a value of
+/// this type is always valid: the daemon starts nothing until it has one.
+public struct GatewayConfig: Sendable {
+    public var gateway: Gateway
+    public var mqtt: MQTT
+    public var boards: [Board]
+    public var log: Log
+
+    public struct Gateway: Sendable, Equatable {
+        /// This gateway's id: one topic level, and the prefix of every event id.
+        public var id: String
+        /// Where the daemon keeps its state (the journal, once it lands).
+        public var stateDirectory: String
+        /// How many events wait in memory for the broker before the oldest telemetry is dropped.
+        public var queueCapacity: Int
+    }
+
+    public struct MQTT: Sendable, Equatable {
+        public enum ProtocolVersion: String, Sendable, Equatable {
+            /// MQTT 5, falling back to 3.1.1 when the broker refuses it.
+            case v5 = "5"
+            case v311 = "3.1.1"
+        }
+        public var host: String
+        public var port: Int
+        public var baseTopic: String
+        public var keepalive: Int
+        public var clientID: String
+        public var username: String?
+        /// The password file, when the config names one; `WIREGATE_MQTT_PASSWORD` is the alternative.
+        public var passwordFile: String?
+        public var protocolVersion: ProtocolVersion
+        /// Most QoS 1 messages awaiting PUBACK at once.
+        public var inflight: Int
+        public var reconnectMin: Duration
+        public var reconnectMax: Duration
+        /// How long to wait for CONNACK before giving up on an attempt (a stopped broker accepts TCP but never answers).
+        public var connectTimeout: Duration
+    }
+
+    public struct Board: Sendable {
+        public var name: String
+        /// The device path (`match.path`).
+        public var path: String
+        public var baud: Int
+        public var protocolName: String
+        public var decoder: any LineDecoder
+        public var classes: ClassRules
+        public var commands: CommandPolicy
+        /// Whether closing the port drops DTR (termios HUPCL); off keeps an Arduino from resetting.
+        public var hupcl: Bool
+        /// How long to ignore the board after opening the port (most Arduinos reset on open).
+        public var settle: Duration
+        public var maxLineLength: Int
+        /// Longest wait between attempts to reopen a port that went away.
+        public var reopenMax: Duration
+    }
+
+    public struct Log: Sendable, Equatable {
+        public var level: String
+    }
+
+    /// The topic of an event from `board`, with `levels` already sanitised.
+    public func topic(board: String, levels: [String]) -> String {
+        ([mqtt.baseTopic, gateway.id, board] + levels).joined(separator: "/")
+    }
+
+    /// `<base>/<gateway>/status`, retained `online`/`offline`, the last will.
+    public var gatewayStatusTopic: String { "\(mqtt.baseTopic)/\(gateway.id)/status" }
+
+    /// `<base>/<gateway>/<board>/status`, retained `online`/`offline`.
+    public func boardStatusTopic(_ board: String) -> String { "\(mqtt.baseTopic)/\(gateway.id)/\(board)/status" }
+
+    /// `<base>/<gateway>/<board>/`, the prefix of everything a board's events and commands use.
+    public func boardTopicPrefix(_ board: String) -> String { "\(mqtt.baseTopic)/\(gateway.id)/\(board)/" }
+}
+
+/// Which class an event gets, from the board's `classes:` mapping.
+///
+/// Keys are subtopics (`door`, `env/temperature`) or glob patterns (`motion*`, `*`).
+/// An exact key wins over patterns; patterns are tried in the order written; an
+/// event that matches nothing is telemetry.
+public struct ClassRules: Sendable, Equatable {
+    public var exact: [String: EventClass]
+    public var patterns: [(pattern: String, eventClass: EventClass)]
+
+    public init(_ rules: [(String, EventClass)] = []) {
+        exact = [:]
+        patterns = []
+        for (key, eventClass) in rules {
+            if key.contains(where: { "*?[".contains($0) }) { patterns.append((key, eventClass)) } else { exact[key] = eventClass }
+        }
+    }
+
+    public func eventClass(forSubtopic subtopic: String) -> EventClass {
+        if let eventClass = exact[subtopic] { return eventClass }
+        for rule in patterns where Glob.matches(rule.pattern, subtopic) { return rule.eventClass }
+        return .telemetry
+    }
+
+    public static func == (lhs: ClassRules, rhs: ClassRules) -> Bool {
+        lhs.exact == rhs.exact && lhs.patterns.elementsEqual(rhs.patterns, by: { $0 == $1 })
+    }
+}
+
+/// The lines that may be written to a board: its `commands:` list.
+///
+/// Entries are exact lines; an entry holding `*` is a pattern in which `*` stands
+/// for any text, for commands with a value (`LED=*`). Everything else is refused.
+public struct CommandPolicy: Sendable, Equatable {
+    public var allowed: [String]
+
+    public init(_ allowed: [String]) { self.allowed = allowed }
+
+    public func allows(_ line: String) -> Bool {
+        guard !line.isEmpty, !line.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else { return false }
+        return allowed.contains { $0.contains("*") ? Glob.matches($0, line, wildcardsOnly: true) : $0 == line }
+    }
+}
+
+/// Shell-style matching (`*`, `?`, `[…]`), through the C library's fnmatch.
+enum Glob {
+    static func matches(_ pattern: String, _ text: String, wildcardsOnly: Bool = false) -> Bool {
+        if wildcardsOnly {
+            // Only `*` is special in command patterns; escape the rest so `[` or `?` in a command match literally.
+            var escaped = ""
+            for character in pattern {
+                if "?[\\".contains(character) { escaped.append("\\") }
+                escaped.append(character)
+            }
+            return fnmatch(escaped, text, 0) == 0
+        }
+        return fnmatch(pattern, text, 0) == 0
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// How urgently an event must reach its destinations.
+///
+/// `critical` events (intrusion, tamper, smoke, panic) are sent before any telemetry
+/// and are the last to be dropped when a bounded queue overflows.
+public enum EventClass: String, Sendable, CaseIterable, Codable {
+    case critical
+    case telemetry
+}
+
+/// One message decoded from a board's line, ready for the sinks.
+///
+/// The topic is complete and already sanitised: nothing a board sends can turn it
+/// into a wildcard, a `$` topic or a topic outside the board's own subtree.
+public struct Event: Sendable, Hashable {
+    /// The configured name of the board that sent the line.
+    public var board: String
+    /// The full MQTT topic, `<base>/<gateway>/<board>/<subtopic>`.
+    public var topic: String
+    /// The subtopic below the board, used to pick the class (`door`, `env/temperature`).
+    public var subtopic: String
+    /// The payload, valid UTF-8.
+    public var payload: String
+    public var eventClass: EventClass
+    /// Wall-clock time at which the gateway read the line.
+    public var receivedAt: Date
+
+    public init(board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date) {
+        self.board = board
+        self.topic = topic
+        self.subtopic = subtopic
+        self.payload = payload
+        self.eventClass = eventClass
+        self.receivedAt = receivedAt
+    }
+}

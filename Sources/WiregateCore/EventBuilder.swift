@@ -1,0 +1,56 @@
+import Foundation
+
+/// Turns one clean line from a board into events: decode, sanitise topic levels, classify.
+///
+/// Pure: the serial side feeds it lines and counts what comes out.
+public struct EventBuilder: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        /// The events in the line, in order.
+        case events([Event])
+        /// A line starting with `#`: the board talking about itself (a hello, a log line), not data.
+        case annotation(String)
+        /// A blank line.
+        case blank
+        /// The line could not be decoded; nothing of it is published.
+        case malformed(String)
+    }
+
+    public let board: GatewayConfig.Board
+    let topicPrefix: String
+
+    public init(board: GatewayConfig.Board, config: GatewayConfig) {
+        self.board = board
+        self.topicPrefix = config.boardTopicPrefix(board.name)
+    }
+
+    public func outcome(for line: String, receivedAt: Date) -> Outcome {
+        if line.allSatisfy(\.isWhitespace) { return .blank }
+        if line.first == "#" { return .annotation(line) }
+        let messages: [DecodedMessage]
+        do {
+            messages = try board.decoder.decode(line)
+        } catch {
+            return .malformed(error.reason)
+        }
+        var events: [Event] = []
+        events.reserveCapacity(messages.count)
+        for message in messages {
+            var levels: [String] = []
+            levels.reserveCapacity(message.levels.count)
+            for raw in message.levels {
+                guard let level = Topic.sanitisedLevel(raw) else {
+                    return .malformed("the topic level '\(raw)' is empty once sanitised")
+                }
+                levels.append(level)
+            }
+            guard !levels.isEmpty else { return .malformed("no topic") }
+            // `status` and `set` below a board are the gateway's own topics.
+            if levels.count == 1, levels[0] == "status" || levels[0] == "set" { levels[0] = "_" + levels[0] }
+            let subtopic = levels.joined(separator: "/")
+            events.append(Event(board: board.name, topic: topicPrefix + subtopic, subtopic: subtopic,
+                                payload: message.payload, eventClass: board.classes.eventClass(forSubtopic: subtopic),
+                                receivedAt: receivedAt))
+        }
+        return .events(events)
+    }
+}

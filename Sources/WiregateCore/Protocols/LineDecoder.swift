@@ -1,0 +1,68 @@
+/// One message a decoder found in a line: topic levels below the board, and a payload.
+///
+/// Levels are as the board sent them; `EventBuilder` sanitises them before they
+/// become part of a topic.
+public struct DecodedMessage: Sendable, Equatable {
+    public var levels: [String]
+    public var payload: String
+
+    public init(levels: [String], payload: String) {
+        self.levels = levels
+        self.payload = payload
+    }
+}
+
+/// Why a line could not be decoded. The line is dropped whole: nothing half-parsed is published.
+public struct DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// A board's line protocol: text lines in, messages out, and commands back.
+///
+/// Each protocol is one file with one type conforming to this, registered once in
+/// `LineProtocols.all`. The type reads its own `options:` from the board's config,
+/// so a new protocol touches nothing else.
+public protocol LineDecoder: Sendable {
+    /// The word used for `protocol:` in the config.
+    static var protocolName: String { get }
+
+    /// Builds the decoder from the board's `options:` mapping (nil when there is none).
+    /// - Throws: `ConfigError` for an unknown option or a bad value, located in the config.
+    init(options: ConfigMapping?) throws(ConfigError)
+
+    /// Decodes one clean line (no line ending, valid UTF-8, no control characters).
+    /// - Returns: the messages in the line, in order; may be empty.
+    /// - Throws: `DecodeError` when the line is malformed.
+    func decode(_ line: String) throws(DecodeError) -> [DecodedMessage]
+
+    /// Topic filters below the board, besides `set`, on which this protocol takes commands.
+    var commandFilters: [String] { get }
+
+    /// The line to write to the board for a command received on `levels` (below the
+    /// board, `set` excluded), or nil when the topic is not one of this protocol's.
+    func commandLine(levels: [Substring], payload: String) -> String?
+}
+
+extension LineDecoder {
+    public var commandFilters: [String] { [] }
+    public func commandLine(levels: [Substring], payload: String) -> String? { nil }
+}
+
+/// The registry of line protocols. Adding a protocol is one file and one line here.
+public enum LineProtocols {
+    public static let all: [any LineDecoder.Type] = [
+        KeyValueDecoder.self,
+        JSONLineDecoder.self,
+        MySensorsDecoder.self,
+        InfluxLineDecoder.self,
+        RawLineDecoder.self,
+    ]
+
+    public static var names: [String] { all.map { $0.protocolName } }
+
+    public static func decoderType(named name: String) -> (any LineDecoder.Type)? {
+        all.first { $0.protocolName == name }
+    }
+}

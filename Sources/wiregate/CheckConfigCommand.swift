@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import WiregateCore
+
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate a config file and exit: 0 when it is valid, 78 with the place of the mistake when not."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try loadConfigOrExit(options.config)
+        print("\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)")
+        for board in config.boards {
+            print("  \(board.name): \(board.path) at \(board.baud) baud, protocol \(board.protocolName), \(board.commands.allowed.count) command(s) allowed")
+        }
+    }
+}
+
+/// Loads and validates the config, the password included; prints the error and exits 78 (EX_CONFIG) when it is wrong.
+func loadConfigOrExit(_ path: String) throws -> GatewayConfig {
+    do {
+        let config = try GatewayConfig.load(path: path)
+        _ = try config.mqttPassword()
+        return config
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(78)
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Wiregate
+import WiregateCore
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the gateway until SIGTERM or SIGINT."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let config = try loadConfigOrExit(options.config)
+        let password = try config.mqttPassword()
+        let level = Logger.Level(rawValue: config.log.level) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "wiregate")
+        logger[metadataKey: "gateway"] = "\(config.gateway.id)"
+        logger.info("starting", metadata: ["config": "\(options.config)", "boards": "\(config.boards.count)"])
+        let gateway = try Gateway(config: config, password: password, logger: logger)
+        try await gateway.run()
+        for board in gateway.boards {
+            let counters = board.counters
+            logger.info("board totals", metadata: [
+                "board": "\(board.board.name)", "lines": "\(counters.lines)", "events": "\(counters.events)",
+                "malformed": "\(counters.malformed)", "discarded": "\(counters.rejected.values.reduce(0, +))",
+                "commands_written": "\(counters.commandsWritten)", "commands_refused": "\(counters.commandsRefused)",
+            ])
+        }
+        logger.info("stopped", metadata: ["published": "\(gateway.mqtt.counters.published)", "acknowledged": "\(gateway.mqtt.counters.acknowledged)"])
+    }
+}
