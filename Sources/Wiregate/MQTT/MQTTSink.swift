@@ -44,15 +44,13 @@ public final class MQTTSink: Service, Sendable {
         client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.handleClientEvents() }
-            group.addTask {
-                await withTaskGroup(of: Void.self) { senders in
-                    senders.addTask { await self.publishEvents() }
-                    senders.addTask { await self.publishStatusChanges() }
-                    await senders.waitForAll()
-                }
+            await withTaskGroup(of: Void.self) { senders in
+                senders.addTask { await self.publishEvents() }
+                senders.addTask { await self.publishStatusChanges() }
+                // Until SIGTERM / SIGINT (or cancellation); then stop taking events from the outbox.
+                try? await gracefulShutdown()
+                senders.cancelAll()
             }
-            // Until SIGTERM / SIGINT (or cancellation), then stop sending and say goodbye.
-            try? await gracefulShutdown()
             await window.close()
             await publishFarewell()
             group.cancelAll()

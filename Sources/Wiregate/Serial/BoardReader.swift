@@ -104,6 +104,9 @@ public final class BoardReader: Service, Sendable {
                 }
             }
             logger.warning("board hung up", metadata: ["path": "\(board.path)"])
+        } catch is CancellationError {
+            logger.info("board closed", metadata: ["path": "\(board.path)"])
+            throw CancellationError()
         } catch {
             logger.warning("board went away", metadata: ["path": "\(board.path)", "error": "\(error)"])
         }

@@ -49,7 +49,7 @@ public struct InfluxLineDecoder: LineDecoder {
             fields.append((key, try scanner.fieldValue(for: key)))
         } while scanner.consume(Scanner.comma)
         if scanner.consume(Scanner.space) {
-            let timestamp = scanner.rest()
+            let timestamp = scanner.takeRest()
             guard Int64(timestamp) != nil else { throw DecodeError("timestamp '\(timestamp)' is not an integer") }
         }
         guard scanner.atEnd else { throw DecodeError("unexpected text after the field set: '\(scanner.rest())'") }
@@ -89,6 +89,11 @@ public struct InfluxLineDecoder: LineDecoder {
         }
 
         func rest() -> String { String(decoding: bytes[index...], as: UTF8.self) }
+
+        mutating func takeRest() -> String {
+            defer { index = bytes.count }
+            return rest()
+        }
 
         /// A measurement, tag or field name: up to an unescaped stop byte; `\` escapes a stop byte.
         mutating func name(stoppingAt stops: [UInt8], what: String) throws(DecodeError) -> String {

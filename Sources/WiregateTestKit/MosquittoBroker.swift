@@ -1,0 +1,100 @@
+import Foundation
+import Glibc
+
+/// A private mosquitto on a free loopback port, with a config file of its own in a
+/// temporary directory. Stopped by PID, never by name.
+public final class MosquittoBroker: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    private var process: Process?
+
+    /// Starts a broker and waits until it accepts connections.
+    /// - Parameter extraConfig: lines appended to the generated `mosquitto.conf`.
+    public init(port: Int? = nil, extraConfig: String = "") throws {
+        self.port = try port ?? freeLoopbackPort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-broker-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let config = """
+        listener \(self.port) 127.0.0.1
+        allow_anonymous true
+        user root
+        persistence false
+        log_dest file \(directory.path)/mosquitto.log
+        \(extraConfig)
+        """
+        try config.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Starts (or restarts) the broker on the same port.
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
+        process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if canConnect(port: port) { return }
+            usleep(20_000)
+        }
+        throw TestKitError("mosquitto did not listen on port \(port) within 5 s")
+    }
+
+    /// SIGTERM and wait: the broker goes away cleanly.
+    public func stop() {
+        guard let process, process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// SIGSTOP / SIGCONT: the silent outage, no RST.
+    public func pause() { if let process { kill(process.processIdentifier, SIGSTOP) } }
+    public func resume() { if let process { kill(process.processIdentifier, SIGCONT) } }
+}
+
+public struct TestKitError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A port nobody listens on right now: bind port 0 on loopback, read it, close.
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestKitError("socket: errno \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw TestKitError("bind: errno \(errno)") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+func canConnect(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}

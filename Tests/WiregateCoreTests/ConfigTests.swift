@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+@testable import WiregateCore
+
+@Suite struct ConfigTests {
+    static let valid = """
+    gateway: { id: house-1, state_dir: /var/lib/wiregate }
+    mqtt: { host: 127.0.0.1, port: 1883, base_topic: wiregate, keepalive: 10, username: gw, password_file: /etc/wiregate/mqtt.pass }
+    boards:
+      - name: front-door
+        match: { path: /dev/ttyACM0 }
+        baud: 115200
+        protocol: kv
+        classes: { door: critical, "*": telemetry }
+        commands: [ "SIREN=ON", "SIREN=OFF", "PING" ]
+    """
+
+    func error(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try GatewayConfig.parse(yaml: yaml, file: "test.yaml")
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func theIssueExampleIsValid() throws {
+        let config = try GatewayConfig.parse(yaml: Self.valid, file: "test.yaml")
+        #expect(config.gateway.id == "house-1")
+        #expect(config.mqtt.username == "gw")
+        #expect(config.mqtt.passwordFile == "/etc/wiregate/mqtt.pass")
+        let board = try #require(config.boards.first)
+        #expect(board.path == "/dev/ttyACM0")
+        #expect(board.classes.eventClass(forSubtopic: "door") == .critical)
+        #expect(board.classes.eventClass(forSubtopic: "battery") == .telemetry)
+        #expect(board.commands.allows("SIREN=ON"))
+        #expect(!board.commands.allows("SIREN=ON\nREBOOT"))
+        #expect(!board.commands.allows("REBOOT"))
+        #expect(config.topic(board: "front-door", levels: ["door"]) == "wiregate/house-1/front-door/door")
+    }
+
+    @Test func theExampleFileIsValid() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/wiregate.example.yaml")
+        let config = try GatewayConfig.load(path: url.standardizedFileURL.path)
+        #expect(config.boards.count >= 2)
+    }
+
+    @Test func unknownKeyNamesPathLineAndSuggestion() throws {
+        let yaml = Self.valid.replacingOccurrences(of: "    baud: 115200", with: "    baud: 115200\n    prtocol: kv")
+        let error = try #require(self.error(yaml))
+        #expect(error.path == "boards[0].prtocol")
+        #expect(error.line == 7)
+        #expect(error.message.contains("did you mean 'protocol'"))
+        #expect(error.description.hasPrefix("test.yaml:7:5: boards[0].prtocol: unknown key"))
+    }
+
+    @Test func wrongTypeNamesPathAndLine() throws {
+        let error = try #require(self.error(Self.valid.replacingOccurrences(of: "baud: 115200", with: "baud: fast")))
+        #expect(error.path == "boards[0].baud")
+        #expect(error.line == 6)
+        #expect(error.message == "expected a whole number, found 'fast'")
+        let port = try #require(self.error(Self.valid.replacingOccurrences(of: "port: 1883", with: "port: 70000")))
+        #expect(port.path == "mqtt.port")
+        #expect(port.message.contains("out of range"))
+    }
+
+    @Test func missingProtocol() throws {
+        let error = try #require(self.error(Self.valid.replacingOccurrences(of: "    protocol: kv\n", with: "")))
+        #expect(error.path == "boards[0].protocol")
+        #expect(error.message == "is required but missing")
+        #expect(error.line == 4)
+    }
+
+    @Test func unknownProtocolListsTheKnownOnes() throws {
+        let error = try #require(self.error(Self.valid.replacingOccurrences(of: "protocol: kv", with: "protocol: modbus")))
+        #expect(error.path == "boards[0].protocol")
+        #expect(error.message == "unknown protocol 'modbus' (expected one of kv, json, mysensors, influx, raw)")
+    }
+
+    @Test func badTopicTemplate() throws {
+        let yaml = Self.valid.replacingOccurrences(of: "protocol: kv", with: "protocol: json\n    options: { topic: \"{sensor/x\" }")
+        let error = try #require(self.error(yaml))
+        #expect(error.path == "boards[0].options.topic")
+        #expect(error.line == 8)
+        #expect(error.message == "bad topic template: '{' without a matching '}'")
+        let wildcard = try #require(self.error(Self.valid.replacingOccurrences(of: "protocol: kv", with: "protocol: json\n    options: { topic: \"a/+/{id}\" }")))
+        #expect(wildcard.message.contains("wildcard"))
+    }
+
+    @Test func optionsOfAnotherProtocolAreRefused() throws {
+        let yaml = Self.valid.replacingOccurrences(of: "protocol: kv", with: "protocol: kv\n    options: { prefix: mysensors }")
+        let error = try #require(self.error(yaml))
+        #expect(error.path == "boards[0].options.prefix")
+    }
+
+    @Test func badBaseTopicAndNames() throws {
+        #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "base_topic: wiregate", with: "base_topic: \"a/#\""))).path == "mqtt.base_topic")
+        #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "name: front-door", with: "name: front/door"))).path == "boards[0].name")
+        #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "id: house-1", with: "id: \"+\""))).path == "gateway.id")
+    }
+
+    @Test func inlinePasswordIsRefusedWithAHint() throws {
+        let error = try #require(self.error(Self.valid.replacingOccurrences(of: "username: gw,", with: "username: gw, password: hunter2,")))
+        #expect(error.path == "mqtt.password")
+        #expect(error.message.contains("password_file"))
+        #expect(!error.description.contains("hunter2"))
+    }
+
+    @Test func duplicateBoardsAndBadValues() throws {
+        let twice = Self.valid + "\n  - { name: front-door, match: { path: /dev/ttyACM1 }, protocol: raw }"
+        #expect(try #require(self.error(twice)).message.contains("used twice"))
+        #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "baud: 115200", with: "baud: 115201"))).message.contains("not a baud rate"))
+        #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "door: critical", with: "door: urgent"))).path == "boards[0].classes.door")
+        #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "/dev/ttyACM0", with: "ttyACM0"))).path == "boards[0].match.path")
+    }
+
+    @Test func brokenYAMLGivesALine() throws {
+        let error = try #require(self.error("gateway: { id: x\nmqtt: [\n"))
+        #expect(error.line != nil)
+        #expect(error.message.hasPrefix("not valid YAML"))
+    }
+
+    @Test func passwordComesFromTheFileOrTheEnvironment() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-config-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mqtt.pass")
+        try "s3cret\n".write(to: file, atomically: true, encoding: .utf8)
+        let config = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: "/etc/wiregate/mqtt.pass", with: file.path), file: "t")
+        #expect(try config.mqttPassword(environment: [:]) == "s3cret")
+
+        let noFile = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: ", password_file: /etc/wiregate/mqtt.pass", with: ""), file: "t")
+        #expect(try noFile.mqttPassword(environment: ["WIREGATE_MQTT_PASSWORD": "fromenv"]) == "fromenv")
+        #expect(try noFile.mqttPassword(environment: [:]) == nil)
+
+        let missing = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: "/etc/wiregate/mqtt.pass", with: directory.path + "/nope"), file: "t")
+        #expect(throws: ConfigError.self) { try missing.mqttPassword(environment: [:]) }
+    }
+
+    @Test func durations() {
+        #expect(ConfigNode.parseDuration("500ms") == .milliseconds(500))
+        #expect(ConfigNode.parseDuration("2s") == .seconds(2))
+        #expect(ConfigNode.parseDuration("5m") == .seconds(300))
+        #expect(ConfigNode.parseDuration("1.5") == .milliseconds(1500))
+        #expect(ConfigNode.parseDuration("soon") == nil)
+        #expect(ConfigNode.parseDuration("-1s") == nil)
+    }
+}
+
+@Suite struct EventBuilderTests {
+    let config = try! GatewayConfig.parse(yaml: ConfigTests.valid, file: "t")
+
+    @Test func classifiesAndSanitises() throws {
+        let builder = EventBuilder(board: config.boards[0], config: config)
+        let outcome = builder.outcome(for: "door=open;a/#=1;$SYS=2;+=3;../x=4;status=5", receivedAt: Date())
+        guard case .events(let events) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(events.map(\.topic) == [
+            "wiregate/house-1/front-door/door", "wiregate/house-1/front-door/a__", "wiregate/house-1/front-door/_SYS",
+            "wiregate/house-1/front-door/_", "wiregate/house-1/front-door/.._x", "wiregate/house-1/front-door/_status",
+        ])
+        #expect(events.map(\.eventClass) == [.critical] + Array(repeating: .telemetry, count: 5))
+        for event in events {
+            #expect(event.topic.hasPrefix("wiregate/house-1/front-door/"))
+            #expect(!event.topic.contains("+") && !event.topic.contains("#") && !event.topic.contains("//"))
+        }
+    }
+
+    @Test func blankAnnotationAndMalformed() {
+        let builder = EventBuilder(board: config.boards[0], config: config)
+        #expect(builder.outcome(for: "  ", receivedAt: Date()) == .blank)
+        #expect(builder.outcome(for: "#hello id=door fw=1.4", receivedAt: Date()) == .annotation("#hello id=door fw=1.4"))
+        guard case .malformed = builder.outcome(for: "door", receivedAt: Date()) else { Issue.record("not malformed"); return }
+    }
+}
