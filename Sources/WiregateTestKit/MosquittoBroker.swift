@@ -9,8 +9,10 @@ public final class MosquittoBroker: @unchecked Sendable {
     private var process: Process?
 
     /// Starts a broker and waits until it accepts connections.
-    /// - Parameter extraConfig: lines appended to the generated `mosquitto.conf`.
-    public init(port: Int? = nil, extraConfig: String = "") throws {
+    /// - Parameters:
+    ///   - persistent: keep sessions and queued messages across a restart (saved on SIGTERM).
+    ///   - extraConfig: lines appended to the generated `mosquitto.conf`.
+    public init(port: Int? = nil, persistent: Bool = false, extraConfig: String = "") throws {
         self.port = try port ?? freeLoopbackPort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-broker-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -18,7 +20,9 @@ public final class MosquittoBroker: @unchecked Sendable {
         listener \(self.port) 127.0.0.1
         allow_anonymous true
         user root
-        persistence false
+        persistence \(persistent)
+        persistence_location \(directory.path)/
+        autosave_interval 1
         log_dest file \(directory.path)/mosquitto.log
         \(extraConfig)
         """
@@ -43,6 +47,7 @@ public final class MosquittoBroker: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if canConnect(port: port) { return }
+            if !isAlive(process.processIdentifier) { break }
             usleep(20_000)
         }
         throw TestKitError("mosquitto did not listen on port \(port) within 5 s")
@@ -50,9 +55,8 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// SIGTERM and wait: the broker goes away cleanly.
     public func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        guard let process else { return }
+        terminateAndWait(process)
         self.process = nil
     }
 
@@ -97,4 +101,27 @@ func canConnect(port: Int) -> Bool {
     return withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     } == 0
+}
+
+/// SIGTERM, then waits up to 5 s for the exit (SIGKILL after that).
+///
+/// Polls `isRunning` rather than calling `waitUntilExit()`, which can hang on Linux
+/// when it runs on a thread without a run loop of its own.
+func terminateAndWait(_ process: Process) {
+    let pid = process.processIdentifier
+    guard process.isRunning, isAlive(pid) else { return }
+    process.terminate()
+    for _ in 0..<250 where isAlive(pid) { usleep(10_000) }
+    if isAlive(pid) {
+        kill(pid, SIGKILL)
+        for _ in 0..<100 where isAlive(pid) { usleep(10_000) }
+    }
+}
+
+/// Whether `pid` still runs: a zombie waiting for Foundation to reap it counts as ended.
+public func isAlive(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+    return state != "Z" && state != "X"
 }

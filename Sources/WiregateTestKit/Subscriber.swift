@@ -17,11 +17,15 @@ public final class Subscriber: Sendable {
     private let received = Received()
 
     /// Subscribes at QoS 1 and waits until the subscription is in place.
-    public init(port: Int, filter: String = "#") throws {
+    /// - Parameter persistentID: a client id for a persistent session, so that the broker keeps
+    ///   queueing for this subscriber across its own restart (mosquitto_sub reconnects by itself).
+    public init(port: Int, filter: String = "#", persistentID: String? = nil) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+        // stdbuf: mosquitto_sub's stdout is block-buffered on a pipe; we need each line as it comes.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
         // Tab between topic and payload: payloads may hold spaces.
-        process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter, "-F", "%t\t%p", "-d"]
+        process.arguments = ["-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter, "-F", "%t\t%p", "-d"]
+            + (persistentID.map { ["-c", "-i", $0] } ?? [])
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -53,10 +57,7 @@ public final class Subscriber: Sendable {
     deinit { stop() }
 
     public func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        terminateAndWait(process)
     }
 
     /// Everything received so far, in order.

@@ -1,0 +1,54 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Wiregate
+import WiregateCore
+
+/// A gateway running in-process against a private broker, with simulated boards,
+/// for end-to-end tests. `stop()` shuts it down gracefully, as SIGTERM would.
+public final class GatewayHarness: Sendable {
+    public let gateway: Gateway
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    /// Starts the gateway from config text.
+    public init(yaml: String, password: String? = nil) throws {
+        let config = try GatewayConfig.parse(yaml: yaml, file: "harness.yaml")
+        var logger = Logger(label: "wiregate-test")
+        logger.logLevel = ProcessInfo.processInfo.environment["WIREGATE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        gateway = try Gateway(config: config, password: password, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
+        self.group = group
+        task = Task { try await group.run() }
+    }
+
+    /// Graceful shutdown, then waits for every service to end.
+    public func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+    }
+
+    public func board(_ name: String) -> BoardReader? {
+        gateway.boards.first { $0.board.name == name }
+    }
+
+    /// Config text for one gateway on `port` with the given board entries (YAML list items).
+    public static func yaml(port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "") -> String {
+        """
+        gateway: { id: \(gatewayID), state_dir: /tmp }
+        mqtt: { host: 127.0.0.1, port: \(port), base_topic: wiregate, keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms\(mqttExtra) }
+        boards:
+        \(boards)
+        """
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+public func eventually(timeout: Duration = .seconds(10), _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return await condition()
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// End to end: a simulated board on a real pty, the gateway, a real mosquitto, a real subscriber.
+@Suite(.serialized) struct LivePathTests {
+    /// Feeds the board lines until `stop` says enough, so the gateway's discarded first line does not matter.
+    func feed(_ board: SimulatedBoard, protocol name: String, from start: Int = 0, until stop: @Sendable () -> Bool) async {
+        var n = start
+        while !stop() && n < start + 2000 {
+            board.send(SamplePattern.line(protocol: name, sequence: n))
+            n += 1
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    @Test(arguments: [
+        ("kv", "", "seq"),
+        ("json", "", "seq"),
+        ("mysensors", "", "mysensors-out/1/1/1/0/24"),
+        ("influx", "", "env/seq"),
+        ("raw", "", "line"),
+    ])
+    func boardToSubscriberForEveryProtocol(protocolName: String, options: String, subtopic: String) async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: \(protocolName), settle: 0s }
+        """))
+        let topic = "wiregate/test-gw/sim/\(subtopic)"
+        await feed(board, protocol: protocolName) { subscriber.messages.filter { $0.topic == topic }.count >= 5 }
+        let received = subscriber.messages.filter { $0.topic == topic }
+        #expect(received.count >= 5, "\(subscriber.messages.suffix(10))")
+        // Consecutive lines arrive in order, none missing.
+        if protocolName != "raw" {
+            let numbers = received.compactMap { Int($0.payload) }
+            #expect(numbers.count == received.count)
+            #expect(zip(numbers, numbers.dropFirst()).allSatisfy { $1 == $0 + 1 }, "\(numbers)")
+        } else {
+            #expect(received.allSatisfy { $0.payload.hasSuffix("hello from a simulated board") })
+        }
+        #expect(subscriber.messages.contains { $0.topic == "wiregate/test-gw/status" && $0.payload == "online" })
+        #expect(subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/status" && $0.payload == "online" })
+        #expect(harness.board("sim")!.counters.malformed == 0)
+        await harness.stop()
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/test-gw/status" }?.payload == "offline" })
+        #expect(subscriber.messages.last { $0.topic == "wiregate/test-gw/sim/status" }?.payload == "offline")
+    }
+
+    @Test func commandRoundTripAllowedAndRefused() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - name: sim
+            match: { path: \(board.path) }
+            protocol: kv
+            settle: 0s
+            commands: [ "SIREN=ON", "SIREN=OFF", "PING", "LED=*" ]
+        """))
+        await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/seq" } }
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON")
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=42")
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "REBOOT")
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON\nREBOOT")
+        var written: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while written.count < 2 && ContinuousClock.now < deadline {
+            written += board.receivedLines(timeout: .milliseconds(200))
+        }
+        written += board.receivedLines(timeout: .milliseconds(500))
+        #expect(written == ["SIREN=ON", "LED=42"])
+        // The board's answer comes back as an event.
+        board.send(SamplePattern.reply(protocol: "kv", to: "SIREN=ON"))
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/test-gw/sim/siren" && $0.payload == "ON" } })
+        let counters = harness.board("sim")!.counters
+        #expect(counters.commandsWritten == 2)
+        #expect(counters.commandsRefused == 2)
+        await harness.stop()
+    }
+
+    @Test func mySensorsCommandsFromTheInTopic() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: ms, match: { path: \(board.path) }, protocol: mysensors, settle: 0s, commands: [ "1;1;1;0;2;*" ] }
+        """))
+        await feed(board, protocol: "mysensors") { subscriber.messages.contains { $0.topic.hasPrefix("wiregate/test-gw/ms/mysensors-out/") } }
+        try publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/1/1/1/0/2", payload: "1")
+        try publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/9/1/1/0/2", payload: "1")
+        var written: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while written.isEmpty && ContinuousClock.now < deadline { written += board.receivedLines(timeout: .milliseconds(200)) }
+        written += board.receivedLines(timeout: .milliseconds(500))
+        #expect(written == ["1;1;1;0;2;1"])
+        #expect(harness.board("ms")!.counters.commandsRefused == 1)
+        await harness.stop()
+    }
+
+    @Test func boardHangUpIsNoticedAndThePortReopened() async throws {
+        let broker = try MosquittoBroker()
+        let link = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-board-\(UUID())").path
+        var board = try SimulatedBoard(link: link)
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(link) }, protocol: kv, settle: 0s, reopen_max: 300ms }
+        """))
+        let seqTopic = "wiregate/test-gw/sim/seq"
+        await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == seqTopic } }
+        board.hangUp()   // unplugged: the gateway reads EIO / POLLHUP
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/test-gw/sim/status" }?.payload == "offline" })
+        #expect(harness.board("sim")!.counters.hangups == 1)
+        // Plugged in again (a new pty behind the same path): reopened with backoff, online, events flow.
+        board = try SimulatedBoard(link: link)
+        let before = subscriber.messages.count
+        await feed(board, protocol: "kv", from: 5000) { subscriber.messages.dropFirst(before).contains { $0.topic == seqTopic && Int($0.payload)! >= 5000 } }
+        #expect(subscriber.messages.dropFirst(before).contains { $0.topic == "wiregate/test-gw/sim/status" && $0.payload == "online" })
+        #expect(subscriber.messages.dropFirst(before).contains { $0.topic == seqTopic && Int($0.payload)! >= 5000 })
+        #expect(harness.board("sim")!.counters.opens == 2)
+        await harness.stop()
+        board.hangUp()
+    }
+
+    @Test func noiseAndOverlongLinesAreCountedAndNeighboursSurvive() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, max_line: 64 }
+        """))
+        await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/seq" } }
+        board.send("before=1")
+        board.writeBytes([0x00, 0xFF, 0x13, 0x37, 0x0A])              // binary noise
+        board.send(String(repeating: "x", count: 500))                 // over-long
+        board.writeBytes(Array("bad=\u{1}".utf8) + [0xC3, 0x28, 0x0A])   // invalid UTF-8
+        board.send("a/#=hostile;$SYS=2")                               // hostile keys
+        board.send("nonsense")                                         // does not decode
+        board.send("after=2")
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/test-gw/sim/after" } })
+        let topics = subscriber.messages.map(\.topic)
+        #expect(topics.contains("wiregate/test-gw/sim/before"))
+        #expect(topics.contains("wiregate/test-gw/sim/a__"))
+        #expect(topics.contains("wiregate/test-gw/sim/_SYS"))
+        #expect(topics.allSatisfy { $0.hasPrefix("wiregate/test-gw/") })
+        let counters = harness.board("sim")!.counters
+        #expect(counters.rejected[.overlong] == 1)
+        #expect(counters.rejected[.nul] == 1)
+        #expect(counters.rejected[.control] == 1)
+        #expect(counters.malformed == 1)
+        await harness.stop()
+    }
+
+    @Test func brokerRestartLosesNothingQueued() async throws {
+        let broker = try MosquittoBroker(persistent: true)
+        let board = try SimulatedBoard()
+        // A persistent session: the broker keeps the subscription and queues for it across its restart.
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/line", persistentID: "restart-\(UUID().uuidString.prefix(8))")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+        """))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("prime")   // the first line after opening is discarded as partial
+        board.send("before")
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "before" } })
+        broker.stop()
+        #expect(await eventually { !harness.gateway.mqtt.isConnected })
+        for n in 0..<300 { board.send("while-away-\(n)") }
+        #expect(await eventually { harness.board("sim")!.counters.lines >= 301 })
+        try broker.start()
+        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { $0.filter { $0.payload.hasPrefix("while-away-") }.count >= 300 })
+        let payloads = subscriber.messages.map(\.payload).filter { $0.hasPrefix("while-away-") }
+        let expected = (0..<300).map { "while-away-\($0)" }
+        // Nothing lost, and in order (QoS 1 may repeat one at the reconnect, never reorder first deliveries).
+        var firstSeen: [String] = []
+        for payload in payloads where !firstSeen.contains(payload) { firstSeen.append(payload) }
+        #expect(firstSeen == expected)
+        #expect(harness.gateway.mqtt.counters.connects >= 2)
+        #expect(await harness.gateway.outbox.count == 0)
+        await harness.stop()
+    }
+}
+
+/// Publishes one QoS 1 message with mosquitto_pub.
+func publish(port: Int, topic: String, payload: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+    process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload]
+    try process.run()
+    for _ in 0..<250 where isAlive(process.processIdentifier) { usleep(20_000) }
+    guard process.terminationStatus == 0 else { throw TestKitError("mosquitto_pub exited \(process.terminationStatus)") }
+}
