@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The main job on a working default: a private Mosquitto on loopback, a simulated
+# board on a pseudo-terminal, the gateway between them, and the messages as they arrive.
+# Runs until Ctrl-C, or for DEMO_SECONDS seconds. Stops only what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+swift build -c release --product wiregate
+bin=.build/release/wiregate
+run=$(mktemp -d /tmp/wiregate-demo.XXXXXX)
+port=${DEMO_PORT:-18830}
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run"
+}
+trap cleanup EXIT INT TERM
+
+cat > "$run/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+user root
+CONF
+mosquitto -c "$run/mosquitto.conf" > "$run/mosquitto.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do mosquitto_pub -p "$port" -t probe -n 2>/dev/null && break; sleep 0.1; done
+
+"$bin" simulate --protocol kv --rate 2 --link "$run/board" > "$run/board.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do [ -e "$run/board" ] && break; sleep 0.1; done
+
+cat > "$run/wiregate.yaml" <<CONF
+gateway: { id: demo-house, state_dir: $run/state }
+mqtt: { host: 127.0.0.1, port: $port, base_topic: wiregate }
+boards:
+  - name: front-door
+    match: { path: $run/board }
+    protocol: kv
+    settle: 500ms
+    classes: { door: critical, "*": telemetry }
+    commands: [ "SIREN=ON", "SIREN=OFF", "PING" ]
+CONF
+"$bin" check-config --config "$run/wiregate.yaml"
+"$bin" run --config "$run/wiregate.yaml" > "$run/wiregate.log" 2>&1 & pids+=($!)
+
+echo "broker 127.0.0.1:$port, gateway log $run/wiregate.log; try in another shell:"
+echo "  mosquitto_pub -p $port -t wiregate/demo-house/front-door/set -m SIREN=ON"
+echo "messages on wiregate/# (Ctrl-C to stop):"
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  timeout "$DEMO_SECONDS" mosquitto_sub -p "$port" -t 'wiregate/#' -v || true
+else
+  mosquitto_sub -p "$port" -t 'wiregate/#' -v
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds with warnings as errors, and runs every test
+# (pure tests, then end to end against a private mosquitto and pseudo-terminals).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+swift build --build-tests -Xswiftc -warnings-as-errors
+swift test --skip-build
