@@ -6,7 +6,7 @@ import Glibc
 public final class MosquittoBroker: @unchecked Sendable {
     public let port: Int
     public let directory: URL
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// Starts a broker and waits until it accepts connections.
     /// - Parameters:
@@ -37,17 +37,12 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// Starts (or restarts) the broker on the same port.
     public func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
-        process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess("/usr/sbin/mosquitto", ["-c", directory.appendingPathComponent("mosquitto.conf").path])
         self.process = process
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if canConnect(port: port) { return }
-            if !isAlive(process.processIdentifier) { break }
+            if !process.isRunning { break }
             usleep(20_000)
         }
         throw TestKitError("mosquitto did not listen on port \(port) within 5 s")
@@ -55,14 +50,13 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// SIGTERM and wait: the broker goes away cleanly.
     public func stop() {
-        guard let process else { return }
-        terminateAndWait(process)
-        self.process = nil
+        process?.terminate()
+        process = nil
     }
 
     /// SIGSTOP / SIGCONT: the silent outage, no RST.
-    public func pause() { if let process { kill(process.processIdentifier, SIGSTOP) } }
-    public func resume() { if let process { kill(process.processIdentifier, SIGCONT) } }
+    public func pause() { process?.send(SIGSTOP) }
+    public func resume() { process?.send(SIGCONT) }
 }
 
 public struct TestKitError: Error, CustomStringConvertible {
@@ -101,27 +95,4 @@ func canConnect(port: Int) -> Bool {
     return withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     } == 0
-}
-
-/// SIGTERM, then waits up to 5 s for the exit (SIGKILL after that).
-///
-/// Polls `isRunning` rather than calling `waitUntilExit()`, which can hang on Linux
-/// when it runs on a thread without a run loop of its own.
-func terminateAndWait(_ process: Process) {
-    let pid = process.processIdentifier
-    guard process.isRunning, isAlive(pid) else { return }
-    process.terminate()
-    for _ in 0..<250 where isAlive(pid) { usleep(10_000) }
-    if isAlive(pid) {
-        kill(pid, SIGKILL)
-        for _ in 0..<100 where isAlive(pid) { usleep(10_000) }
-    }
-}
-
-/// Whether `pid` still runs: a zombie waiting for Foundation to reap it counts as ended.
-public func isAlive(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
-    return state != "Z" && state != "X"
 }

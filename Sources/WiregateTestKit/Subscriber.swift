@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Synchronization
 
 /// A `mosquitto_sub` process collecting every message on a filter, as `(topic, payload)`.
@@ -9,37 +10,19 @@ public final class Subscriber: Sendable {
         public var description: String { "\(topic) \(payload)" }
     }
 
-    private let process: Process
+    private let process: ChildProcess
     private final class Received: Sendable {
         let state = Mutex<(messages: [Message], partial: String)>(([], ""))
         func withLock<T>(_ body: (inout (messages: [Message], partial: String)) -> T) -> T { state.withLock { body(&$0) } }
-    }
-    private let received = Received()
 
-    /// Subscribes at QoS 1 and waits until the subscription is in place.
-    /// - Parameter persistentID: a client id for a persistent session, so that the broker keeps
-    ///   queueing for this subscriber across its own restart (mosquitto_sub reconnects by itself).
-    public init(port: Int, filter: String = "#", persistentID: String? = nil) throws {
-        let process = Process()
-        // stdbuf: mosquitto_sub's stdout is block-buffered on a pipe; we need each line as it comes.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
-        // Tab between topic and payload: payloads may hold spaces.
-        process.arguments = ["-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter, "-F", "%t\t%p", "-d"]
-            + (persistentID.map { ["-c", "-i", $0] } ?? [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        self.process = process
-        let received = self.received
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { return }
-            received.withLock { state in
-                state.partial += String(decoding: data, as: UTF8.self)
+        /// Adds output of mosquitto_sub: messages are `topic<TAB>payload` lines; `-d` adds its
+        /// protocol trace, of which only the SUBACK matters (the subscription is in place).
+        func append(_ text: String) {
+            state.withLock { state in
+                state.partial += text
                 while let newline = state.partial.firstIndex(of: "\n") {
                     let line = state.partial[..<newline]
-                    state.partial = String(state.partial[state.partial.index(after: newline)...])
-                    // -d prints the client's own protocol trace; messages are the lines with a tab.
+                    defer { state.partial = String(state.partial[state.partial.index(after: newline)...]) }
                     guard let tab = line.firstIndex(of: "\t") else {
                         if line.contains("SUBACK") { state.messages.append(Message(topic: "$SUBACK", payload: "")) }
                         continue
@@ -48,7 +31,42 @@ public final class Subscriber: Sendable {
                 }
             }
         }
-        try process.run()
+    }
+    private let received = Received()
+
+    /// Subscribes at QoS 1 and waits until the subscription is in place.
+    /// - Parameter persistentID: a client id for a persistent session, so that the broker keeps
+    ///   queueing for this subscriber across its own restart (mosquitto_sub reconnects by itself).
+    public init(port: Int, filter: String = "#", persistentID: String? = nil) throws {
+        var pipe: [CInt] = [0, 0]
+        // A socket pair rather than pipe(): it can be made close-on-exec atomically, so no other child inherits it.
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pipe) == 0 else {
+            throw TestKitError("socketpair: errno \(errno)")
+        }
+        // Tab between topic and payload: payloads may hold spaces. stdbuf: mosquitto_sub's
+        // stdout is block-buffered on a pipe, and we need each line as it comes.
+        let arguments = ["-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter,
+                         "-F", "%t\t%p", "-d"] + (persistentID.map { ["-c", "-i", $0] } ?? [])
+        do {
+            process = try ChildProcess("/usr/bin/stdbuf", arguments, stdout: pipe[1])
+        } catch {
+            close(pipe[0]); close(pipe[1])
+            throw error
+        }
+        close(pipe[1])
+        let received = self.received
+        let reader = pipe[0]
+        // A plain thread doing blocking reads until the child's end closes.
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                received.append(String(decoding: buffer[..<count], as: UTF8.self))
+            }
+            close(reader)
+        }
         guard wait(timeout: 5, for: { $0.contains { $0.topic == "$SUBACK" } }) else {
             throw TestKitError("mosquitto_sub did not subscribe within 5 s")
         }
@@ -57,7 +75,7 @@ public final class Subscriber: Sendable {
     deinit { stop() }
 
     public func stop() {
-        terminateAndWait(process)
+        process.terminate()
     }
 
     /// Everything received so far, in order.

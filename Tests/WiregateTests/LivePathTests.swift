@@ -186,10 +186,6 @@ import WiregateTestKit
 
 /// Publishes one QoS 1 message with mosquitto_pub.
 func publish(port: Int, topic: String, payload: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
-    process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload]
-    try process.run()
-    for _ in 0..<250 where isAlive(process.processIdentifier) { usleep(20_000) }
-    guard process.terminationStatus == 0 else { throw TestKitError("mosquitto_pub exited \(process.terminationStatus)") }
+    let process = try ChildProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload])
+    for _ in 0..<500 where process.isRunning { usleep(10_000) }
 }

@@ -1,0 +1,76 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// A child process started with posix_spawn and a clean signal mask.
+///
+/// Foundation's `Process` on Linux spawns from a dispatch worker thread whose signals
+/// are blocked, and the child inherits that mask: `terminate()` then never reaches
+/// it (mosquitto and mosquitto_sub ignore SIGTERM until SIGKILL). Here the child gets
+/// an empty mask and default dispositions, so SIGTERM works as in a shell.
+public final class ChildProcess: Sendable {
+    public let pid: pid_t
+    private let exited = Mutex<Int32?>(nil)
+
+    /// Starts `path` with `arguments`.
+    /// - Parameter stdout: a descriptor for the child's standard output, or nil for /dev/null.
+    public init(_ path: String, _ arguments: [String], stdout: CInt? = nil) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdout {
+            posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let code = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        guard code == 0 else { throw TestKitError("posix_spawn \(path): \(String(cString: strerror(code)))") }
+        self.pid = pid
+    }
+
+    deinit { terminate() }
+
+    /// Whether the child has not exited yet.
+    public var isRunning: Bool {
+        if exited.withLock({ $0 }) != nil { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid || result < 0 {
+            exited.withLock { $0 = status }
+            return false
+        }
+        return true
+    }
+
+    /// Sends `signal`.
+    public func send(_ signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// SIGTERM, waits up to 5 s, then SIGKILL.
+    public func terminate() {
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
+        for _ in 0..<500 where isRunning { usleep(10_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            while isRunning { usleep(10_000) }
+        }
+    }
+}
