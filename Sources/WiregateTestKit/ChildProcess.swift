@@ -13,8 +13,10 @@ public final class ChildProcess: Sendable {
     private let exited = Mutex<Int32?>(nil)
 
     /// Starts `path` with `arguments`.
-    /// - Parameter stdout: a descriptor for the child's standard output, or nil for /dev/null.
-    public init(_ path: String, _ arguments: [String], stdout: CInt? = nil) throws {
+    /// - Parameters:
+    ///   - stdout: a descriptor for the child's standard output, or nil for /dev/null.
+    ///   - stderr: the same for standard error.
+    public init(_ path: String, _ arguments: [String], stdout: CInt? = nil, stderr: CInt? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -24,7 +26,11 @@ public final class ChildProcess: Sendable {
         } else {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         }
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if let stderr {
+            posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -56,6 +62,15 @@ public final class ChildProcess: Sendable {
             return false
         }
         return true
+    }
+
+    /// Waits for the exit.
+    /// - Returns: the exit status, or 128 + the signal that ended it.
+    public func waitForExit() -> Int32 {
+        while isRunning { usleep(5_000) }
+        let status = exited.withLock { $0 } ?? 0
+        // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (they are macros).
+        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 
     /// Sends `signal`.
