@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libmosquitto (Debian: libmosquitto-dev). Only a module map and a header.
@@ -23,6 +24,8 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
         ),
+        // adjtimex(2) from <sys/timex.h>, for the clock-synchronised flag of each event.
+        .systemLibrary(name: "CTimex"),
         // Pure logic: config, framer, decoders, topics, backoff. No I/O, no processes.
         .target(
             name: "WiregateCore",
@@ -36,10 +39,12 @@ let package = Package(
             dependencies: [
                 "WiregateCore",
                 "CMosquitto",
+                "CTimex",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]

@@ -33,9 +33,13 @@ public final class GatewayHarness: Sendable {
     }
 
     /// Config text for one gateway on `port` with the given board entries (YAML list items).
-    public static func yaml(port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "") -> String {
-        """
-        gateway: { id: \(gatewayID), state_dir: /tmp }
+    /// - Parameter stateDirectory: the journal's directory; a new temporary one when nil.
+    public static func yaml(port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "",
+                            stateDirectory: String? = nil, journal: String = "") -> String {
+        let state = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-state-\(UUID())").path
+        return """
+        gateway: { id: \(gatewayID), state_dir: \(state) }
+        \(journal.isEmpty ? "" : "journal: { \(journal) }")
         mqtt: { host: 127.0.0.1, port: \(port), base_topic: wiregate, keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms\(mqttExtra) }
         boards:
         \(boards)

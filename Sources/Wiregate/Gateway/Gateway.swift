@@ -7,12 +7,12 @@ import WiregateCore
 /// The composition root: builds the data path from a validated config.
 ///
 /// ```
-/// board → BoardReader (termios + NIO, LineFramer, EventBuilder) → EventOutbox → MQTTSink → broker
+/// board → BoardReader (termios + NIO, LineFramer, EventBuilder) → Journal (SQLite) → MQTTSink → broker
 /// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
 /// ```
 public final class Gateway: Sendable {
     public let config: GatewayConfig
-    public let outbox: MemoryOutbox
+    public let journal: Journal
     public let statuses: BoardStatusRegistry
     public let boards: [BoardReader]
     public let router: CommandRouter
@@ -22,13 +22,14 @@ public final class Gateway: Sendable {
     /// - Parameters:
     ///   - config: a validated config.
     ///   - password: the MQTT password (see `GatewayConfig.mqttPassword()`), never logged.
-    /// - Throws: `MosquittoError` when libmosquitto refuses the MQTT options.
-    public init(config: GatewayConfig, password: String?, logger: Logger) throws(MosquittoError) {
+    /// - Throws: when the journal cannot be opened, or libmosquitto refuses the MQTT options.
+    public init(config: GatewayConfig, password: String?, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        let outbox = MemoryOutbox(capacity: config.gateway.queueCapacity, logger: logger)
+        let outbox = try Journal(directory: config.gateway.stateDirectory, commitWindow: config.journal.commitWindow,
+                                 sync: config.journal.sync, logger: logger)
         let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
-        self.outbox = outbox
+        journal = outbox
         self.statuses = statuses
         boards = config.boards.map {
             BoardReader(board: $0, config: config, outbox: outbox, statuses: statuses, logger: logger)
@@ -48,9 +49,5 @@ public final class Gateway: Sendable {
             gracefulShutdownSignals: signals,
             logger: logger))
         try await group.run()
-        let left = await outbox.count
-        if left > 0 {
-            logger.warning("stopped with events the broker never took", metadata: ["events": "\(left)"])
-        }
     }
 }

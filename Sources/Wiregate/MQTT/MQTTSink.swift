@@ -24,6 +24,9 @@ public final class MQTTSink: Service, Sendable {
     private let window: PublishWindow
     private let logger: Logger
     private let counterState = Mutex(Counters())
+    /// Events published and not yet acknowledged, by message id. A PUBACK can be handled before
+    /// `publish` returned its mid to us (it comes on libmosquitto's thread), so such early acks wait here too.
+    private let awaitingAck = Mutex<(events: [Int32: JournaledEvent], early: Set<Int32>)>(([:], []))
 
     public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statuses: BoardStatusRegistry,
                 commands: CommandRouter, logger: Logger) throws(MosquittoError) {
@@ -56,6 +59,8 @@ public final class MQTTSink: Service, Sendable {
             group.cancelAll()
         }
         await client.shutdown()
+        // What the broker has not acknowledged stays in the journal for the next start.
+        await outbox.flush()
         logger.info("disconnected from the broker")
     }
 
@@ -77,7 +82,13 @@ public final class MQTTSink: Service, Sendable {
                 counterState.withLock { $0.connectionLosses += 1 }
                 await window.setConnected(false)
                 logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
-            case .published(_, let reasonCode):
+            case .published(let mid, let reasonCode):
+                let event = awaitingAck.withLock { state -> JournaledEvent? in
+                    if let event = state.events.removeValue(forKey: mid) { return event }
+                    state.early.insert(mid)
+                    return nil
+                }
+                if let event { await outbox.acknowledge(event) }
                 counterState.withLock {
                     $0.acknowledged += 1
                     if reasonCode >= 0x80 { $0.refusedByBroker += 1 }
@@ -99,8 +110,14 @@ public final class MQTTSink: Service, Sendable {
                 return
             }
             do {
-                _ = try client.publish(topic: event.topic, payload: event.payload)
+                let mid = try client.publish(topic: event.event.topic, payload: event.event.payload)
                 counterState.withLock { $0.published += 1 }
+                let early = awaitingAck.withLock { state in
+                    if state.early.remove(mid) != nil { return true }
+                    state.events[mid] = event
+                    return false
+                }
+                if early { await outbox.acknowledge(event) }
             } catch {
                 // Lost the connection between acquire and publish: keep the event, wait for the reconnect.
                 await window.release()

@@ -36,7 +36,7 @@ extension GatewayConfig {
             throw ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
         }
         let document = try ConfigNode(node: root, path: "", file: file).mapping()
-        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log"])
+        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal"])
 
         let gateway = try Self.gateway(try document.required("gateway").mapping())
         let mqtt = try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway.id)
@@ -46,6 +46,17 @@ extension GatewayConfig {
             try section.rejectUnknownKeys(["level"])
             if let level = section.optional("level") {
                 log.level = try level.oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
+            }
+        }
+        var journal = Journal(commitWindow: .milliseconds(1000), sync: .normal)
+        if let node = document.optional("journal") {
+            let section = try node.mapping()
+            try section.rejectUnknownKeys(["commit_window_ms", "sync"])
+            if let window = section.optional("commit_window_ms") {
+                journal.commitWindow = .milliseconds(try window.int(in: 0...60_000))
+            }
+            if let sync = section.optional("sync") {
+                journal.sync = Journal.Sync(rawValue: try sync.oneOf(["normal", "full"]))!
             }
         }
         let boardsNode = try document.required("boards")
@@ -62,7 +73,7 @@ extension GatewayConfig {
             }
             boards.append(board)
         }
-        return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log)
+        return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal)
     }
 
     /// The MQTT password: from `mqtt.password_file` when set, else from `WIREGATE_MQTT_PASSWORD`.
@@ -88,13 +99,12 @@ extension GatewayConfig {
     // MARK: - Sections
 
     static func gateway(_ section: ConfigMapping) throws(ConfigError) -> Gateway {
-        try section.rejectUnknownKeys(["id", "state_dir", "queue_capacity"])
+        try section.rejectUnknownKeys(["id", "state_dir"])
         let idNode = try section.required("id")
         let id = try idNode.nonEmptyString()
         if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
         let stateDirectory = try section.optional("state_dir")?.nonEmptyString() ?? "/var/lib/wiregate"
-        let capacity = try section.optional("queue_capacity")?.int(in: 1...10_000_000) ?? 100_000
-        return Gateway(id: id, stateDirectory: stateDirectory, queueCapacity: capacity)
+        return Gateway(id: id, stateDirectory: stateDirectory)
     }
 
     static func mqtt(_ section: ConfigMapping, gatewayID: String) throws(ConfigError) -> MQTT {

@@ -9,14 +9,13 @@ public struct GatewayConfig: Sendable {
     public var mqtt: MQTT
     public var boards: [Board]
     public var log: Log
+    public var journal: Journal
 
     public struct Gateway: Sendable, Equatable {
         /// This gateway's id: one topic level, and the prefix of every event id.
         public var id: String
-        /// Where the daemon keeps its state (the journal, once it lands).
+        /// Where the daemon keeps its state: the journal, `journal.sqlite`.
         public var stateDirectory: String
-        /// How many events wait in memory for the broker before the oldest telemetry is dropped.
-        public var queueCapacity: Int
     }
 
     public struct MQTT: Sendable, Equatable {
@@ -58,6 +57,18 @@ public struct GatewayConfig: Sendable {
         public var maxLineLength: Int
         /// Longest wait between attempts to reopen a port that went away.
         public var reopenMax: Duration
+    }
+
+    public struct Journal: Sendable, Equatable {
+        public enum Sync: String, Sendable, Equatable {
+            /// SQLite `synchronous=NORMAL`: in WAL mode, a power cut may lose the last commits, never corrupt.
+            case normal
+            /// SQLite `synchronous=FULL`: every commit is on the card before it returns.
+            case full
+        }
+        /// Telemetry is grouped into one transaction per window; critical events commit at once.
+        public var commitWindow: Duration
+        public var sync: Sync
     }
 
     public struct Log: Sendable, Equatable {

@@ -1,0 +1,24 @@
+import WiregateCore
+
+/// The seam between the boards and a sink: decoders append events, the sink takes
+/// them out (critical first) and acknowledges what its destination confirmed.
+///
+/// `Journal` is the one implementation; the backend sink will be a second reader.
+public protocol EventOutbox: Sendable {
+    /// Adds the events of one line, in order.
+    func append(_ events: [Event]) async
+
+    /// The next event to send, critical before telemetry, in seq order within a class.
+    /// Waits while there is none.
+    /// - Returns: nil once the calling task is cancelled.
+    func next() async -> JournaledEvent?
+
+    /// Gives back an event taken by `next()` that could not be sent, to be sent first next time.
+    func putBack(_ event: JournaledEvent) async
+
+    /// The destination confirmed `event` (PUBACK): the sink's cursor may move past it.
+    func acknowledge(_ event: JournaledEvent) async
+
+    /// Makes durable what is still in memory (called once the sink has stopped).
+    func flush() async
+}

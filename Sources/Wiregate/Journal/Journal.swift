@@ -1,0 +1,290 @@
+import DequeModule
+import Foundation
+import GRDB
+import Logging
+import WiregateCore
+
+/// An event as the journal holds it: with its sequence number and clock flag.
+public struct JournaledEvent: Sendable, Hashable {
+    /// Per gateway, increasing, never reused (also across restarts).
+    public var seq: Int64
+    public var event: Event
+    /// Whether the kernel said the clock was synchronised when the line was read.
+    public var clockSynced: Bool
+}
+
+/// The store-and-forward journal: every event in SQLite (WAL) until each sink has it.
+///
+/// Appends get a sequence number at once. Critical events are committed at once;
+/// telemetry waits in memory for one commit per `commitWindow`, so a burst costs one
+/// commit, and telemetry that the sink had acknowledged before its commit was due is
+/// never written at all (the SD card's write budget). Sinks read critical before
+/// telemetry, each from its own cursor, which only an acknowledgement moves.
+public actor Journal: EventOutbox {
+    /// The MQTT sink's name in the cursor table.
+    public static let mqttSink = "mqtt"
+
+    private let database: DatabasePool
+    private let commitWindow: Duration
+    private let logger: Logger
+    private var nextSeq: Int64
+    /// Appended, not yet committed, in seq order.
+    private var pending: [JournaledEvent] = []
+    private var flushScheduled = false
+    /// The one sink for now: where it has read to, what it has in flight, what is acknowledged.
+    private var reader: SinkReader
+    private var cursorsDirty = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    /// Opens (or creates) `journal.sqlite` in `directory` and loads the cursors.
+    /// - Throws: a GRDB `DatabaseError`, or a file system error, when the journal cannot be opened.
+    public init(directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(sync == .full ? "FULL" : "NORMAL")")
+        }
+        database = try DatabasePool(path: (directory as NSString).appendingPathComponent("journal.sqlite"), configuration: configuration)
+        try Self.migrator.migrate(database)
+        self.commitWindow = commitWindow
+        self.logger = logger
+        let (last, cursors) = try database.read { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
+            var cursors: [EventClass: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT class, seq FROM sink_cursor WHERE sink = ?", arguments: [Self.mqttSink]) {
+                cursors[EventClass(storageCode: row["class"])] = row["seq"]
+            }
+            return (last, cursors)
+        }
+        nextSeq = last + 1
+        reader = SinkReader(cursors: cursors)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            // AUTOINCREMENT: a sequence number is never reused, even once every row is deleted.
+            try db.execute(sql: """
+                CREATE TABLE event (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    board TEXT NOT NULL,
+                    topic TEXT NOT NULL,
+                    subtopic TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    class INTEGER NOT NULL,
+                    received_at REAL NOT NULL,
+                    clock_synced INTEGER NOT NULL
+                );
+                CREATE INDEX event_by_class ON event(class, seq);
+                CREATE TABLE sink_cursor (
+                    sink TEXT NOT NULL,
+                    class INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    PRIMARY KEY (sink, class)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: - Appending
+
+    public func append(_ events: [Event]) async {
+        guard !events.isEmpty else { return }
+        let synced = SystemClock.isSynchronised()
+        var critical = false
+        for event in events {
+            pending.append(JournaledEvent(seq: nextSeq, event: event, clockSynced: synced))
+            nextSeq += 1
+            critical = critical || event.eventClass == .critical
+        }
+        wake()
+        if critical || commitWindow == .zero {
+            await flush()
+        } else if !flushScheduled {
+            flushScheduled = true
+            Task { [commitWindow] in
+                try? await Task.sleep(for: commitWindow)
+                await self.flush()
+            }
+        }
+    }
+
+    /// The last sequence number handed out.
+    public var lastSeq: Int64 { nextSeq - 1 }
+
+    /// Commits what is pending (except what the sink already acknowledged), the cursors, and
+    /// deletes the rows every sink has.
+    public func flush() async {
+        flushScheduled = false
+        let batch = pending
+        let cursors = reader.cursors
+        let writeCursors = cursorsDirty
+        guard !batch.isEmpty || writeCursors else { return }
+        cursorsDirty = false
+        let toWrite = batch.filter { $0.seq > cursors[$0.event.eventClass, default: 0] }
+        do {
+            try await database.write { db in
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for item in toWrite {
+                    try insert.execute(arguments: [item.seq, item.event.board, item.event.topic, item.event.subtopic,
+                                                   item.event.payload, item.event.eventClass.storageCode,
+                                                   item.event.receivedAt.timeIntervalSince1970, item.clockSynced])
+                }
+                if let last = batch.last, toWrite.last?.seq != last.seq {
+                    // Keep the sequence moving even when the newest events were never written.
+                    try db.execute(sql: "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'event'", arguments: [last.seq])
+                    if try Int.fetchOne(db, sql: "SELECT changes()") == 0 {
+                        try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('event', ?)", arguments: [last.seq])
+                    }
+                }
+                if writeCursors {
+                    let upsert = try db.cachedStatement(sql: """
+                        INSERT INTO sink_cursor (sink, class, seq) VALUES (?, ?, ?)
+                        ON CONFLICT (sink, class) DO UPDATE SET seq = excluded.seq
+                        """)
+                    let delete = try db.cachedStatement(sql: "DELETE FROM event WHERE class = ? AND seq <= ?")
+                    for (eventClass, seq) in cursors {
+                        try upsert.execute(arguments: [Self.mqttSink, eventClass.storageCode, seq])
+                        // One sink: what it acknowledged is needed no more.
+                        try delete.execute(arguments: [eventClass.storageCode, seq])
+                    }
+                }
+            }
+            pending.removeFirst(batch.count)
+        } catch {
+            // Kept in memory and retried at the next flush; the live path goes on.
+            cursorsDirty = cursorsDirty || writeCursors
+            logger.error("journal write failed, events kept in memory", metadata: ["error": "\(error)", "pending": "\(pending.count)"])
+            if !flushScheduled {
+                flushScheduled = true
+                Task { [commitWindow] in
+                    try? await Task.sleep(for: max(commitWindow, .seconds(1)))
+                    await self.flush()
+                }
+            }
+        }
+    }
+
+    // MARK: - The sink's side
+
+    public func next() async -> JournaledEvent? {
+        while !Task.isCancelled {
+            for eventClass in [EventClass.critical, .telemetry] {
+                if reader.buffered[eventClass, default: []].isEmpty { await refill(eventClass) }
+                if let event = reader.buffered[eventClass]?.popFirst() {
+                    reader.inFlight[eventClass, default: []].append((event.seq, false))
+                    return event
+                }
+            }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in waiter = continuation }
+            } onCancel: {
+                Task { await self.wake() }
+            }
+        }
+        return nil
+    }
+
+    public func putBack(_ event: JournaledEvent) {
+        let eventClass = event.event.eventClass
+        reader.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
+        reader.buffered[eventClass, default: []].prepend(event)
+    }
+
+    public func acknowledge(_ event: JournaledEvent) {
+        let eventClass = event.event.eventClass
+        guard var flights = reader.inFlight[eventClass],
+              let index = flights.firstIndex(where: { $0.seq == event.seq }) else { return }
+        flights[index].acked = true
+        // The cursor moves only over an unbroken run of acknowledged events.
+        while let first = flights.first, first.acked {
+            reader.cursors[eventClass] = first.seq
+            flights.removeFirst()
+            cursorsDirty = true
+        }
+        reader.inFlight[eventClass] = flights
+        if cursorsDirty && !flushScheduled {
+            flushScheduled = true
+            Task { [commitWindow] in
+                try? await Task.sleep(for: max(commitWindow, .milliseconds(100)))
+                await self.flush()
+            }
+        }
+    }
+
+    /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
+    private func refill(_ eventClass: EventClass) async {
+        let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+        var events: [JournaledEvent] = []
+        do {
+            events = try await database.read { db in
+                let rows = try db.cachedStatement(sql: """
+                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced FROM event
+                    WHERE class = ? AND seq > ? ORDER BY seq LIMIT 256
+                    """)
+                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after]).map { row in
+                    JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
+                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5])),
+                                   clockSynced: row[6])
+                }
+            }
+        } catch {
+            logger.error("journal read failed", metadata: ["error": "\(error)"])
+        }
+        // A refill may have waited for the database; read the position again in case another one ran.
+        let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+        if events.isEmpty || events.last!.seq <= current {
+            events = pending.filter { $0.event.eventClass == eventClass && $0.seq > current }
+        } else {
+            events = events.filter { $0.seq > current }
+        }
+        guard let last = events.last else { return }
+        reader.position[eventClass] = last.seq
+        reader.buffered[eventClass, default: []].append(contentsOf: events)
+    }
+
+    private func wake() {
+        waiter?.resume()
+        waiter = nil
+    }
+
+    // MARK: - Status
+
+    /// Events not yet acknowledged by the MQTT sink, per class.
+    public func pendingCount() async -> [EventClass: Int] {
+        // Rows below the first pending seq are on disk; the rest are still in memory.
+        let firstPending = pending.first?.seq ?? nextSeq
+        var counts: [EventClass: Int] = [:]
+        for eventClass in EventClass.allCases {
+            let cursor = reader.cursors[eventClass, default: 0]
+            let stored = (try? await database.read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
+                                 arguments: [eventClass.storageCode, cursor, firstPending]) ?? 0
+            }) ?? 0
+            counts[eventClass] = stored + pending.filter { $0.event.eventClass == eventClass && $0.seq > cursor }.count
+        }
+        return counts
+    }
+}
+
+/// The MQTT sink's reading state inside the journal.
+struct SinkReader {
+    /// Highest seq per class below which everything is acknowledged (durable once flushed).
+    var cursors: [EventClass: Int64]
+    /// Highest seq per class read into `buffered` or handed out.
+    var position: [EventClass: Int64] = [:]
+    var buffered: [EventClass: Deque<JournaledEvent>] = [:]
+    /// Handed out, in seq order, with whether the broker acknowledged it.
+    var inFlight: [EventClass: Deque<(seq: Int64, acked: Bool)>] = [:]
+}
+
+extension EventClass {
+    /// How the class is stored: an integer, so that `ORDER BY class` puts critical first.
+    var storageCode: Int { self == .critical ? 0 : 1 }
+
+    init(storageCode: Int) { self = storageCode == 0 ? .critical : .telemetry }
+}

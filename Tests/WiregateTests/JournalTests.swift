@@ -1,0 +1,91 @@
+import Foundation
+import Glibc
+import Testing
+import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// Store and forward: what the broker did not acknowledge survives the gateway, and comes back critical first.
+@Suite(.serialized) struct JournalTests {
+    static let binary = CommandLineTests.binary
+
+    func temporaryDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-journal-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func gatewayKilledWhileTheBrokerIsDownLosesNoCriticalEvent() async throws {
+        let broker = try MosquittoBroker(persistent: true)
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/crash-gw/#", persistentID: "crash-\(UUID().uuidString.prefix(8))")
+        broker.stop()   // the subscriber's session and subscription are saved
+        let state = try temporaryDirectory()
+        let board = try SimulatedBoard()
+        let configPath = state + "/wiregate.yaml"
+        try GatewayHarness.yaml(port: broker.port, gatewayID: "crash-gw", boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """, stateDirectory: state, journal: "sync: full").write(toFile: configPath, atomically: true, encoding: .utf8)
+
+        var gateway = try ChildProcess(Self.binary, ["run", "--config", configPath])
+        // Wait until the gateway has the port open: it echoes nothing, so send until a line is journaled.
+        try await Task.sleep(for: .milliseconds(500))
+        board.send("door=prime")   // the first line after opening is discarded as partial
+        for n in 0..<50 { board.send("door=\(n)") }
+        try await Task.sleep(for: .seconds(1))   // critical events commit at once; give the reader time
+        gateway.send(SIGKILL)
+        _ = gateway.waitForExit()
+
+        try broker.start()
+        gateway = try ChildProcess(Self.binary, ["run", "--config", configPath])
+        defer { gateway.terminate() }
+        let doors = { @Sendable (messages: [Subscriber.Message]) in
+            messages.filter { $0.topic == "wiregate/crash-gw/sim/door" }.map(\.payload)
+        }
+        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { Set(doors($0)).isSuperset(of: (0..<50).map(String.init)) })
+        var firstSeen: [String] = []
+        for payload in doors(subscriber.messages) where !firstSeen.contains(payload) { firstSeen.append(payload) }
+        #expect(firstSeen.filter { $0 != "prime" } == (0..<50).map(String.init))
+    }
+
+    @Test func backlogIsReplayedCriticalFirst() async throws {
+        let broker = try MosquittoBroker(persistent: true)
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/#", persistentID: "replay-\(UUID().uuidString.prefix(8))")
+        broker.stop()
+        let board = try SimulatedBoard()
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical, motion: critical } }
+        """, journal: "commit_window_ms: 100"))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("temperature=prime")
+        for n in 0..<100 {
+            board.send(n % 10 == 0 ? "door=\(n);temperature=\(n)" : "temperature=\(n);battery=\(n)")
+        }
+        #expect(await eventually { await harness.gateway.journal.pendingCount() == [.critical: 10, .telemetry: 190] })
+        try broker.start()
+        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { $0.filter { $0.topic.hasSuffix("/temperature") }.count >= 100 })
+        let events = subscriber.messages.filter { ["door", "temperature", "battery"].contains($0.topic.split(separator: "/").last!) }
+        let lastCritical = try #require(events.lastIndex { $0.topic.hasSuffix("/door") })
+        let firstTelemetry = try #require(events.firstIndex { !$0.topic.hasSuffix("/door") })
+        #expect(lastCritical < firstTelemetry, "critical events must all come before the telemetry backlog")
+        #expect(events.filter { $0.topic.hasSuffix("/door") }.map(\.payload) == stride(from: 0, to: 100, by: 10).map(String.init))
+        #expect(events.filter { $0.topic.hasSuffix("/temperature") }.map(\.payload) == (0..<100).map(String.init))
+        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
+        await harness.stop()
+    }
+
+    @Test func sequenceNumbersNeverRepeatAcrossRestarts() async throws {
+        let state = try temporaryDirectory()
+        let event = Event(board: "b", topic: "t/x", subtopic: "x", payload: "1", eventClass: .critical, receivedAt: Date())
+        var journal: Journal? = try Journal(directory: state, commitWindow: .zero, sync: .full, logger: .init(label: "t"))
+        await journal!.append([event, event, event])
+        let first = await journal!.lastSeq
+        // Everything acknowledged and deleted: the next start still goes on from there.
+        for _ in 0..<3 { await journal!.acknowledge(await journal!.next()!) }
+        await journal!.flush()
+        journal = nil
+        let reopened = try Journal(directory: state, commitWindow: .zero, sync: .full, logger: .init(label: "t"))
+        await reopened.append([event])
+        #expect(await reopened.lastSeq == first + 1)
+        #expect(await reopened.pendingCount() == [.critical: 1, .telemetry: 0])
+    }
+}
