@@ -7,6 +7,8 @@ public final class Subscriber: Sendable {
     public struct Message: Sendable, Equatable, CustomStringConvertible {
         public var topic: String
         public var payload: String
+        /// MQTT 5 user properties, as mosquitto_sub prints them (`name:value` pairs).
+        public var properties: String = ""
         public var description: String { "\(topic) \(payload)" }
     }
 
@@ -27,7 +29,10 @@ public final class Subscriber: Sendable {
                         if line.contains("SUBACK") { state.messages.append(Message(topic: "$SUBACK", payload: "")) }
                         continue
                     }
-                    state.messages.append(Message(topic: String(line[..<tab]), payload: String(line[line.index(after: tab)...])))
+                    let rest = line[line.index(after: tab)...]
+                    guard let second = rest.firstIndex(of: "\t") else { continue }
+                    state.messages.append(Message(topic: String(line[..<tab]), payload: String(rest[rest.index(after: second)...]),
+                                                  properties: String(rest[..<second])))
                 }
             }
         }
@@ -43,10 +48,10 @@ public final class Subscriber: Sendable {
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pipe) == 0 else {
             throw TestKitError("socketpair: errno \(errno)")
         }
-        // Tab between topic and payload: payloads may hold spaces. stdbuf: mosquitto_sub's
+        // Tabs between topic, user properties and payload: payloads may hold spaces. stdbuf: mosquitto_sub's
         // stdout is block-buffered on a pipe, and we need each line as it comes.
         let arguments = ["-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter,
-                         "-F", "%t\t%p", "-d"] + (persistentID.map { ["-c", "-i", $0] } ?? [])
+                         "-V", "5", "-F", "%t\t%P\t%p", "-d"] + (persistentID.map { ["-c", "-i", $0] } ?? [])
         do {
             process = try ChildProcess("/usr/bin/stdbuf", arguments, stdout: pipe[1])
         } catch {

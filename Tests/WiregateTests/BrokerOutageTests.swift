@@ -38,6 +38,7 @@ import WiregateTestKit
         board.send("prime")
         board.send("hello-311")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "hello-311" } })
+        #expect(subscriber.messages.first { $0.payload == "hello-311" }?.properties == "")   // 3.1.1 has no user properties
         try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "PING")
         #expect(board.receivedLines(timeout: .seconds(5)) == ["PING"])
         await harness.stop()

@@ -69,6 +69,10 @@ import WiregateTestKit
         #expect(lastCritical < firstTelemetry, "critical events must all come before the telemetry backlog")
         #expect(events.filter { $0.topic.hasSuffix("/door") }.map(\.payload) == stride(from: 0, to: 100, by: 10).map(String.init))
         #expect(events.filter { $0.topic.hasSuffix("/temperature") }.map(\.payload) == (0..<100).map(String.init))
+        // Replayed messages say so, with their seq and receive time (MQTT 5 user properties).
+        #expect(events.allSatisfy { $0.properties.contains("replayed:true") && $0.properties.contains(" ts:2") })
+        let doorSeqs = events.filter { $0.topic.hasSuffix("/door") }.compactMap { property("seq", in: $0.properties).flatMap(Int.init) }
+        #expect(doorSeqs.count == 10 && doorSeqs == doorSeqs.sorted())
         #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
         await harness.stop()
     }
@@ -88,4 +92,9 @@ import WiregateTestKit
         #expect(await reopened.lastSeq == first + 1)
         #expect(await reopened.pendingCount() == [.critical: 1, .telemetry: 0])
     }
+}
+
+/// The value of one user property in mosquitto_sub's `%P` output (`name:value name:value`).
+func property(_ name: String, in properties: String) -> String? {
+    properties.split(separator: " ").first { $0.hasPrefix(name + ":") }.map { String($0.dropFirst(name.count + 1)) }
 }

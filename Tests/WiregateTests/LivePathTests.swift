@@ -34,6 +34,10 @@ import WiregateTestKit
         await feed(board, protocol: protocolName) { subscriber.messages.filter { $0.topic == topic }.count >= 5 }
         let received = subscriber.messages.filter { $0.topic == topic }
         #expect(received.count >= 5, "\(subscriber.messages.suffix(10))")
+        // Live messages carry their seq and receive time, and are not marked replayed.
+        let seqs = received.compactMap { property("seq", in: $0.properties).flatMap(Int.init) }
+        #expect(seqs.count == received.count && seqs == seqs.sorted())
+        #expect(received.allSatisfy { property("ts", in: $0.properties)?.hasSuffix("Z") == true && !$0.properties.contains("replayed") })
         // Consecutive lines arrive in order, none missing.
         if protocolName != "raw" {
             let numbers = received.compactMap { Int($0.payload) }

@@ -19,6 +19,9 @@ public protocol EventOutbox: Sendable {
     /// The destination confirmed `event` (PUBACK): the sink's cursor may move past it.
     func acknowledge(_ event: JournaledEvent) async
 
+    /// The last sequence number handed out.
+    var lastSeq: Int64 { get async }
+
     /// Makes durable what is still in memory (called once the sink has stopped).
     func flush() async
 }

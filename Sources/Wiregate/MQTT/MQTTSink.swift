@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -26,6 +27,8 @@ public final class MQTTSink: Service, Sendable {
     private let counterState = Mutex(Counters())
     /// Events published and not yet acknowledged, by message id. A PUBACK can be handled before
     /// `publish` returned its mid to us (it comes on libmosquitto's thread), so such early acks wait here too.
+    /// The first seq appended after the current connection was made; anything older is a replay.
+    private let liveFrom = Mutex<Int64>(.max)
     private let awaitingAck = Mutex<(events: [Int32: JournaledEvent], early: Set<Int32>)>(([:], []))
 
     public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statuses: BoardStatusRegistry,
@@ -38,6 +41,9 @@ public final class MQTTSink: Service, Sendable {
         self.window = PublishWindow(limit: config.mqtt.inflight)
         self.logger = logger
     }
+
+    /// RFC 3339 with milliseconds, UTC: the `ts` user property.
+    static let timestampFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     public var counters: Counters { counterState.withLock { $0 } }
     public var isConnected: Bool { client.isConnected }
@@ -70,6 +76,8 @@ public final class MQTTSink: Service, Sendable {
             case .connected(let version):
                 counterState.withLock { $0.connects += 1 }
                 logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)"])
+                let firstLive = await outbox.lastSeq + 1
+                liveFrom.withLock { $0 = firstLive }
                 subscribeToCommands()
                 await publishStatus(config.gatewayStatusTopic, online: true)
                 for change in await statuses.snapshot() {
@@ -110,7 +118,12 @@ public final class MQTTSink: Service, Sendable {
                 return
             }
             do {
-                let mid = try client.publish(topic: event.event.topic, payload: event.event.payload)
+                let replayed = event.seq < liveFrom.withLock { $0 }
+                let timestamp = event.event.receivedAt.formatted(Self.timestampFormat)
+                let mid = try client.publish(topic: event.event.topic, payload: event.event.payload,
+                                             userProperties: replayed
+                                                ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
+                                                : ["seq": String(event.seq), "ts": timestamp])
                 counterState.withLock { $0.published += 1 }
                 let early = awaitingAck.withLock { state in
                     if state.early.remove(mid) != nil { return true }

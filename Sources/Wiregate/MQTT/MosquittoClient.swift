@@ -124,16 +124,23 @@ public final class MosquittoClient: Sendable {
     public var isConnected: Bool { context.connected.load(ordering: .acquiring) }
 
     /// Queues a QoS 1 message.
+    /// - Parameter userProperties: MQTT 5 user properties; left out on a 3.1.1 connection, which has none.
     /// - Returns: the message id that the `published` event will carry.
     /// - Throws: `MosquittoError.noConnection` when not connected, or another code.
-    public func publish(topic: String, payload: String, retain: Bool = false) throws(MosquittoError) -> Int32 {
+    public func publish(topic: String, payload: String, retain: Bool = false,
+                        userProperties: KeyValuePairs<String, String> = [:]) throws(MosquittoError) -> Int32 {
+        var properties: OpaquePointer?
+        defer { mosquitto_property_free_all(&properties) }
+        if !userProperties.isEmpty && context.version.load(ordering: .relaxed) == 5 {
+            for (name, value) in userProperties {
+                try MosquittoError.check(mosquitto_property_add_string_pair(&properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), name, value))
+            }
+        }
         var mid: Int32 = 0
-        let code = payload.utf8.withContiguousStorageIfAvailable { bytes in
-            mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes.baseAddress, 1, retain, nil)
-        } ?? {
-            let bytes = Array(payload.utf8)
-            return mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes, 1, retain, nil)
-        }()
+        var payload = payload
+        let code = payload.withUTF8 { bytes in
+            mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes.baseAddress, 1, retain, properties)
+        }
         try MosquittoError.check(code)
         return mid
     }
