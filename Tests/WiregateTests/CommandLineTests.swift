@@ -9,24 +9,6 @@ import WiregateTestKit
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         .appendingPathComponent("wiregate").path
 
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        var fds: [CInt] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw TestKitError("socketpair")
-        }
-        let child = try ChildProcess(Self.binary, arguments, stdout: fds[1], stderr: fds[1])
-        close(fds[1])
-        var output = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            output += buffer[..<count]
-        }
-        close(fds[0])
-        return (child.waitForExit(), String(decoding: output, as: UTF8.self))
-    }
-
     func writeConfig(_ text: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-cli-\(UUID()).yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -41,7 +23,7 @@ import WiregateTestKit
           - { name: front-door, match: { path: /dev/ttyACM0 }, protocol: kv, commands: [ PING ] }
         """)
         defer { unlink(path) }
-        let result = try run(["check-config", "--config", path])
+        let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 0)
         #expect(result.output.contains("OK"))
         #expect(result.output.contains("front-door: /dev/ttyACM0"))
@@ -58,13 +40,13 @@ import WiregateTestKit
             baud: lots
         """)
         defer { unlink(path) }
-        let result = try run(["check-config", "--config", path])
+        let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 78)
         #expect(result.output.contains("\(path):7:11: boards[0].baud: expected a whole number, found 'lots'"))
     }
 
     @Test func missingFileAndUnreadablePasswordAreErrors() throws {
-        let missing = try run(["check-config", "--config", "/nonexistent/wiregate.yaml"])
+        let missing = try runWiregate(["check-config", "--config", "/nonexistent/wiregate.yaml"])
         #expect(missing.status == 78)
         #expect(missing.output.contains("/nonexistent/wiregate.yaml: cannot read the file"))
         let path = try writeConfig("""
@@ -73,8 +55,28 @@ import WiregateTestKit
         boards: [ { name: a, match: { path: /dev/ttyACM0 }, protocol: raw } ]
         """)
         defer { unlink(path) }
-        let result = try run(["check-config", "--config", path])
+        let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 78)
         #expect(result.output.contains("mqtt.password_file: cannot read the password file"))
     }
+}
+
+/// Runs the `wiregate` binary to its end.
+/// - Returns: its exit status and everything it printed (stdout and stderr).
+func runWiregate(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    var fds: [CInt] = [0, 0]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+        throw TestKitError("socketpair")
+    }
+    let child = try ChildProcess(CommandLineTests.binary, arguments, stdout: fds[1], stderr: fds[1])
+    close(fds[1])
+    var output = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+        if count <= 0 { break }
+        output += buffer[..<count]
+    }
+    close(fds[0])
+    return (child.waitForExit(), String(decoding: output, as: UTF8.self))
 }

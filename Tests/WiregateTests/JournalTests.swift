@@ -27,13 +27,24 @@ import WiregateTestKit
         """, stateDirectory: state, journal: "sync: full").write(toFile: configPath, atomically: true, encoding: .utf8)
 
         var gateway = try ChildProcess(Self.binary, ["run", "--config", configPath])
-        // Wait until the gateway has the port open: it echoes nothing, so send until a line is journaled.
-        try await Task.sleep(for: .milliseconds(500))
+        // The daemon's status.json says when the board is open.
+        #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.boards["sim"] == true })
         board.send("door=prime")   // the first line after opening is discarded as partial
         for n in 0..<50 { board.send("door=\(n)") }
-        try await Task.sleep(for: .seconds(1))   // critical events commit at once; give the reader time
+        // Critical events commit at once: `wiregate status` sees all of them pending.
+        let pendingCritical = { @Sendable () -> Int? in
+            guard let result = try? runWiregate(["status", "--json", "--config", configPath]), result.status == 0,
+                  let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any],
+                  let journal = object["journal"] as? [String: Any], let sinks = journal["sinks"] as? [String: Any],
+                  let mqtt = sinks["mqtt"] as? [String: Any], let critical = mqtt["critical"] as? [String: Any] else { return nil }
+            return critical["pending"] as? Int
+        }
+        #expect(await eventually { pendingCritical() == 50 })
         gateway.send(SIGKILL)
         _ = gateway.waitForExit()
+        let afterKill = try runWiregate(["status", "--config", configPath])
+        #expect(afterKill.output.contains("daemon: not running"))
+        #expect(afterKill.output.contains("sink mqtt critical: 50 pending"))
 
         try broker.start()
         gateway = try ChildProcess(Self.binary, ["run", "--config", configPath])

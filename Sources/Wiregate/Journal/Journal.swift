@@ -31,6 +31,10 @@ public actor Journal: EventOutbox {
     /// Appended, not yet committed, in seq order.
     private var pending: [JournaledEvent] = []
     private var flushScheduled = false
+    /// One flush at a time: a second request while one runs makes it go round once more.
+    private var flushing = false
+    private var flushAgain = false
+    private var flushWaiters: [CheckedContinuation<Void, Never>] = []
     /// The one sink for now: where it has read to, what it has in flight, what is acknowledged.
     private var reader: SinkReader
     private var cursorsDirty = false
@@ -114,8 +118,26 @@ public actor Journal: EventOutbox {
     public var lastSeq: Int64 { nextSeq - 1 }
 
     /// Commits what is pending (except what the sink already acknowledged), the cursors, and
-    /// deletes the rows every sink has.
+    /// deletes the rows every sink has. Returns once everything appended before the call is committed
+    /// (or failed to be, and stays in memory).
     public func flush() async {
+        if flushing {
+            flushAgain = true
+            await withCheckedContinuation { flushWaiters.append($0) }
+            return
+        }
+        flushing = true
+        repeat {
+            flushAgain = false
+            await flushOnce()
+        } while flushAgain
+        flushing = false
+        let waiters = flushWaiters
+        flushWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func flushOnce() async {
         flushScheduled = false
         let batch = pending
         let cursors = reader.cursors
@@ -154,6 +176,7 @@ public actor Journal: EventOutbox {
                     }
                 }
             }
+            // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
         } catch {
             // Kept in memory and retried at the next flush; the live path goes on.

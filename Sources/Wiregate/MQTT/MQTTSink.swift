@@ -24,6 +24,7 @@ public final class MQTTSink: Service, Sendable {
     private let commands: CommandRouter
     private let window: PublishWindow
     private let logger: Logger
+    private let statusFile: StatusFile
     private let counterState = Mutex(Counters())
     /// Events published and not yet acknowledged, by message id. A PUBACK can be handled before
     /// `publish` returned its mid to us (it comes on libmosquitto's thread), so such early acks wait here too.
@@ -40,6 +41,9 @@ public final class MQTTSink: Service, Sendable {
         self.commands = commands
         self.window = PublishWindow(limit: config.mqtt.inflight)
         self.logger = logger
+        self.statusFile = StatusFile(directory: config.gateway.stateDirectory, boards: config.boards.map(\.name)) { error in
+            logger.warning("cannot write status.json", metadata: ["error": "\(error)"])
+        }
     }
 
     /// RFC 3339 with milliseconds, UTC: the `ts` user property.
@@ -50,6 +54,7 @@ public final class MQTTSink: Service, Sendable {
 
     public func run() async {
         logger.info("connecting to the broker", metadata: ["broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)"])
+        await statusFile.start()
         client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.handleClientEvents() }
@@ -67,6 +72,7 @@ public final class MQTTSink: Service, Sendable {
         await client.shutdown()
         // What the broker has not acknowledged stays in the journal for the next start.
         await outbox.flush()
+        await statusFile.stopped()
         logger.info("disconnected from the broker")
     }
 
@@ -84,11 +90,13 @@ public final class MQTTSink: Service, Sendable {
                     await publishStatus(config.boardStatusTopic(change.board), online: change.online)
                 }
                 await window.setConnected(true)
+                await statusFile.broker(connected: true)
             case .connectFailed(let reason):
                 logger.warning("cannot connect to the broker, will retry", metadata: ["reason": "\(reason)"])
             case .connectionLost(let reason):
                 counterState.withLock { $0.connectionLosses += 1 }
                 await window.setConnected(false)
+                await statusFile.broker(connected: false)
                 logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
             case .published(let mid, let reasonCode):
                 let event = awaitingAck.withLock { state -> JournaledEvent? in
@@ -142,6 +150,7 @@ public final class MQTTSink: Service, Sendable {
 
     private func publishStatusChanges() async {
         for await change in statuses.changes {
+            await statusFile.board(change.board, online: change.online)
             guard client.isConnected else { continue } // republished from the snapshot on connect
             await publishStatus(config.boardStatusTopic(change.board), online: change.online)
         }

@@ -84,7 +84,13 @@ public final class SimulatedBoard: Sendable {
             var poller = pollfd(fd: controller, events: Int16(POLLIN), revents: 0)
             let remaining = max(.zero, deadline - ContinuousClock.now)
             let millis = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000, 1000))
-            if poll(&poller, 1, millis) > 0, poller.revents & Int16(POLLIN) != 0 {
+            let ready = poll(&poller, 1, millis)
+            if ready > 0 && poller.revents & Int16(POLLIN) == 0 {
+                // POLLHUP / POLLERR without data: nothing to read until the gateway reopens; do not spin.
+                usleep(UInt32(max(1, min(millis, 50))) * 1000)
+                continue
+            }
+            if ready > 0 {
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 let count = buffer.withUnsafeMutableBytes { read(controller, $0.baseAddress, $0.count) }
                 if count > 0 {

@@ -1,0 +1,79 @@
+import Foundation
+
+/// The daemon's own state, written to `status.json` beside the journal so that
+/// `wiregate status` can tell what a running daemon sees.
+///
+/// Written only when something changes (the broker comes or goes, a board does),
+/// never periodically: the SD card is worn by writes.
+public struct DaemonState: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var startedAt: Date
+    public var brokerConnected: Bool
+    public var brokerSince: Date
+    public var boards: [String: Bool]
+    /// When the daemon stopped cleanly; nil while it runs (or if it was killed).
+    public var stoppedAt: Date?
+
+    public static let fileName = "status.json"
+
+    /// Writes atomically (a temporary file renamed over the old one).
+    public func write(stateDirectory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let url = URL(fileURLWithPath: stateDirectory).appendingPathComponent(Self.fileName)
+        try encoder.encode(self).write(to: url, options: .atomic)
+    }
+
+    public static func read(stateDirectory: String) throws -> DaemonState {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(DaemonState.self, from: Data(contentsOf: URL(fileURLWithPath: stateDirectory).appendingPathComponent(fileName)))
+    }
+
+    /// Whether the process that wrote this still runs.
+    public var isRunning: Bool {
+        stoppedAt == nil && kill(pid, 0) == 0
+    }
+}
+
+/// Keeps `status.json` up to date; a failed write is logged, never fatal.
+actor StatusFile {
+    private var state: DaemonState
+    private let directory: String
+    private let onError: @Sendable (any Error) -> Void
+
+    init(directory: String, boards: [String], onError: @escaping @Sendable (any Error) -> Void) {
+        self.directory = directory
+        self.onError = onError
+        let now = Date()
+        state = DaemonState(pid: getpid(), startedAt: now, brokerConnected: false, brokerSince: now,
+                            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), stoppedAt: nil)
+    }
+
+    func start() { save() }
+
+    func broker(connected: Bool) {
+        guard state.brokerConnected != connected else { return }
+        state.brokerConnected = connected
+        state.brokerSince = Date()
+        save()
+    }
+
+    func board(_ name: String, online: Bool) {
+        guard state.boards[name] != online else { return }
+        state.boards[name] = online
+        save()
+    }
+
+    func stopped() {
+        state.brokerConnected = false
+        state.boards = state.boards.mapValues { _ in false }
+        state.stoppedAt = Date()
+        save()
+    }
+
+    private func save() {
+        do { try state.write(stateDirectory: directory) } catch { onError(error) }
+    }
+}

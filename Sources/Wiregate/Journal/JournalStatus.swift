@@ -1,0 +1,52 @@
+import Foundation
+import GRDB
+import WiregateCore
+
+/// What `wiregate status` shows of the journal, read from the file while the daemon runs.
+///
+/// Telemetry still inside the daemon's commit window is not on disk yet, so it is not
+/// counted here: at most `journal.commit_window_ms` worth.
+public struct JournalStatus: Codable, Sendable, Equatable {
+    public struct Backlog: Codable, Sendable, Equatable {
+        /// Events not yet acknowledged by the sink.
+        public var pending: Int
+        /// When the oldest of them was read from its board (nil when none is pending).
+        public var oldestReceivedAt: Date?
+    }
+
+    /// `journal.sqlite` and its write-ahead log, in bytes.
+    public var bytes: Int64
+    /// The last sequence number handed out.
+    public var lastSeq: Int64
+    /// Per sink, per class.
+    public var sinks: [String: [String: Backlog]]
+
+    /// Reads the journal in `stateDirectory` without writing to it.
+    /// - Throws: when there is no journal there, or it cannot be read.
+    public static func read(stateDirectory: String) throws -> JournalStatus {
+        let path = (stateDirectory as NSString).appendingPathComponent("journal.sqlite")
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        }
+        let bytes = ["", "-wal"].reduce(Int64(0)) { total, suffix in
+            let size = (try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber)?.int64Value ?? 0
+            return total + size
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let database = try DatabasePool(path: path, configuration: configuration)
+        return try database.read { db in
+            let lastSeq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
+            var backlog: [String: Backlog] = [:]
+            for eventClass in EventClass.allCases {
+                let cursor = try Int64.fetchOne(db, sql: "SELECT seq FROM sink_cursor WHERE sink = ? AND class = ?",
+                                                arguments: [Journal.mqttSink, eventClass.storageCode]) ?? 0
+                let row = try Row.fetchOne(db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ?",
+                                           arguments: [eventClass.storageCode, cursor])
+                let oldest: Double? = row?[1]
+                backlog[eventClass.rawValue] = Backlog(pending: row?[0] ?? 0, oldestReceivedAt: oldest.map(Date.init(timeIntervalSince1970:)))
+            }
+            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: [Journal.mqttSink: backlog])
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Wiregate
+import WiregateCore
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the journal's backlog per sink and class, the broker and the boards, from the files a running daemon keeps."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    struct Report: Codable {
+        var gateway: String
+        var stateDirectory: String
+        var daemon: DaemonState?
+        var daemonRunning: Bool
+        var journal: JournalStatus
+    }
+
+    func run() throws {
+        let config = try loadConfigOrExit(options.config)
+        let directory = config.gateway.stateDirectory
+        let journal: JournalStatus
+        do {
+            journal = try JournalStatus.read(stateDirectory: directory)
+        } catch {
+            FileHandle.standardError.write(Data("error: no journal readable in \(directory) (has the daemon run yet?): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(1)
+        }
+        let daemon = try? DaemonState.read(stateDirectory: directory)
+        let report = Report(gateway: config.gateway.id, stateDirectory: directory, daemon: daemon,
+                            daemonRunning: daemon?.isRunning ?? false, journal: journal)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("gateway \(report.gateway), state in \(directory)")
+        if let daemon, report.daemonRunning {
+            print("daemon: running (pid \(daemon.pid)) since \(daemon.startedAt.formatted(.iso8601))")
+            print("broker: \(daemon.brokerConnected ? "connected" : "NOT connected") since \(daemon.brokerSince.formatted(.iso8601))")
+            for (board, online) in daemon.boards.sorted(by: { $0.key < $1.key }) {
+                print("board \(board): \(online ? "online" : "offline")")
+            }
+        } else {
+            print("daemon: not running")
+        }
+        print("journal: \(ByteCountFormatter.string(fromByteCount: journal.bytes, countStyle: .file)), last seq \(journal.lastSeq)")
+        let now = Date()
+        for (sink, classes) in journal.sinks.sorted(by: { $0.key < $1.key }) {
+            for eventClass in EventClass.allCases {
+                guard let backlog = classes[eventClass.rawValue] else { continue }
+                let age = backlog.oldestReceivedAt.map { " (oldest \(Int(now.timeIntervalSince($0)))s old)" } ?? ""
+                print("sink \(sink) \(eventClass.rawValue): \(backlog.pending) pending\(age)")
+            }
+        }
+    }
+}
