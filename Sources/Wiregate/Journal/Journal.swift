@@ -35,21 +35,83 @@ public actor Journal: EventOutbox {
     private var flushing = false
     private var flushAgain = false
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
+    private var writeFailing = false
+    /// Commits that failed (read-only or full file system, I/O error).
+    public private(set) var writeFailures = 0
+    /// Events dropped from memory while the journal could not be written, per class.
+    public private(set) var droppedInMemory: [EventClass: Int] = [:]
     /// The one sink for now: where it has read to, what it has in flight, what is acknowledged.
     private var reader: SinkReader
     private var cursorsDirty = false
     private var waiter: CheckedContinuation<Void, Never>?
 
+    /// Most events kept in memory while the journal cannot be written (read-only or full file
+    /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
+    public static let memoryLimit = 100_000
+
+    /// Opens the journal in `directory`; one that SQLite reports as corrupt, or whose schema
+    /// is newer than this binary, is moved aside (kept for forensics) and a fresh one started:
+    /// a security gateway that refuses to start protects nothing.
+    /// - Throws: when even a fresh journal cannot be created (no such directory, no permission).
+    public static func open(directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync,
+                            logger: Logger) throws -> Journal {
+        do {
+            return try Journal(directory: directory, commitWindow: commitWindow, sync: sync, logger: logger)
+        } catch let problem as JournalDamage {
+            let aside = try moveAside(directory: directory)
+            logger.critical("journal unusable, moved aside; starting a fresh one: events in it were not sent", metadata: [
+                "reason": "\(problem.reason)", "moved_to": "\(aside)",
+            ])
+            return try Journal(directory: directory, commitWindow: commitWindow, sync: sync, logger: logger)
+        }
+    }
+
+    /// Why an existing journal cannot be used.
+    struct JournalDamage: Error {
+        var reason: String
+    }
+
+    static func fileName(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent("journal.sqlite")
+    }
+
+    /// Renames the journal and its WAL files to `journal.sqlite.damaged-<time>`.
+    static func moveAside(directory: String) throws -> String {
+        let path = fileName(in: directory)
+        let stamp = Date().formatted(.iso8601).replacingOccurrences(of: ":", with: "")
+        let aside = "\(path).damaged-\(stamp)"
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            try FileManager.default.moveItem(atPath: path + suffix, toPath: aside + suffix)
+        }
+        return aside
+    }
+
     /// Opens (or creates) `journal.sqlite` in `directory` and loads the cursors.
-    /// - Throws: a GRDB `DatabaseError`, or a file system error, when the journal cannot be opened.
+    /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
     public init(directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try self.init(opening: directory, commitWindow: commitWindow, sync: sync, logger: logger)
+        } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
+            throw JournalDamage(reason: "\(error)")
+        }
+    }
+
+    private init(opening directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync, logger: Logger) throws {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(sync == .full ? "FULL" : "NORMAL")")
         }
-        database = try DatabasePool(path: (directory as NSString).appendingPathComponent("journal.sqlite"), configuration: configuration)
-        try Self.migrator.migrate(database)
+        database = try DatabasePool(path: Self.fileName(in: directory), configuration: configuration)
+        let migrator = Self.migrator
+        if try database.read({ db in try migrator.hasBeenSuperseded(db) }) {
+            throw JournalDamage(reason: "its schema is newer than this wiregate knows")
+        }
+        try migrator.migrate(database)
+        // Reads every page's structure: a torn or overwritten file is found now, not mid-run.
+        if let check = try database.read({ db in try String.fetchOne(db, sql: "PRAGMA quick_check(1)") }), check != "ok" {
+            throw JournalDamage(reason: "quick_check: \(check)")
+        }
         self.commitWindow = commitWindow
         self.logger = logger
         let (last, cursors) = try database.read { db in
@@ -178,10 +240,24 @@ public actor Journal: EventOutbox {
             }
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
+            if writeFailing {
+                writeFailing = false
+                logger.notice("journal writable again", metadata: ["failed_writes": "\(writeFailures)"])
+            }
         } catch {
-            // Kept in memory and retried at the next flush; the live path goes on.
+            // Kept in memory and retried at the next flush; the live path goes on. What the broker
+            // acknowledged meanwhile is needed no more, and the memory is bounded.
             cursorsDirty = cursorsDirty || writeCursors
-            logger.error("journal write failed, events kept in memory", metadata: ["error": "\(error)", "pending": "\(pending.count)"])
+            let acknowledged = reader.cursors
+            pending.removeAll { $0.seq <= acknowledged[$0.event.eventClass, default: 0] }
+            shedMemory()
+            writeFailures += 1
+            if !writeFailing {
+                writeFailing = true
+                logger.error("journal write failed, events kept in memory until it works again", metadata: [
+                    "error": "\(error)", "pending": "\(pending.count)",
+                ])
+            }
             if !flushScheduled {
                 flushScheduled = true
                 Task { [commitWindow] in
@@ -190,6 +266,25 @@ public actor Journal: EventOutbox {
                 }
             }
         }
+    }
+
+    /// Keeps `pending` under `memoryLimit`: oldest telemetry first, critical only when nothing else is left.
+    private func shedMemory() {
+        var excess = pending.count - Self.memoryLimit
+        guard excess > 0 else { return }
+        var dropped: [EventClass: Int] = [:]
+        for eventClass in [EventClass.telemetry, .critical] where excess > 0 {
+            pending.removeAll { item in
+                guard excess > 0, item.event.eventClass == eventClass else { return false }
+                excess -= 1
+                dropped[eventClass, default: 0] += 1
+                return true
+            }
+        }
+        for (eventClass, count) in dropped { droppedInMemory[eventClass, default: 0] += count }
+        logger.error("journal unwritable and memory full: oldest events dropped", metadata: [
+            "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
+        ])
     }
 
     // MARK: - The sink's side

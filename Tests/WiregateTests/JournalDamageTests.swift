@@ -1,0 +1,94 @@
+import Foundation
+import Glibc
+import GRDB
+import Logging
+import Testing
+@testable import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// A journal that cannot be used, or a disk that cannot be written, never stops the gateway.
+@Suite(.serialized) struct JournalDamageTests {
+    func temporaryDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-damage-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func damagedCopies(in directory: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("journal.sqlite.damaged-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") }
+    }
+
+    @Test func corruptJournalIsMovedAsideAndTheGatewayRunsOn() async throws {
+        let state = try temporaryDirectory()
+        let garbage = Data((0..<64 * 1024).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        try garbage.write(to: URL(fileURLWithPath: state + "/journal.sqlite"))
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/line")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+        """, stateDirectory: state))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("prime")
+        board.send("after-recovery")
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "after-recovery" } })
+        let aside = try damagedCopies(in: state)
+        #expect(aside.count == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: state + "/" + aside[0])) == garbage)   // kept for forensics, untouched
+        await harness.stop()
+    }
+
+    @Test func newerSchemaIsMovedAside() async throws {
+        let state = try temporaryDirectory()
+        let logger = Logger(label: "test")
+        do {
+            let journal = try Journal(directory: state, commitWindow: .zero, sync: .full, logger: logger)
+            await journal.append([Event(board: "b", topic: "t/x", subtopic: "x", payload: "old", eventClass: .critical, receivedAt: Date())])
+        }
+        // A later wiregate added a migration this one does not know.
+        let database = try DatabaseQueue(path: state + "/journal.sqlite")
+        try await database.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        try database.close()
+        #expect(throws: Journal.JournalDamage.self) { try Journal(directory: state, commitWindow: .zero, sync: .full, logger: logger) }
+        let journal = try Journal.open(directory: state, commitWindow: .zero, sync: .full, logger: logger)
+        #expect(await journal.pendingCount() == [.critical: 0, .telemetry: 0])
+        #expect(try damagedCopies(in: state).count == 1)
+    }
+
+    /// Needs root for mount(8): the tests run as root here and in CI. A small tmpfs is filled up
+    /// mid-run (a remount read-only is refused by the kernel while the journal is open for writing;
+    /// both end in the same failed commit).
+    @Test func fullFileSystemMidRunKeepsTheLivePath() async throws {
+        let mountPoint = try temporaryDirectory()
+        try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint])
+        defer { try? runCommand("/bin/umount", ["-l", mountPoint]) }
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """, stateDirectory: mountPoint, journal: "commit_window_ms: 50"))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("door=prime")
+        // Fill the file system: every journal commit now fails with SQLITE_FULL.
+        _ = try? runCommand("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/filler", "bs=64k"])
+        for n in 0..<20 { board.send("door=ro-\(n);temperature=\(n)") }
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 })
+        #expect(await eventually { await harness.gateway.journal.writeFailures > 0 })
+        try FileManager.default.removeItem(atPath: "\(mountPoint)/filler")
+        for n in 0..<5 { board.send("door=rw-\(n)") }
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("rw-") }.count == 5 })
+        // Writable again: the next commit goes through and nothing is left in memory.
+        await harness.gateway.journal.flush()
+        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
+        await harness.stop()
+    }
+}
+
+/// Runs a system command and throws unless it exits 0.
+func runCommand(_ path: String, _ arguments: [String]) throws {
+    let child = try ChildProcess(path, arguments)
+    let status = child.waitForExit()
+    guard status == 0 else { throw TestKitError("\(path) \(arguments.joined(separator: " ")) exited \(status)") }
+}
