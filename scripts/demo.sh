@@ -42,8 +42,11 @@ CONF
 "$bin" check-config --config "$run/wiregate.yaml"
 "$bin" run --config "$run/wiregate.yaml" > "$run/wiregate.log" 2>&1 & pids+=($!)
 
-echo "broker 127.0.0.1:$port, gateway log $run/wiregate.log; try in another shell:"
-echo "  mosquitto_pub -p $port -t wiregate/demo-house/front-door/set -m SIREN=ON"
+broker_pid=${pids[0]}
+echo "broker 127.0.0.1:$port (pid $broker_pid), gateway log $run/wiregate.log; try in another shell:"
+echo "  mosquitto_pub -p $port -t wiregate/demo-house/front-door/set -m SIREN=ON     # a command to the board"
+echo "  $PWD/$bin status --config $run/wiregate.yaml                     # the journal's backlog"
+echo "  kill $broker_pid; sleep 10; mosquitto -d -c $run/mosquitto.conf      # pull the broker's plug, then back"
 echo "messages on wiregate/# (Ctrl-C to stop):"
 if [ -n "${DEMO_SECONDS:-}" ]; then
   timeout "$DEMO_SECONDS" mosquitto_sub -p "$port" -t 'wiregate/#' -v || true

@@ -3,7 +3,7 @@ import Foundation
 /// How urgently an event must reach its destinations.
 ///
 /// `critical` events (intrusion, tamper, smoke, panic) are sent before any telemetry
-/// and are the last to be dropped when a bounded queue overflows.
+/// and are the last to be dropped when the journal must shed events.
 public enum EventClass: String, Sendable, CaseIterable, Codable {
     case critical
     case telemetry
