@@ -61,5 +61,6 @@ struct StatusCommand: ParsableCommand {
                 print("sink \(sink) \(eventClass.rawValue): \(backlog.pending) pending\(age)")
             }
         }
+        print("dropped by the bounds: critical \(journal.dropped["critical"] ?? 0), telemetry \(journal.dropped["telemetry"] ?? 0)")
     }
 }

@@ -43,15 +43,15 @@ import WiregateTestKit
         let state = try temporaryDirectory()
         let logger = Logger(label: "test")
         do {
-            let journal = try Journal(directory: state, commitWindow: .zero, sync: .full, logger: logger)
+            let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
             await journal.append([Event(board: "b", topic: "t/x", subtopic: "x", payload: "old", eventClass: .critical, receivedAt: Date())])
         }
         // A later wiregate added a migration this one does not know.
         let database = try DatabaseQueue(path: state + "/journal.sqlite")
         try await database.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
         try database.close()
-        #expect(throws: Journal.JournalDamage.self) { try Journal(directory: state, commitWindow: .zero, sync: .full, logger: logger) }
-        let journal = try Journal.open(directory: state, commitWindow: .zero, sync: .full, logger: logger)
+        #expect(throws: Journal.JournalDamage.self) { try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger) }
+        let journal = try Journal.open(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
         #expect(await journal.pendingCount() == [.critical: 0, .telemetry: 0])
         #expect(try damagedCopies(in: state).count == 1)
     }

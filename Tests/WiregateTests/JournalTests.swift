@@ -91,14 +91,14 @@ import WiregateTestKit
     @Test func sequenceNumbersNeverRepeatAcrossRestarts() async throws {
         let state = try temporaryDirectory()
         let event = Event(board: "b", topic: "t/x", subtopic: "x", payload: "1", eventClass: .critical, receivedAt: Date())
-        var journal: Journal? = try Journal(directory: state, commitWindow: .zero, sync: .full, logger: .init(label: "t"))
+        var journal: Journal? = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: .init(label: "t"))
         await journal!.append([event, event, event])
         let first = await journal!.lastSeq
         // Everything acknowledged and deleted: the next start still goes on from there.
         for _ in 0..<3 { await journal!.acknowledge(await journal!.next()!) }
         await journal!.flush()
         journal = nil
-        let reopened = try Journal(directory: state, commitWindow: .zero, sync: .full, logger: .init(label: "t"))
+        let reopened = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: .init(label: "t"))
         await reopened.append([event])
         #expect(await reopened.lastSeq == first + 1)
         #expect(await reopened.pendingCount() == [.critical: 1, .telemetry: 0])

@@ -26,8 +26,7 @@ public final class Gateway: Sendable {
     public init(config: GatewayConfig, password: String?, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        let outbox = try Journal.open(directory: config.gateway.stateDirectory, commitWindow: config.journal.commitWindow,
-                                 sync: config.journal.sync, logger: logger)
+        let outbox = try Journal.open(directory: config.gateway.stateDirectory, settings: config.journal, logger: logger)
         let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
         journal = outbox
         self.statuses = statuses

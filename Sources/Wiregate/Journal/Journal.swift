@@ -26,6 +26,9 @@ public actor Journal: EventOutbox {
 
     private let database: DatabasePool
     private let commitWindow: Duration
+    private let bounds: (maxBytes: Int64, maxAge: Duration)
+    private var lastBoundsCheck: ContinuousClock.Instant?
+    private var shedding = false
     private let logger: Logger
     private var nextSeq: Int64
     /// Appended, not yet committed, in seq order.
@@ -53,16 +56,15 @@ public actor Journal: EventOutbox {
     /// is newer than this binary, is moved aside (kept for forensics) and a fresh one started:
     /// a security gateway that refuses to start protects nothing.
     /// - Throws: when even a fresh journal cannot be created (no such directory, no permission).
-    public static func open(directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync,
-                            logger: Logger) throws -> Journal {
+    public static func open(directory: String, settings: GatewayConfig.Journal, logger: Logger) throws -> Journal {
         do {
-            return try Journal(directory: directory, commitWindow: commitWindow, sync: sync, logger: logger)
+            return try Journal(directory: directory, settings: settings, logger: logger)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
             logger.critical("journal unusable, moved aside; starting a fresh one: events in it were not sent", metadata: [
                 "reason": "\(problem.reason)", "moved_to": "\(aside)",
             ])
-            return try Journal(directory: directory, commitWindow: commitWindow, sync: sync, logger: logger)
+            return try Journal(directory: directory, settings: settings, logger: logger)
         }
     }
 
@@ -88,16 +90,17 @@ public actor Journal: EventOutbox {
 
     /// Opens (or creates) `journal.sqlite` in `directory` and loads the cursors.
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
-    public init(directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync, logger: Logger) throws {
+    public init(directory: String, settings: GatewayConfig.Journal, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            try self.init(opening: directory, commitWindow: commitWindow, sync: sync, logger: logger)
+            try self.init(opening: directory, settings: settings, logger: logger)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
     }
 
-    private init(opening directory: String, commitWindow: Duration, sync: GatewayConfig.Journal.Sync, logger: Logger) throws {
+    private init(opening directory: String, settings: GatewayConfig.Journal, logger: Logger) throws {
+        let sync = settings.sync
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(sync == .full ? "FULL" : "NORMAL")")
@@ -112,7 +115,8 @@ public actor Journal: EventOutbox {
         if let check = try database.read({ db in try String.fetchOne(db, sql: "PRAGMA quick_check(1)") }), check != "ok" {
             throw JournalDamage(reason: "quick_check: \(check)")
         }
-        self.commitWindow = commitWindow
+        self.commitWindow = settings.commitWindow
+        self.bounds = (settings.maxBytes, settings.maxAge)
         self.logger = logger
         let (last, cursors) = try database.read { db in
             let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
@@ -149,6 +153,10 @@ public actor Journal: EventOutbox {
                     PRIMARY KEY (sink, class)
                 ) WITHOUT ROWID;
                 """)
+        }
+        migrator.registerMigration("v2-dropped") { db in
+            // Events the bounds dropped, per class: for `status`, across restarts.
+            try db.execute(sql: "CREATE TABLE dropped (class INTEGER PRIMARY KEY, count INTEGER NOT NULL)")
         }
         return migrator
     }
@@ -193,6 +201,10 @@ public actor Journal: EventOutbox {
             flushAgain = false
             await flushOnce()
         } while flushAgain
+        if lastBoundsCheck.map({ ContinuousClock.now - $0 > Self.boundsInterval }) ?? true {
+            lastBoundsCheck = .now
+            await enforceBounds()
+        }
         flushing = false
         let waiters = flushWaiters
         flushWaiters.removeAll()
@@ -265,6 +277,65 @@ public actor Journal: EventOutbox {
                     await self.flush()
                 }
             }
+        }
+    }
+
+    /// How often the bounds are checked: off the hot path, a few statements every few seconds.
+    static let boundsInterval = Duration.seconds(5)
+
+    /// Drops events past `max_age`, then the oldest telemetry (critical only when no telemetry is
+    /// left) until the journal's used pages fit `max_bytes`; counts the drops per class.
+    func enforceBounds() async {
+        let (maxBytes, maxAge) = bounds
+        let cutoff = Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970
+        do {
+            let dropped = try await database.write { db -> [EventClass: Int] in
+                var dropped: [EventClass: Int] = [:]
+                for eventClass in EventClass.allCases {
+                    try db.execute(sql: "DELETE FROM event WHERE class = ? AND received_at < ?", arguments: [eventClass.storageCode, cutoff])
+                    dropped[eventClass, default: 0] += db.changesCount
+                }
+                func usedBytes() throws -> Int64 {
+                    let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+                    let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                    let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                    return (pages - free) * size
+                }
+                for eventClass in [EventClass.telemetry, .critical] {
+                    var used = try usedBytes()
+                    while used > maxBytes {
+                        let rows = try Int64.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0
+                        guard rows > 0 else { break }
+                        // Rows to delete for the excess, from the average row size, plus a margin of 1%.
+                        let perRow = max(1, used / rows)
+                        let count = (used - maxBytes) / perRow + rows / 100 + 1
+                        try db.execute(sql: """
+                            DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE class = ? ORDER BY seq LIMIT ?)
+                            """, arguments: [eventClass.storageCode, count])
+                        guard db.changesCount > 0 else { break }
+                        dropped[eventClass, default: 0] += db.changesCount
+                        used = try usedBytes()
+                    }
+                }
+                for (eventClass, count) in dropped where count > 0 {
+                    try db.execute(sql: """
+                        INSERT INTO dropped (class, count) VALUES (?, ?)
+                        ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
+                        """, arguments: [eventClass.storageCode, count])
+                }
+                return dropped
+            }
+            let total = dropped.values.reduce(0, +)
+            if total > 0 && !shedding {
+                // Once per burst, not once per row: the next line comes when a check drops nothing again.
+                logger.warning("journal bound reached: oldest events dropped", metadata: [
+                    "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
+                    "max_bytes": "\(maxBytes)", "max_age": "\(maxAge)",
+                ])
+            }
+            shedding = total > 0
+        } catch {
+            logger.error("journal bounds check failed", metadata: ["error": "\(error)"])
         }
     }
 

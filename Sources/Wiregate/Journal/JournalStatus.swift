@@ -20,6 +20,8 @@ public struct JournalStatus: Codable, Sendable, Equatable {
     public var lastSeq: Int64
     /// Per sink, per class.
     public var sinks: [String: [String: Backlog]]
+    /// Events the bounds (`max_bytes`, `max_age`) dropped, per class, since the journal was created.
+    public var dropped: [String: Int]
 
     /// Reads the journal in `stateDirectory` without writing to it.
     /// - Throws: when there is no journal there, or it cannot be read.
@@ -46,7 +48,13 @@ public struct JournalStatus: Codable, Sendable, Equatable {
                 let oldest: Double? = row?[1]
                 backlog[eventClass.rawValue] = Backlog(pending: row?[0] ?? 0, oldestReceivedAt: oldest.map(Date.init(timeIntervalSince1970:)))
             }
-            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: [Journal.mqttSink: backlog])
+            var dropped = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0.rawValue, 0) })
+            if try db.tableExists("dropped") {
+                for row in try Row.fetchAll(db, sql: "SELECT class, count FROM dropped") {
+                    dropped[EventClass(storageCode: row[0]).rawValue] = row[1]
+                }
+            }
+            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: [Journal.mqttSink: backlog], dropped: dropped)
         }
     }
 }

@@ -99,6 +99,25 @@ public struct ConfigNode: @unchecked Sendable {
         return value
     }
 
+    /// A size in bytes: `65536`, `512KiB`, `256MiB`, `1GiB` (KB/MB/GB are read as the same binary units).
+    public func byteSize(in range: ClosedRange<Int64>) throws(ConfigError) -> Int64 {
+        guard case .scalar(let scalar) = node, let value = Self.parseByteSize(scalar.string) else {
+            throw error("expected a size such as 65536, 512KiB, 256MiB or 1GiB, found \(describeValue)")
+        }
+        guard range.contains(value) else { throw error("\(scalar.string) is out of range \(range.lowerBound)...\(range.upperBound) bytes") }
+        return value
+    }
+
+    static func parseByteSize(_ text: String) -> Int64? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("B", 1)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else { return nil }
+            return Int64(value * Double(scale))
+        }
+        return Int64(text)
+    }
+
     /// A duration: `500ms`, `2s`, `5m`, `1h`, `30d`, or a plain number of seconds.
     public func duration(in range: ClosedRange<Duration>? = nil) throws(ConfigError) -> Duration {
         guard case .scalar(let scalar) = node, let value = Self.parseDuration(scalar.string) else {

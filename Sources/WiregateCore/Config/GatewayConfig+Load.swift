@@ -48,10 +48,16 @@ extension GatewayConfig {
                 log.level = try level.oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
             }
         }
-        var journal = Journal(commitWindow: .milliseconds(1000), sync: .normal)
+        var journal = Journal()
         if let node = document.optional("journal") {
             let section = try node.mapping()
-            try section.rejectUnknownKeys(["commit_window_ms", "sync"])
+            try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age"])
+            if let size = section.optional("max_bytes") {
+                journal.maxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
+            }
+            if let age = section.optional("max_age") {
+                journal.maxAge = try age.duration(in: .seconds(60)...(.seconds(10 * 365 * 86400)))
+            }
             if let window = section.optional("commit_window_ms") {
                 journal.commitWindow = .milliseconds(try window.int(in: 0...60_000))
             }

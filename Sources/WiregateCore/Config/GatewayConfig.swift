@@ -69,6 +69,18 @@ public struct GatewayConfig: Sendable {
         /// Telemetry is grouped into one transaction per window; critical events commit at once.
         public var commitWindow: Duration
         public var sync: Sync
+        /// The journal's bound on disk; past it the oldest telemetry is dropped, critical last.
+        public var maxBytes: Int64
+        /// Events older than this are dropped, telemetry and critical alike.
+        public var maxAge: Duration
+
+        public init(commitWindow: Duration = .milliseconds(1000), sync: Sync = .normal,
+                    maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400)) {
+            self.commitWindow = commitWindow
+            self.sync = sync
+            self.maxBytes = maxBytes
+            self.maxAge = maxAge
+        }
     }
 
     public struct Log: Sendable, Equatable {

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import Testing
+@testable import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// `max_bytes` and `max_age`: telemetry goes before critical, and every drop is counted.
+@Suite(.serialized) struct JournalBoundsTests {
+    func temporaryDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-bounds-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func event(_ n: Int, _ eventClass: EventClass, at date: Date = Date()) -> Event {
+        Event(board: "b", topic: "wiregate/gw/b/\(eventClass == .critical ? "door" : "temperature")",
+              subtopic: eventClass == .critical ? "door" : "temperature",
+              payload: "\(n) " + String(repeating: "x", count: 100), eventClass: eventClass, receivedAt: date)
+    }
+
+    @Test func sizeBoundDropsTelemetryBeforeCritical() async throws {
+        let state = try temporaryDirectory()
+        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
+                                  logger: Logger(label: "test"))
+        for n in 0..<3000 {
+            await journal.append([event(n, n % 100 == 0 ? .critical : .telemetry)])
+        }
+        await journal.enforceBounds()
+        let pending = await journal.pendingCount()
+        #expect(pending[.critical] == 30)                      // every critical event kept
+        #expect(pending[.telemetry]! < 2970 && pending[.telemetry]! > 0)
+        let status = try JournalStatus.read(stateDirectory: state)
+        #expect(status.dropped["critical"] == 0)
+        #expect(status.dropped["telemetry"] == 2970 - pending[.telemetry]!)
+        // What is left is the newest telemetry: the oldest went first.
+        var telemetry: [Int] = []
+        while let next = await journal.next() {
+            if next.event.eventClass == .telemetry { telemetry.append(Int(next.event.payload.split(separator: " ")[0])!) }
+            if telemetry.count == pending[.telemetry]! { break }
+        }
+        #expect(telemetry == telemetry.sorted())
+        #expect(telemetry.last == 2999)
+    }
+
+    @Test func criticalGoesOnlyWhenNoTelemetryIsLeft() async throws {
+        let state = try temporaryDirectory()
+        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
+                                  logger: Logger(label: "test"))
+        for n in 0..<2000 { await journal.append([event(n, n < 10 ? .telemetry : .critical)]) }
+        await journal.enforceBounds()
+        let status = try JournalStatus.read(stateDirectory: state)
+        #expect(status.dropped["telemetry"] == 10)
+        #expect(status.dropped["critical"]! > 0)
+        #expect(await journal.pendingCount()[.critical] == 1990 - status.dropped["critical"]!)
+    }
+
+    @Test func ageBoundDropsOldEvents() async throws {
+        let state = try temporaryDirectory()
+        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
+                                  logger: Logger(label: "test"))
+        let old = Date().addingTimeInterval(-2 * 86400)
+        await journal.append([event(1, .critical, at: old), event(2, .telemetry, at: old), event(3, .telemetry)])
+        await journal.enforceBounds()
+        #expect(await journal.pendingCount() == [.critical: 0, .telemetry: 1])
+        #expect(try JournalStatus.read(stateDirectory: state).dropped == ["critical": 1, "telemetry": 1])
+    }
+}
