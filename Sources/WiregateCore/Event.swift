@@ -25,13 +25,17 @@ public struct Event: Sendable, Hashable {
     public var eventClass: EventClass
     /// Wall-clock time at which the gateway read the line.
     public var receivedAt: Date
+    /// Telemetry for which a replay sends only the newest value per topic (the board's `latest`).
+    public var latest: Bool
 
-    public init(board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date) {
+    public init(board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date,
+                latest: Bool = false) {
         self.board = board
         self.topic = topic
         self.subtopic = subtopic
         self.payload = payload
         self.eventClass = eventClass
         self.receivedAt = receivedAt
+        self.latest = latest && eventClass == .telemetry
     }
 }

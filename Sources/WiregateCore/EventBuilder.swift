@@ -49,7 +49,7 @@ public struct EventBuilder: Sendable {
             let subtopic = levels.joined(separator: "/")
             events.append(Event(board: board.name, topic: topicPrefix + subtopic, subtopic: subtopic,
                                 payload: message.payload, eventClass: board.classes.eventClass(forSubtopic: subtopic),
-                                receivedAt: receivedAt))
+                                receivedAt: receivedAt, latest: board.isLatest(subtopic)))
         }
         return .events(events)
     }

@@ -114,6 +114,14 @@ import Testing
         #expect(try #require(self.error(Self.valid.replacingOccurrences(of: "/dev/ttyACM0", with: "ttyACM0"))).path == "boards[0].match.path")
     }
 
+    @Test func latestIsForTelemetryOnly() throws {
+        let ok = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: "    commands:", with: "    latest: [ battery, \"env/*\" ]\n    commands:"), file: "t")
+        #expect(ok.boards[0].isLatest("battery") && ok.boards[0].isLatest("env/t") && !ok.boards[0].isLatest("door"))
+        let error = try #require(self.error(Self.valid.replacingOccurrences(of: "    commands:", with: "    latest: [ door ]\n    commands:")))
+        #expect(error.path == "boards[0].latest[0]")
+        #expect(error.message.contains("critical"))
+    }
+
     @Test func brokenYAMLGivesALine() throws {
         let error = try #require(self.error("gateway: { id: x\nmqtt: [\n"))
         #expect(error.line != nil)

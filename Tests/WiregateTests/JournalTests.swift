@@ -88,6 +88,33 @@ import WiregateTestKit
         await harness.stop()
     }
 
+    @Test func latestTelemetryIsCoalescedOnReplay() async throws {
+        let broker = try MosquittoBroker(persistent: true)
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/#", persistentID: "latest-\(UUID().uuidString.prefix(8))")
+        broker.stop()
+        let board = try SimulatedBoard()
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, latest: [ temperature, "env/*" ] }
+        """, journal: "commit_window_ms: 0"))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("temperature=prime")
+        for n in 0..<50 { board.send("temperature=\(n);battery=\(n)") }
+        #expect(await eventually { await harness.gateway.journal.pendingCount()[.telemetry] == 100 })
+        try broker.start()
+        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { $0.filter { $0.topic.hasSuffix("/battery") }.count >= 50 })
+        try await Task.sleep(for: .milliseconds(300))
+        let temperatures = subscriber.messages.filter { $0.topic.hasSuffix("/temperature") }.map(\.payload)
+        #expect(temperatures == ["49"])                                   // only the newest value of a `latest` topic
+        #expect(subscriber.messages.filter { $0.topic.hasSuffix("/battery") }.map(\.payload) == (0..<50).map(String.init))
+        // The skipped rows do not linger: the cursor moved past them.
+        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
+        // Live, every value is sent.
+        board.send("temperature=live-1")
+        board.send("temperature=live-2")
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("live-") }.count == 2 })
+        await harness.stop()
+    }
+
     @Test func sequenceNumbersNeverRepeatAcrossRestarts() async throws {
         let state = try temporaryDirectory()
         let event = Event(board: "b", topic: "t/x", subtopic: "x", payload: "1", eventClass: .critical, receivedAt: Date())

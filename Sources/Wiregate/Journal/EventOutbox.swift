@@ -19,8 +19,10 @@ public protocol EventOutbox: Sendable {
     /// The destination confirmed `event` (PUBACK): the sink's cursor may move past it.
     func acknowledge(_ event: JournaledEvent) async
 
-    /// The last sequence number handed out.
-    var lastSeq: Int64 { get async }
+    /// Called when the sink's destination (re)connects: what was appended before is a replay
+    /// from now on (sent with `replayed`, and coalesced where `latest`).
+    /// - Returns: the first sequence number that counts as live.
+    func beginLive() async -> Int64
 
     /// Makes durable what is still in memory (called once the sink has stopped).
     func flush() async

@@ -158,6 +158,13 @@ public actor Journal: EventOutbox {
             // Events the bounds dropped, per class: for `status`, across restarts.
             try db.execute(sql: "CREATE TABLE dropped (class INTEGER PRIMARY KEY, count INTEGER NOT NULL)")
         }
+        migrator.registerMigration("v3-latest") { db in
+            // `latest` telemetry: a replay sends only the newest row per topic, found through this index.
+            try db.execute(sql: """
+                ALTER TABLE event ADD COLUMN latest INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX event_latest ON event(topic, seq) WHERE latest = 1;
+                """)
+        }
         return migrator
     }
 
@@ -186,6 +193,11 @@ public actor Journal: EventOutbox {
 
     /// The last sequence number handed out.
     public var lastSeq: Int64 { nextSeq - 1 }
+
+    public func beginLive() -> Int64 {
+        reader.liveFrom = nextSeq
+        return nextSeq
+    }
 
     /// Commits what is pending (except what the sink already acknowledged), the cursors, and
     /// deletes the rows every sink has. Returns once everything appended before the call is committed
@@ -222,13 +234,13 @@ public actor Journal: EventOutbox {
         do {
             try await database.write { db in
                 let insert = try db.cachedStatement(sql: """
-                    INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for item in toWrite {
                     try insert.execute(arguments: [item.seq, item.event.board, item.event.topic, item.event.subtopic,
                                                    item.event.payload, item.event.eventClass.storageCode,
-                                                   item.event.receivedAt.timeIntervalSince1970, item.clockSynced])
+                                                   item.event.receivedAt.timeIntervalSince1970, item.clockSynced, item.event.latest])
                 }
                 if let last = batch.last, toWrite.last?.seq != last.seq {
                     // Keep the sequence moving even when the newest events were never written.
@@ -408,16 +420,22 @@ public actor Journal: EventOutbox {
     /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
     private func refill(_ eventClass: EventClass) async {
         let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+        let liveFrom = reader.liveFrom
         var events: [JournaledEvent] = []
         do {
             events = try await database.read { db in
+                // A `latest` row is skipped when a newer one of its topic is journaled: a replay sends
+                // only the newest value. The cursor moves past skipped rows with the next acknowledgement.
                 let rows = try db.cachedStatement(sql: """
-                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced FROM event
-                    WHERE class = ? AND seq > ? ORDER BY seq LIMIT 256
+                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
+                    WHERE class = ? AND seq > ?
+                      AND (latest = 0 OR seq >= ? OR NOT EXISTS (SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
+                    ORDER BY seq LIMIT 256
                     """)
-                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after]).map { row in
+                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
                     JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
-                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5])),
+                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
+                                                             latest: row[7]),
                                    clockSynced: row[6])
                 }
             }
@@ -469,6 +487,8 @@ struct SinkReader {
     var buffered: [EventClass: Deque<JournaledEvent>] = [:]
     /// Handed out, in seq order, with whether the broker acknowledged it.
     var inFlight: [EventClass: Deque<(seq: Int64, acked: Bool)>] = [:]
+    /// The first seq appended since the sink's destination last connected; older ones are a replay.
+    var liveFrom: Int64 = .max
 }
 
 extension EventClass {

@@ -82,7 +82,7 @@ public final class MQTTSink: Service, Sendable {
             case .connected(let version):
                 counterState.withLock { $0.connects += 1 }
                 logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)"])
-                let firstLive = await outbox.lastSeq + 1
+                let firstLive = await outbox.beginLive()
                 liveFrom.withLock { $0 = firstLive }
                 subscribeToCommands()
                 await publishStatus(config.gatewayStatusTopic, online: true)

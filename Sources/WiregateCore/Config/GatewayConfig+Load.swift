@@ -151,7 +151,7 @@ extension GatewayConfig {
     static func board(_ node: ConfigNode) throws(ConfigError) -> Board {
         let section = try node.mapping()
         try section.rejectUnknownKeys(
-            ["name", "match", "baud", "protocol", "options", "classes", "commands", "hupcl", "settle", "max_line", "reopen_max"])
+            ["name", "match", "baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"])
         let nameNode = try section.required("name")
         let name = try nameNode.nonEmptyString()
         if let problem = Topic.problem(inConfiguredLevel: name) { throw nameNode.error("the board name \(problem)") }
@@ -183,6 +183,17 @@ extension GatewayConfig {
             }
         }
 
+        var latest: [String] = []
+        if let list = section.optional("latest") {
+            for item in try list.sequence() {
+                let key = try item.nonEmptyString()
+                if ClassRules(rules).exact[key] == .critical {
+                    throw item.error("'\(key)' is critical: critical events are never coalesced, only telemetry can be 'latest'")
+                }
+                latest.append(key)
+            }
+        }
+
         var commands: [String] = []
         if let list = section.optional("commands") {
             for item in try list.sequence() {
@@ -199,7 +210,7 @@ extension GatewayConfig {
         let maxLine = try section.optional("max_line")?.int(in: 16...1_048_576) ?? 1024
         let reopenMax = try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
         return Board(name: name, path: path, baud: baud, protocolName: protocolName, decoder: decoder,
-                     classes: ClassRules(rules), commands: CommandPolicy(commands), hupcl: hupcl, settle: settle,
+                     classes: ClassRules(rules), latest: latest, commands: CommandPolicy(commands), hupcl: hupcl, settle: settle,
                      maxLineLength: maxLine, reopenMax: reopenMax)
     }
 

@@ -49,6 +49,8 @@ public struct GatewayConfig: Sendable {
         public var protocolName: String
         public var decoder: any LineDecoder
         public var classes: ClassRules
+        /// Subtopics (or glob patterns) of telemetry for which a replay sends only the newest value.
+        public var latest: [String]
         public var commands: CommandPolicy
         /// Whether closing the port drops DTR (termios HUPCL); off keeps an Arduino from resetting.
         public var hupcl: Bool
@@ -120,13 +122,24 @@ public struct ClassRules: Sendable, Equatable {
     }
 
     public func eventClass(forSubtopic subtopic: String) -> EventClass {
+        classify(subtopic) ?? .telemetry
+    }
+
+    func classify(_ subtopic: String) -> EventClass? {
         if let eventClass = exact[subtopic] { return eventClass }
         for rule in patterns where Glob.matches(rule.pattern, subtopic) { return rule.eventClass }
-        return .telemetry
+        return nil
     }
 
     public static func == (lhs: ClassRules, rhs: ClassRules) -> Bool {
         lhs.exact == rhs.exact && lhs.patterns.elementsEqual(rhs.patterns, by: { $0 == $1 })
+    }
+}
+
+extension GatewayConfig.Board {
+    /// Whether a replay of this subtopic's telemetry sends only its newest value.
+    public func isLatest(_ subtopic: String) -> Bool {
+        latest.contains { $0 == subtopic || Glob.matches($0, subtopic) }
     }
 }
 
