@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // libmosquitto (Debian: libmosquitto-dev). Only a module map and a header.
@@ -64,6 +65,19 @@ let package = Package(
         .target(
             name: "WiregateTestKit",
             dependencies: ["Wiregate", "WiregateCore"]
+        ),
+        // Benchmarks: real mosquitto, real ptys, the release daemon; figures go in the README.
+        .executableTarget(
+            name: "wiregate-bench",
+            dependencies: [
+                "Wiregate",
+                "WiregateCore",
+                "WiregateTestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "WiregateCoreTests",

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import WiregateCore
 
@@ -45,5 +46,15 @@ struct SeededGenerator: RandomNumberGenerator {
     @Test func doesNotOverflowAfterManyAttempts() {
         var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
         for _ in 0..<10_000 { #expect(backoff.nextDelay() <= .seconds(30)) }
+    }
+}
+
+@Suite struct TimestampFormatterTests {
+    @Test func rfc3339WithMillisecondsInUTC() {
+        var formatter = TimestampFormatter()
+        #expect(formatter.string(from: Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(formatter.string(from: Date(timeIntervalSince1970: 1_796_000_000.042)) == "2026-11-30T00:53:20.042Z")
+        #expect(formatter.string(from: Date(timeIntervalSince1970: 1_796_000_000.5)) == "2026-11-30T00:53:20.500Z")
+        #expect(formatter.string(from: Date(timeIntervalSince1970: 1_796_000_001.999)) == "2026-11-30T00:53:21.999Z")
     }
 }

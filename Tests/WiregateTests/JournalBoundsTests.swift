@@ -35,9 +35,10 @@ import WiregateTestKit
         #expect(status.dropped["telemetry"] == 2970 - pending[.telemetry]!)
         // What is left is the newest telemetry: the oldest went first.
         var telemetry: [Int] = []
-        while let next = await journal.next() {
-            if next.event.eventClass == .telemetry { telemetry.append(Int(next.event.payload.split(separator: " ")[0])!) }
-            if telemetry.count == pending[.telemetry]! { break }
+        while telemetry.count < pending[.telemetry]! {
+            for next in await journal.next(max: 100) where next.event.eventClass == .telemetry {
+                telemetry.append(Int(next.event.payload.split(separator: " ")[0])!)
+            }
         }
         #expect(telemetry == telemetry.sorted())
         #expect(telemetry.last == 2999)

@@ -8,16 +8,16 @@ public protocol EventOutbox: Sendable {
     /// Adds the events of one line, in order.
     func append(_ events: [Event]) async
 
-    /// The next event to send, critical before telemetry, in seq order within a class.
-    /// Waits while there is none.
-    /// - Returns: nil once the calling task is cancelled.
-    func next() async -> JournaledEvent?
+    /// The next events to send, at most `max`, critical before telemetry, in seq order within a class.
+    /// Waits while there is none; batches keep the sink's hand-offs few at high rates.
+    /// - Returns: an empty array once the calling task is cancelled.
+    func next(max: Int) async -> [JournaledEvent]
 
-    /// Gives back an event taken by `next()` that could not be sent, to be sent first next time.
-    func putBack(_ event: JournaledEvent) async
+    /// Gives back events taken by `next(max:)` that could not be sent, to be sent first next time.
+    func putBack(_ events: [JournaledEvent]) async
 
-    /// The destination confirmed `event` (PUBACK): the sink's cursor may move past it.
-    func acknowledge(_ event: JournaledEvent) async
+    /// The destination confirmed these events (PUBACK): the sink's cursor may move past them.
+    func acknowledge(_ events: [JournaledEvent]) async
 
     /// Called when the sink's destination (re)connects: what was appended before is a replay
     /// from now on (sent with `replayed`, and coalesced where `latest`).

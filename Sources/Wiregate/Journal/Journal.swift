@@ -33,6 +33,8 @@ public actor Journal: EventOutbox {
     private var nextSeq: Int64
     /// Appended, not yet committed, in seq order.
     private var pending: [JournaledEvent] = []
+    /// The highest seq a commit has covered: rows above it can only be in `pending`.
+    private var committedThrough: Int64
     private var flushScheduled = false
     /// One flush at a time: a second request while one runs makes it go round once more.
     private var flushing = false
@@ -127,6 +129,7 @@ public actor Journal: EventOutbox {
             return (last, cursors)
         }
         nextSeq = last + 1
+        committedThrough = last
         reader = SinkReader(cursors: cursors)
     }
 
@@ -264,6 +267,7 @@ public actor Journal: EventOutbox {
             }
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
+            if let last = batch.last { committedThrough = max(committedThrough, last.seq) }
             if writeFailing {
                 writeFailing = false
                 logger.notice("journal writable again", metadata: ["failed_writes": "\(writeFailures)"])
@@ -372,46 +376,53 @@ public actor Journal: EventOutbox {
 
     // MARK: - The sink's side
 
-    public func next() async -> JournaledEvent? {
+    public func next(max: Int) async -> [JournaledEvent] {
+        precondition(max > 0)
         while !Task.isCancelled {
-            for eventClass in [EventClass.critical, .telemetry] {
+            // Critical first, always: a live alarm never waits behind a telemetry backlog.
+            var events: [JournaledEvent] = []
+            for eventClass in [EventClass.critical, .telemetry] where events.count < max {
                 if reader.buffered[eventClass, default: []].isEmpty { await refill(eventClass) }
-                if let event = reader.buffered[eventClass]?.popFirst() {
+                while events.count < max, let event = reader.buffered[eventClass]?.popFirst() {
                     reader.inFlight[eventClass, default: []].append((event.seq, false))
-                    return event
+                    events.append(event)
                 }
             }
+            if !events.isEmpty { return events }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in waiter = continuation }
             } onCancel: {
                 Task { await self.wake() }
             }
         }
-        return nil
+        return []
     }
 
-    public func putBack(_ event: JournaledEvent) {
-        let eventClass = event.event.eventClass
-        reader.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
-        reader.buffered[eventClass, default: []].prepend(event)
-    }
-
-    public func acknowledge(_ event: JournaledEvent) {
-        let eventClass = event.event.eventClass
-        guard var flights = reader.inFlight[eventClass],
-              let index = flights.firstIndex(where: { $0.seq == event.seq }) else { return }
-        flights[index].acked = true
-        // The cursor moves only over an unbroken run of acknowledged events.
-        while let first = flights.first, first.acked {
-            reader.cursors[eventClass] = first.seq
-            flights.removeFirst()
-            cursorsDirty = true
+    public func putBack(_ events: [JournaledEvent]) {
+        for event in events.reversed() {
+            let eventClass = event.event.eventClass
+            reader.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
+            reader.buffered[eventClass, default: []].prepend(event)
         }
-        reader.inFlight[eventClass] = flights
+    }
+
+    public func acknowledge(_ events: [JournaledEvent]) {
+        for event in events {
+            let eventClass = event.event.eventClass
+            // In place: the deque is not copied out of the dictionary.
+            guard let index = reader.inFlight[eventClass]?.firstIndex(where: { $0.seq == event.seq }) else { continue }
+            reader.inFlight[eventClass]![index].acked = true
+            // The cursor moves only over an unbroken run of acknowledged events.
+            while let first = reader.inFlight[eventClass]?.first, first.acked {
+                reader.cursors[eventClass] = first.seq
+                reader.inFlight[eventClass]!.removeFirst()
+                cursorsDirty = true
+            }
+        }
         if cursorsDirty && !flushScheduled {
             flushScheduled = true
             Task { [commitWindow] in
-                try? await Task.sleep(for: max(commitWindow, .milliseconds(100)))
+                try? await Task.sleep(for: Swift.max(commitWindow, .milliseconds(100)))
                 await self.flush()
             }
         }
@@ -422,7 +433,9 @@ public actor Journal: EventOutbox {
         let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
         let liveFrom = reader.liveFrom
         var events: [JournaledEvent] = []
-        do {
+        // Caught up with what is committed: the rest is in memory, no need to ask SQLite.
+        if after < committedThrough {
+          do {
             events = try await database.read { db in
                 // A `latest` row is skipped when a newer one of its topic is journaled: a replay sends
                 // only the newest value. The cursor moves past skipped rows with the next acknowledgement.
@@ -439,13 +452,20 @@ public actor Journal: EventOutbox {
                                    clockSynced: row[6])
                 }
             }
-        } catch {
+          } catch {
             logger.error("journal read failed", metadata: ["error": "\(error)"])
+          }
         }
         // A refill may have waited for the database; read the position again in case another one ran.
         let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
         if events.isEmpty || events.last!.seq <= current {
-            events = pending.filter { $0.event.eventClass == eventClass && $0.seq > current }
+            // `pending` is in seq order: start after `current` instead of scanning it all.
+            var low = 0, high = pending.count
+            while low < high {
+                let middle = (low + high) / 2
+                if pending[middle].seq <= current { low = middle + 1 } else { high = middle }
+            }
+            events = pending[low...].filter { $0.event.eventClass == eventClass }
         } else {
             events = events.filter { $0.seq > current }
         }

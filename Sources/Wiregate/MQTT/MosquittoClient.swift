@@ -13,6 +13,7 @@ public enum MQTTClientEvent: Sendable {
     /// An established connection went away; the client reconnects after a backoff.
     case connectionLost(reason: String)
     /// The broker acknowledged the QoS 1 message `mid` (PUBACK). `reasonCode` ≥ 0x80 means it refused it (MQTT 5).
+    /// Not sent when the client was made with an `onPublished` handler.
     case published(mid: Int32, reasonCode: Int32)
     /// A message arrived on a subscription.
     case message(topic: String, payload: [UInt8])
@@ -73,13 +74,15 @@ public final class MosquittoClient: Sendable {
     private let started = Atomic<Bool>(false)
 
     /// Creates the handle; nothing connects until `start()`.
+    /// - Parameter onPublished: when given, PUBACKs go to it, on the network thread, instead of
+    ///   `events`: it must only take a lock and return (the MQTT sink's window does that).
     /// - Throws: `MosquittoError` when libmosquitto refuses the options.
-    public init(options: Options) throws(MosquittoError) {
+    public init(options: Options, onPublished: (@Sendable (_ mid: Int32, _ reasonCode: Int32) -> Void)? = nil) throws(MosquittoError) {
         _ = Self.libraryInitialised
         self.options = options
         let (stream, continuation) = AsyncStream.makeStream(of: MQTTClientEvent.self)
         events = stream
-        context = CallbackContext(continuation: continuation)
+        context = CallbackContext(continuation: continuation, onPublished: onPublished)
         // clean_session true: what must survive an outage is in our queue, not in a broker session.
         guard let mosq = mosquitto_new(options.clientID, true, Unmanaged.passUnretained(context).toOpaque()) else {
             throw MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
@@ -270,9 +273,11 @@ final class CallbackContext: Sendable {
     let connackCode = Atomic<Int32>(-1)
     /// 5 or 4 (3.1.1), the protocol of the current connection.
     let version = Atomic<Int32>(5)
+    let onPublished: (@Sendable (Int32, Int32) -> Void)?
 
-    init(continuation: AsyncStream<MQTTClientEvent>.Continuation) {
+    init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?) {
         self.continuation = continuation
+        self.onPublished = onPublished
     }
 
     static func from(_ userdata: UnsafeMutableRawPointer?) -> CallbackContext {
@@ -299,7 +304,12 @@ private func onDisconnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPo
 }
 
 private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32, _ properties: OpaquePointer?) {
-    CallbackContext.from(userdata).continuation.yield(.published(mid: mid, reasonCode: reasonCode))
+    let context = CallbackContext.from(userdata)
+    if let onPublished = context.onPublished {
+        onPublished(mid, reasonCode)
+    } else {
+        context.continuation.yield(.published(mid: mid, reasonCode: reasonCode))
+    }
 }
 
 private func onMessage(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ message: UnsafePointer<mosquitto_message>?, _ properties: OpaquePointer?) {

@@ -1,49 +1,130 @@
-/// The bounded in-flight window: how many QoS 1 messages may await PUBACK at once.
+import Synchronization
+
+/// The bounded in-flight window, and the hand-off of PUBACKs from libmosquitto's thread.
 ///
-/// libmosquitto queues without limit, so the window is ours; about 100 was fastest
-/// on loopback (unlimited is 30x slower). `acquire()` also waits while disconnected,
-/// so events stay in the outbox rather than in libmosquitto's memory.
-actor PublishWindow {
+/// libmosquitto queues without limit, so the window is ours; about 100 was fastest on
+/// loopback (unlimited is 30x slower). PUBACKs are recorded here directly from the
+/// network thread, under a lock, with no task hop per message: at tens of thousands of
+/// messages a second, a hop per acknowledgement costs more than the broker's round trip.
+/// The sink drains the acknowledged events in batches, woken by `signals`.
+final class PublishWindow: Sendable {
     let limit: Int
-    private(set) var inFlight = 0
-    private var connected = false
-    private var closed = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Yields when acknowledged events are waiting in `takeAcknowledged()`. Coalesced.
+    let signals: AsyncStream<Void>
+    private let signal: AsyncStream<Void>.Continuation
+    private let state = Mutex(State())
 
-    init(limit: Int) { self.limit = limit }
+    private struct State {
+        var inFlight = 0
+        var connected = false
+        var closed = false
+        var waiter: CheckedContinuation<Void, Never>?
+        /// Published, awaiting PUBACK: the event, or nil for a status message.
+        var awaiting: [Int32: JournaledEvent?] = [:]
+        /// PUBACKs that came before `sent` recorded their message id (they race on two threads).
+        var early: Set<Int32> = []
+        var acknowledged: [JournaledEvent] = []
+        var acknowledgedCount = 0
+        var refusedCount = 0
 
-    /// Waits for a free slot on a live connection, and takes it.
-    /// - Returns: false once the window is closed (shutting down).
-    func acquire() async -> Bool {
-        while !closed && (!connected || inFlight >= limit) {
-            await withCheckedContinuation { waiters.append($0) }
+        /// Counts an acknowledgement; returns whether the sink must be woken to drain it.
+        mutating func record(_ event: JournaledEvent?) -> Bool {
+            acknowledgedCount += 1
+            guard let event else { return false }
+            acknowledged.append(event)
+            return acknowledged.count == 1
         }
-        guard !closed else { return false }
-        inFlight += 1
-        return true
     }
 
-    /// Takes a slot without waiting, for status messages that must go out at once.
-    func forceAcquire() { inFlight += 1 }
+    init(limit: Int) {
+        self.limit = limit
+        (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
 
-    func release() {
-        inFlight = max(0, inFlight - 1)
-        wakeAll()
+    /// Waits for a live connection with room in the window.
+    /// - Returns: how many messages may be sent now; 0 once closed or cancelled.
+    func waitForRoom() async -> Int {
+        while true {
+            let room: Int? = state.withLock { state in
+                if state.closed { return 0 }
+                return state.connected && state.inFlight < limit ? limit - state.inFlight : nil
+            }
+            if let room { return room }
+            if Task.isCancelled { return 0 }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let ready = state.withLock { state -> Bool in
+                        if state.closed || (state.connected && state.inFlight < limit) { return true }
+                        state.waiter?.resume()
+                        state.waiter = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
+                }
+            } onCancel: {
+                state.withLock { state in
+                    state.waiter?.resume()
+                    state.waiter = nil
+                }
+            }
+        }
+    }
+
+    /// Records a message handed to libmosquitto; `event` is nil for a status message.
+    func sent(mid: Int32, event: JournaledEvent?) {
+        let notify = state.withLock { state -> Bool in
+            if state.early.remove(mid) != nil {
+                return state.record(event)
+            }
+            state.inFlight += 1
+            state.awaiting[mid] = .some(event)
+            return false
+        }
+        if notify { signal.yield() }
+    }
+
+    /// A PUBACK; called on libmosquitto's network thread.
+    func acknowledged(mid: Int32, reasonCode: Int32) {
+        let notify = state.withLock { state -> Bool in
+            if reasonCode >= 0x80 { state.refusedCount += 1 }
+            guard let event = state.awaiting.removeValue(forKey: mid) else {
+                state.early.insert(mid)
+                return false
+            }
+            state.inFlight -= 1
+            let waiter = state.waiter
+            state.waiter = nil
+            waiter?.resume()
+            return state.record(event)
+        }
+        if notify { signal.yield() }
+    }
+
+    /// The events acknowledged since the last call, in the order of their PUBACKs.
+    func takeAcknowledged() -> [JournaledEvent] {
+        state.withLock { state in
+            defer { state.acknowledged.removeAll(keepingCapacity: true) }
+            return state.acknowledged
+        }
+    }
+
+    var counts: (inFlight: Int, acknowledged: Int, refused: Int) {
+        state.withLock { ($0.inFlight, $0.acknowledgedCount, $0.refusedCount) }
     }
 
     func setConnected(_ value: Bool) {
-        connected = value
-        wakeAll()
+        state.withLock { state in
+            state.connected = value
+            state.waiter?.resume()
+            state.waiter = nil
+        }
     }
 
     func close() {
-        closed = true
-        wakeAll()
-    }
-
-    private func wakeAll() {
-        let waiting = waiters
-        waiters.removeAll()
-        for waiter in waiting { waiter.resume() }
+        state.withLock { state in
+            state.closed = true
+            state.waiter?.resume()
+            state.waiter = nil
+        }
     }
 }

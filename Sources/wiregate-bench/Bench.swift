@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import WiregateTestKit
+
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wiregate-bench",
+        abstract: "Measures the gateway against a private mosquitto on loopback. Build with -c release.",
+        subcommands: [IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self]
+    )
+}
+
+/// The release `wiregate` built beside this binary.
+var wiregateBinary: String {
+    URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        .appendingPathComponent("wiregate").path
+}
+
+func temporaryDirectory(_ name: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-bench-\(name)-\(UUID())").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// A value of `/proc/PID/status` in KiB (VmRSS, VmHWM).
+func procStatus(_ pid: pid_t, _ key: String) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").first { $0.hasPrefix(key + ":") }
+        .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
+}
+
+/// `write_bytes` of `/proc/PID/io`: what the process caused to be written to storage.
+func writeBytes(_ pid: pid_t) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").first { $0.hasPrefix("write_bytes:") }
+        .flatMap { Int($0.split(separator: " ").last ?? "") }
+}
+
+/// Monotonic nanoseconds, comparable across the processes of this machine.
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+func gatewayConfig(port: Int, state: String, boardPath: String, journal: String = "", classes: String = "{ door: critical }") -> String {
+    """
+    gateway: { id: bench, state_dir: \(state) }
+    mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms }
+    log: { level: warning }
+    \(journal.isEmpty ? "" : "journal: { \(journal) }")
+    boards:
+      - { name: sim, match: { path: \(boardPath) }, protocol: kv, settle: 0s, classes: \(classes) }
+    """
+}
+
+func format(_ value: Double) -> String { String(format: "%.0f", value) }
