@@ -12,10 +12,13 @@ struct WriteBudgetBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds per run.")
     var seconds = 60
 
+    @Option(help: "Rates in events/s, one run each with the broker up and one with it down (comma-separated).")
+    var rates = "10,1000"
+
     func run() async throws {
         print("disk writes of the daemon (write_bytes), telemetry only, default journal settings, \(seconds) s per run")
         for brokerUp in [true, false] {
-            for rate in [10, 1000] {
+            for rate in rates.split(separator: ",").compactMap({ Int($0) }) {
                 try await measure(rate: rate, brokerUp: brokerUp)
             }
         }

@@ -296,6 +296,10 @@ public actor Journal: EventOutbox {
         }
     }
 
+    /// How long an acknowledged cursor may stay in memory only: after a crash, at most this much
+    /// of what the broker already had is sent again (QoS 1 is at least once anyway).
+    static let cursorInterval = Duration.seconds(5)
+
     /// How often the bounds are checked: off the hot path, a few statements every few seconds.
     static let boundsInterval = Duration.seconds(5)
 
@@ -420,9 +424,10 @@ public actor Journal: EventOutbox {
             }
         }
         if cursorsDirty && !flushScheduled {
+            // A cursor on disk only spares re-sending after a crash: write it seldom (the SD card).
             flushScheduled = true
             Task { [commitWindow] in
-                try? await Task.sleep(for: Swift.max(commitWindow, .milliseconds(100)))
+                try? await Task.sleep(for: Swift.max(commitWindow, Self.cursorInterval))
                 await self.flush()
             }
         }

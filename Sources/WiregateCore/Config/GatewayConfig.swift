@@ -76,7 +76,7 @@ public struct GatewayConfig: Sendable {
         /// Events older than this are dropped, telemetry and critical alike.
         public var maxAge: Duration
 
-        public init(commitWindow: Duration = .milliseconds(1000), sync: Sync = .normal,
+        public init(commitWindow: Duration = .milliseconds(2000), sync: Sync = .normal,
                     maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400)) {
             self.commitWindow = commitWindow
             self.sync = sync
