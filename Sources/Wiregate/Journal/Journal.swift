@@ -436,31 +436,8 @@ public actor Journal: EventOutbox {
     /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
     private func refill(_ eventClass: EventClass) async {
         let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
-        let liveFrom = reader.liveFrom
-        var events: [JournaledEvent] = []
         // Caught up with what is committed: the rest is in memory, no need to ask SQLite.
-        if after < committedThrough {
-          do {
-            events = try await database.read { db in
-                // A `latest` row is skipped when a newer one of its topic is journaled: a replay sends
-                // only the newest value. The cursor moves past skipped rows with the next acknowledgement.
-                let rows = try db.cachedStatement(sql: """
-                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
-                    WHERE class = ? AND seq > ?
-                      AND (latest = 0 OR seq >= ? OR NOT EXISTS (SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
-                    ORDER BY seq LIMIT 256
-                    """)
-                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
-                    JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
-                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
-                                                             latest: row[7]),
-                                   clockSynced: row[6])
-                }
-            }
-          } catch {
-            logger.error("journal read failed", metadata: ["error": "\(error)"])
-          }
-        }
+        var events = after < committedThrough ? await readCommitted(eventClass, after: after, liveFrom: reader.liveFrom) : []
         // A refill may have waited for the database; read the position again in case another one ran.
         let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
         if events.isEmpty || events.last!.seq <= current {
@@ -477,6 +454,34 @@ public actor Journal: EventOutbox {
         guard let last = events.last else { return }
         reader.position[eventClass] = last.seq
         reader.buffered[eventClass, default: []].append(contentsOf: events)
+    }
+
+    /// Up to 256 committed events of a class after `after`, in seq order.
+    ///
+    /// A `latest` row older than `liveFrom` (a replay) is skipped when a newer row of its topic
+    /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
+    /// with the next acknowledgement.
+    private func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> [JournaledEvent] {
+        do {
+            return try await database.read { db in
+                let rows = try db.cachedStatement(sql: """
+                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
+                    WHERE class = ? AND seq > ?
+                      AND (latest = 0 OR seq >= ? OR NOT EXISTS (
+                          SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
+                    ORDER BY seq LIMIT 256
+                    """)
+                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
+                    JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
+                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
+                                                             latest: row[7]),
+                                   clockSynced: row[6])
+                }
+            }
+        } catch {
+            logger.error("journal read failed", metadata: ["error": "\(error)"])
+            return []
+        }
     }
 
     private func wake() {
