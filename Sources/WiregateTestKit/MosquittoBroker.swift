@@ -54,6 +54,13 @@ public final class MosquittoBroker: @unchecked Sendable {
         process = nil
     }
 
+    /// SIGKILL: the broker dies without saving; what arrived since its last autosave (1 s) is lost.
+    public func kill() {
+        process?.send(SIGKILL)
+        _ = process?.waitForExit()
+        process = nil
+    }
+
     /// SIGSTOP / SIGCONT: the silent outage, no RST.
     public func pause() { process?.send(SIGSTOP) }
     public func resume() { process?.send(SIGCONT) }

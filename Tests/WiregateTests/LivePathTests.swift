@@ -188,6 +188,36 @@ import WiregateTestKit
     }
 }
 
+extension LivePathTests {
+    @Test func brokerKilledLosesNothingJournaled() async throws {
+        let broker = try MosquittoBroker(persistent: true)
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#", persistentID: "kill-\(UUID().uuidString.prefix(8))")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("door=prime")
+        for n in 0..<50 { board.send(n % 5 == 0 ? "door=before-\(n)" : "temperature=before-\(n)") }
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("before-") }.count == 50 })
+        try await Task.sleep(for: .milliseconds(1500))   // past the broker's autosave: the subscriber's session is on disk
+        broker.kill()                                    // SIGKILL: no clean shutdown, no save
+        #expect(await eventually { !harness.gateway.mqtt.isConnected })
+        for n in 0..<100 { board.send(n % 5 == 0 ? "door=during-\(n)" : "temperature=during-\(n)") }
+        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 100 })
+        try broker.start()
+        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { $0.filter { $0.payload.hasPrefix("during-") }.count >= 100 })
+        let during = subscriber.messages.filter { $0.payload.hasPrefix("during-") }
+        #expect(Set(during.map(\.payload)) == Set((0..<100).map { "during-\($0)" }))
+        // Per class, in sequence order.
+        for suffix in ["/door", "/temperature"] {
+            let numbers = during.filter { $0.topic.hasSuffix(suffix) }.map { Int($0.payload.dropFirst("during-".count))! }
+            #expect(numbers == numbers.sorted())
+        }
+        await harness.stop()
+    }
+}
+
 /// Publishes one QoS 1 message with mosquitto_pub.
 func publish(port: Int, topic: String, payload: String) throws {
     let process = try ChildProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload])
