@@ -200,7 +200,12 @@ extension LivePathTests {
         board.send("door=prime")
         for n in 0..<50 { board.send(n % 5 == 0 ? "door=before-\(n)" : "temperature=before-\(n)") }
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("before-") }.count == 50 })
-        try await Task.sleep(for: .milliseconds(1500))   // past the broker's autosave: the subscriber's session is on disk
+        // The subscriber's session must be on disk before the kill: wait for an autosave after now.
+        let database = broker.directory.appendingPathComponent("mosquitto.db").path
+        let subscribed = Date()
+        #expect(await eventually {
+            ((try? FileManager.default.attributesOfItem(atPath: database)[.modificationDate]) as? Date).map { $0 > subscribed } ?? false
+        })
         broker.kill()                                    // SIGKILL: no clean shutdown, no save
         #expect(await eventually { !harness.gateway.mqtt.isConnected })
         for n in 0..<100 { board.send(n % 5 == 0 ? "door=during-\(n)" : "temperature=during-\(n)") }
