@@ -24,7 +24,13 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "wiregate")
         logger[metadataKey: "gateway"] = "\(config.gateway.id)"
         logger.info("starting", metadata: ["config": "\(options.config)", "boards": "\(config.boards.count)"])
-        let gateway = try Gateway(config: config, password: password, logger: logger)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(config: config, password: password, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["state_dir": "\(config.gateway.stateDirectory)", "error": "\(error)"])
+            throw ExitCode(1)
+        }
         try await gateway.run()
         for board in gateway.boards {
             let counters = board.counters
