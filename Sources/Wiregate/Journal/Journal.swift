@@ -441,20 +441,36 @@ public actor Journal: EventOutbox {
         // A refill may have waited for the database; read the position again in case another one ran.
         let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
         if events.isEmpty || events.last!.seq <= current {
-            // `pending` is in seq order: start after `current` instead of scanning it all.
+            // `pending` is in seq order: start after `current` instead of scanning it all, and take
+            // a bounded slice straight into the buffer (no intermediate copies on the hot path).
             var low = 0, high = pending.count
             while low < high {
                 let middle = (low + high) / 2
                 if pending[middle].seq <= current { low = middle + 1 } else { high = middle }
             }
-            events = pending[low...].filter { $0.event.eventClass == eventClass }
-        } else {
-            events = events.filter { $0.seq > current }
+            var taken = 0
+            var last: Int64?
+            var index = low
+            while index < pending.count && taken < Self.refillLimit {
+                if pending[index].event.eventClass == eventClass {
+                    reader.buffered[eventClass, default: []].append(pending[index])
+                    last = pending[index].seq
+                    taken += 1
+                }
+                index += 1
+            }
+            // Skipped rows of the other class are read by its own refill; the position is per class.
+            if let last { reader.position[eventClass] = last }
+            return
         }
+        events = events.filter { $0.seq > current }
         guard let last = events.last else { return }
         reader.position[eventClass] = last.seq
         reader.buffered[eventClass, default: []].append(contentsOf: events)
     }
+
+    /// Most events one refill takes from memory: a bounded batch keeps each hand-out short.
+    static let refillLimit = 1024
 
     /// Up to 256 committed events of a class after `after`, in seq order.
     ///
