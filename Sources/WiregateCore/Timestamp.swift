@@ -17,8 +17,13 @@ public struct TimestampFormatter: Sendable {
             var time = time_t(second)
             var parts = tm()
             gmtime_r(&time, &parts)
-            cachedPrefix = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                                  Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+            // Digits by hand: String(format:) would pull in Foundation's formatting machinery for this.
+            func padded(_ value: Int32, _ width: Int) -> String {
+                let digits = String(value)
+                return String(repeating: "0", count: max(0, width - digits.count)) + digits
+            }
+            cachedPrefix = padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
+                + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "."
             cachedSecond = second
         }
         let digits = String(millis)

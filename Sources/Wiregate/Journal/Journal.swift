@@ -104,8 +104,12 @@ public actor Journal: EventOutbox {
     private init(opening directory: String, settings: GatewayConfig.Journal, logger: Logger) throws {
         let sync = settings.sync
         var configuration = Configuration()
+        // Small page caches and two readers (the sink and `status`): the Pi's memory is small, and
+        // the journal is read in seq order, which needs few pages at a time.
+        configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(sync == .full ? "FULL" : "NORMAL")")
+            try db.execute(sql: "PRAGMA cache_size = -512")
         }
         database = try DatabasePool(path: Self.fileName(in: directory), configuration: configuration)
         let migrator = Self.migrator
