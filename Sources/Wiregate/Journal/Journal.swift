@@ -24,31 +24,31 @@ public actor Journal: EventOutbox {
     /// The MQTT sink's name in the cursor table.
     public static let mqttSink = "mqtt"
 
-    private let database: DatabasePool
-    private let commitWindow: Duration
-    private let bounds: (maxBytes: Int64, maxAge: Duration)
-    private var lastBoundsCheck: ContinuousClock.Instant?
-    private var shedding = false
-    private let logger: Logger
-    private var nextSeq: Int64
+    let database: DatabasePool
+    let commitWindow: Duration
+    let bounds: (maxBytes: Int64, maxAge: Duration)
+    var lastBoundsCheck: ContinuousClock.Instant?
+    var shedding = false
+    let logger: Logger
+    var nextSeq: Int64
     /// Appended, not yet committed, in seq order.
-    private var pending: [JournaledEvent] = []
+    var pending: [JournaledEvent] = []
     /// The highest seq a commit has covered: rows above it can only be in `pending`.
-    private var committedThrough: Int64
-    private var flushScheduled = false
+    var committedThrough: Int64
+    var flushScheduled = false
     /// One flush at a time: a second request while one runs makes it go round once more.
     private var flushing = false
     private var flushAgain = false
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
-    private var writeFailing = false
+    var writeFailing = false
     /// Commits that failed (read-only or full file system, I/O error).
     public private(set) var writeFailures = 0
     /// Events dropped from memory while the journal could not be written, per class.
-    public private(set) var droppedInMemory: [EventClass: Int] = [:]
+    public internal(set) var droppedInMemory: [EventClass: Int] = [:]
     /// The one sink for now: where it has read to, what it has in flight, what is acknowledged.
-    private var reader: SinkReader
-    private var cursorsDirty = false
-    private var waiter: CheckedContinuation<Void, Never>?
+    var reader: SinkReader
+    var cursorsDirty = false
+    var waiter: CheckedContinuation<Void, Never>?
 
     /// Most events kept in memory while the journal cannot be written (read-only or full file
     /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
@@ -303,211 +303,6 @@ public actor Journal: EventOutbox {
     /// How long an acknowledged cursor may stay in memory only: after a crash, at most this much
     /// of what the broker already had is sent again (QoS 1 is at least once anyway).
     static let cursorInterval = Duration.seconds(5)
-
-    /// How often the bounds are checked: off the hot path, a few statements every few seconds.
-    static let boundsInterval = Duration.seconds(5)
-
-    /// Drops events past `max_age`, then the oldest telemetry (critical only when no telemetry is
-    /// left) until the journal's used pages fit `max_bytes`; counts the drops per class.
-    func enforceBounds() async {
-        let (maxBytes, maxAge) = bounds
-        let cutoff = Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970
-        do {
-            let dropped = try await database.write { db -> [EventClass: Int] in
-                var dropped: [EventClass: Int] = [:]
-                for eventClass in EventClass.allCases {
-                    try db.execute(sql: "DELETE FROM event WHERE class = ? AND received_at < ?", arguments: [eventClass.storageCode, cutoff])
-                    dropped[eventClass, default: 0] += db.changesCount
-                }
-                func usedBytes() throws -> Int64 {
-                    let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
-                    let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-                    let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                    return (pages - free) * size
-                }
-                for eventClass in [EventClass.telemetry, .critical] {
-                    var used = try usedBytes()
-                    while used > maxBytes {
-                        let rows = try Int64.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0
-                        guard rows > 0 else { break }
-                        // Rows to delete for the excess, from the average row size, plus a margin of 1%.
-                        let perRow = max(1, used / rows)
-                        let count = (used - maxBytes) / perRow + rows / 100 + 1
-                        try db.execute(sql: """
-                            DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE class = ? ORDER BY seq LIMIT ?)
-                            """, arguments: [eventClass.storageCode, count])
-                        guard db.changesCount > 0 else { break }
-                        dropped[eventClass, default: 0] += db.changesCount
-                        used = try usedBytes()
-                    }
-                }
-                for (eventClass, count) in dropped where count > 0 {
-                    try db.execute(sql: """
-                        INSERT INTO dropped (class, count) VALUES (?, ?)
-                        ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
-                        """, arguments: [eventClass.storageCode, count])
-                }
-                return dropped
-            }
-            let total = dropped.values.reduce(0, +)
-            if total > 0 && !shedding {
-                // Once per burst, not once per row: the next line comes when a check drops nothing again.
-                logger.warning("journal bound reached: oldest events dropped", metadata: [
-                    "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
-                    "max_bytes": "\(maxBytes)", "max_age": "\(maxAge)",
-                ])
-            }
-            shedding = total > 0
-        } catch {
-            logger.error("journal bounds check failed", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Keeps `pending` under `memoryLimit`: oldest telemetry first, critical only when nothing else is left.
-    private func shedMemory() {
-        var excess = pending.count - Self.memoryLimit
-        guard excess > 0 else { return }
-        var dropped: [EventClass: Int] = [:]
-        for eventClass in [EventClass.telemetry, .critical] where excess > 0 {
-            pending.removeAll { item in
-                guard excess > 0, item.event.eventClass == eventClass else { return false }
-                excess -= 1
-                dropped[eventClass, default: 0] += 1
-                return true
-            }
-        }
-        for (eventClass, count) in dropped { droppedInMemory[eventClass, default: 0] += count }
-        logger.error("journal unwritable and memory full: oldest events dropped", metadata: [
-            "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
-        ])
-    }
-
-    // MARK: - The sink's side
-
-    public func next(max: Int) async -> [JournaledEvent] {
-        precondition(max > 0)
-        while !Task.isCancelled {
-            // Critical first, always: a live alarm never waits behind a telemetry backlog.
-            var events: [JournaledEvent] = []
-            for eventClass in [EventClass.critical, .telemetry] where events.count < max {
-                if reader.buffered[eventClass, default: []].isEmpty { await refill(eventClass) }
-                while events.count < max, let event = reader.buffered[eventClass]?.popFirst() {
-                    reader.inFlight[eventClass, default: []].append((event.seq, false))
-                    events.append(event)
-                }
-            }
-            if !events.isEmpty { return events }
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in waiter = continuation }
-            } onCancel: {
-                Task { await self.wake() }
-            }
-        }
-        return []
-    }
-
-    public func putBack(_ events: [JournaledEvent]) {
-        for event in events.reversed() {
-            let eventClass = event.event.eventClass
-            reader.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
-            reader.buffered[eventClass, default: []].prepend(event)
-        }
-    }
-
-    public func acknowledge(_ events: [JournaledEvent]) {
-        for event in events {
-            let eventClass = event.event.eventClass
-            // In place: the deque is not copied out of the dictionary.
-            guard let index = reader.inFlight[eventClass]?.firstIndex(where: { $0.seq == event.seq }) else { continue }
-            reader.inFlight[eventClass]![index].acked = true
-            // The cursor moves only over an unbroken run of acknowledged events.
-            while let first = reader.inFlight[eventClass]?.first, first.acked {
-                reader.cursors[eventClass] = first.seq
-                reader.inFlight[eventClass]!.removeFirst()
-                cursorsDirty = true
-            }
-        }
-        if cursorsDirty && !flushScheduled {
-            // A cursor on disk only spares re-sending after a crash: write it seldom (the SD card).
-            flushScheduled = true
-            Task { [commitWindow] in
-                try? await Task.sleep(for: Swift.max(commitWindow, Self.cursorInterval))
-                await self.flush()
-            }
-        }
-    }
-
-    /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
-    private func refill(_ eventClass: EventClass) async {
-        let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
-        // Caught up with what is committed: the rest is in memory, no need to ask SQLite.
-        var events = after < committedThrough ? await readCommitted(eventClass, after: after, liveFrom: reader.liveFrom) : []
-        // A refill may have waited for the database; read the position again in case another one ran.
-        let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
-        if events.isEmpty || events.last!.seq <= current {
-            // `pending` is in seq order: start after `current` instead of scanning it all, and take
-            // a bounded slice straight into the buffer (no intermediate copies on the hot path).
-            var low = 0, high = pending.count
-            while low < high {
-                let middle = (low + high) / 2
-                if pending[middle].seq <= current { low = middle + 1 } else { high = middle }
-            }
-            var taken = 0
-            var last: Int64?
-            var index = low
-            while index < pending.count && taken < Self.refillLimit {
-                if pending[index].event.eventClass == eventClass {
-                    reader.buffered[eventClass, default: []].append(pending[index])
-                    last = pending[index].seq
-                    taken += 1
-                }
-                index += 1
-            }
-            // Skipped rows of the other class are read by its own refill; the position is per class.
-            if let last { reader.position[eventClass] = last }
-            return
-        }
-        events = events.filter { $0.seq > current }
-        guard let last = events.last else { return }
-        reader.position[eventClass] = last.seq
-        reader.buffered[eventClass, default: []].append(contentsOf: events)
-    }
-
-    /// Most events one refill takes from memory: a bounded batch keeps each hand-out short.
-    static let refillLimit = 1024
-
-    /// Up to 256 committed events of a class after `after`, in seq order.
-    ///
-    /// A `latest` row older than `liveFrom` (a replay) is skipped when a newer row of its topic
-    /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
-    /// with the next acknowledgement.
-    private func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> [JournaledEvent] {
-        do {
-            return try await database.read { db in
-                let rows = try db.cachedStatement(sql: """
-                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
-                    WHERE class = ? AND seq > ?
-                      AND (latest = 0 OR seq >= ? OR NOT EXISTS (
-                          SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
-                    ORDER BY seq LIMIT 256
-                    """)
-                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
-                    JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
-                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
-                                                             latest: row[7]),
-                                   clockSynced: row[6])
-                }
-            }
-        } catch {
-            logger.error("journal read failed", metadata: ["error": "\(error)"])
-            return []
-        }
-    }
-
-    private func wake() {
-        waiter?.resume()
-        waiter = nil
-    }
 
     // MARK: - Status
 

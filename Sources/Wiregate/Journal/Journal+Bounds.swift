@@ -1,0 +1,85 @@
+import Foundation
+import GRDB
+import WiregateCore
+
+/// The journal's bounds: `max_bytes` and `max_age` on disk, `memoryLimit` in memory.
+extension Journal {
+
+    /// How often the bounds are checked: off the hot path, a few statements every few seconds.
+    static let boundsInterval = Duration.seconds(5)
+
+    /// Drops events past `max_age`, then the oldest telemetry (critical only when no telemetry is
+    /// left) until the journal's used pages fit `max_bytes`; counts the drops per class.
+    func enforceBounds() async {
+        let (maxBytes, maxAge) = bounds
+        let cutoff = Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970
+        do {
+            let dropped = try await database.write { db -> [EventClass: Int] in
+                var dropped: [EventClass: Int] = [:]
+                for eventClass in EventClass.allCases {
+                    try db.execute(sql: "DELETE FROM event WHERE class = ? AND received_at < ?", arguments: [eventClass.storageCode, cutoff])
+                    dropped[eventClass, default: 0] += db.changesCount
+                }
+                func usedBytes() throws -> Int64 {
+                    let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+                    let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                    let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                    return (pages - free) * size
+                }
+                for eventClass in [EventClass.telemetry, .critical] {
+                    var used = try usedBytes()
+                    while used > maxBytes {
+                        let rows = try Int64.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0
+                        guard rows > 0 else { break }
+                        // Rows to delete for the excess, from the average row size, plus a margin of 1%.
+                        let perRow = max(1, used / rows)
+                        let count = (used - maxBytes) / perRow + rows / 100 + 1
+                        try db.execute(sql: """
+                            DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE class = ? ORDER BY seq LIMIT ?)
+                            """, arguments: [eventClass.storageCode, count])
+                        guard db.changesCount > 0 else { break }
+                        dropped[eventClass, default: 0] += db.changesCount
+                        used = try usedBytes()
+                    }
+                }
+                for (eventClass, count) in dropped where count > 0 {
+                    try db.execute(sql: """
+                        INSERT INTO dropped (class, count) VALUES (?, ?)
+                        ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
+                        """, arguments: [eventClass.storageCode, count])
+                }
+                return dropped
+            }
+            let total = dropped.values.reduce(0, +)
+            if total > 0 && !shedding {
+                // Once per burst, not once per row: the next line comes when a check drops nothing again.
+                logger.warning("journal bound reached: oldest events dropped", metadata: [
+                    "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
+                    "max_bytes": "\(maxBytes)", "max_age": "\(maxAge)",
+                ])
+            }
+            shedding = total > 0
+        } catch {
+            logger.error("journal bounds check failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Keeps `pending` under `memoryLimit`: oldest telemetry first, critical only when nothing else is left.
+    func shedMemory() {
+        var excess = pending.count - Self.memoryLimit
+        guard excess > 0 else { return }
+        var dropped: [EventClass: Int] = [:]
+        for eventClass in [EventClass.telemetry, .critical] where excess > 0 {
+            pending.removeAll { item in
+                guard excess > 0, item.event.eventClass == eventClass else { return false }
+                excess -= 1
+                dropped[eventClass, default: 0] += 1
+                return true
+            }
+        }
+        for (eventClass, count) in dropped { droppedInMemory[eventClass, default: 0] += count }
+        logger.error("journal unwritable and memory full: oldest events dropped", metadata: [
+            "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
+        ])
+    }
+}

@@ -1,0 +1,134 @@
+import DequeModule
+import Foundation
+import GRDB
+import WiregateCore
+
+/// The sink's side of the journal: batches out (critical first), acknowledgements in,
+/// reading committed rows from SQLite and the rest from memory.
+extension Journal {
+
+    public func next(max: Int) async -> [JournaledEvent] {
+        precondition(max > 0)
+        while !Task.isCancelled {
+            // Critical first, always: a live alarm never waits behind a telemetry backlog.
+            var events: [JournaledEvent] = []
+            for eventClass in [EventClass.critical, .telemetry] where events.count < max {
+                if reader.buffered[eventClass, default: []].isEmpty { await refill(eventClass) }
+                while events.count < max, let event = reader.buffered[eventClass]?.popFirst() {
+                    reader.inFlight[eventClass, default: []].append((event.seq, false))
+                    events.append(event)
+                }
+            }
+            if !events.isEmpty { return events }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in waiter = continuation }
+            } onCancel: {
+                Task { await self.wake() }
+            }
+        }
+        return []
+    }
+
+    public func putBack(_ events: [JournaledEvent]) {
+        for event in events.reversed() {
+            let eventClass = event.event.eventClass
+            reader.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
+            reader.buffered[eventClass, default: []].prepend(event)
+        }
+    }
+
+    public func acknowledge(_ events: [JournaledEvent]) {
+        for event in events {
+            let eventClass = event.event.eventClass
+            // In place: the deque is not copied out of the dictionary.
+            guard let index = reader.inFlight[eventClass]?.firstIndex(where: { $0.seq == event.seq }) else { continue }
+            reader.inFlight[eventClass]![index].acked = true
+            // The cursor moves only over an unbroken run of acknowledged events.
+            while let first = reader.inFlight[eventClass]?.first, first.acked {
+                reader.cursors[eventClass] = first.seq
+                reader.inFlight[eventClass]!.removeFirst()
+                cursorsDirty = true
+            }
+        }
+        if cursorsDirty && !flushScheduled {
+            // A cursor on disk only spares re-sending after a crash: write it seldom (the SD card).
+            flushScheduled = true
+            Task { [commitWindow] in
+                try? await Task.sleep(for: Swift.max(commitWindow, Self.cursorInterval))
+                await self.flush()
+            }
+        }
+    }
+
+    /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
+    func refill(_ eventClass: EventClass) async {
+        let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+        // Caught up with what is committed: the rest is in memory, no need to ask SQLite.
+        var events = after < committedThrough ? await readCommitted(eventClass, after: after, liveFrom: reader.liveFrom) : []
+        // A refill may have waited for the database; read the position again in case another one ran.
+        let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+        if events.isEmpty || events.last!.seq <= current {
+            // `pending` is in seq order: start after `current` instead of scanning it all, and take
+            // a bounded slice straight into the buffer (no intermediate copies on the hot path).
+            var low = 0, high = pending.count
+            while low < high {
+                let middle = (low + high) / 2
+                if pending[middle].seq <= current { low = middle + 1 } else { high = middle }
+            }
+            var taken = 0
+            var last: Int64?
+            var index = low
+            while index < pending.count && taken < Self.refillLimit {
+                if pending[index].event.eventClass == eventClass {
+                    reader.buffered[eventClass, default: []].append(pending[index])
+                    last = pending[index].seq
+                    taken += 1
+                }
+                index += 1
+            }
+            // Skipped rows of the other class are read by its own refill; the position is per class.
+            if let last { reader.position[eventClass] = last }
+            return
+        }
+        events = events.filter { $0.seq > current }
+        guard let last = events.last else { return }
+        reader.position[eventClass] = last.seq
+        reader.buffered[eventClass, default: []].append(contentsOf: events)
+    }
+
+    /// Most events one refill takes from memory: a bounded batch keeps each hand-out short.
+    static let refillLimit = 1024
+
+    /// Up to 256 committed events of a class after `after`, in seq order.
+    ///
+    /// A `latest` row older than `liveFrom` (a replay) is skipped when a newer row of its topic
+    /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
+    /// with the next acknowledgement.
+    func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> [JournaledEvent] {
+        do {
+            return try await database.read { db in
+                let rows = try db.cachedStatement(sql: """
+                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
+                    WHERE class = ? AND seq > ?
+                      AND (latest = 0 OR seq >= ? OR NOT EXISTS (
+                          SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
+                    ORDER BY seq LIMIT 256
+                    """)
+                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
+                    JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
+                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
+                                                             latest: row[7]),
+                                   clockSynced: row[6])
+                }
+            }
+        } catch {
+            logger.error("journal read failed", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
+    func wake() {
+        waiter?.resume()
+        waiter = nil
+    }
+}
