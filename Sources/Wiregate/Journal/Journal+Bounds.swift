@@ -4,7 +4,6 @@ import WiregateCore
 
 /// The journal's bounds: `max_bytes` and `max_age` on disk, `memoryLimit` in memory.
 extension Journal {
-
     /// How often the bounds are checked: off the hot path, a few statements every few seconds.
     static let boundsInterval = Duration.seconds(5)
 
