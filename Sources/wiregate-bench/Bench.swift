@@ -18,12 +18,6 @@ var wiregateBinary: String {
         .appendingPathComponent("wiregate").path
 }
 
-func temporaryDirectory(_ name: String) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-bench-\(name)-\(UUID())").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 /// A value of `/proc/PID/status` in KiB (VmRSS, VmHWM).
 func procStatus(_ pid: pid_t, _ key: String) -> Int? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }

@@ -50,7 +50,7 @@ struct IngestBenchmark: AsyncParsableCommand {
     }
 
     func throughJournal(port: Int) async throws -> Double {
-        let state = try temporaryDirectory("ingest")
+        let state = try makeTemporaryDirectory("bench-ingest")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let config = try GatewayConfig.parse(yaml: gatewayConfig(port: port, state: state, boardPath: "/nonexistent"), file: "bench")
         var logger = Logger(label: "bench")

@@ -17,7 +17,7 @@ struct LatencyBenchmark: AsyncParsableCommand {
     var seconds = 20
 
     func run() async throws {
-        let state = try temporaryDirectory("latency")
+        let state = try makeTemporaryDirectory("bench-latency")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()

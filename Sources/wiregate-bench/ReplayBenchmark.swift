@@ -21,7 +21,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
     }
 
     func replay(_ size: Int) async throws {
-        let state = try temporaryDirectory("replay")
+        let state = try makeTemporaryDirectory("bench-replay")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let broker = try MosquittoBroker()
         let yaml = gatewayConfig(port: broker.port, state: state, boardPath: "/nonexistent")

@@ -7,12 +7,6 @@ import WiregateTestKit
 
 /// `max_bytes` and `max_age`: telemetry goes before critical, and every drop is counted.
 @Suite(.serialized) struct JournalBoundsTests {
-    func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-bounds-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     func event(_ n: Int, _ eventClass: EventClass, at date: Date = Date()) -> Event {
         Event(board: "b", topic: "wiregate/gw/b/\(eventClass == .critical ? "door" : "temperature")",
               subtopic: eventClass == .critical ? "door" : "temperature",
@@ -20,7 +14,7 @@ import WiregateTestKit
     }
 
     @Test func sizeBoundDropsTelemetryBeforeCritical() async throws {
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("bounds")
         let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
                                   logger: Logger(label: "test"))
         for n in 0..<3000 {
@@ -45,7 +39,7 @@ import WiregateTestKit
     }
 
     @Test func criticalGoesOnlyWhenNoTelemetryIsLeft() async throws {
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("bounds")
         let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
                                   logger: Logger(label: "test"))
         for n in 0..<2000 { await journal.append([event(n, n < 10 ? .telemetry : .critical)]) }
@@ -57,7 +51,7 @@ import WiregateTestKit
     }
 
     @Test func ageBoundDropsOldEvents() async throws {
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("bounds")
         let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
                                   logger: Logger(label: "test"))
         let old = Date().addingTimeInterval(-2 * 86400)

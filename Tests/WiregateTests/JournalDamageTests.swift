@@ -9,18 +9,12 @@ import WiregateTestKit
 
 /// A journal that cannot be used, or a disk that cannot be written, never stops the gateway.
 @Suite(.serialized) struct JournalDamageTests {
-    func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-damage-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     func damagedCopies(in directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("journal.sqlite.damaged-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") }
     }
 
     @Test func corruptJournalIsMovedAsideAndTheGatewayRunsOn() async throws {
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("damage")
         let garbage = Data((0..<64 * 1024).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         try garbage.write(to: URL(fileURLWithPath: state + "/journal.sqlite"))
         let broker = try MosquittoBroker()
@@ -40,7 +34,7 @@ import WiregateTestKit
     }
 
     @Test func newerSchemaIsMovedAside() async throws {
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("damage")
         let logger = Logger(label: "test")
         do {
             let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
@@ -60,7 +54,7 @@ import WiregateTestKit
     /// mid-run (a remount read-only is refused by the kernel while the journal is open for writing;
     /// both end in the same failed commit).
     @Test func fullFileSystemMidRunKeepsTheLivePath() async throws {
-        let mountPoint = try temporaryDirectory()
+        let mountPoint = try makeTemporaryDirectory("damage")
         try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint])
         defer { try? runCommand("/bin/umount", ["-l", mountPoint]) }
         let broker = try MosquittoBroker()

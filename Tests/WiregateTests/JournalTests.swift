@@ -9,17 +9,11 @@ import WiregateTestKit
 @Suite(.serialized) struct JournalTests {
     static let binary = CommandLineTests.binary
 
-    func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-journal-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     @Test func gatewayKilledWhileTheBrokerIsDownLosesNoCriticalEvent() async throws {
         let broker = try MosquittoBroker(persistent: true)
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/crash-gw/#", persistentID: "crash-\(UUID().uuidString.prefix(8))")
         broker.stop()   // the subscriber's session and subscription are saved
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("journal")
         let board = try SimulatedBoard()
         let configPath = state + "/wiregate.yaml"
         try GatewayHarness.yaml(port: broker.port, gatewayID: "crash-gw", boards: """
@@ -65,7 +59,7 @@ import WiregateTestKit
         let broker = try MosquittoBroker(persistent: true)
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/crash-gw/#", persistentID: "normal-\(UUID().uuidString.prefix(8))")
         broker.stop()
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("journal")
         let board = try SimulatedBoard()
         let configPath = state + "/wiregate.yaml"
         try GatewayHarness.yaml(port: broker.port, gatewayID: "crash-gw", boards: """
@@ -150,7 +144,7 @@ import WiregateTestKit
     }
 
     @Test func sequenceNumbersNeverRepeatAcrossRestarts() async throws {
-        let state = try temporaryDirectory()
+        let state = try makeTemporaryDirectory("journal")
         let event = Event(board: "b", topic: "t/x", subtopic: "x", payload: "1", eventClass: .critical, receivedAt: Date())
         var journal: Journal? = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: .init(label: "t"))
         await journal!.append([event, event, event])
