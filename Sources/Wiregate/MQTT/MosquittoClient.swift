@@ -96,7 +96,6 @@ public final class MosquittoClient: Sendable {
             try MosquittoError.check(mosquitto_will_set(mosq, will.topic, Int32(will.payload.utf8.count), will.payload, 1, true))
         }
         mosquitto_connect_v5_callback_set(mosq, onConnect)
-        mosquitto_disconnect_v5_callback_set(mosq, onDisconnect)
         mosquitto_publish_v5_callback_set(mosq, onPublish)
         mosquitto_message_v5_callback_set(mosq, onMessage)
     }
@@ -297,10 +296,6 @@ private func onConnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     context.connected.store(true, ordering: .releasing)
     let version: GatewayConfig.MQTT.ProtocolVersion = context.version.load(ordering: .relaxed) == 5 ? .v5 : .v311
     context.continuation.yield(.connected(version: version))
-}
-
-private func onDisconnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ code: Int32, _ properties: OpaquePointer?) {
-    // The network thread sees the same end as a failed mosquitto_loop and reports it; nothing to do here.
 }
 
 private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32, _ properties: OpaquePointer?) {

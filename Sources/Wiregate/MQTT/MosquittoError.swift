@@ -1,5 +1,4 @@
 import CMosquitto
-import Glibc
 
 /// A libmosquitto result code (`MOSQ_ERR_*`) as a Swift value, so callers can
 /// `catch MosquittoError.noConnection`.
@@ -14,9 +13,10 @@ public struct MosquittoError: Error, RawRepresentable, Hashable, Sendable, Custo
     public static let errno = MosquittoError(rawValue: Int32(MOSQ_ERR_ERRNO.rawValue))
     public static let keepalive = MosquittoError(rawValue: Int32(MOSQ_ERR_KEEPALIVE.rawValue))
 
+    /// libmosquitto's text; for `MOSQ_ERR_ERRNO` that is the system's `strerror(errno)`, so
+    /// describe the error on the thread that got it, before another call changes errno.
     public var description: String {
-        if self == .errno { return "\(String(cString: mosquitto_strerror(rawValue))) (errno \(Glibc.errno): \(String(cString: strerror(Glibc.errno))))" }
-        return String(cString: mosquitto_strerror(rawValue))
+        String(cString: mosquitto_strerror(rawValue))
     }
 
     /// Throws unless `code` is `MOSQ_ERR_SUCCESS`.
