@@ -50,9 +50,53 @@ import WiregateTestKit
         #expect(try damagedCopies(in: state).count == 1)
     }
 
-    /// Needs root for mount(8): the tests run as root here and in CI. A small tmpfs is filled up
-    /// mid-run (a remount read-only is refused by the kernel while the journal is open for writing;
-    /// both end in the same failed commit).
+    /// Needs root for mount(8) and a loop device: the tests run as root here and in CI.
+    ///
+    /// A plain `remount,ro` is refused by the kernel while the journal is open for writing, so this
+    /// takes the path a failing SD card takes: ext4 mounted `errors=remount-ro`, then an error
+    /// raised through `/sys/fs/ext4/<dev>/trigger_fs_error`, and the file system turns read-only
+    /// under the open journal.
+    @Test func readOnlyFileSystemMidRunKeepsTheLivePath() async throws {
+        let work = try makeTemporaryDirectory("readonly")
+        let image = work + "/state.ext4", mountPoint = work + "/state"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try runCommand("/usr/bin/truncate", ["-s", "16M", image])
+        try runCommand("/usr/sbin/mkfs.ext4", ["-q", image])
+        try runCommand("/bin/mount", ["-o", "loop,errors=remount-ro", image, mountPoint])
+        defer { try? runCommand("/bin/umount", ["-l", mountPoint]) }
+        let device = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            .split(separator: "\n").first { $0.split(separator: " ")[4] == mountPoint }
+            .flatMap { $0.split(separator: " ").last(where: { $0.hasPrefix("/dev/loop") }) }
+            .map { String($0.dropFirst("/dev/".count)) }
+        let loop = try #require(device)
+
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """, stateDirectory: mountPoint, journal: "commit_window_ms: 50"))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("door=prime")
+        board.send("door=ready")
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "ready" } })
+
+        try "1".write(toFile: "/sys/fs/ext4/\(loop)/trigger_fs_error", atomically: false, encoding: .utf8)
+        // Recent kernels mark it `emergency_ro` (writes fail with EROFS) rather than remounting.
+        #expect(!FileManager.default.createFile(atPath: mountPoint + "/probe", contents: Data()))
+        for n in 0..<20 { board.send("door=ro-\(n);temperature=\(n)") }
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) {
+            $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 && $0.filter { $0.topic.hasSuffix("/temperature") }.count == 20
+        })
+        #expect(await eventually { await harness.gateway.journal.writeFailures > 0 })
+        // Everything the broker acknowledged is dropped from memory: nothing waits for the disk.
+        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
+        #expect(await harness.gateway.journal.droppedInMemory.isEmpty)
+        await harness.stop()
+    }
+
+    /// Needs root for mount(8). A small tmpfs is filled up mid-run; journaling resumes once
+    /// space returns.
     @Test func fullFileSystemMidRunKeepsTheLivePath() async throws {
         let mountPoint = try makeTemporaryDirectory("damage")
         try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint])
