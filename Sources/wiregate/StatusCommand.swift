@@ -19,12 +19,18 @@ struct StatusCommand: ParsableCommand {
         var stateDirectory: String
         var daemon: DaemonState?
         var daemonRunning: Bool
+        /// The daemon could not write `stateDirectory` and journals to `journalDirectory` in memory.
+        var journalInMemory: Bool
+        var journalDirectory: String
         var journal: JournalStatus
     }
 
     func run() throws {
         let config = try loadConfigOrExit(options.config)
-        let directory = config.gateway.stateDirectory
+        // A daemon that found state_dir unwritable journals in memory, and keeps its status there.
+        let memory = Journal.memoryFallbackDirectory(gatewayID: config.gateway.id)
+        let inMemory = (try? DaemonState.read(stateDirectory: memory))?.isRunning ?? false
+        let directory = inMemory ? memory : config.gateway.stateDirectory
         let journal: JournalStatus
         do {
             journal = try JournalStatus.read(stateDirectory: directory)
@@ -33,8 +39,9 @@ struct StatusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let daemon = try? DaemonState.read(stateDirectory: directory)
-        let report = Report(gateway: config.gateway.id, stateDirectory: directory, daemon: daemon,
-                            daemonRunning: daemon?.isRunning ?? false, journal: journal)
+        let report = Report(gateway: config.gateway.id, stateDirectory: config.gateway.stateDirectory, daemon: daemon,
+                            daemonRunning: daemon?.isRunning ?? false, journalInMemory: inMemory, journalDirectory: directory,
+                            journal: journal)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -42,7 +49,10 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        print("gateway \(report.gateway), state in \(directory)")
+        print("gateway \(report.gateway), state in \(report.stateDirectory)")
+        if inMemory {
+            print("WARNING: state_dir is not writable: the journal is in memory (\(directory)), lost on power cut")
+        }
         if let daemon, report.daemonRunning {
             print("daemon: running (pid \(daemon.pid)) since \(daemon.startedAt.formatted(.iso8601))")
             print("broker: \(daemon.brokerConnected ? "connected" : "NOT connected") since \(daemon.brokerSince.formatted(.iso8601))")

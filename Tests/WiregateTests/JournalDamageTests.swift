@@ -95,6 +95,48 @@ import WiregateTestKit
         await harness.stop()
     }
 
+    /// Needs root for mount(8). A state_dir that cannot be written at start-up (a read-only root,
+    /// a failed card) does not stop the gateway: it journals in memory, its sequence going on
+    /// after the disk journal's, and `status` says so.
+    @Test func unwritableStateDirectoryAtStartJournalsInMemory() async throws {
+        let state = try makeTemporaryDirectory("rostart")
+        let gatewayID = "ro-start-\(getpid())"
+        let memory = Journal.memoryFallbackDirectory(gatewayID: gatewayID)
+        try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", state])
+        defer {
+            try? runCommand("/bin/umount", ["-l", state])
+            try? FileManager.default.removeItem(atPath: memory)
+        }
+        do {
+            let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: Logger(label: "test"))
+            await journal.append((1...3).map { Event(board: "sim", topic: "t/x", subtopic: "x", payload: "\($0)", eventClass: .critical, receivedAt: Date()) })
+        }
+        try runCommand("/bin/mount", ["-o", "remount,ro", state])
+
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/\(gatewayID)/sim/#")
+        let config = GatewayHarness.yaml(port: broker.port, gatewayID: gatewayID, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+        """, stateDirectory: state)
+        let harness = try GatewayHarness(yaml: config)
+        #expect(!harness.gateway.journal.isDurable)
+        #expect(harness.gateway.journal.directory == memory)
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("door=prime")
+        board.send("door=ready")
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "ready" } })
+        // The disk journal ended at 3: the memory journal never hands out those numbers again.
+        #expect(await harness.gateway.journal.lastSeq > 3)
+
+        let file = state + "-config.yaml"
+        try config.write(toFile: file, atomically: true, encoding: .utf8)
+        let status = try runWiregate(["status", "--config", file])
+        #expect(status.status == 0)
+        #expect(status.output.contains("the journal is in memory (\(memory))"), "\(status.output)")
+        await harness.stop()
+    }
+
     /// Needs root for mount(8). A small tmpfs is filled up mid-run; journaling resumes once
     /// space returns.
     @Test func fullFileSystemMidRunKeepsTheLivePath() async throws {

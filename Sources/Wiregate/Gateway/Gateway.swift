@@ -22,11 +22,13 @@ public final class Gateway: Sendable {
     /// - Parameters:
     ///   - config: a validated config.
     ///   - password: the MQTT password (see `GatewayConfig.mqttPassword()`), never logged.
-    /// - Throws: when the journal cannot be opened, or libmosquitto refuses the MQTT options.
+    /// - Throws: when no journal can be opened (not even in memory), or libmosquitto refuses the MQTT options.
     public init(config: GatewayConfig, password: String?, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        let outbox = try Journal.open(directory: config.gateway.stateDirectory, settings: config.journal, logger: logger)
+        let outbox = try Journal.open(directory: config.gateway.stateDirectory,
+                                      memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
+                                      settings: config.journal, logger: logger)
         let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
         journal = outbox
         self.statuses = statuses
@@ -34,7 +36,8 @@ public final class Gateway: Sendable {
             BoardReader(board: $0, config: config, outbox: outbox, statuses: statuses, logger: logger)
         }
         router = CommandRouter(config: config, boards: boards, logger: logger)
-        mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statuses: statuses, commands: router, logger: logger)
+        mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
+                            statuses: statuses, commands: router, logger: logger)
     }
 
     /// The services in start order; a `ServiceGroup` stops them in reverse, boards

@@ -1,6 +1,7 @@
 import DequeModule
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import WiregateCore
 
@@ -25,6 +26,11 @@ public actor Journal: EventOutbox {
     public static let mqttSink = "mqtt"
 
     let database: DatabasePool
+    /// Where `journal.sqlite` is: `state_dir`, or the memory fallback (see `open`).
+    public nonisolated let directory: String
+    /// False for a journal in memory: lost on power cut, and its sequence numbers may be handed
+    /// out again by the disk journal later, so they must not reach a sink that deduplicates by them.
+    public nonisolated let isDurable: Bool
     let commitWindow: Duration
     let bounds: (maxBytes: Int64, maxAge: Duration)
     var lastBoundsCheck: ContinuousClock.Instant?
@@ -57,16 +63,77 @@ public actor Journal: EventOutbox {
     /// Opens the journal in `directory`; one that SQLite reports as corrupt, or whose schema
     /// is newer than this binary, is moved aside (kept for forensics) and a fresh one started:
     /// a security gateway that refuses to start protects nothing.
-    /// - Throws: when even a fresh journal cannot be created (no such directory, no permission).
-    public static func open(directory: String, settings: GatewayConfig.Journal, logger: Logger) throws -> Journal {
+    ///
+    /// For the same reason, when `directory` cannot be written at all (a read-only or failed SD
+    /// card), the journal goes to `memoryFallback` (a tmpfs: lost on power cut) with its
+    /// sequence going on after the disk journal's last one where that can be read, and
+    /// `isDurable` false. The fallback is reused by a restart while the disk stays unwritable.
+    /// - Throws: when neither directory can hold a journal.
+    public static func open(directory: String, memoryFallback: String? = nil, settings: GatewayConfig.Journal,
+                            logger: Logger) throws -> Journal {
         do {
-            return try Journal(directory: directory, settings: settings, logger: logger)
+            return try openReplacingDamage(directory: directory, settings: settings, logger: logger)
+        } catch {
+            guard let memoryFallback else { throw error }
+            var diskLastSeq: Int64 = 0
+            do {
+                diskLastSeq = try lastSeqOfUnwritableJournal(path: fileName(in: directory))
+            } catch {
+                logger.critical("disk journal unreadable: its sequence numbers may be handed out again", metadata: ["error": "\(error)"])
+            }
+            logger.critical("journal cannot be written in state_dir: journaling to memory, lost on power cut", metadata: [
+                "state_dir": "\(directory)", "error": "\(error)", "memory_journal": "\(memoryFallback)",
+                "disk_last_seq": "\(diskLastSeq)",
+            ])
+            var bounded = settings
+            bounded.maxBytes = min(settings.maxBytes, memoryFallbackMaxBytes)
+            return try openReplacingDamage(directory: memoryFallback, settings: bounded, logger: logger,
+                                           durable: false, seqAfter: diskLastSeq)
+        }
+    }
+
+    /// The last sequence number of the journal at `path` (0 when there is none), in a directory
+    /// nothing can write. A WAL journal closed cleanly has no `-shm` file and a read-only
+    /// directory cannot get one, so SQLite opens it only as `immutable`, a URI parameter that
+    /// GRDB's open path does not pass: hence the C API, for one query.
+    static func lastSeqOfUnwritableJournal(path: String) throws -> Int64 {
+        guard FileManager.default.fileExists(atPath: path) else { return 0 }
+        let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
+        var connection: OpaquePointer?
+        defer { sqlite3_close(connection) }
+        var statement: OpaquePointer?
+        defer { sqlite3_finalize(statement) }
+        var code = sqlite3_open_v2(uri, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nil)
+        if code == SQLITE_OK {
+            code = sqlite3_prepare_v2(connection, "SELECT seq FROM sqlite_sequence WHERE name = 'event'", -1, &statement, nil)
+        }
+        if code == SQLITE_OK {
+            code = sqlite3_step(statement)
+            if code == SQLITE_ROW { return sqlite3_column_int64(statement, 0) }
+            if code == SQLITE_DONE { return 0 }
+        }
+        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: connection.map { String(cString: sqlite3_errmsg($0)) })
+    }
+
+    /// `max_bytes` of a journal in memory: a Pi's RAM is small.
+    public static let memoryFallbackMaxBytes: Int64 = 16 << 20
+
+    /// Where the journal goes when `state_dir` cannot be written: a tmpfs every Linux has
+    /// (`/dev/shm` stays writable under systemd's `ProtectSystem=strict`), one per gateway id.
+    public static func memoryFallbackDirectory(gatewayID: String) -> String {
+        "/dev/shm/wiregate-\(gatewayID)"
+    }
+
+    private static func openReplacingDamage(directory: String, settings: GatewayConfig.Journal, logger: Logger,
+                                            durable: Bool = true, seqAfter: Int64 = 0) throws -> Journal {
+        do {
+            return try Journal(directory: directory, settings: settings, logger: logger, durable: durable, seqAfter: seqAfter)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
             logger.critical("journal unusable, moved aside; starting a fresh one: events in it were not sent", metadata: [
                 "reason": "\(problem.reason)", "moved_to": "\(aside)",
             ])
-            return try Journal(directory: directory, settings: settings, logger: logger)
+            return try Journal(directory: directory, settings: settings, logger: logger, durable: durable, seqAfter: seqAfter)
         }
     }
 
@@ -91,17 +158,18 @@ public actor Journal: EventOutbox {
     }
 
     /// Opens (or creates) `journal.sqlite` in `directory` and loads the cursors.
+    /// - Parameter seqAfter: the sequence goes on after this number at least (see `open`).
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
-    public init(directory: String, settings: GatewayConfig.Journal, logger: Logger) throws {
+    public init(directory: String, settings: GatewayConfig.Journal, logger: Logger, durable: Bool = true, seqAfter: Int64 = 0) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            try self.init(opening: directory, settings: settings, logger: logger)
+            try self.init(opening: directory, settings: settings, logger: logger, durable: durable, seqAfter: seqAfter)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
     }
 
-    private init(opening directory: String, settings: GatewayConfig.Journal, logger: Logger) throws {
+    private init(opening directory: String, settings: GatewayConfig.Journal, logger: Logger, durable: Bool, seqAfter: Int64) throws {
         let sync = settings.sync
         var configuration = Configuration()
         // Small page caches and two readers (the sink and `status`): the Pi's memory is small, and
@@ -121,6 +189,8 @@ public actor Journal: EventOutbox {
         if let check = try database.read({ db in try String.fetchOne(db, sql: "PRAGMA quick_check(1)") }), check != "ok" {
             throw JournalDamage(reason: "quick_check: \(check)")
         }
+        self.directory = directory
+        self.isDurable = durable
         self.commitWindow = settings.commitWindow
         self.bounds = (settings.maxBytes, settings.maxAge)
         self.logger = logger
@@ -132,7 +202,7 @@ public actor Journal: EventOutbox {
             }
             return (last, cursors)
         }
-        nextSeq = last + 1
+        nextSeq = max(last, seqAfter) + 1
         committedThrough = last
         reader = SinkReader(cursors: cursors)
     }

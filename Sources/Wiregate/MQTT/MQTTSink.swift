@@ -31,7 +31,8 @@ public final class MQTTSink: Service, Sendable {
     /// The first seq appended after the current connection was made; anything older is a replay.
     private let liveFrom = Mutex<Int64>(.max)
 
-    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statuses: BoardStatusRegistry,
+    /// - Parameter statusDirectory: where `status.json` goes: beside the journal.
+    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statusDirectory: String, statuses: BoardStatusRegistry,
                 commands: CommandRouter, logger: Logger) throws(MosquittoError) {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
@@ -43,7 +44,7 @@ public final class MQTTSink: Service, Sendable {
         self.commands = commands
         self.window = window
         self.logger = logger
-        self.statusFile = StatusFile(directory: config.gateway.stateDirectory, boards: config.boards.map(\.name)) { error in
+        self.statusFile = StatusFile(directory: statusDirectory, boards: config.boards.map(\.name)) { error in
             logger.warning("cannot write status.json", metadata: ["error": "\(error)"])
         }
     }
