@@ -42,7 +42,7 @@ func monotonicNanoseconds() -> UInt64 {
 func gatewayConfig(port: Int, state: String, boardPath: String, journal: String = "", classes: String = "{ door: critical }") -> String {
     """
     gateway: { id: bench, state_dir: \(state) }
-    mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms }
+    mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms, inflight: \(ProcessInfo.processInfo.environment["BENCH_INFLIGHT"] ?? "256") }
     log: { level: warning }
     \(journal.isEmpty ? "" : "journal: { \(journal) }")
     boards:

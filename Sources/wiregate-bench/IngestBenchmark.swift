@@ -15,7 +15,7 @@ struct IngestBenchmark: AsyncParsableCommand {
     var events = 200_000
 
     func run() async throws {
-        let broker = try MosquittoBroker()
+        let broker = try MosquittoBroker(extraConfig: ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? "")
         let bare = try await bareLoop(port: broker.port)
         let journaled = try await throughJournal(port: broker.port)
         print("ingest: \(events) events, QoS 1 to PUBACK, mosquitto on loopback")

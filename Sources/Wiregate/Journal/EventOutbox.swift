@@ -8,10 +8,11 @@ public protocol EventOutbox: Sendable {
     /// Adds the events of one line, in order.
     func append(_ events: [Event]) async
 
-    /// The next events to send, at most `max`, critical before telemetry, in seq order within a class.
-    /// Waits while there is none; batches keep the sink's hand-offs few at high rates.
+    /// Takes the acknowledgements the sink has gathered (as `acknowledge` does), then returns the
+    /// next events to send, at most `max`, critical before telemetry, in seq order within a class:
+    /// one hand-off per batch at high rates. Waits while there is none.
     /// - Returns: an empty array once the calling task is cancelled.
-    func next(max: Int) async -> [JournaledEvent]
+    func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent]
 
     /// Gives back events taken by `next(max:)` that could not be sent, to be sent first next time.
     func putBack(_ events: [JournaledEvent]) async
@@ -26,4 +27,11 @@ public protocol EventOutbox: Sendable {
 
     /// Makes durable what is still in memory (called once the sink has stopped).
     func flush() async
+}
+
+extension EventOutbox {
+    /// The next events to send, with no acknowledgement to hand over.
+    public func next(max: Int) async -> [JournaledEvent] {
+        await next(max: max, acknowledging: [])
+    }
 }

@@ -7,8 +7,9 @@ import WiregateCore
 /// reading committed rows from SQLite and the rest from memory.
 extension Journal {
 
-    public func next(max: Int) async -> [JournaledEvent] {
+    public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
         precondition(max > 0)
+        acknowledge(acknowledging)
         while !Task.isCancelled {
             // Critical first, always: a live alarm never waits behind a telemetry backlog.
             var events: [JournaledEvent] = []

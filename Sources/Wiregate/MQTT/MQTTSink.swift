@@ -117,7 +117,8 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
-    /// Hands PUBACKed events to the journal in batches, so its cursor moves.
+    /// Hands PUBACKed events to the journal in batches when the sender is not about to (see
+    /// `PublishWindow.acknowledged`), so the cursor moves also while nothing is being sent.
     private func forwardAcknowledgements() async {
         var refused = 0
         for await _ in window.signals {
@@ -135,7 +136,8 @@ public final class MQTTSink: Service, Sendable {
         while true {
             let room = await window.waitForRoom()
             guard room > 0 else { return }
-            let events = await outbox.next(max: room)
+            // The PUBACKs that made the room go to the journal in the same hand-off.
+            let events = await outbox.next(max: room, acknowledging: window.takeAcknowledged())
             guard !events.isEmpty else { return }
             let firstLive = liveFrom.withLock { $0 }
             for (index, event) in events.enumerated() {

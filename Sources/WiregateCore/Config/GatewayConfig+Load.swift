@@ -132,7 +132,7 @@ extension GatewayConfig {
         let version = try section.optional("protocol").map { node throws(ConfigError) in
             MQTT.ProtocolVersion(rawValue: try node.oneOf(["5", "3.1.1"]))!
         } ?? .v5
-        let inflight = try section.optional("inflight")?.int(in: 1...65535) ?? 100
+        let inflight = try section.optional("inflight")?.int(in: 1...65535) ?? 256
         let reconnectMin = try section.optional("reconnect_min")?.duration(in: .milliseconds(10)...(.seconds(3600))) ?? .milliseconds(500)
         let maxNode = section.optional("reconnect_max")
         let reconnectMax = try maxNode?.duration(in: .milliseconds(10)...(.seconds(3600))) ?? .seconds(30)
