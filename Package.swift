@@ -27,6 +27,12 @@ let package = Package(
         ),
         // adjtimex(2) from <sys/timex.h>, for the clock-synchronised flag of each event.
         .systemLibrary(name: "CTimex"),
+        // libudev (Debian: libudev-dev): enumerating ttys and watching hotplug events.
+        .systemLibrary(
+            name: "CUdev",
+            pkgConfig: "libudev",
+            providers: [.apt(["libudev-dev"])]
+        ),
         // Pure logic: config, framer, decoders, topics, backoff. No I/O, no processes.
         .target(
             name: "WiregateCore",
@@ -41,6 +47,7 @@ let package = Package(
                 "WiregateCore",
                 "CMosquitto",
                 "CTimex",
+                "CUdev",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -58,7 +58,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         let journal = try Journal(directory: state, settings: config.journal, logger: logger)
         let statuses = BoardStatusRegistry(boards: [])
         let sink = try MQTTSink(config: config, password: nil, outbox: journal, statusDirectory: journal.directory, statuses: statuses,
-                                commands: CommandRouter(config: config, boards: [], logger: logger), logger: logger)
+                                commands: CommandRouter(config: config, boards: BoardDirectory([]), logger: logger), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [.init(service: sink)], logger: logger))
         let running = Task { try await group.run() }
         while !sink.isConnected { try await Task.sleep(for: .milliseconds(10)) }

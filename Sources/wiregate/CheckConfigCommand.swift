@@ -14,7 +14,7 @@ struct CheckConfigCommand: ParsableCommand {
         let config = try loadConfigOrExit(options.config)
         print("\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)")
         for board in config.boards {
-            print("  \(board.name): \(board.path) at \(board.baud) baud, protocol \(board.protocolName), \(board.commands.allowed.count) command(s) allowed")
+            print("  \(board.name): \(board.match) at \(board.baud) baud, protocol \(board.protocolName), \(board.commands.allowed.count) command(s) allowed")
         }
     }
 }

@@ -30,7 +30,7 @@ import Testing
         #expect(config.mqtt.username == "gw")
         #expect(config.mqtt.passwordFile == "/etc/wiregate/mqtt.pass")
         let board = try #require(config.boards.first)
-        #expect(board.path == "/dev/ttyACM0")
+        #expect(board.match == BoardMatch(path: "/dev/ttyACM0"))
         #expect(board.classes.eventClass(forSubtopic: "door") == .critical)
         #expect(board.classes.eventClass(forSubtopic: "battery") == .telemetry)
         #expect(board.commands.allows("SIREN=ON"))

@@ -26,7 +26,7 @@ import WiregateTestKit
         let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 0)
         #expect(result.output.contains("OK"))
-        #expect(result.output.contains("front-door: /dev/ttyACM0"))
+        #expect(result.output.contains("front-door: path /dev/ttyACM0"))
     }
 
     @Test func checkConfigPointsAtTheMistake() throws {

@@ -9,22 +9,31 @@ import WiregateCore
 /// line; anything else is refused, logged and counted, never written.
 public final class CommandRouter: Sendable {
     private let config: GatewayConfig
-    private let boards: [String: BoardReader]
+    private let boards: BoardDirectory
     private let logger: Logger
     private let unknown = Mutex(0)
 
-    public init(config: GatewayConfig, boards: [BoardReader], logger: Logger) {
+    public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger) {
         self.config = config
-        self.boards = Dictionary(uniqueKeysWithValues: boards.map { ($0.board.name, $0) })
+        self.boards = boards
         self.logger = logger
     }
 
-    /// The topic filters to subscribe to.
+    /// The topic filters to subscribe to: each configured board's, and with
+    /// `unknown_boards: adopt`, a `+` level for boards adopted later.
     public var filters: [String] {
-        config.boards.flatMap { board in
-            let prefix = config.boardTopicPrefix(board.name)
-            return [prefix + "set"] + board.decoder.commandFilters.map { prefix + $0 }
+        // Overlapping subscriptions could deliver a command twice (a siren toggled twice):
+        // what the `+` filters cover is not subscribed per board as well.
+        var wildcard: [String] = []
+        if let template = config.adoptTemplate, config.discovery.adoptUnknown {
+            wildcard = ["set"] + template.decoder.commandFilters
         }
+        var filters = wildcard.map { config.boardTopicPrefix("+") + $0 }
+        for board in config.boards {
+            let prefix = config.boardTopicPrefix(board.name)
+            filters += (["set"] + board.decoder.commandFilters).filter { !wildcard.contains($0) }.map { prefix + $0 }
+        }
+        return filters
     }
 
     /// Commands that named no known board or topic.

@@ -7,6 +7,7 @@ import WiregateCore
 /// The composition root: builds the data path from a validated config.
 ///
 /// ```
+/// udev → DeviceWatcher (DeviceMatcher) → attaches boards to their readers
 /// board → BoardReader (termios + NIO, LineFramer, EventBuilder) → Journal (SQLite) → MQTTSink → broker
 /// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
 /// ```
@@ -14,9 +15,14 @@ public final class Gateway: Sendable {
     public let config: GatewayConfig
     public let journal: Journal
     public let statuses: BoardStatusRegistry
+    /// The configured boards' readers (adopted ones are in `directory` only).
     public let boards: [BoardReader]
+    /// Every board by name, adopted ones included.
+    public let directory: BoardDirectory
     public let router: CommandRouter
     public let mqtt: MQTTSink
+    /// Finds boards through udev; nil when every board has a fixed path and none is adopted.
+    public let discovery: DeviceWatcher?
     private let logger: Logger
 
     /// - Parameters:
@@ -32,17 +38,22 @@ public final class Gateway: Sendable {
         let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
         journal = outbox
         self.statuses = statuses
-        boards = config.boards.map {
+        let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = {
             BoardReader(board: $0, config: config, outbox: outbox, statuses: statuses, logger: logger)
         }
-        router = CommandRouter(config: config, boards: boards, logger: logger)
+        boards = config.boards.map(makeReader)
+        directory = BoardDirectory(boards)
+        discovery = config.needsDiscovery
+            ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
+            : nil
+        router = CommandRouter(config: config, boards: directory, logger: logger)
         mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
                             statuses: statuses, commands: router, logger: logger)
     }
 
-    /// The services in start order; a `ServiceGroup` stops them in reverse, boards
-    /// first, so the MQTT sink is last and can say every board went offline.
-    public var services: [any Service] { [mqtt] + boards }
+    /// The services in start order; a `ServiceGroup` stops them in reverse, discovery and
+    /// boards first, so the MQTT sink is last and can say every board went offline.
+    public var services: [any Service] { [mqtt] + boards + (discovery.map { [$0] } ?? []) }
 
     /// Runs until SIGTERM or SIGINT (or cancellation), then stops cleanly.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {

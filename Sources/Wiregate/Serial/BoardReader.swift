@@ -10,6 +10,11 @@ import WiregateCore
 /// the outbox, writes commands to it, and reopens the port with backoff whenever it
 /// goes away.
 ///
+/// A board with a fixed `match.path` is reopened at that path until it exists again. A
+/// board found through udev is opened at the node discovery attaches (`attach(node:)`),
+/// closed at once when it is detached (unplugged), and opened again, under the same name
+/// and with its counters going on, at whatever node it comes back.
+///
 /// Reads are driven by NIO's event loop (epoll): no thread per board, no polling.
 public final class BoardReader: Service, Sendable {
     public let board: GatewayConfig.Board
@@ -23,6 +28,10 @@ public final class BoardReader: Service, Sendable {
     private struct State {
         var counters = BoardCounters()
         var writer: NIOAsyncChannelOutboundWriter<ByteBuffer>?
+        /// Where the board is now: its fixed path, or the node discovery attached (nil: unplugged).
+        var node: String?
+        /// Resumed when `node` changes.
+        var nodeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public init(board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
@@ -36,6 +45,46 @@ public final class BoardReader: Service, Sendable {
         var logger = logger
         logger[metadataKey: "board"] = "\(board.name)"
         self.logger = logger
+        state.withLock { $0.node = board.match.path }
+    }
+
+    /// The device node the board is at now; nil while a discovered board is unplugged.
+    public var node: String? { state.withLock { $0.node } }
+
+    /// Discovery found the board at `node` (plugged in, or already there at start-up).
+    public func attach(node: String) { setNode(node) }
+
+    /// Discovery saw the board go (unplugged): its port is closed at once.
+    public func detach() { setNode(nil) }
+
+    private func setNode(_ node: String?) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.node != node else { return [] }
+            state.node = node
+            defer { state.nodeWaiters.removeAll() }
+            return state.nodeWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once `node` is no longer `current` (or the task is cancelled).
+    private func nodeChange(from current: String?) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let changed = state.withLock { state -> Bool in
+                    if state.node != current { return true }
+                    state.nodeWaiters.append(continuation)
+                    return false
+                }
+                if changed { continuation.resume() }
+            }
+        } onCancel: {
+            let waiters = state.withLock { state in
+                defer { state.nodeWaiters.removeAll() }
+                return state.nodeWaiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
     }
 
     /// A copy of the counters.
@@ -52,28 +101,55 @@ public final class BoardReader: Service, Sendable {
         var backoff = Backoff(initial: .milliseconds(250), maximum: board.reopenMax)
         var lastFailure: String?
         while !Task.isCancelled {
-            do {
-                try await readSession { backoff.reset(); lastFailure = nil }
-            } catch is CancellationError {
-                break
-            } catch {
+            guard let path = node else {
+                // Unplugged: nothing to retry until discovery attaches it again.
+                await nodeChange(from: nil)
+                backoff.reset()
+                continue
+            }
+            // The session ends when the port goes away, or at once when discovery detaches it.
+            let opensBefore = counters.opens
+            let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
+                group.addTask {
+                    do {
+                        try await self.readSession(path: path)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                group.addTask {
+                    await self.nodeChange(from: path)
+                    return nil
+                }
+                let first = await group.next()!
+                group.cancelAll()
+                return first ?? .failure(CancellationError())
+            }
+            await statuses.set(board.name, online: false)
+            if counters.opens != opensBefore {
+                // It was open: a new failure is worth a log line, and the next attempt comes soon.
+                backoff.reset()
+                lastFailure = nil
+            }
+            if node != path { continue } // moved or unplugged: no backoff
+            if case .failure(let error) = outcome {
+                if error is CancellationError { break }
                 let failure = "\(error)"
                 // Say it once, not on every retry while the board stays unplugged.
                 if failure != lastFailure {
-                    logger.warning("serial port unavailable, will retry", metadata: ["path": "\(board.path)", "error": "\(failure)"])
+                    logger.warning("serial port unavailable, will retry", metadata: ["path": "\(path)", "error": "\(failure)"])
                     lastFailure = failure
                 }
             }
-            await statuses.set(board.name, online: false)
             do { try await Task.sleep(for: backoff.nextDelay()) } catch { break }
         }
         await statuses.set(board.name, online: false)
     }
 
     /// Opens the port and reads it until it goes away.
-    /// - Parameter opened: called once the port is open and settled.
-    private func readSession(opened: () -> Void) async throws {
-        let fd = try SerialPort.open(path: board.path, baud: board.baud, hupcl: board.hupcl)
+    private func readSession(path: String) async throws {
+        let fd = try SerialPort.open(path: path, baud: board.baud, hupcl: board.hupcl)
         do {
             try await Task.sleep(for: board.settle)
         } catch {
@@ -87,9 +163,8 @@ public final class BoardReader: Service, Sendable {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
-        opened()
         state.withLock { $0.counters.opens += 1 }
-        logger.info("board online", metadata: ["path": "\(board.path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
+        logger.info("board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
         var framer = LineFramer(maxLineLength: board.maxLineLength)
         framer.resynchronise()
         var throttle = LogThrottle()
@@ -103,12 +178,12 @@ public final class BoardReader: Service, Sendable {
                     if !events.isEmpty { await outbox.append(events) }
                 }
             }
-            logger.warning("board hung up", metadata: ["path": "\(board.path)"])
+            logger.warning("board hung up", metadata: ["path": "\(path)"])
         } catch is CancellationError {
-            logger.info("board closed", metadata: ["path": "\(board.path)"])
+            logger.info("board closed", metadata: ["path": "\(path)"])
             throw CancellationError()
         } catch {
-            logger.warning("board went away", metadata: ["path": "\(board.path)", "error": "\(error)"])
+            logger.warning("board went away", metadata: ["path": "\(path)", "error": "\(error)"])
         }
         state.withLock { $0.counters.hangups += 1 }
         try Task.checkCancellation()

@@ -36,7 +36,7 @@ extension GatewayConfig {
             throw ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
         }
         let document = try ConfigNode(node: root, path: "", file: file).mapping()
-        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal"])
+        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults"])
 
         let gateway = try Self.gateway(try document.required("gateway").mapping())
         let mqtt = try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway.id)
@@ -65,21 +65,56 @@ extension GatewayConfig {
                 journal.sync = Journal.Sync(rawValue: try sync.oneOf(["normal", "full"]))!
             }
         }
+        var discovery = Discovery()
+        if let node = document.optional("discovery") {
+            let section = try node.mapping()
+            try section.rejectUnknownKeys(["usb_ids", "hello", "hello_timeout"])
+            if let list = section.optional("usb_ids") {
+                let entries = try list.stringList()
+                do throws(USBAllowList.Problem) {
+                    discovery.usbIDs = try USBAllowList(entries)
+                } catch let problem {
+                    throw list.error("'\(problem.entry)' is not a USB vendor:product pair (four hex digits each, or vvvv:* for every product of a vendor)")
+                }
+            }
+            if let hello = section.optional("hello") {
+                guard let pattern = HelloPattern(try hello.nonEmptyString()) else {
+                    throw hello.error("needs <name> once, where the board's name stands in the line, e.g. '#hello id=<name>'")
+                }
+                discovery.hello = pattern
+            }
+            if let timeout = section.optional("hello_timeout") {
+                discovery.helloTimeout = try timeout.duration(in: .milliseconds(100)...(.seconds(60)))
+            }
+        }
+        if let node = document.optional("unknown_boards") {
+            discovery.adoptUnknown = try node.oneOf(["ignore", "adopt"]) == "adopt"
+        }
+        var adoptTemplate: Board?
+        if let node = document.optional("defaults") {
+            adoptTemplate = try Self.boardSettings(try node.mapping(), name: "", match: BoardMatch(), known: [])
+        } else if discovery.adoptUnknown, let node = document.optional("unknown_boards") {
+            throw node.error("adopt needs a 'defaults:' section with at least the protocol adopted boards speak")
+        }
+
         let boardsNode = try document.required("boards")
         let boardNodes = try boardsNode.sequence()
-        guard !boardNodes.isEmpty else { throw boardsNode.error("needs at least one board") }
+        guard !boardNodes.isEmpty || discovery.adoptUnknown else {
+            throw boardsNode.error("needs at least one board (or unknown_boards: adopt)")
+        }
         var boards: [Board] = []
         for node in boardNodes {
             let board = try Self.board(node)
             if boards.contains(where: { $0.name == board.name }) {
                 throw (try node.mapping().required("name")).error("the board name '\(board.name)' is used twice")
             }
-            if boards.contains(where: { $0.path == board.path }) {
-                throw (try (try node.mapping().required("match")).mapping().required("path")).error("the path '\(board.path)' is given to two boards")
+            if boards.contains(where: { $0.match == board.match }) {
+                throw (try node.mapping().required("match")).error("the same match is given to two boards: the second could never match")
             }
             boards.append(board)
         }
-        return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal)
+        return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
+                             discovery: discovery, adoptTemplate: adoptTemplate)
     }
 
     /// The MQTT password: from `mqtt.password_file` when set, else from `WIREGATE_MQTT_PASSWORD`.
@@ -148,20 +183,53 @@ extension GatewayConfig {
     /// Baud rates termios can set on Linux.
     public static let baudRates = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000]
 
+    /// The keys of a board entry besides `name` and `match`; `defaults:` takes these.
+    static let boardSettingKeys = ["baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"]
+
     static func board(_ node: ConfigNode) throws(ConfigError) -> Board {
         let section = try node.mapping()
-        try section.rejectUnknownKeys(
-            ["name", "match", "baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"])
+        try section.rejectUnknownKeys(["name", "match"] + boardSettingKeys)
         let nameNode = try section.required("name")
         let name = try nameNode.nonEmptyString()
         if let problem = Topic.problem(inConfiguredLevel: name) { throw nameNode.error("the board name \(problem)") }
+        let match = try Self.match(try section.required("match"))
+        return try boardSettings(section, name: name, match: match, known: ["name", "match"])
+    }
 
-        let match = try section.required("match").mapping()
-        try match.rejectUnknownKeys(["path"])
-        let pathNode = try match.required("path")
-        let path = try pathNode.nonEmptyString()
-        guard path.hasPrefix("/") else { throw pathNode.error("must be an absolute device path, such as /dev/ttyACM0") }
+    static func match(_ node: ConfigNode) throws(ConfigError) -> BoardMatch {
+        let section = try node.mapping()
+        try section.rejectUnknownKeys(["path", "serial", "hello", "usb_path", "vid", "pid"],
+                                      hints: ["vendor": "unknown key (did you mean 'vid'?)", "product": "unknown key (did you mean 'pid'?)",
+                                              "port": "unknown key (did you mean 'usb_path'?)"])
+        var match = BoardMatch()
+        if let pathNode = section.optional("path") {
+            let path = try pathNode.nonEmptyString()
+            guard path.hasPrefix("/") else { throw pathNode.error("must be an absolute device path, such as /dev/ttyACM0") }
+            guard section.entries.count == 1 else {
+                throw pathNode.error("a fixed path is not combined with other keys: use serial, hello, usb_path, vid or pid instead to find the board through udev")
+            }
+            match.path = path
+            return match
+        }
+        match.serial = try section.optional("serial")?.nonEmptyString()
+        match.hello = try section.optional("hello")?.nonEmptyString()
+        match.usbPath = try section.optional("usb_path")?.nonEmptyString()
+        for (key, keyPath) in [("vid", \BoardMatch.vendorID), ("pid", \BoardMatch.productID)] {
+            guard let idNode = section.optional(key) else { continue }
+            // YAML reads 2341 as a number: accept it, but compare as four hex digits.
+            let text = try idNode.string().lowercased()
+            guard USBAllowList.isUSBID(Substring(text)) else { throw idNode.error("must be four hex digits, such as 2341") }
+            match[keyPath: keyPath] = text
+        }
+        guard section.entries.count > 0 else {
+            throw node.error("needs at least one of: path, serial, hello, usb_path, vid, pid")
+        }
+        return match
+    }
 
+    /// The settings of a board entry (or of `defaults:`, with an empty name and match).
+    static func boardSettings(_ section: ConfigMapping, name: String, match: BoardMatch, known: [String]) throws(ConfigError) -> Board {
+        try section.rejectUnknownKeys(known + boardSettingKeys)
         let baudNode = section.optional("baud")
         let baud = try baudNode?.int(in: 1...4_000_000) ?? 115_200
         guard baudRates.contains(baud) else {
@@ -209,7 +277,7 @@ extension GatewayConfig {
         let settle = try section.optional("settle")?.duration(in: .zero...(.seconds(60))) ?? .seconds(2)
         let maxLine = try section.optional("max_line")?.int(in: 16...1_048_576) ?? 1024
         let reopenMax = try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
-        return Board(name: name, path: path, baud: baud, protocolName: protocolName, decoder: decoder,
+        return Board(name: name, match: match, baud: baud, protocolName: protocolName, decoder: decoder,
                      classes: ClassRules(rules), latest: latest, commands: CommandPolicy(commands), hupcl: hupcl, settle: settle,
                      maxLineLength: maxLine, reopenMax: reopenMax)
     }

@@ -10,6 +10,33 @@ public struct GatewayConfig: Sendable {
     public var boards: [Board]
     public var log: Log
     public var journal: Journal
+    public var discovery: Discovery
+    /// `defaults:`: the settings of boards adopted under `unknown_boards: adopt` (name and match empty).
+    public var adoptTemplate: Board?
+
+    /// Finding boards through udev: which USB devices are boards, and how they say who they are.
+    public struct Discovery: Sendable {
+        /// `discovery.usb_ids`.
+        public var usbIDs = USBAllowList.defaults
+        /// `unknown_boards: adopt`: an allowed device that no entry matches becomes a board named from its identity.
+        public var adoptUnknown = false
+        /// `discovery.hello`: the line a board's firmware prints after reset to name itself.
+        public var hello = HelloPattern("#hello id=<name>")!
+        /// How long to listen for the hello line after the settle time.
+        public var helloTimeout = Duration.seconds(3)
+
+        public init() {}
+    }
+
+    /// The board adopted under `name` (from `defaults:`), or nil when adopting is off.
+    public func adoptedBoard(named name: String) -> Board? {
+        guard discovery.adoptUnknown, var board = adoptTemplate else { return nil }
+        board.name = name
+        return board
+    }
+
+    /// Whether any board is found through udev rather than at a fixed path.
+    public var needsDiscovery: Bool { discovery.adoptUnknown || boards.contains { $0.match.needsDiscovery } }
 
     public struct Gateway: Sendable, Equatable {
         /// This gateway's id: one topic level, and the prefix of every event id.
@@ -43,8 +70,8 @@ public struct GatewayConfig: Sendable {
 
     public struct Board: Sendable {
         public var name: String
-        /// The device path (`match.path`).
-        public var path: String
+        /// How the board is found: a fixed path, or what udev says of it.
+        public var match: BoardMatch
         public var baud: Int
         public var protocolName: String
         public var decoder: any LineDecoder
