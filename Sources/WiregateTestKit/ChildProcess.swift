@@ -14,13 +14,20 @@ public final class ChildProcess: Sendable {
 
     /// Starts `path` with `arguments`.
     /// - Parameters:
+    ///   - stdin: a descriptor for the child's standard input, or nil for /dev/null.
     ///   - stdout: a descriptor for the child's standard output, or nil for /dev/null.
     ///   - stderr: the same for standard error.
-    public init(_ path: String, _ arguments: [String], stdout: CInt? = nil, stderr: CInt? = nil) throws {
+    ///   - environment: variables set (or replaced) in the child's copy of this process's environment.
+    public init(_ path: String, _ arguments: [String], stdin: CInt? = nil, stdout: CInt? = nil, stderr: CInt? = nil,
+                environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdin {
+            posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         if let stdout {
             posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         } else {
@@ -44,8 +51,12 @@ public final class ChildProcess: Sendable {
 
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var variables = ProcessInfo.processInfo.environment
+        variables.merge(environment) { $1 }
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let code = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let code = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         guard code == 0 else { throw TestKitError("posix_spawn \(path): \(String(cString: strerror(code)))") }
         self.pid = pid
     }

@@ -5,7 +5,7 @@ struct WiregateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wiregate",
         abstract: "Edge gateway: wired boards on serial ports to MQTT, and commands back.",
-        subcommands: [RunCommand.self, CheckConfigCommand.self, StatusCommand.self, SimulateCommand.self]
+        subcommands: [RunCommand.self, CheckConfigCommand.self, StatusCommand.self, DevicesCommand.self, SimulateCommand.self]
     )
 }
 

@@ -33,6 +33,11 @@ public final class DeviceWatcher: Service, Sendable {
         case heard(TTYDevice, hello: String?)
     }
 
+    /// The ttys there are now, with what sysfs says of them (for `wiregate devices`).
+    public static func presentTTYs() throws -> [TTYDevice] {
+        try Udev().ttys()
+    }
+
     public func run() async throws {
         let udev = try Udev()
         // Listen before enumerating, so that nothing plugged in between is missed (a device
@@ -114,7 +119,7 @@ public final class DeviceWatcher: Service, Sendable {
 }
 
 extension DeviceMatcher {
-    init(config: GatewayConfig) {
+    public init(config: GatewayConfig) {
         self.init(matches: config.boards.map(\.match), allowList: config.discovery.usbIDs, adoptUnknown: config.discovery.adoptUnknown)
     }
 }

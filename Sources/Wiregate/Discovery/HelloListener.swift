@@ -17,8 +17,9 @@ enum HelloListener {
         }
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        // No resynchronising: a board that just reset prints its hello line first, and a line
+        // cut in half will not match the pattern anyway.
         var framer = LineFramer(maxLineLength: 1024)
-        framer.resynchronise()
         let deadline = ContinuousClock.now + settle + timeout
         var buffer = [UInt8](repeating: 0, count: 512)
         while ContinuousClock.now < deadline, !Task.isCancelled {

@@ -128,7 +128,7 @@ private final class MonitorSet: @unchecked Sendable {
     }
 }
 
-struct DiscoveryError: Error, CustomStringConvertible {
-    var description: String
+public struct DiscoveryError: Error, CustomStringConvertible {
+    public var description: String
     init(_ description: String) { self.description = description }
 }

@@ -3,9 +3,12 @@ public actor BoardStatusRegistry {
     public struct Change: Sendable, Equatable {
         public var board: String
         public var online: Bool
+        /// The device node it is open at, while online.
+        public var node: String?
     }
 
     private var online: [String: Bool]
+    private var nodes: [String: String] = [:]
     private let continuation: AsyncStream<Change>.Continuation
     /// Every change of a board's status, in order. Single consumer.
     public nonisolated let changes: AsyncStream<Change>
@@ -15,16 +18,17 @@ public actor BoardStatusRegistry {
         (changes, continuation) = AsyncStream.makeStream(of: Change.self)
     }
 
-    public func set(_ board: String, online isOnline: Bool) {
+    public func set(_ board: String, online isOnline: Bool, node: String? = nil) {
         guard online[board] != isOnline else { return }
         online[board] = isOnline
-        continuation.yield(Change(board: board, online: isOnline))
+        nodes[board] = isOnline ? node : nil
+        continuation.yield(Change(board: board, online: isOnline, node: nodes[board]))
     }
 
     public func isOnline(_ board: String) -> Bool { online[board] ?? false }
 
     /// Every board's status, for republishing after a reconnect.
     public func snapshot() -> [Change] {
-        online.keys.sorted().map { Change(board: $0, online: online[$0]!) }
+        online.keys.sorted().map { Change(board: $0, online: online[$0]!, node: nodes[$0]) }
     }
 }

@@ -11,6 +11,8 @@ public struct DaemonState: Codable, Sendable, Equatable {
     public var brokerConnected: Bool
     public var brokerSince: Date
     public var boards: [String: Bool]
+    /// The device node of each online board (absent in files of older versions).
+    public var nodes: [String: String]?
     /// When the daemon stopped cleanly; nil while it runs (or if it was killed).
     public var stoppedAt: Date?
 
@@ -48,7 +50,7 @@ actor StatusFile {
         self.onError = onError
         let now = Date()
         state = DaemonState(pid: getpid(), startedAt: now, brokerConnected: false, brokerSince: now,
-                            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), stoppedAt: nil)
+                            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), nodes: [:], stoppedAt: nil)
     }
 
     func start() { save() }
@@ -60,15 +62,17 @@ actor StatusFile {
         save()
     }
 
-    func board(_ name: String, online: Bool) {
-        guard state.boards[name] != online else { return }
+    func board(_ name: String, online: Bool, node: String?) {
+        guard state.boards[name] != online || state.nodes?[name] != node else { return }
         state.boards[name] = online
+        state.nodes?[name] = online ? node : nil
         save()
     }
 
     func stopped() {
         state.brokerConnected = false
         state.boards = state.boards.mapValues { _ in false }
+        state.nodes = [:]
         state.stoppedAt = Date()
         save()
     }

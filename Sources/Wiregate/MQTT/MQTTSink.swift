@@ -161,7 +161,7 @@ public final class MQTTSink: Service, Sendable {
 
     private func publishStatusChanges() async {
         for await change in statuses.changes {
-            await statusFile.board(change.board, online: change.online)
+            await statusFile.board(change.board, online: change.online, node: change.node)
             guard client.isConnected else { continue } // republished from the snapshot on connect
             publishStatus(config.boardStatusTopic(change.board), online: change.online)
         }

@@ -172,7 +172,7 @@ public final class BoardReader: Service, Sendable {
             try await channel.executeThenClose { inbound, outbound in
                 state.withLock { $0.writer = outbound }
                 defer { state.withLock { $0.writer = nil } }
-                await statuses.set(board.name, online: true)
+                await statuses.set(board.name, online: true, node: path)
                 for try await buffer in inbound {
                     let events = process(buffer, framer: &framer, throttle: &throttle)
                     if !events.isEmpty { await outbox.append(events) }
