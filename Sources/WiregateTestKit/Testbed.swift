@@ -72,12 +72,15 @@ public final class Testbed: @unchecked Sendable {
     /// The board prints `line`.
     public func board(_ tty: String, says line: String) throws { try send("send \(tty) \(line)") }
 
-    /// Starts `binary` with `arguments` in the fake world. - Returns: its pid.
+    /// Starts `binary` with `arguments` in the fake world, as root or as `uid`. - Returns: its pid.
     @discardableResult
-    public func start(_ binary: String, _ arguments: [String]) throws -> Int32 {
+    public func start(_ binary: String, _ arguments: [String], uid: UInt32? = nil) throws -> Int32 {
         let argv = String(decoding: try JSONEncoder().encode([binary] + arguments), as: UTF8.self)
-        return Int32(try send("start \(argv)")) ?? -1
+        return Int32(try send(uid.map { "startas \($0) \(argv)" } ?? "start \(argv)")) ?? -1
     }
+
+    /// Sets the permissions of `/dev/<tty>` (octal, e.g. "0660"), as udev rules would after `add`.
+    public func chmod(_ tty: String, _ mode: String) throws { try send("chmod \(tty) \(mode)") }
 
     /// The started gateway's open file descriptors.
     public func gatewayDescriptors() throws -> Int { Int(try send("fds")) ?? -1 }

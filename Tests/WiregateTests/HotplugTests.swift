@@ -16,8 +16,8 @@ import WiregateTestKit
         state = try makeTemporaryDirectory("hotplug")
     }
 
-    /// Writes the config and starts the gateway in the testbed.
-    func startGateway(boards: String, extra: String = "") throws {
+    /// Writes the config and starts the gateway in the testbed (as `uid` when given).
+    func startGateway(boards: String, extra: String = "", uid: UInt32? = nil) throws {
         let config = """
         gateway: { id: hp, state_dir: \(state) }
         mqtt: { host: 127.0.0.1, port: \(broker.port), keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms }
@@ -27,7 +27,8 @@ import WiregateTestKit
         \(boards)
         """
         try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
-        let pid = try testbed.start(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"])
+        if let uid { _ = chown(state, uid, uid) }
+        let pid = try testbed.start(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"], uid: uid)
         try String(pid).write(toFile: state + "/gateway.pid", atomically: true, encoding: .utf8)
     }
 
@@ -209,5 +210,39 @@ import WiregateTestKit
         let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
         return (descriptors, threads, rss)
+    }
+
+    /// The gateway as an ordinary user (nobody), as in production: a node it may not open yet
+    /// (EACCES until udev's rules set the mode), or one that is gone before it is opened, is
+    /// retried with backoff and logged, and never holds the other boards up.
+    @Test func openFailuresAreRetriedAndNeverStopTheOthers() async throws {
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
+        try startGateway(boards: """
+          - { name: slow, match: { serial: AAA }, protocol: kv, settle: 0s, reopen_max: 500ms }
+          - { name: quick, match: { serial: BBB }, protocol: kv, settle: 0s }
+          - { name: gone, match: { serial: CCC }, protocol: kv, settle: 0s }
+        """, uid: 65534)
+        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" } },
+                "\(testbed.log)")
+        // A pty is root's, mode 0600: EACCES for the gateway until its mode is set.
+        try testbed.plug(port: "1-1", tty: "ttyACM0", serial: "AAA")
+        // Plugged and pulled out again before it could be opened.
+        try testbed.plug(port: "1-2", tty: "ttyACM1", serial: "CCC")
+        try testbed.unplug(port: "1-2", tty: "ttyACM1")
+        try testbed.plug(port: "1-3", tty: "ttyACM2", serial: "BBB")
+        try testbed.chmod("ttyACM2", "0666")
+        #expect(await online("quick", at: subscriber), "\(testbed.log)")
+        try send("ttyACM2", ["door=open"])
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/quick/door" } })
+        #expect(await eventually { testbed.log.contains("serial port unavailable, will retry") && testbed.log.contains("Permission denied") },
+                "\(testbed.log)")
+        // The rules ran: the retry opens it.
+        try testbed.chmod("ttyACM0", "0660")
+        try testbed.chmod("ttyACM0", "0666")
+        #expect(await online("slow", at: subscriber), "\(testbed.log)")
+        try send("ttyACM0", ["door=closed"])
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/slow/door" && $0.payload == "closed" } })
+        #expect(!subscriber.messages.contains { $0.topic == "wiregate/hp/gone/status" && $0.payload == "online" })
+        try testbed.stopGateway()
     }
 }

@@ -8,6 +8,8 @@ uevents). Reads one command per line on stdin, answers one line on stdout:
   remove PORT TTY                 unplug it (a remove uevent, then the device goes)
   send TTY TEXT                   the board prints TEXT and a newline
   start ARG...                    start the gateway with ARGs (JSON list) in this fake world
+  startas UID ARG...              the same, as user UID (not root: permissions apply)
+  chmod TTY MODE                  set the permissions of /dev/TTY (octal), as udev rules would
   fds                             how many file descriptors the gateway has open
   wait                            wait for the gateway to exit by itself: its exit status
   stop                            SIGTERM the gateway and wait for it: its exit status
@@ -45,6 +47,8 @@ def plug(port, tty, vid, pid, serial):
         f"P: {usb}/{port}:1.0\nE: SUBSYSTEM=usb\nE: DEVTYPE=usb_interface\nE: DRIVER=cdc_acm\n\n"
         f"P: {usb}/{port}:1.0/tty/{tty}\nN: {tty}\nE: SUBSYSTEM=tty\nE: DEVNAME=/dev/{tty}\nA: dev=166:{minor[0]}\n")
     masters[tty] = testbed.get_dev_fd(f"/dev/{tty}")
+    if run_as[0] is not None:
+        open_to_all()
     return f"/sys{usb}/{port}:1.0/tty/{tty}"
 
 
@@ -72,7 +76,27 @@ def send(tty, text):
             time.sleep(0.02)
 
 
-def start(args):
+run_as = [None]
+
+
+def open_to_all():
+    """Lets a gateway running as another user into the fake world (mkdtemp makes it 0700, and
+    umockdev's per-device ioctl sockets are root's): the device nodes keep their own modes."""
+    root = testbed.get_root_dir()
+    for directory, subdirectories, files in os.walk(root):
+        os.chmod(directory, 0o777)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o777)
+
+
+def chmod(tty, mode):
+    """Sets the permissions of the pty behind /dev/TTY (udev rules do that after `add`)."""
+    os.chmod(os.path.realpath(os.path.join(testbed.get_root_dir(), "dev", tty)), int(mode, 8))
+
+
+def start(args, uid=None):
     global gateway
     env = dict(os.environ)
     env["UMOCKDEV_DIR"] = testbed.get_root_dir()
@@ -80,7 +104,15 @@ def start(args):
     log = open(os.environ.get("WIREGATE_TESTBED_LOG", "/dev/null"), "ab")
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
+    if uid is not None:
+        run_as[0] = uid
+        open_to_all()
+
     def die_with_parent():
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: an aborted testbed leaves no orphan
 
     gateway = subprocess.Popen(args, env=env, stdout=log, stderr=log, preexec_fn=die_with_parent)
@@ -103,6 +135,12 @@ def main():
                 answer = ""
             elif command == "start":
                 answer = str(start(json.loads(line[len("start "):])))
+            elif command == "startas":
+                uid, argv = line.split(" ", 2)[1:]
+                answer = str(start(json.loads(argv), uid=int(uid)))
+            elif command == "chmod":
+                chmod(words[1], words[2])
+                answer = ""
             elif command == "fds":
                 answer = str(len(os.listdir(f"/proc/{gateway.pid}/fd")))
             elif command == "wait":

@@ -33,16 +33,36 @@ public final class DeviceWatcher: Service, Sendable {
         case heard(TTYDevice, hello: String?)
     }
 
+    /// How often the ttys are scanned when no uevent can be heard.
+    static let scanInterval = Duration.seconds(1)
+
     /// The ttys there are now, with what sysfs says of them (for `wiregate devices`).
     public static func presentTTYs() throws -> [TTYDevice] {
         try Udev().ttys()
     }
 
-    public func run() async throws {
-        let udev = try Udev()
+    /// Runs until graceful shutdown. Never throws: without udev the fixed-path boards still run,
+    /// and without uevents the ttys are scanned every `scanInterval` instead.
+    public func run() async {
+        let udev: Udev
+        do {
+            udev = try Udev()
+        } catch {
+            logger.error("udev unavailable: boards are not discovered, only fixed paths are opened", metadata: ["error": "\(error)"])
+            try? await gracefulShutdown()
+            return
+        }
         // Listen before enumerating, so that nothing plugged in between is missed (a device
         // seen twice is a no-op).
-        let changes = try udev.changes()
+        let changes: AsyncStream<Udev.Change>
+        do {
+            changes = try udev.changes()
+        } catch {
+            logger.error("cannot listen to uevents: scanning the ttys periodically instead", metadata: [
+                "error": "\(error)", "interval": "\(Self.scanInterval)",
+            ])
+            changes = udev.scannedChanges(every: Self.scanInterval)
+        }
         let (work, inbox) = AsyncStream.makeStream(of: Work.self)
         for device in udev.ttys() { inbox.yield(.udev(.added(device))) }
         await withDiscardingTaskGroup { group in

@@ -110,6 +110,27 @@ final class Udev: @unchecked Sendable {
     }
 }
 
+extension Udev {
+    /// The same changes as `changes()`, found by comparing enumerations every `interval`: for
+    /// where netlink cannot be listened to (a sandbox, a seccomp profile). Slower, never blind.
+    func scannedChanges(every interval: Duration) -> AsyncStream<Change> {
+        AsyncStream { continuation in
+            let task = Task {
+                var known: [String: TTYDevice] = [:]
+                while !Task.isCancelled {
+                    let now = Dictionary(ttys().map { ($0.sysPath, $0) }, uniquingKeysWith: { first, _ in first })
+                    for (sysPath, device) in now where known[sysPath] != device { continuation.yield(.added(device)) }
+                    for sysPath in known.keys where now[sysPath] == nil { continuation.yield(.removed(sysPath: sysPath)) }
+                    known = now
+                    try? await Task.sleep(for: interval)
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
 /// Keeps the monitors and their dispatch sources alive until the stream ends.
 private final class MonitorSet: @unchecked Sendable {
     let udev: Udev

@@ -58,6 +58,8 @@ extension Journal {
                 ])
             }
             shedding = total > 0
+        } catch is CancellationError {
+            // Shutting down: the next start checks again.
         } catch {
             logger.error("journal bounds check failed", metadata: ["error": "\(error)"])
         }
