@@ -74,6 +74,11 @@ struct DevicesCommand: ParsableCommand {
             print("\(row.node)  \(row.vendorID):\(row.productID)  serial \(row.serial ?? "-")  usb_path \(row.usbPath)  identity \(row.identity)")
             if let product = row.product ?? row.manufacturer { print("    \(product)") }
             print("    board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")")
+            if row.board == nil, row.reason?.hasPrefix("no board entry matches") == true {
+                // Ready to paste under `boards:`: only the name is left to choose.
+                let key = row.identity.source == .serial ? "serial" : "usb_path"
+                print("    to add it:  - { name: NAME, match: { \(key): \"\(row.identity.value)\" }, protocol: kv }")
+            }
         }
     }
 }

@@ -171,6 +171,11 @@ import WiregateTestKit
         #expect(rows[1].board == nil && rows[1].identity.source == "usb_path" && rows[1].usbPath == "1-2")
         #expect(rows[1].reason == "no board entry matches, and unknown_boards is ignore")
         #expect(rows[2].reason == "046d:c52b is not in discovery.usb_ids")
+
+        // In text, an unmatched board comes with the entry to paste: only a name to choose.
+        try testbed.start(CommandLineTests.binary, ["devices", "--config", state + "/wiregate.yaml"])
+        #expect(try testbed.waitForGateway() == 0)
+        #expect(testbed.log.contains("to add it:  - { name: NAME, match: { usb_path: \"1-2\" }, protocol: kv }"), "\(testbed.log)")
     }
 
     /// Every plug opens the port and every unplug closes it: after many, the daemon holds the

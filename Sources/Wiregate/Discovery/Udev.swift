@@ -44,14 +44,22 @@ final class Udev: @unchecked Sendable {
               let sysPath = udev_device_get_syspath(device).map(String.init(cString:)) else { return nil }
         var usb: TTYDevice.USB?
         // The USB device, not the interface: the attributes live there. Not to be unreferenced (owned by the child).
+        // sysfs first (always there); udev's properties where an attribute is missing (when a udev daemon runs).
         if let parent = udev_device_get_parent_with_subsystem_devtype(device, "usb", "usb_device"),
-           let vendor = attribute(parent, "idVendor"), let product = attribute(parent, "idProduct"),
+           let vendor = attribute(parent, "idVendor") ?? property(device, "ID_VENDOR_ID"),
+           let product = attribute(parent, "idProduct") ?? property(device, "ID_MODEL_ID"),
            let portPath = udev_device_get_sysname(parent).map(String.init(cString:)) {
-            usb = TTYDevice.USB(vendorID: vendor, productID: product, serial: attribute(parent, "serial"),
-                                manufacturer: attribute(parent, "manufacturer"), product: attribute(parent, "product"),
+            usb = TTYDevice.USB(vendorID: vendor, productID: product,
+                                serial: attribute(parent, "serial") ?? property(device, "ID_SERIAL_SHORT"),
+                                manufacturer: attribute(parent, "manufacturer") ?? property(device, "ID_VENDOR"),
+                                product: attribute(parent, "product") ?? property(device, "ID_MODEL"),
                                 portPath: portPath)
         }
         return TTYDevice(node: node, sysPath: sysPath, usb: usb)
+    }
+
+    private static func property(_ device: OpaquePointer, _ name: String) -> String? {
+        udev_device_get_property_value(device, name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     private static func attribute(_ device: OpaquePointer, _ name: String) -> String? {
