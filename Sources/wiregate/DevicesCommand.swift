@@ -10,9 +10,7 @@ struct DevicesCommand: ParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
-
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
+    @OptionGroup var output: JSONOutputOption
 
     struct Row: Codable {
         var node: String
@@ -60,10 +58,8 @@ struct DevicesCommand: ParsableCommand {
                        serial: usb.serial, manufacturer: usb.manufacturer, product: usb.product, usbPath: usb.portPath,
                        identity: identity, board: board, reason: reason, openByDaemon: openNodes.contains(device.node))
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        if output.json {
+            try printJSON(rows)
             return
         }
         guard !rows.isEmpty else {

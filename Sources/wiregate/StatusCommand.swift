@@ -10,9 +10,7 @@ struct StatusCommand: ParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
-
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
+    @OptionGroup var output: JSONOutputOption
 
     struct Report: Codable {
         var gateway: String
@@ -42,11 +40,8 @@ struct StatusCommand: ParsableCommand {
         let report = Report(gateway: config.gateway.id, stateDirectory: config.gateway.stateDirectory, daemon: daemon,
                             daemonRunning: daemon?.isRunning ?? false, journalInMemory: inMemory, journalDirectory: directory,
                             journal: journal)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        if output.json {
+            try printJSON(report)
             return
         }
         print("gateway \(report.gateway), state in \(report.stateDirectory)")

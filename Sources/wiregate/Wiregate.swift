@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct WiregateCommand: AsyncParsableCommand {
@@ -13,4 +14,18 @@ struct WiregateCommand: AsyncParsableCommand {
 struct ConfigOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "The config file.")
     var config: String = "/etc/wiregate/wiregate.yaml"
+}
+
+/// `--json`, for the commands that print a report.
+struct JSONOutputOption: ParsableArguments {
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+}
+
+/// Prints `value` as indented JSON with sorted keys and RFC 3339 dates: stable for scripts and diffs.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }

@@ -17,6 +17,9 @@ public final class DeviceWatcher: Service, Sendable {
     private let logger: Logger
     /// sysfs path → the board it is, for the devices seen plugged in.
     private let attached = Mutex<[String: String]>([:])
+    /// sysfs paths whose hello line is being listened for: one listener per device (the same
+    /// `add` comes from both netlink sources, and two readers of one port would share its lines).
+    private let listening = Mutex<Set<String>>([])
 
     init(config: GatewayConfig, directory: BoardDirectory, logger: Logger,
          makeReader: @escaping @Sendable (GatewayConfig.Board) -> BoardReader) {
@@ -76,12 +79,15 @@ public final class DeviceWatcher: Service, Sendable {
             for await item in work.cancelOnGracefulShutdown() {
                 switch item {
                 case .udev(.added(let device)):
-                    guard attached.withLock({ $0[device.sysPath] }) == nil else { continue }
+                    guard attached.withLock({ $0[device.sysPath] }) == nil,
+                          !listening.withLock({ $0.contains(device.sysPath) }) else { continue }
                     decide(device, hello: nil, helloRead: false, group: &group, inbox: inbox)
                 case .heard(let device, let hello):
-                    guard attached.withLock({ $0[device.sysPath] }) == nil else { continue }
+                    // Unplugged while we listened: nothing to attach.
+                    guard listening.withLock({ $0.remove(device.sysPath) }) != nil else { continue }
                     decide(device, hello: hello, helloRead: true, group: &group, inbox: inbox)
                 case .udev(.removed(let sysPath)):
+                    listening.withLock { _ = $0.remove(sysPath) }
                     guard let name = attached.withLock({ $0.removeValue(forKey: sysPath) }) else { continue }
                     logger.info("board unplugged", metadata: ["board": "\(name)", "sys_path": "\(sysPath)"])
                     directory[name]?.detach()
@@ -106,6 +112,7 @@ public final class DeviceWatcher: Service, Sendable {
             }
             attach(device, to: name)
         case .awaitHello:
+            listening.withLock { _ = $0.insert(device.sysPath) }
             let settings = config.helloListening(for: device)
             let pattern = config.discovery.hello
             let timeout = config.discovery.helloTimeout

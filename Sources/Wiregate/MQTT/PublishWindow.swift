@@ -65,8 +65,9 @@ final class PublishWindow: Sendable {
             if Task.isCancelled { return 0 }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    // Task.isCancelled under the lock `onCancel` takes: no cancellation slips between.
                     let ready = state.withLock { state -> Bool in
-                        if state.closed || hasRoom(state) { return true }
+                        if state.closed || hasRoom(state) || Task.isCancelled { return true }
                         state.waiter?.resume()
                         state.waiter = continuation
                         return false

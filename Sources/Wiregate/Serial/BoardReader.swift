@@ -71,8 +71,10 @@ public final class BoardReader: Service, Sendable {
     private func nodeChange(from current: String?) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Checked under the lock that `onCancel` takes: a cancellation that came before
+                // this registration is seen here, one that comes after finds the waiter.
                 let changed = state.withLock { state -> Bool in
-                    if state.node != current { return true }
+                    if state.node != current || Task.isCancelled { return true }
                     state.nodeWaiters.append(continuation)
                     return false
                 }
