@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds with warnings as errors, and runs every test
-# (pure tests, then end to end against a private mosquitto and pseudo-terminals).
+# (pure tests, then end to end against a private mosquitto, pseudo-terminals and umockdev),
+# then the receiving Django app's tests against a private PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 swift build --build-tests -Xswiftc -warnings-as-errors
 swift test --skip-build
+./scripts/test-django.sh

@@ -1,0 +1,48 @@
+from rest_framework import serializers
+
+from .models import Event
+
+# The most events one request may carry: the gateway's backend.batch_size is 500 by default.
+MAX_BATCH = 5000
+
+
+def no_nul(value):
+    # PostgreSQL text cannot hold NUL: refuse it here with a reason, not with a 500.
+    if "\x00" in value:
+        raise serializers.ValidationError("contains a NUL character")
+    return value
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200, validators=[no_nul])
+    seq = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    board = serializers.CharField(max_length=128, validators=[no_nul])
+    topic = serializers.CharField(validators=[no_nul])
+    payload = serializers.CharField(allow_blank=True, trim_whitespace=False, validators=[no_nul])
+    # "class" is a Python keyword: the field is declared under its JSON name below.
+    ts = serializers.DateTimeField()
+    clock_synced = serializers.BooleanField()
+    replayed = serializers.BooleanField(required=False, default=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["class"] = serializers.ChoiceField(choices=Event.EventClass.values)
+        return fields
+
+
+class BatchSerializer(serializers.Serializer):
+    gateway = serializers.RegexField(r"^[^\s/+#:]{1,100}$", error_messages={
+        "invalid": "must be one MQTT topic level without ':' (the gateway id)"})
+    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_BATCH)
+
+    def validate(self, data):
+        gateway = data["gateway"]
+        seen = set()
+        for index, event in enumerate(data["events"]):
+            expected = f"{gateway}:{event['seq']}"
+            if event["id"] != expected:
+                raise serializers.ValidationError({"events": {index: {"id": f"must be '{expected}' (<gateway>:<seq>)"}}})
+            if event["id"] in seen:
+                raise serializers.ValidationError({"events": {index: {"id": "appears twice in the batch"}}})
+            seen.add(event["id"])
+        return data

@@ -1,0 +1,109 @@
+"""The receiving endpoint, through Django's test client over a real PostgreSQL."""
+import gzip
+import json
+
+from django.contrib.auth.models import User
+from django.test import TransactionTestCase
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from .models import Event
+
+URL = "/api/gateway/events/"
+
+
+def event(seq, gateway="house-1", **overrides):
+    body = {
+        "id": f"{gateway}:{seq}", "seq": seq, "board": "front-door", "topic": f"wiregate/{gateway}/front-door/door",
+        "payload": "open", "class": "critical", "ts": "2026-11-29T13:19:05.123Z", "clock_synced": True, "replayed": False,
+    }
+    body.update(overrides)
+    return body
+
+
+class EventBatchTests(TransactionTestCase):
+    def setUp(self):
+        self.token = Token.objects.create(user=User.objects.create_user("house-1"))
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Token {self.token.key}")
+
+    def post(self, body, **headers):
+        return self.client.post(URL, data=json.dumps(body), content_type="application/json", **headers)
+
+    def test_a_batch_is_stored_with_every_field(self):
+        response = self.post({"gateway": "house-1", "events": [event(1), event(2, payload="21.5", **{"class": "telemetry"})]})
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(response.json(), {"stored": 2, "duplicates": 0})
+        self.assertEqual(response["Accept-Encoding"], "gzip")
+        stored = Event.objects.get(id="house-1:2")
+        self.assertEqual((stored.gateway, stored.seq, stored.board, stored.payload, stored.event_class),
+                         ("house-1", 2, "front-door", "21.5", "telemetry"))
+        self.assertEqual(stored.ts.isoformat(), "2026-11-29T13:19:05.123000+00:00")
+        self.assertTrue(stored.clock_synced)
+        self.assertFalse(stored.replayed)
+
+    def test_a_retried_batch_answers_2xx_and_stores_nothing_twice(self):
+        batch = {"gateway": "house-1", "events": [event(n) for n in range(1, 11)]}
+        self.assertEqual(self.post(batch).json(), {"stored": 10, "duplicates": 0})
+        again = self.post(batch)
+        self.assertEqual(again.status_code, 200)
+        self.assertEqual(again.json(), {"stored": 0, "duplicates": 10})
+        overlapping = self.post({"gateway": "house-1", "events": [event(n) for n in range(8, 14)]})
+        self.assertEqual(overlapping.json(), {"stored": 3, "duplicates": 3})
+        self.assertEqual(Event.objects.count(), 13)
+        self.assertEqual(list(Event.objects.values_list("seq", flat=True)), list(range(1, 14)))
+
+    def test_a_gzip_body_is_accepted(self):
+        body = gzip.compress(json.dumps({"gateway": "house-1", "events": [event(1)]}).encode())
+        response = self.client.post(URL, data=body, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(Event.objects.count(), 1)
+        broken = self.client.post(URL, data=b"\x1f\x8bnot gzip", content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
+        self.assertEqual(broken.status_code, 400)
+        self.assertIn("not valid gzip", broken.json()["detail"])
+        unknown = self.client.post(URL, data=b"{}", content_type="application/json", HTTP_CONTENT_ENCODING="br")
+        self.assertEqual(unknown.status_code, 415)
+
+    def test_malformed_batches_answer_400_with_the_reason_and_store_nothing(self):
+        cases = [
+            ({"events": [event(1)]}, ["gateway"]),
+            ({"gateway": "house-1", "events": []}, ["events"]),
+            ({"gateway": "house-1", "events": "x"}, ["events"]),
+            ({"gateway": "house 1", "events": [event(1)]}, ["gateway"]),
+            ({"gateway": "house-1", "events": [event(1, id="other:1")]}, ["events"]),
+            ({"gateway": "house-1", "events": [event(1), event(1)]}, ["events"]),
+            ({"gateway": "house-1", "events": [event(0)]}, ["events"]),
+            ({"gateway": "house-1", "events": [event(1, **{"class": "urgent"})]}, ["events"]),
+            ({"gateway": "house-1", "events": [event(1, ts="yesterday")]}, ["events"]),
+            ({"gateway": "house-1", "events": [event(1, payload="a\x00b")]}, ["events"]),
+            ({"gateway": "house-1", "events": [{k: v for k, v in event(1).items() if k != "board"}]}, ["events"]),
+        ]
+        for body, fields in cases:
+            response = self.post(body)
+            self.assertEqual(response.status_code, 400, (body, response.content))
+            self.assertEqual(response.json()["error"], "malformed batch")
+            self.assertEqual(sorted(response.json()["reasons"]), fields, (body, response.json()))
+        self.assertEqual(Event.objects.count(), 0)
+        mismatch = self.post({"gateway": "house-1", "events": [event(1), event(2, id="house-1:3")]})
+        self.assertIn("must be 'house-1:2'", json.dumps(mismatch.json()))
+        not_json = self.client.post(URL, data=b"{", content_type="application/json")
+        self.assertEqual(not_json.status_code, 400)
+
+    def test_a_batch_is_all_or_nothing(self):
+        # One bad event in a batch of good ones: nothing of it is stored.
+        self.assertEqual(self.post({"gateway": "house-1", "events": [event(1), event(2, ts="bad")]}).status_code, 400)
+        self.assertEqual(Event.objects.count(), 0)
+
+    def test_a_token_is_required(self):
+        anonymous = APIClient().post(URL, data=json.dumps({"gateway": "house-1", "events": [event(1)]}),
+                                     content_type="application/json")
+        self.assertEqual(anonymous.status_code, 401)
+        wrong = APIClient()
+        wrong.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+        self.assertEqual(wrong.post(URL, data="{}", content_type="application/json").status_code, 401)
+        self.assertEqual(Event.objects.count(), 0)
+
+    def test_two_gateways_do_not_collide(self):
+        self.post({"gateway": "house-1", "events": [event(1)]})
+        self.post({"gateway": "barn", "events": [event(1, gateway="barn")]})
+        self.assertEqual(sorted(Event.objects.values_list("id", flat=True)), ["barn:1", "house-1:1"])

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The receiving Django app's own tests (deploy/django), with Django's test runner, against a
+# private PostgreSQL. Installs Django and the rest from requirements.txt into a venv under .build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=.build/django-venv
+[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+"$venv/bin/pip" install -q -r deploy/django/requirements.txt
+source scripts/postgres.sh
+cd deploy/django
+"../../$venv/bin/python" manage.py makemigrations --check --dry-run wiregate_events >/dev/null \
+  || { echo "wiregate_events: the models changed without a migration (manage.py makemigrations)" >&2; exit 1; }
+"../../$venv/bin/python" manage.py test wiregate_events --noinput -v 1
