@@ -5,49 +5,64 @@ import WiregateCore
 
 /// The sink's side of the journal: batches out (critical first), acknowledgements in,
 /// reading committed rows from SQLite and the rest from memory.
+/// `Journal`'s own `EventOutbox` conformance is the MQTT sink's view of it; another sink
+/// (the backend) reads it through `outbox(for:)`, from its own cursor.
 extension Journal {
-
     public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+        await next(sink: Self.mqttSink, max: max, acknowledging: acknowledging)
+    }
+
+    public func putBack(_ events: [JournaledEvent]) { putBack(sink: Self.mqttSink, events) }
+
+    public func acknowledge(_ events: [JournaledEvent]) { acknowledge(sink: Self.mqttSink, events) }
+
+    /// The journal as `sink` sees it (one of the sinks it was opened with).
+    public nonisolated func outbox(for sink: String) -> JournalSinkOutbox {
+        JournalSinkOutbox(journal: self, sink: sink)
+    }
+
+    func next(sink: String, max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
         precondition(max > 0)
-        acknowledge(acknowledging)
+        precondition(readers[sink] != nil, "no sink \(sink) in this journal")
+        acknowledge(sink: sink, acknowledging)
         while !Task.isCancelled {
             // Critical first, always: a live alarm never waits behind a telemetry backlog.
             var events: [JournaledEvent] = []
             for eventClass in [EventClass.critical, .telemetry] where events.count < max {
-                if reader.buffered[eventClass, default: []].isEmpty { await refill(eventClass) }
-                while events.count < max, let event = reader.buffered[eventClass]?.popFirst() {
-                    reader.inFlight[eventClass, default: []].append((event.seq, false))
+                if readers[sink]!.buffered[eventClass, default: []].isEmpty { await refill(sink, eventClass) }
+                while events.count < max, let event = readers[sink]!.buffered[eventClass]?.popFirst() {
+                    readers[sink]!.inFlight[eventClass, default: []].append((event.seq, false))
                     events.append(event)
                 }
             }
             if !events.isEmpty { return events }
             await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in waiter = continuation }
+                await withCheckedContinuation { continuation in waiters[sink] = continuation }
             } onCancel: {
-                Task { await self.wake() }
+                Task { await self.wake(sink) }
             }
         }
         return []
     }
 
-    public func putBack(_ events: [JournaledEvent]) {
+    func putBack(sink: String, _ events: [JournaledEvent]) {
         for event in events.reversed() {
             let eventClass = event.event.eventClass
-            reader.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
-            reader.buffered[eventClass, default: []].prepend(event)
+            readers[sink]?.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
+            readers[sink]?.buffered[eventClass, default: []].prepend(event)
         }
     }
 
-    public func acknowledge(_ events: [JournaledEvent]) {
+    func acknowledge(sink: String, _ events: [JournaledEvent]) {
         for event in events {
             let eventClass = event.event.eventClass
             // In place: the deque is not copied out of the dictionary.
-            guard let index = reader.inFlight[eventClass]?.firstIndex(where: { $0.seq == event.seq }) else { continue }
-            reader.inFlight[eventClass]![index].acked = true
+            guard let index = readers[sink]?.inFlight[eventClass]?.firstIndex(where: { $0.seq == event.seq }) else { continue }
+            readers[sink]!.inFlight[eventClass]![index].acked = true
             // The cursor moves only over an unbroken run of acknowledged events.
-            while let first = reader.inFlight[eventClass]?.first, first.acked {
-                reader.cursors[eventClass] = first.seq
-                reader.inFlight[eventClass]!.removeFirst()
+            while let first = readers[sink]!.inFlight[eventClass]?.first, first.acked {
+                readers[sink]!.cursors[eventClass] = first.seq
+                readers[sink]!.inFlight[eventClass]!.removeFirst()
                 cursorsDirty = true
             }
         }
@@ -62,12 +77,12 @@ extension Journal {
     }
 
     /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
-    func refill(_ eventClass: EventClass) async {
-        let after = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+    func refill(_ sink: String, _ eventClass: EventClass) async {
+        let after = readers[sink]!.position[eventClass] ?? readers[sink]!.cursors[eventClass, default: 0]
         // Caught up with what is committed: the rest is in memory, no need to ask SQLite.
-        var events = after < committedThrough ? await readCommitted(eventClass, after: after, liveFrom: reader.liveFrom) : []
+        var events = after < committedThrough ? await readCommitted(eventClass, after: after, liveFrom: readers[sink]!.liveFrom) : []
         // A refill may have waited for the database; read the position again in case another one ran.
-        let current = reader.position[eventClass] ?? reader.cursors[eventClass, default: 0]
+        let current = readers[sink]!.position[eventClass] ?? readers[sink]!.cursors[eventClass, default: 0]
         if events.isEmpty || events.last!.seq <= current {
             // `pending` is in seq order: start after `current` instead of scanning it all, and take
             // a bounded slice straight into the buffer (no intermediate copies on the hot path).
@@ -81,20 +96,20 @@ extension Journal {
             var index = low
             while index < pending.count && taken < Self.refillLimit {
                 if pending[index].event.eventClass == eventClass {
-                    reader.buffered[eventClass, default: []].append(pending[index])
+                    readers[sink]!.buffered[eventClass, default: []].append(pending[index])
                     last = pending[index].seq
                     taken += 1
                 }
                 index += 1
             }
             // Skipped rows of the other class are read by its own refill; the position is per class.
-            if let last { reader.position[eventClass] = last }
+            if let last { readers[sink]!.position[eventClass] = last }
             return
         }
         events = events.filter { $0.seq > current }
         guard let last = events.last else { return }
-        reader.position[eventClass] = last.seq
-        reader.buffered[eventClass, default: []].append(contentsOf: events)
+        readers[sink]!.position[eventClass] = last.seq
+        readers[sink]!.buffered[eventClass, default: []].append(contentsOf: events)
     }
 
     /// Most events one refill takes from memory: a bounded batch keeps each hand-out short.
@@ -128,8 +143,27 @@ extension Journal {
         }
     }
 
-    func wake() {
-        waiter?.resume()
-        waiter = nil
+    func wake(_ sink: String) {
+        waiters.removeValue(forKey: sink)?.resume()
     }
+}
+
+/// The journal as one sink (other than the MQTT sink) sees it: its own cursor, the same events.
+public struct JournalSinkOutbox: EventOutbox {
+    public let journal: Journal
+    public let sink: String
+
+    public func append(_ events: [Event]) async { await journal.append(events) }
+
+    public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+        await journal.next(sink: sink, max: max, acknowledging: acknowledging)
+    }
+
+    public func putBack(_ events: [JournaledEvent]) async { await journal.putBack(sink: sink, events) }
+
+    public func acknowledge(_ events: [JournaledEvent]) async { await journal.acknowledge(sink: sink, events) }
+
+    public func beginLive() async -> Int64 { await journal.beginLive(sink: sink) }
+
+    public func flush() async { await journal.flush() }
 }

@@ -51,10 +51,11 @@ public actor Journal: EventOutbox {
     public private(set) var writeFailures = 0
     /// Events dropped from memory while the journal could not be written, per class.
     public internal(set) var droppedInMemory: [EventClass: Int] = [:]
-    /// The one sink for now: where it has read to, what it has in flight, what is acknowledged.
-    var reader: SinkReader
+    /// Each sink's reading state: where it has read to, what it has in flight, what is acknowledged.
+    var readers: [String: SinkReader]
     var cursorsDirty = false
-    var waiter: CheckedContinuation<Void, Never>?
+    /// A sink waiting in `next` for events, per sink.
+    var waiters: [String: CheckedContinuation<Void, Never>] = [:]
 
     /// Most events kept in memory while the journal cannot be written (read-only or full file
     /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
@@ -70,9 +71,9 @@ public actor Journal: EventOutbox {
     /// `isDurable` false. The fallback is reused by a restart while the disk stays unwritable.
     /// - Throws: when neither directory can hold a journal.
     public static func open(directory: String, memoryFallback: String? = nil, settings: GatewayConfig.Journal,
-                            logger: Logger) throws -> Journal {
+                            sinks: [String] = [mqttSink], logger: Logger) throws -> Journal {
         do {
-            return try openReplacingDamage(directory: directory, settings: settings, logger: logger)
+            return try openReplacingDamage(directory: directory, settings: settings, sinks: sinks, logger: logger)
         } catch {
             guard let memoryFallback else { throw error }
             var diskLastSeq: Int64 = 0
@@ -87,7 +88,7 @@ public actor Journal: EventOutbox {
             ])
             var bounded = settings
             bounded.maxBytes = min(settings.maxBytes, memoryFallbackMaxBytes)
-            return try openReplacingDamage(directory: memoryFallback, settings: bounded, logger: logger,
+            return try openReplacingDamage(directory: memoryFallback, settings: bounded, sinks: sinks, logger: logger,
                                            durable: false, seqAfter: diskLastSeq)
         }
     }
@@ -124,16 +125,16 @@ public actor Journal: EventOutbox {
         "/dev/shm/wiregate-\(gatewayID)"
     }
 
-    private static func openReplacingDamage(directory: String, settings: GatewayConfig.Journal, logger: Logger,
+    private static func openReplacingDamage(directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
                                             durable: Bool = true, seqAfter: Int64 = 0) throws -> Journal {
         do {
-            return try Journal(directory: directory, settings: settings, logger: logger, durable: durable, seqAfter: seqAfter)
+            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
             logger.critical("journal unusable, moved aside; starting a fresh one: events in it were not sent", metadata: [
                 "reason": "\(problem.reason)", "moved_to": "\(aside)",
             ])
-            return try Journal(directory: directory, settings: settings, logger: logger, durable: durable, seqAfter: seqAfter)
+            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter)
         }
     }
 
@@ -158,18 +159,24 @@ public actor Journal: EventOutbox {
     }
 
     /// Opens (or creates) `journal.sqlite` in `directory` and loads the cursors.
-    /// - Parameter seqAfter: the sequence goes on after this number at least (see `open`).
+    /// - Parameters:
+    ///   - sinks: the names of the sinks reading it, each with its own cursor; a row is deleted
+    ///     once every one of them has acknowledged it.
+    ///   - seqAfter: the sequence goes on after this number at least (see `open`).
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
-    public init(directory: String, settings: GatewayConfig.Journal, logger: Logger, durable: Bool = true, seqAfter: Int64 = 0) throws {
+    public init(directory: String, settings: GatewayConfig.Journal, sinks: [String] = [mqttSink], logger: Logger,
+                durable: Bool = true, seqAfter: Int64 = 0) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            try self.init(opening: directory, settings: settings, logger: logger, durable: durable, seqAfter: seqAfter)
+            try self.init(opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
     }
 
-    private init(opening directory: String, settings: GatewayConfig.Journal, logger: Logger, durable: Bool, seqAfter: Int64) throws {
+    private init(opening directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
+                 durable: Bool, seqAfter: Int64) throws {
+        precondition(!sinks.isEmpty, "a journal needs a sink")
         let sync = settings.sync
         var configuration = Configuration()
         // Small page caches and two readers (the sink and `status`): the Pi's memory is small, and
@@ -196,15 +203,16 @@ public actor Journal: EventOutbox {
         self.logger = logger
         let (last, cursors) = try database.read { db in
             let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
-            var cursors: [EventClass: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT class, seq FROM sink_cursor WHERE sink = ?", arguments: [Self.mqttSink]) {
-                cursors[EventClass(storageCode: row["class"])] = row["seq"]
+            var cursors: [String: [EventClass: Int64]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT sink, class, seq FROM sink_cursor") {
+                cursors[row["sink"], default: [:]][EventClass(storageCode: row["class"])] = row["seq"]
             }
             return (last, cursors)
         }
         nextSeq = max(last, seqAfter) + 1
         committedThrough = last
-        reader = SinkReader(cursors: cursors)
+        // A sink new to this journal starts at its beginning: it gets everything still there.
+        readers = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkReader(cursors: cursors[$0] ?? [:])) })
     }
 
     static var migrator: DatabaseMigrator {
@@ -256,7 +264,7 @@ public actor Journal: EventOutbox {
             nextSeq += 1
             critical = critical || event.eventClass == .critical
         }
-        wake()
+        for sink in waiters.keys { wake(sink) }
         if critical || commitWindow == .zero {
             await flush()
         } else if !flushScheduled {
@@ -271,9 +279,21 @@ public actor Journal: EventOutbox {
     /// The last sequence number handed out.
     public var lastSeq: Int64 { nextSeq - 1 }
 
-    public func beginLive() -> Int64 {
-        reader.liveFrom = nextSeq
+    public func beginLive() -> Int64 { beginLive(sink: Self.mqttSink) }
+
+    /// See `EventOutbox.beginLive`, for `sink`.
+    public func beginLive(sink: String) -> Int64 {
+        readers[sink]?.liveFrom = nextSeq
         return nextSeq
+    }
+
+    /// Per class, the highest seq every sink has acknowledged: rows up to it are needed no more.
+    var acknowledgedByAll: [EventClass: Int64] {
+        var floor: [EventClass: Int64] = [:]
+        for eventClass in EventClass.allCases {
+            floor[eventClass] = readers.values.map { $0.cursors[eventClass, default: 0] }.min() ?? 0
+        }
+        return floor
     }
 
     /// Commits what is pending (except what the sink already acknowledged), the cursors, and
@@ -303,11 +323,12 @@ public actor Journal: EventOutbox {
     private func flushOnce() async {
         flushScheduled = false
         let batch = pending
-        let cursors = reader.cursors
+        let cursors = readers.mapValues(\.cursors)
+        let floor = acknowledgedByAll
         let writeCursors = cursorsDirty
         guard !batch.isEmpty || writeCursors else { return }
         cursorsDirty = false
-        let toWrite = batch.filter { $0.seq > cursors[$0.event.eventClass, default: 0] }
+        let toWrite = batch.filter { $0.seq > floor[$0.event.eventClass, default: 0] }
         do {
             try await database.write { db in
                 let insert = try db.cachedStatement(sql: """
@@ -332,9 +353,13 @@ public actor Journal: EventOutbox {
                         ON CONFLICT (sink, class) DO UPDATE SET seq = excluded.seq
                         """)
                     let delete = try db.cachedStatement(sql: "DELETE FROM event WHERE class = ? AND seq <= ?")
-                    for (eventClass, seq) in cursors {
-                        try upsert.execute(arguments: [Self.mqttSink, eventClass.storageCode, seq])
-                        // One sink: what it acknowledged is needed no more.
+                    for (sink, sinkCursors) in cursors {
+                        for (eventClass, seq) in sinkCursors {
+                            try upsert.execute(arguments: [sink, eventClass.storageCode, seq])
+                        }
+                    }
+                    // What every sink acknowledged is needed no more.
+                    for (eventClass, seq) in floor where seq > 0 {
                         try delete.execute(arguments: [eventClass.storageCode, seq])
                     }
                 }
@@ -350,7 +375,7 @@ public actor Journal: EventOutbox {
             // Kept in memory and retried at the next flush; the live path goes on. What the broker
             // acknowledged meanwhile is needed no more, and the memory is bounded.
             cursorsDirty = cursorsDirty || writeCursors
-            let acknowledged = reader.cursors
+            let acknowledged = acknowledgedByAll
             pending.removeAll { $0.seq <= acknowledged[$0.event.eventClass, default: 0] }
             shedMemory()
             writeFailures += 1
@@ -376,13 +401,13 @@ public actor Journal: EventOutbox {
 
     // MARK: - Status
 
-    /// Events not yet acknowledged by the MQTT sink, per class.
-    public func pendingCount() async -> [EventClass: Int] {
+    /// Events not yet acknowledged by `sink`, per class.
+    public func pendingCount(sink: String = Journal.mqttSink) async -> [EventClass: Int] {
         // Rows below the first pending seq are on disk; the rest are still in memory.
         let firstPending = pending.first?.seq ?? nextSeq
         var counts: [EventClass: Int] = [:]
         for eventClass in EventClass.allCases {
-            let cursor = reader.cursors[eventClass, default: 0]
+            let cursor = readers[sink]?.cursors[eventClass, default: 0] ?? 0
             let stored = (try? await database.read { db in
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
                                  arguments: [eventClass.storageCode, cursor, firstPending]) ?? 0
@@ -393,7 +418,7 @@ public actor Journal: EventOutbox {
     }
 }
 
-/// The MQTT sink's reading state inside the journal.
+/// One sink's reading state inside the journal.
 struct SinkReader {
     /// Highest seq per class below which everything is acknowledged (durable once flushed).
     var cursors: [EventClass: Int64]

@@ -39,14 +39,19 @@ public struct JournalStatus: Codable, Sendable, Equatable {
         let database = try DatabasePool(path: path, configuration: configuration)
         return try database.read { db in
             let lastSeq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
-            var backlog: [String: Backlog] = [:]
-            for eventClass in EventClass.allCases {
-                let cursor = try Int64.fetchOne(db, sql: "SELECT seq FROM sink_cursor WHERE sink = ? AND class = ?",
-                                                arguments: [Journal.mqttSink, eventClass.storageCode]) ?? 0
-                let row = try Row.fetchOne(db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ?",
-                                           arguments: [eventClass.storageCode, cursor])
-                let oldest: Double? = row?[1]
-                backlog[eventClass.rawValue] = Backlog(pending: row?[0] ?? 0, oldestReceivedAt: oldest.map(Date.init(timeIntervalSince1970:)))
+            // Every sink that ever moved its cursor, and the MQTT sink even before it did.
+            let sinks = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sink FROM sink_cursor")).union([Journal.mqttSink])
+            var backlogs: [String: [String: Backlog]] = [:]
+            for sink in sinks {
+                for eventClass in EventClass.allCases {
+                    let cursor = try Int64.fetchOne(db, sql: "SELECT seq FROM sink_cursor WHERE sink = ? AND class = ?",
+                                                    arguments: [sink, eventClass.storageCode]) ?? 0
+                    let row = try Row.fetchOne(db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ?",
+                                               arguments: [eventClass.storageCode, cursor])
+                    let oldest: Double? = row?[1]
+                    backlogs[sink, default: [:]][eventClass.rawValue] = Backlog(pending: row?[0] ?? 0,
+                                                                                oldestReceivedAt: oldest.map(Date.init(timeIntervalSince1970:)))
+                }
             }
             var dropped = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0.rawValue, 0) })
             if try db.tableExists("dropped") {
@@ -54,7 +59,7 @@ public struct JournalStatus: Codable, Sendable, Equatable {
                     dropped[EventClass(storageCode: row[0]).rawValue] = row[1]
                 }
             }
-            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: [Journal.mqttSink: backlog], dropped: dropped)
+            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped)
         }
     }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import Testing
+@testable import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// One journal, two sinks (the MQTT sink and the backend's): each reads everything from its
+/// own cursor, and a row goes only once both have it.
+@Suite struct JournalSinksTests {
+    static let settings = GatewayConfig.Journal(commitWindow: .zero, sync: .normal)
+
+    static func events(_ range: ClosedRange<Int>) -> [Event] {
+        range.map { n in
+            n % 4 == 0
+                ? Event(board: "b", topic: "t/door", subtopic: "door", payload: "\(n)", eventClass: .critical, receivedAt: Date())
+                : Event(board: "b", topic: "t/temp", subtopic: "temp", payload: "\(n)", eventClass: .telemetry, receivedAt: Date())
+        }
+    }
+
+    @Test func eachSinkReadsEverythingFromItsOwnCursor() async throws {
+        let state = try makeTemporaryDirectory("sinks")
+        let logger = Logger(label: "test")
+        do {
+            let journal = try Journal(directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: logger)
+            let backend = journal.outbox(for: "backend")
+            await journal.append(Self.events(1...20))
+
+            // The MQTT sink takes and acknowledges everything: critical first.
+            let sent = await journal.next(max: 100)
+            #expect(sent.map(\.seq) == [4, 8, 12, 16, 20] + (1...20).filter { $0 % 4 != 0 }.map(Int64.init))
+            await journal.acknowledge(sent)
+            await journal.flush()
+            #expect(await journal.pendingCount(sink: "mqtt").values.reduce(0, +) == 0)
+            // The backend has not: every row is still there for it.
+            #expect(await journal.pendingCount(sink: "backend") == [.critical: 5, .telemetry: 15])
+
+            // It reads them all, in its own batches, and acknowledges half.
+            let first = await backend.next(max: 10)
+            #expect(first.count == 10 && first.prefix(5).allSatisfy { $0.event.eventClass == .critical })
+            await backend.acknowledge(first)
+            await journal.flush()
+            #expect(await journal.pendingCount(sink: "backend") == [.critical: 0, .telemetry: 10])
+        }
+        // Reopened: each cursor where it was; the rows the backend still needs are there.
+        let journal = try Journal(directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: logger)
+        #expect(await journal.pendingCount(sink: "mqtt").values.reduce(0, +) == 0)
+        #expect(await journal.pendingCount(sink: "backend") == [.critical: 0, .telemetry: 10])
+        let rest = await journal.outbox(for: "backend").next(max: 100)
+        #expect(rest.map(\.seq) == (1...20).filter { $0 % 4 != 0 }.suffix(10).map(Int64.init))
+        await journal.outbox(for: "backend").acknowledge(rest)
+        await journal.flush()
+        let rows = try await journal.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") }
+        #expect(rows == 0)
+    }
+
+    @Test func telemetryEverySinkAcknowledgedIsNeverWrittenButOneSinkIsNotEnough() async throws {
+        let state = try makeTemporaryDirectory("sinks")
+        let journal = try Journal(directory: state, settings: .init(commitWindow: .seconds(60), sync: .normal),
+                                  sinks: ["mqtt", "backend"], logger: Logger(label: "test"))
+        await journal.append(Self.events(1...3))   // telemetry only: waits for the commit window
+        await journal.acknowledge(await journal.next(max: 10))
+        await journal.flush()
+        // The backend still needs them: written.
+        let rows = try await journal.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") }
+        #expect(rows == 3)
+    }
+}
