@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.build/django-venv
-[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
-"$venv/bin/pip" install -q -r deploy/django/requirements.txt
-source scripts/postgres.sh
+./scripts/django-venv.sh
+# A cluster of its own unless the caller (scripts/test.sh) has one running.
+[ -n "${PGPORT:-}" ] || source scripts/postgres.sh
 cd deploy/django
 "../../$venv/bin/python" manage.py makemigrations --check --dry-run wiregate_events >/dev/null \
   || { echo "wiregate_events: the models changed without a migration (manage.py makemigrations)" >&2; exit 1; }

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+./scripts/django-venv.sh
 swift build --build-tests -Xswiftc -warnings-as-errors
+# The backend sync tests serve the Django app over this private PostgreSQL.
+source scripts/postgres.sh
 swift test --skip-build
 ./scripts/test-django.sh

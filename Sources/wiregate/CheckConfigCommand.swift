@@ -24,6 +24,10 @@ func loadConfigOrExit(_ path: String) throws -> GatewayConfig {
     do {
         let config = try GatewayConfig.load(path: path)
         _ = try config.mqttPassword()
+        if config.backend != nil, try config.backendToken() == nil {
+            throw ConfigError(file: path, line: nil, column: nil, path: "backend",
+                              message: "needs a token: backend.token_file, or the \(GatewayConfig.tokenEnvironmentVariable) environment variable")
+        }
         return config
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))

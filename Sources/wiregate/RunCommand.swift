@@ -15,6 +15,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try loadConfigOrExit(options.config)
         let password = try config.mqttPassword()
+        let backendToken = try config.backendToken()
         let level = Logger.Level(rawValue: config.log.level) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardOutput(label: label)
@@ -26,7 +27,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("starting", metadata: ["config": "\(options.config)", "boards": "\(config.boards.count)"])
         let gateway: Gateway
         do {
-            gateway = try Gateway(config: config, password: password, logger: logger)
+            gateway = try Gateway(config: config, password: password, backendToken: backendToken, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["state_dir": "\(config.gateway.stateDirectory)", "error": "\(error)"])
             throw ExitCode(1)

@@ -23,18 +23,33 @@ public final class Gateway: Sendable {
     public let mqtt: MQTTSink
     /// Finds boards through udev; nil when every board has a fixed path and none is adopted.
     public let discovery: DeviceWatcher?
+    /// Uploads the journal to the Django backend; nil without `backend:` (or with a journal in memory).
+    public let backend: BackendSink?
     private let logger: Logger
 
     /// - Parameters:
     ///   - config: a validated config.
     ///   - password: the MQTT password (see `GatewayConfig.mqttPassword()`), never logged.
     /// - Throws: when no journal can be opened (not even in memory), or libmosquitto refuses the MQTT options.
-    public init(config: GatewayConfig, password: String?, logger: Logger) throws {
+    ///   - backendToken: the backend's API token (see `GatewayConfig.backendToken()`), never logged.
+    public init(config: GatewayConfig, password: String?, backendToken: String? = nil, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let outbox = try Journal.open(directory: config.gateway.stateDirectory,
                                       memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
-                                      settings: config.journal, logger: logger)
+                                      settings: config.journal,
+                                      sinks: [Journal.mqttSink] + (config.backend == nil ? [] : [BackendSink.sinkName]),
+                                      logger: logger)
+        if config.backend != nil, let backendToken, outbox.isDurable {
+            backend = BackendSink(config: config, token: backendToken, journal: outbox, logger: logger)
+        } else {
+            if config.backend != nil {
+                // Sequence numbers of a journal in memory may be handed out again later: the backend,
+                // which deduplicates by them, must not see them.
+                logger.error("backend upload off: \(backendToken == nil ? "no token" : "the journal is in memory")")
+            }
+            backend = nil
+        }
         let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
         journal = outbox
         self.statuses = statuses
@@ -53,7 +68,9 @@ public final class Gateway: Sendable {
 
     /// The services in start order; a `ServiceGroup` stops them in reverse, discovery and
     /// boards first, so the MQTT sink is last and can say every board went offline.
-    public var services: [any Service] { [mqtt] + boards + (discovery.map { [$0] } ?? []) }
+    public var services: [any Service] {
+        [mqtt] + (backend.map { [$0] } ?? []) + boards + (discovery.map { [$0] } ?? [])
+    }
 
     /// Runs until SIGTERM or SIGINT (or cancellation), then stops cleanly.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {

@@ -28,11 +28,17 @@ extension Journal {
         while !Task.isCancelled {
             // Critical first, always: a live alarm never waits behind a telemetry backlog.
             var events: [JournaledEvent] = []
-            for eventClass in [EventClass.critical, .telemetry] where events.count < max {
-                if readers[sink]!.buffered[eventClass, default: []].isEmpty { await refill(sink, eventClass) }
-                while events.count < max, let event = readers[sink]!.buffered[eventClass]?.popFirst() {
-                    readers[sink]!.inFlight[eventClass, default: []].append((event.seq, false))
-                    events.append(event)
+            for eventClass in [EventClass.critical, .telemetry] {
+                // A refill brings at most a few hundred rows: go on until the batch is full or the class drained.
+                while events.count < max {
+                    if readers[sink]!.buffered[eventClass, default: []].isEmpty {
+                        await refill(sink, eventClass)
+                        if readers[sink]!.buffered[eventClass, default: []].isEmpty { break }
+                    }
+                    while events.count < max, let event = readers[sink]!.buffered[eventClass]?.popFirst() {
+                        readers[sink]!.inFlight[eventClass, default: []].append((event.seq, false))
+                        events.append(event)
+                    }
                 }
             }
             if !events.isEmpty { return events }
@@ -166,4 +172,42 @@ public struct JournalSinkOutbox: EventOutbox {
     public func beginLive() async -> Int64 { await journal.beginLive(sink: sink) }
 
     public func flush() async { await journal.flush() }
+}
+
+extension Journal {
+    /// Keeps `events` that `sink`'s destination refused for good in the quarantine table, with
+    /// its answer, and moves the sink's cursor past them: the rest goes on.
+    func quarantine(sink: String, _ events: [JournaledEvent], status: Int, response: String) async {
+        do {
+            try await database.write { db in
+                let insert = try db.cachedStatement(sql: """
+                    INSERT OR REPLACE INTO quarantine (seq, sink, board, topic, payload, class, received_at, status, response, quarantined_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                let now = Date().timeIntervalSince1970
+                for item in events {
+                    try insert.execute(arguments: [item.seq, sink, item.event.board, item.event.topic, item.event.payload,
+                                                   item.event.eventClass.storageCode, item.event.receivedAt.timeIntervalSince1970,
+                                                   status, response, now])
+                }
+            }
+        } catch {
+            logger.error("cannot write the quarantine; the refused events are dropped", metadata: ["error": "\(error)", "count": "\(events.count)"])
+        }
+        acknowledge(sink: sink, events)
+    }
+
+    /// How many events `sink`'s destination refused for good.
+    public func quarantinedCount(sink: String) async -> Int {
+        (try? await database.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine WHERE sink = ?", arguments: [sink]) ?? 0
+        }) ?? 0
+    }
+}
+
+extension JournalSinkOutbox {
+    /// See `Journal.quarantine`.
+    func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
+        await journal.quarantine(sink: sink, events, status: status, response: response)
+    }
 }

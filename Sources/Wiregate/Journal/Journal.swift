@@ -212,7 +212,12 @@ public actor Journal: EventOutbox {
         nextSeq = max(last, seqAfter) + 1
         committedThrough = last
         // A sink new to this journal starts at its beginning: it gets everything still there.
-        readers = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkReader(cursors: cursors[$0] ?? [:])) })
+        // Only the MQTT sink coalesces `latest` telemetry on a replay; the backend keeps the history, every value.
+        readers = Dictionary(uniqueKeysWithValues: sinks.map { sink in
+            var reader = SinkReader(cursors: cursors[sink] ?? [:])
+            if sink != Self.mqttSink { reader.liveFrom = 0 }
+            return (sink, reader)
+        })
     }
 
     static var migrator: DatabaseMigrator {
@@ -248,6 +253,24 @@ public actor Journal: EventOutbox {
             try db.execute(sql: """
                 ALTER TABLE event ADD COLUMN latest INTEGER NOT NULL DEFAULT 0;
                 CREATE INDEX event_latest ON event(topic, seq) WHERE latest = 1;
+                """)
+        }
+        migrator.registerMigration("v4-quarantine") { db in
+            // Events a sink's destination refused for good (the backend's 4xx), with its answer.
+            try db.execute(sql: """
+                CREATE TABLE quarantine (
+                    seq INTEGER NOT NULL,
+                    sink TEXT NOT NULL,
+                    board TEXT NOT NULL,
+                    topic TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    class INTEGER NOT NULL,
+                    received_at REAL NOT NULL,
+                    status INTEGER NOT NULL,
+                    response TEXT NOT NULL,
+                    quarantined_at REAL NOT NULL,
+                    PRIMARY KEY (sink, seq)
+                ) WITHOUT ROWID;
                 """)
         }
         return migrator

@@ -36,7 +36,7 @@ extension GatewayConfig {
             throw ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
         }
         let document = try ConfigNode(node: root, path: "", file: file).mapping()
-        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults"])
+        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"])
 
         let gateway = try Self.gateway(try document.required("gateway").mapping())
         let mqtt = try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway.id)
@@ -113,8 +113,9 @@ extension GatewayConfig {
             }
             boards.append(board)
         }
+        let backend = try document.optional("backend").map { node throws(ConfigError) in try Self.backend(try node.mapping()) }
         return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
-                             discovery: discovery, adoptTemplate: adoptTemplate)
+                             discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
     }
 
     /// The MQTT password: from `mqtt.password_file` when set, else from `WIREGATE_MQTT_PASSWORD`.
@@ -123,18 +124,58 @@ extension GatewayConfig {
     /// - Returns: nil when neither is set.
     /// - Throws: `ConfigError` when the file cannot be read or is empty.
     public func mqttPassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> String? {
-        if let file = mqtt.passwordFile {
-            let text: String
-            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-                throw ConfigError(file: file, line: nil, column: nil, path: "mqtt.password_file", message: "cannot read the password file: \(Self.reason(error))")
-            }
-            let password = text.trimmingCharacters(in: .newlines)
-            guard !password.isEmpty else {
-                throw ConfigError(file: file, line: nil, column: nil, path: "mqtt.password_file", message: "the password file is empty")
-            }
-            return password
+        try Self.secret(file: mqtt.passwordFile, key: "mqtt.password_file", what: "password",
+                        variable: Self.passwordEnvironmentVariable, environment: environment)
+    }
+
+    /// The backend's API token: from `backend.token_file` when set, else from `WIREGATE_BACKEND_TOKEN`.
+    /// - Returns: nil when there is no backend, or neither is set.
+    public func backendToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> String? {
+        guard let backend else { return nil }
+        return try Self.secret(file: backend.tokenFile, key: "backend.token_file", what: "token",
+                               variable: Self.tokenEnvironmentVariable, environment: environment)
+    }
+
+    /// The environment variable that may hold the backend token instead of `backend.token_file`.
+    public static let tokenEnvironmentVariable = "WIREGATE_BACKEND_TOKEN"
+
+    /// A secret from its file (trailing newlines dropped: editors add one), else from the environment.
+    static func secret(file: String?, key: String, what: String, variable: String,
+                       environment: [String: String]) throws(ConfigError) -> String? {
+        guard let file else { return environment[variable] }
+        let text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            throw ConfigError(file: file, line: nil, column: nil, path: key, message: "cannot read the \(what) file: \(Self.reason(error))")
         }
-        return environment[Self.passwordEnvironmentVariable]
+        let secret = text.trimmingCharacters(in: .newlines)
+        guard !secret.isEmpty else {
+            throw ConfigError(file: file, line: nil, column: nil, path: key, message: "the \(what) file is empty")
+        }
+        return secret
+    }
+
+    static func backend(_ section: ConfigMapping) throws(ConfigError) -> Backend {
+        try section.rejectUnknownKeys(["url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max"],
+                                      hints: ["token": "secrets are not written in the config: use token_file, or the \(tokenEnvironmentVariable) environment variable"])
+        let urlNode = try section.required("url")
+        let text = try urlNode.nonEmptyString()
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty else {
+            throw urlNode.error("must be an http:// or https:// URL, such as https://backend.example/ (the events go to <url>/api/gateway/events/)")
+        }
+        var backend = Backend(url: text.hasSuffix("/") ? String(text.dropLast()) : text)
+        backend.tokenFile = try section.optional("token_file")?.nonEmptyString()
+        if let size = section.optional("batch_size") { backend.batchSize = try size.int(in: 1...5000) }
+        if let rate = section.optional("max_rate") { backend.maxRate = try rate.int(in: 1...1_000_000) }
+        if let timeout = section.optional("timeout") { backend.timeout = try timeout.duration(in: .seconds(1)...(.seconds(600))) }
+        if let retry = section.optional("retry_max") { backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600))) }
+        if let caNode = section.optional("ca_file") {
+            let path = try caNode.nonEmptyString()
+            guard scheme == "https" else { throw caNode.error("a CA file is for an https:// url") }
+            guard FileManager.default.isReadableFile(atPath: path) else { throw caNode.error("cannot read '\(path)'") }
+            backend.caFile = path
+        }
+        return backend
     }
 
     // MARK: - Sections

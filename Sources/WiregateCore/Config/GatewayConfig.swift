@@ -13,6 +13,28 @@ public struct GatewayConfig: Sendable {
     public var discovery: Discovery
     /// `defaults:`: the settings of boards adopted under `unknown_boards: adopt` (name and match empty).
     public var adoptTemplate: Board?
+    /// `backend:`: where the journal is uploaded; nil when there is no backend.
+    public var backend: Backend?
+
+    /// The Django backend of the house, which keeps the history (see deploy/django).
+    public struct Backend: Sendable, Equatable {
+        /// The base URL, without a trailing slash: events go to `<url>/api/gateway/events/`.
+        public var url: String
+        /// The API token's file; `WIREGATE_BACKEND_TOKEN` is the alternative.
+        public var tokenFile: String?
+        /// Events per request, critical ones in batches of their own.
+        public var batchSize = 500
+        /// Most events per second while draining a backlog (a week of it must not fill a 4G uplink); nil: no limit.
+        public var maxRate: Int?
+        /// A request that has no answer by then is retried.
+        public var timeout = Duration.seconds(30)
+        /// A private CA for an https URL.
+        public var caFile: String?
+        /// Longest wait between retries while the backend cannot be reached.
+        public var retryMax = Duration.seconds(60)
+
+        public init(url: String) { self.url = url }
+    }
 
     /// Finding boards through udev: which USB devices are boards, and how they say who they are.
     public struct Discovery: Sendable {

@@ -1,0 +1,216 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+import WiregateCore
+
+/// The second sink over the journal: uploads events to the house's Django backend
+/// (`POST <url>/api/gateway/events/`, see deploy/django) from its own cursor.
+///
+/// Critical events go in batches of their own, first. A batch is retried as it is (same ids,
+/// the backend's idempotency absorbs a repeat) until the backend stores it (2xx), or refuses
+/// it for good (a 4xx other than 408 and 429: quarantined, and the sink goes on). 408, 429
+/// (honouring Retry-After), 5xx, timeouts and network errors back off, capped, with jitter:
+/// no busy retrying while the internet is down.
+public final class BackendSink: Service, Sendable {
+    public struct Counters: Sendable, Equatable {
+        public var uploaded = 0
+        public var batches = 0
+        public var retries = 0
+        public var quarantined = 0
+        /// Whether the last request reached the backend and was answered 2xx.
+        public var reachable = false
+    }
+
+    private let settings: GatewayConfig.Backend
+    private let gatewayID: String
+    private let token: String
+    private let outbox: JournalSinkOutbox
+    private let logger: Logger
+    private let counterState = Mutex(Counters())
+
+    /// The journal's name for this sink.
+    public static let sinkName = "backend"
+
+    public init(config: GatewayConfig, token: String, journal: Journal, logger: Logger) {
+        precondition(config.backend != nil, "no backend in the config")
+        settings = config.backend!
+        gatewayID = config.gateway.id
+        self.token = token
+        outbox = journal.outbox(for: Self.sinkName)
+        var logger = logger
+        logger[metadataKey: "sink"] = "backend"
+        self.logger = logger
+    }
+
+    public var counters: Counters { counterState.withLock { $0 } }
+
+    public func run() async throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = settings.caFile {
+            tls.trustRoots = .file(caFile)
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000))
+        configuration.decompression = .disabled
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        await cancelWhenGracefulShutdown {
+            await self.upload(with: client)
+        }
+        try? await client.shutdown()
+    }
+
+    /// What one request came to.
+    enum Outcome: Equatable {
+        case stored
+        /// Try the same batch again, not before `after` when the backend said so (Retry-After).
+        case retry(reason: String, after: Duration?)
+        /// Refused for good: the status and the start of the backend's answer.
+        case refused(status: Int, response: String)
+    }
+
+    private func upload(with client: HTTPClient) async {
+        var backoff = Backoff(initial: .seconds(1), maximum: settings.retryMax)
+        var nextSend = ContinuousClock.now
+        var lastProblem: String?
+        // What was journaled before the backend was last reached is a replay (the `replayed` field).
+        var liveFrom = await outbox.journal.lastSeq + 1
+        while !Task.isCancelled {
+            var batch = await outbox.next(max: settings.batchSize)
+            guard !batch.isEmpty else { return }
+            if batch[0].event.eventClass == .critical,
+               let split = batch.firstIndex(where: { $0.event.eventClass != .critical }) {
+                // Critical events in a batch of their own: the telemetry waits for the next one.
+                await outbox.putBack(Array(batch[split...]))
+                batch = Array(batch[..<split])
+            } else if batch.count < settings.batchSize && batch[0].event.eventClass == .telemetry {
+                // A trickle of live telemetry: gather a second's worth rather than one request per event.
+                await outbox.putBack(batch)
+                do { try await Task.sleep(for: Self.linger) } catch { return }
+                batch = await outbox.next(max: settings.batchSize)
+                guard !batch.isEmpty else { return }
+                if let split = batch.firstIndex(where: { $0.event.eventClass != batch[0].event.eventClass }) {
+                    await outbox.putBack(Array(batch[split...]))
+                    batch = Array(batch[..<split])
+                }
+            }
+            let body = Self.body(gateway: gatewayID, batch, liveFrom: liveFrom)
+            // The same body until it is stored or refused: the backend sees the same ids every time.
+            while !Task.isCancelled {
+                let outcome = await post(body, with: client)
+                switch outcome {
+                case .stored:
+                    await outbox.acknowledge(batch)
+                    counterState.withLock {
+                        $0.uploaded += batch.count
+                        $0.batches += 1
+                        $0.reachable = true
+                    }
+                    if lastProblem != nil {
+                        logger.notice("backend reachable again", metadata: ["url": "\(settings.url)"])
+                        lastProblem = nil
+                        liveFrom = await outbox.journal.lastSeq + 1
+                    }
+                    backoff.reset()
+                case .refused(let status, let response):
+                    logger.error("the backend refused a batch for good: quarantined, going on", metadata: [
+                        "status": "\(status)", "events": "\(batch.count)", "first_seq": "\(batch[0].seq)",
+                        "response": "\(response.prefix(200))",
+                    ])
+                    await outbox.quarantine(batch, status: status, response: response)
+                    counterState.withLock { $0.quarantined += batch.count }
+                case .retry(let reason, let after):
+                    counterState.withLock {
+                        $0.retries += 1
+                        $0.reachable = false
+                    }
+                    if reason != lastProblem {
+                        // Once per kind of trouble, not once per attempt while the internet is down.
+                        logger.warning("backend upload failed, will retry", metadata: ["reason": "\(reason)", "url": "\(settings.url)"])
+                        lastProblem = reason
+                    }
+                    let delay = max(backoff.nextDelay(), after ?? .zero)
+                    do { try await Task.sleep(for: delay) } catch { return }
+                    continue
+                }
+                break
+            }
+            if let rate = settings.maxRate {
+                // Paced: a backlog drains at max_rate, whatever the uplink could take.
+                nextSend = max(nextSend, ContinuousClock.now - .seconds(1)) + .seconds(Double(batch.count) / Double(rate))
+                do { try await Task.sleep(until: nextSend) } catch { return }
+            }
+        }
+    }
+
+    /// How long live telemetry is gathered before an upload that is not a full batch.
+    static let linger = Duration.seconds(1)
+
+    private func post(_ body: ByteBuffer, with client: HTTPClient) async -> Outcome {
+        var request = HTTPClientRequest(url: settings.url + "/api/gateway/events/")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Token \(token)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(body)
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000)
+        do {
+            let response = try await client.execute(request, deadline: deadline)
+            let answer = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
+            return Self.classify(status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"), answer: answer)
+        } catch {
+            return .retry(reason: Self.describe(error), after: nil)
+        }
+    }
+
+    /// 2xx stored; 408, 429, 5xx again (after Retry-After when given); any other status refused for good.
+    static func classify(status: Int, retryAfter: String?, answer: String) -> Outcome {
+        switch status {
+        case 200..<300:
+            return .stored
+        case 408, 429, 500..<600:
+            return .retry(reason: "HTTP \(status)", after: retryAfter.flatMap(Int.init).map { .seconds(max(0, min($0, 3600))) })
+        default:
+            return .refused(status: status, response: answer)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            if error == .deadlineExceeded || error == .readTimeout { return "timed out" }
+            if error == .connectTimeout { return "connect timed out" }
+        }
+        return "\(error)"
+    }
+
+    /// The batch as the backend's contract has it (DESIGN.md): `id` is `<gateway>:<seq>`.
+    static func body(gateway: String, _ batch: [JournaledEvent], liveFrom: Int64) -> ByteBuffer {
+        struct Body: Encodable {
+            var gateway: String
+            var events: [Item]
+        }
+        struct Item: Encodable {
+            var id: String
+            var seq: Int64
+            var board: String
+            var topic: String
+            var payload: String
+            var `class`: String
+            var ts: String
+            var clock_synced: Bool
+            var replayed: Bool
+        }
+        var timestamps = TimestampFormatter()
+        let body = Body(gateway: gateway, events: batch.map { item in
+            Item(id: "\(gateway):\(item.seq)", seq: item.seq, board: item.event.board, topic: item.event.topic,
+                 payload: item.event.payload, class: item.event.eventClass.rawValue,
+                 ts: timestamps.string(from: item.event.receivedAt), clock_synced: item.clockSynced, replayed: item.seq < liveFrom)
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return ByteBuffer(bytes: (try? encoder.encode(body)) ?? Data("{}".utf8))
+    }
+}

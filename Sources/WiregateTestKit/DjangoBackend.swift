@@ -1,0 +1,104 @@
+import Foundation
+import Glibc
+
+/// The receiving Django app (deploy/django) served by gunicorn on a free loopback port, over a
+/// database of its own in the private PostgreSQL that `scripts/test.sh` starts (PGHOST, PGPORT).
+/// Stop and start it to play an internet outage.
+public final class DjangoBackend: @unchecked Sendable {
+    public let port: Int
+    public let token: String
+    public let database: String
+    private var server: ChildProcess?
+    private let directory: String
+    private let python: String
+    private let environment: [String: String]
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    public init() throws {
+        guard ProcessInfo.processInfo.environment["PGPORT"] != nil else {
+            throw TestKitError("no PostgreSQL: run the tests through scripts/test.sh, which starts one (PGHOST, PGPORT)")
+        }
+        python = Self.root + "/.build/django-venv/bin/python"
+        directory = Self.root + "/deploy/django"
+        port = try freeLoopbackPort()
+        database = "wiregate_\(UUID().uuidString.prefix(8).lowercased())"
+        environment = ["PGDATABASE": database, "PYTHONPATH": directory]
+        token = try Self.output(python, [directory + "/testproject/prepare.py", "gateway"], environment: environment)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try start()
+    }
+
+    deinit { stop() }
+
+    /// The URL for `backend.url`.
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts gunicorn and waits until it answers.
+    public func start() throws {
+        let log = open(FileManager.default.temporaryDirectory.appendingPathComponent("\(database)-gunicorn.log").path,
+                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        defer { close(log) }
+        server = try ChildProcess(Self.root + "/.build/django-venv/bin/gunicorn", [
+            "--chdir", directory, "--bind", "127.0.0.1:\(port)", "--workers", "2", "--access-logfile", "-",
+            "testproject.wsgi",
+        ], stdout: log, stderr: log, environment: environment)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if canConnect() { return }
+            usleep(50_000)
+        }
+        throw TestKitError("gunicorn did not start on port \(port)")
+    }
+
+    /// Stops gunicorn at once (SIGQUIT: SIGTERM would let its workers finish for up to 30 s);
+    /// the port refuses connections until `start()`.
+    public func stop() {
+        server?.send(SIGQUIT)
+        _ = server?.waitForExit()
+        server = nil
+    }
+
+    /// The stored events' sequence numbers, in order.
+    public func storedSequences() throws -> [Int64] {
+        try Self.output("/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT seq FROM wiregate_events_event ORDER BY seq"],
+                        environment: [:])
+            .split(separator: "\n").compactMap { Int64($0) }
+    }
+
+    /// A count of rows matching `condition` (SQL), e.g. "replayed".
+    public func count(where condition: String = "true") throws -> Int {
+        Int(try Self.output("/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT count(*) FROM wiregate_events_event WHERE \(condition)"],
+                            environment: [:]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    private func canConnect() -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    static func output(_ path: String, _ arguments: [String], environment: [String: String]) throws -> String {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { throw TestKitError("socketpair") }
+        let child = try ChildProcess(path, arguments, stdout: fds[1], stderr: 2, environment: environment)
+        close(fds[1])
+        var output = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            output += buffer[..<count]
+        }
+        close(fds[0])
+        let status = child.waitForExit()
+        guard status == 0 else { throw TestKitError("\(path) \(arguments.first ?? "") exited \(status)") }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// The journal uploaded to the receiving Django app (deploy/django), served by gunicorn over
+/// the private PostgreSQL of scripts/test.sh: every event exactly once, whatever happens.
+@Suite(.serialized) struct BackendSyncTests {
+    /// Sends `count` numbered lines as fast as the pty takes them.
+    func stream(_ board: SimulatedBoard, _ range: Range<Int>) {
+        for n in range { board.send("temperature=\(n)") }
+    }
+
+    func harness(_ broker: MosquittoBroker, _ board: SimulatedBoard, _ backend: DjangoBackend, extra: String = "") throws -> GatewayHarness {
+        try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+        """, backend: "url: \"\(backend.url)\", timeout: 2s, retry_max: 1s\(extra)"), backendToken: backend.token)
+    }
+
+    /// Every sequence number the journal handed out is stored, once.
+    func expectExactlyOnce(_ backend: DjangoBackend, _ harness: GatewayHarness, atLeast: Int, timeout: Duration = .seconds(60)) async throws {
+        // Polled twice a second: each look is a psql process, and the machine has two cores.
+        let deadline = ContinuousClock.now + timeout
+        var complete = false
+        while !complete && ContinuousClock.now < deadline {
+            let last = await harness.gateway.journal.lastSeq
+            complete = last >= atLeast && (try? backend.count()) == Int(last)
+            if !complete { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        let stored = try backend.storedSequences()
+        let last = await harness.gateway.journal.lastSeq
+        #expect(complete, "stored \(stored.count) of \(last)")
+        #expect(stored == Array(1...max(1, last)), "gaps or repeats in \(stored.count) rows")
+    }
+
+    @Test func tenThousandEventsArriveExactlyOnce() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let backend = try DjangoBackend()
+        let harness = try harness(broker, board, backend)
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<10_000)
+        try await expectExactlyOnce(backend, harness, atLeast: 10_000)
+        await harness.stop()
+    }
+
+    @Test func serverStoppedMidStreamThenBack() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let backend = try DjangoBackend()
+        let harness = try harness(broker, board, backend)
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<1000)
+        #expect(await eventually(timeout: .seconds(30)) { try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 0 })
+        backend.stop()
+        stream(board, 1000..<3000)
+        // Longer than the request timeout: AsyncHTTPClient keeps reconnecting within a request's deadline.
+        try await Task.sleep(for: .seconds(4))
+        try backend.start()
+        stream(board, 3000..<4000)
+        try await expectExactlyOnce(backend, harness, atLeast: 4000)
+        // What waited for the backend says so.
+        #expect(try backend.count(where: "replayed") > 0)
+        await harness.stop()
+    }
+
+    @Test func killedMidUploadAndRestartedStoresNothingTwice() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let backend = try DjangoBackend()
+        let state = try makeTemporaryDirectory("backend")
+        let config = GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+        """, stateDirectory: state, journal: "sync: full, commit_window_ms: 0",
+             backend: "url: \"\(backend.url)\", timeout: 5s, retry_max: 1s, batch_size: 50, max_rate: 500")
+        try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
+        var daemon = try ChildProcess(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
+                                      environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
+        #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.boards["sim"] == true })
+        board.send("primer=1")
+        stream(board, 0..<2000)
+        // Killed while uploading (max_rate keeps it busy for seconds): the cursor on disk is behind.
+        #expect(await eventually(timeout: .seconds(30)) { try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 200 })
+        daemon.send(SIGKILL)
+        _ = daemon.waitForExit()
+        daemon = try ChildProcess(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
+                                  environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
+        let last = try JournalStatus.read(stateDirectory: state).lastSeq
+        #expect(await eventually(timeout: .seconds(60)) { try? await Task.sleep(for: .milliseconds(300)); return (try? backend.count()) == Int(last) })
+        #expect(try backend.storedSequences() == Array(1...last))
+        daemon.terminate()
+    }
+}
