@@ -12,10 +12,20 @@ public final class DjangoBackend: @unchecked Sendable {
     private let directory: String
     private let python: String
     private let environment: [String: String]
+    private let faultsFile: String?
+
+    /// How many POSTs the server has answered so far (with a fault plan only).
+    public var requests: Int {
+        guard let faultsFile, let data = FileManager.default.contents(atPath: faultsFile),
+              let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return 0 }
+        return state["requests"] as? Int ?? 0
+    }
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
-    public init() throws {
+    /// - Parameter faults: a fault plan (see deploy/django/testproject/faults.py), e.g.
+    ///   `["plan": ["500", "429:1", "hang:3"], "reject_seq": 5]`.
+    public init(faults: [String: any Sendable]? = nil) throws {
         guard ProcessInfo.processInfo.environment["PGPORT"] != nil else {
             throw TestKitError("no PostgreSQL: run the tests through scripts/test.sh, which starts one (PGHOST, PGPORT)")
         }
@@ -23,7 +33,16 @@ public final class DjangoBackend: @unchecked Sendable {
         directory = Self.root + "/deploy/django"
         port = try freeLoopbackPort()
         database = "wiregate_\(UUID().uuidString.prefix(8).lowercased())"
-        environment = ["PGDATABASE": database, "PYTHONPATH": directory]
+        var environment = ["PGDATABASE": database, "PYTHONPATH": directory]
+        if let faults {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(database)-faults.json").path
+            try JSONSerialization.data(withJSONObject: faults).write(to: URL(fileURLWithPath: path))
+            environment["WIREGATE_FAULTS"] = path
+            faultsFile = path
+        } else {
+            faultsFile = nil
+        }
+        self.environment = environment
         token = try Self.output(python, [directory + "/testproject/prepare.py", "gateway"], environment: environment)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         try start()

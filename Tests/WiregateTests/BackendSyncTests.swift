@@ -93,4 +93,61 @@ import WiregateTestKit
         #expect(try backend.storedSequences() == Array(1...last))
         daemon.terminate()
     }
+
+    @Test func errorsRateLimitsAndHangsAreRetriedWithoutDuplicates() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        // 500, then 429 with Retry-After, then an answer that comes after the gateway's timeout
+        // (the server stored the batch: the gateway sends it again), then a 503.
+        let backend = try DjangoBackend(faults: ["plan": ["500", "429:1", "hang:3", "503"]])
+        let harness = try harness(broker, board, backend, extra: ", batch_size: 100")
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<500)
+        try await expectExactlyOnce(backend, harness, atLeast: 500)
+        #expect(harness.gateway.backend!.counters.retries >= 4)
+        #expect(backend.requests >= 5 + 4)
+        await harness.stop()
+    }
+
+    @Test func aRefusedBatchIsQuarantinedAndTheRestArrives() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let backend = try DjangoBackend(faults: ["plan": [String](), "reject_seq": 150])
+        let harness = try harness(broker, board, backend, extra: ", batch_size: 100")
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<400)
+        let journal = harness.gateway.journal
+        #expect(await eventually(timeout: .seconds(30)) { await journal.quarantinedCount(sink: "backend") > 0 })
+        let quarantined = await journal.quarantinedCount(sink: "backend")
+        #expect(await eventually(timeout: .seconds(30)) {
+            try? await Task.sleep(for: .milliseconds(300))
+            let last = await journal.lastSeq
+            return (try? backend.count()) == Int(last) - quarantined
+        })
+        let stored = Set(try backend.storedSequences())
+        #expect(!stored.contains(150))
+        #expect(stored.count + quarantined == Int(await journal.lastSeq))
+        #expect(harness.gateway.backend!.counters.quarantined == quarantined)
+        await harness.stop()
+    }
+
+    @Test func aBacklogDrainsNoFasterThanMaxRate() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let backend = try DjangoBackend()
+        backend.stop()
+        let harness = try harness(broker, board, backend, extra: ", batch_size: 50, max_rate: 200")
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<800)
+        #expect(await eventually { await harness.gateway.journal.lastSeq >= 800 })
+        try backend.start()
+        let started = ContinuousClock.now
+        try await expectExactlyOnce(backend, harness, atLeast: 800)
+        // 800 events at 200/s: about 4 s (the first second's worth may go at once).
+        #expect(ContinuousClock.now - started >= .seconds(3), "\(ContinuousClock.now - started)")
+        await harness.stop()
+    }
 }

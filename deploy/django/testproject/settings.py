@@ -13,6 +13,8 @@ INSTALLED_APPS = [
     "wiregate_events",
 ]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+if os.environ.get("WIREGATE_FAULTS"):
+    MIDDLEWARE.insert(0, "testproject.faults.FaultInjection")
 ROOT_URLCONF = "testproject.urls"
 DATABASES = {
     "default": {
