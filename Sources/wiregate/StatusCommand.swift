@@ -21,6 +21,8 @@ struct StatusCommand: ParsableCommand {
         var journalInMemory: Bool
         var journalDirectory: String
         var journal: JournalStatus
+        /// The backend sink's last known reachability (nil without a backend, or before its first attempt).
+        var backend: BackendSink.State?
     }
 
     func run() throws {
@@ -31,7 +33,7 @@ struct StatusCommand: ParsableCommand {
         let directory = inMemory ? memory : config.gateway.stateDirectory
         let journal: JournalStatus
         do {
-            journal = try JournalStatus.read(stateDirectory: directory)
+            journal = try JournalStatus.read(stateDirectory: directory, sinks: config.backend == nil ? [] : [BackendSink.sinkName])
         } catch {
             FileHandle.standardError.write(Data("error: no journal readable in \(directory) (has the daemon run yet?): \(error.localizedDescription)\n".utf8))
             throw ExitCode(1)
@@ -39,7 +41,8 @@ struct StatusCommand: ParsableCommand {
         let daemon = try? DaemonState.read(stateDirectory: directory)
         let report = Report(gateway: config.gateway.id, stateDirectory: config.gateway.stateDirectory, daemon: daemon,
                             daemonRunning: daemon?.isRunning ?? false, journalInMemory: inMemory, journalDirectory: directory,
-                            journal: journal)
+                            journal: journal,
+                            backend: config.backend == nil ? nil : try? BackendSink.State.read(directory: directory))
         if output.json {
             try printJSON(report)
             return
@@ -67,5 +70,12 @@ struct StatusCommand: ParsableCommand {
             }
         }
         print("dropped by the bounds: critical \(journal.dropped["critical"] ?? 0), telemetry \(journal.dropped["telemetry"] ?? 0)")
+        if let url = config.backend?.url {
+            let state = report.backend.map { state in
+                state.reachable ? "reachable since \(state.since.formatted(.iso8601))"
+                    : "NOT reachable since \(state.since.formatted(.iso8601))\(state.problem.map { " (\($0))" } ?? "")"
+            } ?? "not tried yet"
+            print("backend \(url): \(state); quarantined \(journal.quarantined[BackendSink.sinkName] ?? 0)")
+        }
     }
 }

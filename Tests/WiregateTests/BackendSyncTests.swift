@@ -59,11 +59,14 @@ import WiregateTestKit
         stream(board, 1000..<3000)
         // Longer than the request timeout: AsyncHTTPClient keeps reconnecting within a request's deadline.
         try await Task.sleep(for: .seconds(4))
+        let directory = harness.gateway.journal.directory
+        #expect(try BackendSink.State.read(directory: directory).reachable == false)
         try backend.start()
         stream(board, 3000..<4000)
         try await expectExactlyOnce(backend, harness, atLeast: 4000)
-        // What waited for the backend says so.
+        // What waited for the backend says so, and `status` sees it reachable again.
         #expect(try backend.count(where: "replayed") > 0)
+        #expect(try BackendSink.State.read(directory: directory).reachable == true)
         await harness.stop()
     }
 
@@ -130,6 +133,7 @@ import WiregateTestKit
         #expect(!stored.contains(150))
         #expect(stored.count + quarantined == Int(await journal.lastSeq))
         #expect(harness.gateway.backend!.counters.quarantined == quarantined)
+        #expect(try JournalStatus.read(stateDirectory: harness.gateway.journal.directory).quarantined["backend"] == quarantined)
         await harness.stop()
     }
 

@@ -36,6 +36,37 @@ public final class BackendSink: Service, Sendable {
     /// The journal's name for this sink.
     public static let sinkName = "backend"
 
+    /// What `wiregate status` shows of the backend: written to `backend.json` beside the journal
+    /// when reachability changes (not per batch: the SD card).
+    public struct State: Codable, Sendable, Equatable {
+        public var reachable: Bool
+        public var since: Date
+        /// Why the last attempt failed, while unreachable.
+        public var problem: String?
+
+        public static let fileName = "backend.json"
+
+        public static func read(directory: String) throws -> State {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(fileName)))
+        }
+
+        func write(directory: String) throws {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            try encoder.encode(self).write(to: URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName), options: .atomic)
+        }
+    }
+
+    private func record(reachable: Bool, problem: String?) {
+        do {
+            try State(reachable: reachable, since: Date(), problem: problem).write(directory: outbox.journal.directory)
+        } catch {
+            logger.debug("cannot write backend.json", metadata: ["error": "\(error)"])
+        }
+    }
+
     public init(config: GatewayConfig, token: String, journal: Journal, logger: Logger) {
         precondition(config.backend != nil, "no backend in the config")
         settings = config.backend!
@@ -110,10 +141,11 @@ public final class BackendSink: Service, Sendable {
                         $0.batches += 1
                         $0.reachable = true
                     }
-                    if lastProblem != nil {
-                        logger.notice("backend reachable again", metadata: ["url": "\(settings.url)"])
+                    if lastProblem != nil || counters.batches == 1 {
+                        if lastProblem != nil { logger.notice("backend reachable again", metadata: ["url": "\(settings.url)"]) }
                         lastProblem = nil
                         liveFrom = await outbox.journal.lastSeq + 1
+                        record(reachable: true, problem: nil)
                     }
                     backoff.reset()
                 case .refused(let status, let response):
@@ -132,6 +164,7 @@ public final class BackendSink: Service, Sendable {
                         // Once per kind of trouble, not once per attempt while the internet is down.
                         logger.warning("backend upload failed, will retry", metadata: ["reason": "\(reason)", "url": "\(settings.url)"])
                         lastProblem = reason
+                        record(reachable: false, problem: reason)
                     }
                     let delay = max(backoff.nextDelay(), after ?? .zero)
                     do { try await Task.sleep(for: delay) } catch { return }

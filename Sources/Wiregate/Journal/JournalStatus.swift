@@ -22,10 +22,13 @@ public struct JournalStatus: Codable, Sendable, Equatable {
     public var sinks: [String: [String: Backlog]]
     /// Events the bounds (`max_bytes`, `max_age`) dropped, per class, since the journal was created.
     public var dropped: [String: Int]
+    /// Events a sink's destination refused for good, per sink (the backend's 4xx answers).
+    public var quarantined: [String: Int]
 
     /// Reads the journal in `stateDirectory` without writing to it.
+    /// - Parameter sinks: sinks to report even before their cursor first moved.
     /// - Throws: when there is no journal there, or it cannot be read.
-    public static func read(stateDirectory: String) throws -> JournalStatus {
+    public static func read(stateDirectory: String, sinks configured: [String] = []) throws -> JournalStatus {
         let path = (stateDirectory as NSString).appendingPathComponent("journal.sqlite")
         guard FileManager.default.fileExists(atPath: path) else {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
@@ -40,7 +43,7 @@ public struct JournalStatus: Codable, Sendable, Equatable {
         return try database.read { db in
             let lastSeq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
             // Every sink that ever moved its cursor, and the MQTT sink even before it did.
-            let sinks = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sink FROM sink_cursor")).union([Journal.mqttSink])
+            let sinks = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sink FROM sink_cursor")).union([Journal.mqttSink] + configured)
             var backlogs: [String: [String: Backlog]] = [:]
             for sink in sinks {
                 for eventClass in EventClass.allCases {
@@ -59,7 +62,13 @@ public struct JournalStatus: Codable, Sendable, Equatable {
                     dropped[EventClass(storageCode: row[0]).rawValue] = row[1]
                 }
             }
-            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped)
+            var quarantined: [String: Int] = [:]
+            if try db.tableExists("quarantine") {
+                for row in try Row.fetchAll(db, sql: "SELECT sink, count(*) FROM quarantine GROUP BY sink") {
+                    quarantined[row[0]] = row[1]
+                }
+            }
+            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped, quarantined: quarantined)
         }
     }
 }
