@@ -29,6 +29,8 @@ let package = Package(
         ),
         // adjtimex(2) from <sys/timex.h>, for the clock-synchronised flag of each event.
         .systemLibrary(name: "CTimex"),
+        // zlib (Debian: zlib1g-dev): gzip bodies for the backend, once it says it accepts them.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // libudev (Debian: libudev-dev): enumerating ttys and watching hotplug events.
         .systemLibrary(
             name: "CUdev",
@@ -50,6 +52,7 @@ let package = Package(
                 "CMosquitto",
                 "CTimex",
                 "CUdev",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -15,10 +15,15 @@ public final class DjangoBackend: @unchecked Sendable {
     private let faultsFile: String?
 
     /// How many POSTs the server has answered so far (with a fault plan only).
-    public var requests: Int {
+    public var requests: Int { faultCounter("requests") }
+
+    /// How many of them had a gzip body (with a fault plan only).
+    public var gzipRequests: Int { faultCounter("gzip") }
+
+    private func faultCounter(_ key: String) -> Int {
         guard let faultsFile, let data = FileManager.default.contents(atPath: faultsFile),
               let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return 0 }
-        return state["requests"] as? Int ?? 0
+        return state[key] as? Int ?? 0
     }
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path

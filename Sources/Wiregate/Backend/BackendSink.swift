@@ -108,6 +108,7 @@ public final class BackendSink: Service, Sendable {
         var backoff = Backoff(initial: .seconds(1), maximum: settings.retryMax)
         var nextSend = ContinuousClock.now
         var lastProblem: String?
+        var compress = false
         // What was journaled before the backend was last reached is a replay (the `replayed` field).
         var liveFrom = await outbox.journal.lastSeq + 1
         while !Task.isCancelled {
@@ -132,7 +133,14 @@ public final class BackendSink: Service, Sendable {
             let body = Self.body(gateway: gatewayID, batch, liveFrom: liveFrom)
             // The same body until it is stored or refused: the backend sees the same ids every time.
             while !Task.isCancelled {
-                let outcome = await post(body, with: client)
+                let gzipped = compress ? Gzip.compress(body) : nil
+                let (outcome, acceptsGzip) = await post(gzipped ?? body, gzipped: gzipped != nil, with: client)
+                if let acceptsGzip, acceptsGzip != compress {
+                    // RFC 7694: the backend's answers say whether it takes gzip bodies; a 415 to one says it does not.
+                    compress = acceptsGzip
+                    logger.info("backend \(acceptsGzip ? "accepts" : "does not accept") gzip bodies")
+                    if !acceptsGzip, gzipped != nil, case .refused(415, _) = outcome { continue }
+                }
                 switch outcome {
                 case .stored:
                     await outbox.acknowledge(batch)
@@ -183,19 +191,25 @@ public final class BackendSink: Service, Sendable {
     /// How long live telemetry is gathered before an upload that is not a full batch.
     static let linger = Duration.seconds(1)
 
-    private func post(_ body: ByteBuffer, with client: HTTPClient) async -> Outcome {
+    /// - Returns: what came of it, and whether the backend takes gzip bodies when its answer says
+    ///   (nil: no answer, or nothing said).
+    private func post(_ body: ByteBuffer, gzipped: Bool, with client: HTTPClient) async -> (Outcome, acceptsGzip: Bool?) {
         var request = HTTPClientRequest(url: settings.url + "/api/gateway/events/")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Token \(token)")
         request.headers.add(name: "Content-Type", value: "application/json")
+        if gzipped { request.headers.add(name: "Content-Encoding", value: "gzip") }
         request.body = .bytes(body)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000)
         do {
             let response = try await client.execute(request, deadline: deadline)
             let answer = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
-            return Self.classify(status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"), answer: answer)
+            let status = Int(response.status.code)
+            var accepts: Bool? = response.headers[canonicalForm: "Accept-Encoding"].contains { $0.lowercased() == "gzip" } ? true : nil
+            if gzipped && status == 415 { accepts = false }
+            return (Self.classify(status: status, retryAfter: response.headers.first(name: "Retry-After"), answer: answer), accepts)
         } catch {
-            return .retry(reason: Self.describe(error), after: nil)
+            return (.retry(reason: Self.describe(error), after: nil), nil)
         }
     }
 

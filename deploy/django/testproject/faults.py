@@ -4,9 +4,10 @@ With WIREGATE_FAULTS set to a JSON file holding {"plan": [...], "reject_seq": N}
 to the events endpoint takes the next step of the plan: a status such as "500" or "503", "429:<seconds>" (with
 Retry-After), "hang:<seconds>" (answers late, after storing: the gateway has given up and
 sends it again), "ok". A batch holding the id "<gateway>:<reject_seq>" is answered 400.
-Requests are numbered in the file under a lock: the workers share it.
+Requests (and those with a gzip body) are counted in the file under a lock: the workers share it.
 """
 import fcntl
+import gzip
 import json
 import os
 import time
@@ -19,12 +20,14 @@ class FaultInjection:
         self.get_response = get_response
         self.path = os.environ.get("WIREGATE_FAULTS")
 
-    def next_step(self):
+    def next_step(self, request):
         with open(self.path, "r+") as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             state = json.load(file)
             step = state["plan"].pop(0) if state.get("plan") else "ok"
             state["requests"] = state.get("requests", 0) + 1
+            if request.META.get("HTTP_CONTENT_ENCODING") == "gzip":
+                state["gzip"] = state.get("gzip", 0) + 1
             file.seek(0)
             file.truncate()
             json.dump(state, file)
@@ -33,8 +36,11 @@ class FaultInjection:
     def __call__(self, request):
         if not self.path or request.method != "POST":
             return self.get_response(request)
-        step, reject = self.next_step()
-        if reject is not None and f':{reject}"'.encode() in request.body:
+        step, reject = self.next_step(request)
+        body = request.body
+        if request.META.get("HTTP_CONTENT_ENCODING") == "gzip":
+            body = gzip.decompress(body)
+        if reject is not None and f':{reject}"'.encode() in body:
             return JsonResponse({"error": "malformed batch", "reasons": {"injected": f"seq {reject} refused"}}, status=400)
         if step.isdigit():
             return JsonResponse({"error": "injected"}, status=int(step))
