@@ -8,7 +8,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wiregate-bench",
         abstract: "Measures the gateway against a private mosquitto on loopback. Build with -c release.",
-        subcommands: [IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self]
+        subcommands: [IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self, UploadBenchmark.self]
     )
 }
 

@@ -135,7 +135,7 @@ public final class BackendSink: Service, Sendable {
             while !Task.isCancelled {
                 let gzipped = compress ? Gzip.compress(body) : nil
                 let (outcome, acceptsGzip) = await post(gzipped ?? body, gzipped: gzipped != nil, with: client)
-                if let acceptsGzip, acceptsGzip != compress {
+                if let acceptsGzip, acceptsGzip != compress, settings.compress {
                     // RFC 7694: the backend's answers say whether it takes gzip bodies; a 415 to one says it does not.
                     compress = acceptsGzip
                     logger.info("backend \(acceptsGzip ? "accepts" : "does not accept") gzip bodies")

@@ -155,7 +155,7 @@ extension GatewayConfig {
     }
 
     static func backend(_ section: ConfigMapping) throws(ConfigError) -> Backend {
-        try section.rejectUnknownKeys(["url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max"],
+        try section.rejectUnknownKeys(["url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max", "compress"],
                                       hints: ["token": "secrets are not written in the config: use token_file, or the \(tokenEnvironmentVariable) environment variable"])
         let urlNode = try section.required("url")
         let text = try urlNode.nonEmptyString()
@@ -168,6 +168,7 @@ extension GatewayConfig {
         if let size = section.optional("batch_size") { backend.batchSize = try size.int(in: 1...5000) }
         if let rate = section.optional("max_rate") { backend.maxRate = try rate.int(in: 1...1_000_000) }
         if let timeout = section.optional("timeout") { backend.timeout = try timeout.duration(in: .seconds(1)...(.seconds(600))) }
+        if let compress = section.optional("compress") { backend.compress = try compress.bool() }
         if let retry = section.optional("retry_max") { backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600))) }
         if let caNode = section.optional("ca_file") {
             let path = try caNode.nonEmptyString()

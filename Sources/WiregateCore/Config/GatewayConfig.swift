@@ -32,6 +32,8 @@ public struct GatewayConfig: Sendable {
         public var caFile: String?
         /// Longest wait between retries while the backend cannot be reached.
         public var retryMax = Duration.seconds(60)
+        /// gzip bodies once the backend says it accepts them; off for a proxy that mishandles them.
+        public var compress = true
 
         public init(url: String) { self.url = url }
     }
