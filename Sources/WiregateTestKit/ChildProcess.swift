@@ -99,4 +99,32 @@ public final class ChildProcess: Sendable {
             while isRunning { usleep(10_000) }
         }
     }
+
+    /// Runs `path` to its end and collects what it printed.
+    /// - Parameter mergingStandardError: standard error into the output too (as a user sees it), else to ours.
+    /// - Returns: the exit status and the output.
+    public static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+                           mergingStandardError: Bool = false) throws -> (status: Int32, output: String) {
+        var fds: [CInt] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw TestKitError("socketpair: errno \(errno)")
+        }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(path, arguments, stdout: fds[1], stderr: mergingStandardError ? fds[1] : 2, environment: environment)
+        } catch {
+            close(fds[0]); close(fds[1])
+            throw error
+        }
+        close(fds[1])
+        var output = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            output += buffer[..<count]
+        }
+        close(fds[0])
+        return (child.waitForExit(), String(decoding: output, as: UTF8.self))
+    }
 }

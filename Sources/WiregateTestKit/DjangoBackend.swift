@@ -109,20 +109,8 @@ public final class DjangoBackend: @unchecked Sendable {
     }
 
     static func output(_ path: String, _ arguments: [String], environment: [String: String]) throws -> String {
-        var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { throw TestKitError("socketpair") }
-        let child = try ChildProcess(path, arguments, stdout: fds[1], stderr: 2, environment: environment)
-        close(fds[1])
-        var output = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            output += buffer[..<count]
-        }
-        close(fds[0])
-        let status = child.waitForExit()
+        let (status, output) = try ChildProcess.run(path, arguments, environment: environment)
         guard status == 0 else { throw TestKitError("\(path) \(arguments.first ?? "") exited \(status)") }
-        return String(decoding: output, as: UTF8.self)
+        return output
     }
 }

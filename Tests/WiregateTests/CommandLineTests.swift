@@ -64,19 +64,5 @@ import WiregateTestKit
 /// Runs the `wiregate` binary to its end.
 /// - Returns: its exit status and everything it printed (stdout and stderr).
 func runWiregate(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    var fds: [CInt] = [0, 0]
-    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-        throw TestKitError("socketpair")
-    }
-    let child = try ChildProcess(CommandLineTests.binary, arguments, stdout: fds[1], stderr: fds[1])
-    close(fds[1])
-    var output = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-        if count <= 0 { break }
-        output += buffer[..<count]
-    }
-    close(fds[0])
-    return (child.waitForExit(), String(decoding: output, as: UTF8.self))
+    try ChildProcess.run(CommandLineTests.binary, arguments, mergingStandardError: true)
 }
