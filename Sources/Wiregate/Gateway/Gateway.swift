@@ -62,14 +62,30 @@ public final class Gateway: Sendable {
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
         router = CommandRouter(config: config, boards: directory, logger: logger)
-        mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
-                            statuses: statuses, commands: router, logger: logger)
+        let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
+                                statuses: statuses, commands: router, logger: logger)
+        self.mqtt = mqtt
+        notifierService = Self.makeNotifier(journal: outbox, mqtt: mqtt, statuses: statuses, config: config, logger: logger)
     }
 
     /// The services in start order; a `ServiceGroup` stops them in reverse, discovery and
     /// boards first, so the MQTT sink is last and can say every board went offline.
     public var services: [any Service] {
-        [mqtt] + (backend.map { [$0] } ?? []) + boards + (discovery.map { [$0] } ?? [])
+        [mqtt] + (backend.map { [$0] } ?? []) + boards + (discovery.map { [$0] } ?? []) + [notifier]
+    }
+
+    /// systemd's READY=1, STATUS= and WATCHDOG=1; started last, so READY=1 comes once everything else has.
+    public var notifier: SystemdNotifier { notifierService }
+    private let notifierService: SystemdNotifier
+
+    private static func makeNotifier(journal: Journal, mqtt: MQTTSink, statuses: BoardStatusRegistry, config: GatewayConfig,
+                                     logger: Logger) -> SystemdNotifier {
+        SystemdNotifier(logger: logger) {
+            let online = await statuses.snapshot().filter(\.online).count
+            let pending = await journal.pendingCount().values.reduce(0, +)
+            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(online)/\(config.boards.count) boards online, "
+                + "\(pending) events pending, last seq \(await journal.lastSeq)"
+        }
     }
 
     /// Runs until SIGTERM or SIGINT (or cancellation), then stops cleanly.

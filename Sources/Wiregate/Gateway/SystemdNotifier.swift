@@ -1,0 +1,70 @@
+import Foundation
+import Glibc
+import Logging
+import ServiceLifecycle
+
+/// systemd's notify protocol (`Type=notify`, sd_notify(3)): datagrams to `$NOTIFY_SOCKET`.
+///
+/// READY=1 once the journal is open and the boards are being watched (this service starts
+/// after them), STATUS= with a one-line summary, WATCHDOG=1 every half `$WATCHDOG_USEC` as
+/// long as the journal answers (a daemon whose journal actor hangs stops pinging, and systemd
+/// restarts it), STOPPING=1 on shutdown. Without `$NOTIFY_SOCKET` it does nothing.
+public final class SystemdNotifier: Service, Sendable {
+    private let socketPath: String?
+    private let watchdogInterval: Duration?
+    private let summary: @Sendable () async -> String
+    private let logger: Logger
+
+    /// - Parameter summary: the STATUS= line; awaiting it is the liveness check behind each WATCHDOG=1.
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
+                summary: @escaping @Sendable () async -> String) {
+        socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        // WATCHDOG_PID, when set, must be ours: systemd sets it for the main process only.
+        let forUs = environment["WATCHDOG_PID"].map { Int32($0) == getpid() } ?? true
+        watchdogInterval = forUs ? environment["WATCHDOG_USEC"].flatMap(Int64.init).map { .microseconds($0 / 2) } : nil
+        self.summary = summary
+        self.logger = logger
+    }
+
+    public func run() async {
+        // A service that returns ends the whole group: without systemd, just wait for the shutdown.
+        guard socketPath != nil else {
+            try? await gracefulShutdown()
+            return
+        }
+        send("READY=1\nSTATUS=\(await summary())")
+        // Until SIGTERM: the pings stop with the shutdown (systemd allows TimeoutStopSec for it).
+        await cancelWhenGracefulShutdown {
+            guard let interval = self.watchdogInterval else {
+                try? await gracefulShutdown()
+                return
+            }
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                self.send("WATCHDOG=1\nSTATUS=\(await self.summary())")
+            }
+        }
+        send("STOPPING=1")
+    }
+
+    /// One datagram; `@name` is an abstract socket.
+    func send(_ message: String) {
+        guard let socketPath else { return }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        var path = Array(socketPath.utf8)
+        if path.first == UInt8(ascii: "@") { path[0] = 0 }
+        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
+        let sent = message.withCString { text in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, text, strlen(text), 0, $0, length) }
+            }
+        }
+        if sent < 0 { logger.debug("sd_notify failed", metadata: ["errno": "\(errno)"]) }
+    }
+}
