@@ -9,6 +9,25 @@ import WiregateTestKit
 
 /// A journal that cannot be used, or a disk that cannot be written, never stops the gateway.
 @Suite(.serialized) struct JournalDamageTests {
+    /// A gateway with its journal in `stateDirectory`, a board whose `door` is critical, and a subscriber, all up.
+    struct Running {
+        let broker: MosquittoBroker
+        let board: SimulatedBoard
+        let subscriber: Subscriber
+        let harness: GatewayHarness
+    }
+
+    func startGateway(stateDirectory: String) async throws -> Running {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """, stateDirectory: stateDirectory, journal: "commit_window_ms: 50"))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        return Running(broker: broker, board: board, subscriber: subscriber, harness: harness)
+    }
+
     func damagedCopies(in directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("journal.sqlite.damaged-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") }
     }
@@ -70,29 +89,23 @@ import WiregateTestKit
             .map { String($0.dropFirst("/dev/".count)) }
         let loop = try #require(device)
 
-        let broker = try MosquittoBroker()
-        let board = try SimulatedBoard()
-        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """, stateDirectory: mountPoint, journal: "commit_window_ms: 50"))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
-        board.send("door=prime")
-        board.send("door=ready")
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "ready" } })
+        let running = try await startGateway(stateDirectory: mountPoint)
+        running.board.send("door=prime")
+        running.board.send("door=ready")
+        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "ready" } })
 
         try "1".write(toFile: "/sys/fs/ext4/\(loop)/trigger_fs_error", atomically: false, encoding: .utf8)
         // Recent kernels mark it `emergency_ro` (writes fail with EROFS) rather than remounting.
         #expect(!FileManager.default.createFile(atPath: mountPoint + "/probe", contents: Data()))
-        for n in 0..<20 { board.send("door=ro-\(n);temperature=\(n)") }
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) {
+        for n in 0..<20 { running.board.send("door=ro-\(n);temperature=\(n)") }
+        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) {
             $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 && $0.filter { $0.topic.hasSuffix("/temperature") }.count == 20
         })
-        #expect(await eventually { await harness.gateway.journal.writeFailures > 0 })
+        #expect(await eventually { await running.harness.gateway.journal.writeFailures > 0 })
         // Everything the broker acknowledged is dropped from memory: nothing waits for the disk.
-        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
-        #expect(await harness.gateway.journal.droppedInMemory.isEmpty)
-        await harness.stop()
+        #expect(await eventually { await running.harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
+        #expect(await running.harness.gateway.journal.droppedInMemory.isEmpty)
+        await running.harness.stop()
     }
 
     /// Needs root for mount(8). A state_dir that cannot be written at start-up (a read-only root,
@@ -143,26 +156,20 @@ import WiregateTestKit
         let mountPoint = try makeTemporaryDirectory("damage")
         try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint])
         defer { try? runCommand("/bin/umount", ["-l", mountPoint]) }
-        let broker = try MosquittoBroker()
-        let board = try SimulatedBoard()
-        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """, stateDirectory: mountPoint, journal: "commit_window_ms: 50"))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
-        board.send("door=prime")
+        let running = try await startGateway(stateDirectory: mountPoint)
+        running.board.send("door=prime")
         // Fill the file system: every journal commit now fails with SQLITE_FULL.
         _ = try? runCommand("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/filler", "bs=64k"])
-        for n in 0..<20 { board.send("door=ro-\(n);temperature=\(n)") }
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 })
-        #expect(await eventually { await harness.gateway.journal.writeFailures > 0 })
+        for n in 0..<20 { running.board.send("door=ro-\(n);temperature=\(n)") }
+        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 })
+        #expect(await eventually { await running.harness.gateway.journal.writeFailures > 0 })
         try FileManager.default.removeItem(atPath: "\(mountPoint)/filler")
-        for n in 0..<5 { board.send("door=rw-\(n)") }
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("rw-") }.count == 5 })
+        for n in 0..<5 { running.board.send("door=rw-\(n)") }
+        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("rw-") }.count == 5 })
         // Writable again: the next commit goes through and nothing is left in memory.
-        await harness.gateway.journal.flush()
-        #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
-        await harness.stop()
+        await running.harness.gateway.journal.flush()
+        #expect(await eventually { await running.harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
+        await running.harness.stop()
     }
 }
 

@@ -113,7 +113,7 @@ public final class DeviceWatcher: Service, Sendable {
             attach(device, to: name)
         case .awaitHello:
             listening.withLock { _ = $0.insert(device.sysPath) }
-            let settings = config.helloListening(for: device)
+            let settings = config.helloListening
             let pattern = config.discovery.hello
             let timeout = config.discovery.helloTimeout
             group.addTask {
@@ -154,7 +154,7 @@ extension DeviceMatcher {
 extension GatewayConfig {
     /// How to open a port to listen for its hello line: the settings of the first entry that
     /// names boards by hello, else the adoption defaults, else 115200 baud.
-    func helloListening(for device: TTYDevice) -> (baud: Int, hupcl: Bool, settle: Duration) {
+    var helloListening: (baud: Int, hupcl: Bool, settle: Duration) {
         let board = boards.first { $0.match.needsHello } ?? adoptTemplate
         return (board?.baud ?? 115_200, board?.hupcl ?? true, board?.settle ?? .seconds(2))
     }

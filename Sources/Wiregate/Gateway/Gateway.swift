@@ -65,7 +65,12 @@ public final class Gateway: Sendable {
         let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
                                 statuses: statuses, commands: router, logger: logger)
         self.mqtt = mqtt
-        notifierService = Self.makeNotifier(journal: outbox, mqtt: mqtt, statuses: statuses, config: config, logger: logger)
+        notifier = SystemdNotifier(logger: logger) {
+            let online = await statuses.snapshot().filter(\.online).count
+            let pending = await outbox.pendingCount().values.reduce(0, +)
+            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(online)/\(config.boards.count) boards online, "
+                + "\(pending) events pending, last seq \(await outbox.lastSeq)"
+        }
     }
 
     /// The services in start order; a `ServiceGroup` stops them in reverse, discovery and
@@ -75,18 +80,7 @@ public final class Gateway: Sendable {
     }
 
     /// systemd's READY=1, STATUS= and WATCHDOG=1; started last, so READY=1 comes once everything else has.
-    public var notifier: SystemdNotifier { notifierService }
-    private let notifierService: SystemdNotifier
-
-    private static func makeNotifier(journal: Journal, mqtt: MQTTSink, statuses: BoardStatusRegistry, config: GatewayConfig,
-                                     logger: Logger) -> SystemdNotifier {
-        SystemdNotifier(logger: logger) {
-            let online = await statuses.snapshot().filter(\.online).count
-            let pending = await journal.pendingCount().values.reduce(0, +)
-            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(online)/\(config.boards.count) boards online, "
-                + "\(pending) events pending, last seq \(await journal.lastSeq)"
-        }
-    }
+    public let notifier: SystemdNotifier
 
     /// Runs until SIGTERM or SIGINT (or cancellation), then stops cleanly.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {

@@ -105,15 +105,14 @@ final class PublishWindow: Sendable {
                 return false
             }
             state.inFlight -= 1
+            let notify = state.record(event, batch: batch)
             if limit - state.inFlight >= batch, let waiter = state.waiter {
                 // The sender drains the acknowledgements with its next batch: no second wake-up.
                 state.waiter = nil
                 waiter.resume()
-                state.acknowledgedCount += 1
-                if let event { state.acknowledged.append(event) }
                 return false
             }
-            return state.record(event, batch: batch)
+            return notify
         }
         if notify { signal.yield() }
     }
