@@ -31,6 +31,10 @@ let package = Package(
         .systemLibrary(name: "CTimex"),
         // zlib (Debian: zlib1g-dev): gzip bodies for the backend, once it says it accepts them.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // OpenSSL (Debian: libssl-dev), already libmosquitto's: the broker's TLS context is built
+        // here so that verification failures can be reported with their reason, and
+        // mqtt.tls.server_name checked (libmosquitto only checks the address it connects to).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // libudev (Debian: libudev-dev): enumerating ttys and watching hotplug events.
         .systemLibrary(
             name: "CUdev",
@@ -53,6 +57,7 @@ let package = Package(
                 "CTimex",
                 "CUdev",
                 "CZlib",
+                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -12,22 +12,34 @@ public final class MosquittoBroker: @unchecked Sendable {
     /// - Parameters:
     ///   - persistent: keep sessions and queued messages across a restart (saved on SIGTERM).
     ///   - extraConfig: lines appended to the generated `mosquitto.conf`.
-    public init(port: Int? = nil, persistent: Bool = false, extraConfig: String = "") throws {
+    public convenience init(port: Int? = nil, persistent: Bool = false, extraConfig: String = "") throws {
+        try self.init(port: port) { port, directory in
+            """
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            user root
+            persistence \(persistent)
+            persistence_location \(directory.path)/
+            autosave_interval 1
+            log_dest file \(directory.path)/mosquitto.log
+            \(extraConfig)
+            """
+        }
+    }
+
+    /// Starts a broker with the config `makeConfig` writes for the port and the broker's own
+    /// temporary directory (where it may also put certificates, a password file, an ACL).
+    public init(port: Int? = nil, config makeConfig: (_ port: Int, _ directory: URL) throws -> String) throws {
         self.port = try port ?? freeLoopbackPort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-broker-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = """
-        listener \(self.port) 127.0.0.1
-        allow_anonymous true
-        user root
-        persistence \(persistent)
-        persistence_location \(directory.path)/
-        autosave_interval 1
-        log_dest file \(directory.path)/mosquitto.log
-        \(extraConfig)
-        """
-        try config.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+        try makeConfig(self.port, directory).write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
         try start()
+    }
+
+    /// What the broker logged so far (a config's `log_dest file <directory>/mosquitto.log`).
+    public var log: String {
+        (try? String(contentsOf: directory.appendingPathComponent("mosquitto.log"), encoding: .utf8)) ?? ""
     }
 
     deinit {

@@ -42,7 +42,8 @@ public final class Subscriber: Sendable {
     /// Subscribes at QoS 1 and waits until the subscription is in place.
     /// - Parameter persistentID: a client id for a persistent session, so that the broker keeps
     ///   queueing for this subscriber across its own restart (mosquitto_sub reconnects by itself).
-    public init(port: Int, filter: String = "#", persistentID: String? = nil) throws {
+    /// - Parameter connection: more mosquitto_sub options, such as TLS files and credentials.
+    public init(port: Int, filter: String = "#", persistentID: String? = nil, connection: [String] = []) throws {
         var pipe: [CInt] = [0, 0]
         // A socket pair rather than pipe(): it can be made close-on-exec atomically, so no other child inherits it.
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pipe) == 0 else {
@@ -51,7 +52,7 @@ public final class Subscriber: Sendable {
         // Tabs between topic, user properties and payload: payloads may hold spaces. stdbuf: mosquitto_sub's
         // stdout is block-buffered on a pipe, and we need each line as it comes.
         let arguments = ["-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter,
-                         "-V", "5", "-F", "%t\t%P\t%p", "-d"] + (persistentID.map { ["-c", "-i", $0] } ?? [])
+                         "-V", "5", "-F", "%t\t%P\t%p", "-d"] + (persistentID.map { ["-c", "-i", $0] } ?? []) + connection
         do {
             process = try ChildProcess("/usr/bin/stdbuf", arguments, stdout: pipe[1])
         } catch {

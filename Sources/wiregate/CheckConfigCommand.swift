@@ -13,6 +13,9 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         let config = try loadConfigOrExit(options.config)
         print("\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)")
+        for (key, path) in config.secretFilesReadableByOthers {
+            print("  warning: \(key) '\(path)' can be read by other users: chmod o-r it (0600, or 0640 with the service's group)")
+        }
         for board in config.boards {
             print("  \(board.name): \(board.match) at \(board.baud) baud, protocol \(board.protocolName), \(board.commands.allowed.count) command(s) allowed")
         }

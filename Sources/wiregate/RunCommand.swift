@@ -25,6 +25,10 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "wiregate")
         logger[metadataKey: "gateway"] = "\(config.gateway.id)"
         logger.info("starting", metadata: ["config": "\(options.config)", "boards": "\(config.boards.count)"])
+        for (key, path) in config.secretFilesReadableByOthers {
+            logger.warning("other users can read this secret: chmod o-r it (0600, or 0640 with the service's group)",
+                           metadata: ["key": "\(key)", "file": "\(path)"])
+        }
         let gateway: Gateway
         do {
             gateway = try Gateway(config: config, password: password, backendToken: backendToken, logger: logger)

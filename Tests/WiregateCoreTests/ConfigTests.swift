@@ -145,6 +145,43 @@ import Testing
         #expect(throws: ConfigError.self) { try missing.mqttPassword(environment: [:]) }
     }
 
+    @Test func tlsSection() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-tls-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for name in ["ca.crt", "gw.crt", "gw.key", "mqtt.pass"] {
+            try "x\n".write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        let path = { (name: String) in directory.appendingPathComponent(name).path }
+        func mqtt(_ tls: String) -> String {
+            Self.valid.replacingOccurrences(of: "port: 1883, ", with: "")
+                .replacingOccurrences(of: "/etc/wiregate/mqtt.pass", with: path("mqtt.pass"))
+                .replacingOccurrences(of: "password_file:", with: "tls: { \(tls) }, password_file:")
+        }
+        let config = try GatewayConfig.parse(yaml: mqtt("ca_file: \(path("ca.crt")), cert_file: \(path("gw.crt")), key_file: \(path("gw.key")), server_name: broker.house.lan"), file: "t")
+        #expect(config.mqtt.tls == GatewayConfig.MQTT.TLS(caFile: path("ca.crt"), certFile: path("gw.crt"), keyFile: path("gw.key"), serverName: "broker.house.lan"))
+        #expect(config.mqtt.port == 8883, "TLS's port unless one is given")
+        #expect(try GatewayConfig.parse(yaml: Self.valid, file: "t").mqtt.tls == nil)
+
+        let insecure = try #require(self.error(mqtt("ca_file: \(path("ca.crt")), insecure: true")))
+        #expect(insecure.path == "mqtt.tls.insecure" && insecure.message.contains("always verified"), "\(insecure)")
+        let lonelyCertificate = try #require(self.error(mqtt("cert_file: \(path("gw.crt"))")))
+        #expect(lonelyCertificate.path == "mqtt.tls.cert_file" && lonelyCertificate.message.contains("key_file"), "\(lonelyCertificate)")
+        let missing = try #require(self.error(mqtt("ca_file: \(path("nope.crt"))")))
+        #expect(missing.path == "mqtt.tls.ca_file" && missing.message.contains("does not exist"), "\(missing)")
+        let directoryGiven = try #require(self.error(mqtt("ca_file: \(directory.path)")))
+        #expect(directoryGiven.message.contains("is a directory"), "\(directoryGiven)")
+        #expect(try #require(self.error(mqtt("server_name: \"a b\""))).path == "mqtt.tls.server_name")
+
+        // Secrets that others can read are reported, by key and path.
+        chmod(path("gw.key"), 0o600)
+        chmod(path("mqtt.pass"), 0o640)
+        #expect(config.secretFilesReadableByOthers.isEmpty)
+        chmod(path("gw.key"), 0o644)
+        #expect(config.secretFilesReadableByOthers.map(\.key) == ["mqtt.tls.key_file"])
+        #expect(config.secretFilesReadableByOthers.map(\.path) == [path("gw.key")])
+    }
+
     @Test func durations() {
         #expect(ConfigNode.parseDuration("500ms") == .milliseconds(500))
         #expect(ConfigNode.parseDuration("2s") == .seconds(2))

@@ -33,7 +33,7 @@ public final class MQTTSink: Service, Sendable {
 
     /// - Parameter statusDirectory: where `status.json` goes: beside the journal.
     public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statusDirectory: String, statuses: BoardStatusRegistry,
-                commands: CommandRouter, logger: Logger) throws(MosquittoError) {
+                commands: CommandRouter, logger: Logger) throws {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
         self.client = try MosquittoClient(options: .init(config: config, password: password)) { mid, reasonCode in
@@ -62,7 +62,16 @@ public final class MQTTSink: Service, Sendable {
     public var isConnected: Bool { client.isConnected }
 
     public func run() async {
-        logger.info("connecting to the broker", metadata: ["broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)"])
+        var connecting: Logger.Metadata = ["broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)",
+                                           "tls": "\(config.mqtt.tls == nil ? "off" : "on")"]
+        if let tls = config.mqtt.tls {
+            connecting["ca_file"] = "\(tls.caFile ?? "system")"
+            connecting["certificate_name"] = "\(tls.serverName ?? config.mqtt.host)"
+        }
+        logger.info("connecting to the broker", metadata: connecting)
+        if let problem = client.clientCertificateProblem {
+            logger.error("the broker will refuse this gateway's certificate", metadata: ["problem": "\(problem)"])
+        }
         await statusFile.start()
         client.start()
         await withTaskGroup(of: Void.self) { group in

@@ -47,6 +47,8 @@ public final class MosquittoClient: Sendable {
         public var connectTimeout: Duration
         /// The last will: topic and payload, published retained by the broker if we vanish.
         public var will: (topic: String, payload: String)?
+        /// TLS settings; nil: plain TCP.
+        public var tls: GatewayConfig.MQTT.TLS?
 
         public init(config: GatewayConfig, password: String?) {
             host = config.mqtt.host
@@ -60,6 +62,7 @@ public final class MosquittoClient: Sendable {
             reconnectMax = config.mqtt.reconnectMax
             connectTimeout = config.mqtt.connectTimeout
             will = (config.gatewayStatusTopic, "offline")
+            tls = config.mqtt.tls
         }
     }
 
@@ -68,6 +71,7 @@ public final class MosquittoClient: Sendable {
 
     private let handle: Handle
     private let context: CallbackContext
+    private let tls: BrokerTLS?
     private let options: Options
     private let stopping = Atomic<Bool>(false)
     private let wakeUp = DispatchSemaphore(value: 0)
@@ -81,9 +85,11 @@ public final class MosquittoClient: Sendable {
     /// Creates the handle; nothing connects until `start()`.
     /// - Parameter onPublished: when given, PUBACKs go to it, on the network thread, instead of
     ///   `events`: it must only take a lock and return (the MQTT sink's window does that).
-    /// - Throws: `MosquittoError` when libmosquitto refuses the options.
-    public init(options: Options, onPublished: (@Sendable (_ mid: Int32, _ reasonCode: Int32) -> Void)? = nil) throws(MosquittoError) {
+    /// - Throws: `BrokerTLSError` when a TLS file cannot be loaded; `MosquittoError` when
+    ///   libmosquitto refuses the options.
+    public init(options: Options, onPublished: (@Sendable (_ mid: Int32, _ reasonCode: Int32) -> Void)? = nil) throws {
         _ = Self.libraryInitialised
+        tls = try options.tls.map { settings throws(BrokerTLSError) in try BrokerTLS(settings: settings, host: options.host) }
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw MosquittoError(rawValue: Int32(MOSQ_ERR_ERRNO.rawValue)) }
         for fd in fds {
@@ -109,6 +115,12 @@ public final class MosquittoClient: Sendable {
         }
         // An alarm is one small packet: it must not wait for the ACK of the previous one (Nagle).
         try MosquittoError.check(mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1))
+        if let tls {
+            // Used as it is: without this 0 (its default is 1) libmosquitto would apply its own
+            // verification settings over ours, and insists on mosquitto_tls_set.
+            try MosquittoError.check(mosquitto_int_option(mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0))
+            try MosquittoError.check(mosquitto_void_option(mosq, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(tls.context.pointer)))
+        }
         mosquitto_connect_v5_callback_set(mosq, onConnect)
         mosquitto_publish_v5_callback_set(mosq, onPublish)
         mosquitto_message_v5_callback_set(mosq, onMessage)
@@ -137,6 +149,9 @@ public final class MosquittoClient: Sendable {
         thread.name = "wiregate-mqtt"
         thread.start()
     }
+
+    /// What is wrong with this gateway's own TLS certificate (expired, not yet valid), if anything.
+    public var clientCertificateProblem: String? { tls?.clientCertificateProblem }
 
     /// Whether a CONNACK was accepted and the connection has not been lost since.
     public var isConnected: Bool { context.connected.load(ordering: .acquiring) }
@@ -213,9 +228,19 @@ public final class MosquittoClient: Sendable {
                                  version == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)
             context.connackCode.store(-1, ordering: .relaxed)
             context.version.store(version == .v5 ? 5 : 4, ordering: .relaxed)
+            context.lastLibraryError.withLock { $0 = nil }
+            if let tls {
+                tls.resetFailure()
+                // Only while connecting: libmosquitto formats a log line for every packet when a
+                // callback is set, and what explains a failed TLS attempt is logged before CONNACK.
+                mosquitto_log_callback_set(mosq, onLog)
+            }
             let code = mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
             if code != MOSQ_ERR_SUCCESS.rawValue {
-                context.continuation.yield(.connectFailed(reason: "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))"))
+                // The TLS handshake may already have begun, and failed, inside the connect call.
+                let reason = tls?.describeFailure(libraryError: context.lastLibraryError.withLock({ $0 }), beforeCONNACK: true)
+                    ?? "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))"
+                context.continuation.yield(.connectFailed(reason: reason))
                 sleep(backoff.nextDelay())
                 continue
             }
@@ -251,7 +276,10 @@ public final class MosquittoClient: Sendable {
         while true {
             let code = serviceOnce(mosq)
             let connected = context.connected.load(ordering: .acquiring)
-            if connected && !everConnected { everConnected = true }
+            if connected && !everConnected {
+                everConnected = true
+                mosquitto_log_callback_set(mosq, nil)
+            }
             if stopping.load(ordering: .relaxed) {
                 // Let the DISCONNECT queued by shutdown() go out before the socket closes.
                 for _ in 0..<5 where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue {}
@@ -267,6 +295,9 @@ public final class MosquittoClient: Sendable {
                 let reason: String
                 if connack > 0 {
                     reason = "the broker refused the connection: \(Self.connackReason(connack, version: version))"
+                } else if let tls, let failure = tls.describeFailure(libraryError: context.lastLibraryError.withLock({ $0 }),
+                                                                      beforeCONNACK: !everConnected) {
+                    reason = failure
                 } else {
                     reason = "\(MosquittoError(rawValue: code))"
                 }
@@ -326,7 +357,12 @@ public final class MosquittoClient: Sendable {
     }
 
     static func connackReason(_ code: Int32, version: GatewayConfig.MQTT.ProtocolVersion) -> String {
-        version == .v5 ? String(cString: mosquitto_reason_string(code)) : String(cString: mosquitto_connack_string(code))
+        let text = version == .v5 ? String(cString: mosquitto_reason_string(code)) : String(cString: mosquitto_connack_string(code))
+        // Mosquitto answers "not authorised" for a wrong password as for an unknown user.
+        let credentials: Set<Int32> = version == .v5 ? [0x86, 0x87] : [4, 5]
+        return credentials.contains(code)
+            ? "\(text) (check mqtt.username, and the password in mqtt.password_file or \(GatewayConfig.passwordEnvironmentVariable))"
+            : text
     }
 
     /// Sleeps on the network thread, waking early for `shutdown()`.
@@ -353,6 +389,8 @@ final class CallbackContext: Sendable {
     /// 5 or 4 (3.1.1), the protocol of the current connection.
     let version = Atomic<Int32>(5)
     let onPublished: (@Sendable (Int32, Int32) -> Void)?
+    /// The last error libmosquitto logged during the current attempt (with TLS: OpenSSL's reason).
+    let lastLibraryError = Mutex<String?>(nil)
 
     init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?) {
         self.continuation = continuation
@@ -385,6 +423,13 @@ private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     } else {
         context.continuation.yield(.published(mid: mid, reasonCode: reasonCode))
     }
+}
+
+private func onLog(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ level: Int32, _ message: UnsafePointer<CChar>?) {
+    guard level == MOSQ_LOG_ERR, let message else { return }
+    let text = String(cString: message)
+    // The first error of the attempt is the cause; what follows is libmosquitto closing up.
+    CallbackContext.from(userdata).lastLibraryError.withLock { if $0 == nil { $0 = text } }
 }
 
 private func onMessage(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ message: UnsafePointer<mosquitto_message>?, _ properties: OpaquePointer?) {

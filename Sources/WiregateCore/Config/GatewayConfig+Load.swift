@@ -136,6 +136,19 @@ extension GatewayConfig {
                                variable: Self.tokenEnvironmentVariable, environment: environment)
     }
 
+    /// The secret files (password, token, TLS key) that users other than the owner and group can read:
+    /// each as its config key and path, for a warning at start-up.
+    public var secretFilesReadableByOthers: [(key: String, path: String)] {
+        let files = [("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
+                     ("backend.token_file", backend?.tokenFile)]
+        return files.compactMap { key, path in
+            guard let path else { return nil }
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & S_IROTH != 0 else { return nil }
+            return (key, path)
+        }
+    }
+
     /// The environment variable that may hold the backend token instead of `backend.token_file`.
     public static let tokenEnvironmentVariable = "WIREGATE_BACKEND_TOKEN"
 
@@ -171,10 +184,8 @@ extension GatewayConfig {
         if let compress = section.optional("compress") { backend.compress = try compress.bool() }
         if let retry = section.optional("retry_max") { backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600))) }
         if let caNode = section.optional("ca_file") {
-            let path = try caNode.nonEmptyString()
             guard scheme == "https" else { throw caNode.error("a CA file is for an https:// url") }
-            guard FileManager.default.isReadableFile(atPath: path) else { throw caNode.error("cannot read '\(path)'") }
-            backend.caFile = path
+            backend.caFile = try Self.readableFile(caNode)
         }
         return backend
     }
@@ -193,10 +204,11 @@ extension GatewayConfig {
     static func mqtt(_ section: ConfigMapping, gatewayID: String) throws(ConfigError) -> MQTT {
         try section.rejectUnknownKeys(
             ["host", "port", "base_topic", "keepalive", "client_id", "username", "password_file",
-             "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout"],
+             "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout", "tls"],
             hints: ["password": "secrets are not written in the config: use password_file, or the \(passwordEnvironmentVariable) environment variable"])
         let host = try section.optional("host")?.nonEmptyString() ?? "127.0.0.1"
-        let port = try section.optional("port")?.int(in: 1...65535) ?? 1883
+        let tls = try section.optional("tls").map { node throws(ConfigError) in try Self.tls(try node.mapping()) }
+        let port = try section.optional("port")?.int(in: 1...65535) ?? (tls == nil ? 1883 : 8883)
         let baseNode = section.optional("base_topic")
         let baseTopic = try baseNode?.string() ?? "wiregate"
         if let problem = Topic.problem(inConfiguredTopic: baseTopic) {
@@ -219,7 +231,48 @@ extension GatewayConfig {
         let connectTimeout = try section.optional("connect_timeout")?.duration(in: .milliseconds(100)...(.seconds(600))) ?? .seconds(10)
         return MQTT(host: host, port: port, baseTopic: baseTopic, keepalive: keepalive, clientID: clientID,
                     username: username, passwordFile: passwordFile, protocolVersion: version, inflight: inflight,
-                    reconnectMin: reconnectMin, reconnectMax: reconnectMax, connectTimeout: connectTimeout)
+                    reconnectMin: reconnectMin, reconnectMax: reconnectMax, connectTimeout: connectTimeout, tls: tls)
+    }
+
+    static func tls(_ section: ConfigMapping) throws(ConfigError) -> MQTT.TLS {
+        let never = "the broker's certificate is always verified; for a private CA give ca_file, for an address its certificate does not list give server_name"
+        try section.rejectUnknownKeys(["ca_file", "cert_file", "key_file", "server_name"],
+                                      hints: ["insecure": never, "verify": never, "tls_insecure": never, "cert_reqs": never,
+                                              "cafile": "ca_file", "certfile": "cert_file", "keyfile": "key_file",
+                                              "version": "TLS 1.2 is the oldest accepted, 1.3 is used when the broker offers it"])
+        var tls = MQTT.TLS()
+        tls.caFile = try Self.readableFile(section.optional("ca_file"))
+        let certNode = section.optional("cert_file")
+        let keyNode = section.optional("key_file")
+        tls.certFile = try Self.readableFile(certNode)
+        tls.keyFile = try Self.readableFile(keyNode)
+        if tls.certFile != nil && tls.keyFile == nil {
+            throw (certNode ?? section.owner).error("a client certificate needs its key: add key_file")
+        }
+        if tls.keyFile != nil && tls.certFile == nil {
+            throw (keyNode ?? section.owner).error("a key needs its certificate: add cert_file")
+        }
+        if let nameNode = section.optional("server_name") {
+            let name = try nameNode.nonEmptyString()
+            guard !name.contains(where: { $0.isWhitespace || $0 == "/" }) else {
+                throw nameNode.error("must be a host name such as broker.house.lan, the name in the broker's certificate")
+            }
+            tls.serverName = name
+        }
+        return tls
+    }
+
+    /// The path in `node`, which must name a readable file.
+    static func readableFile(_ node: ConfigNode?) throws(ConfigError) -> String? {
+        guard let node else { return nil }
+        let path = try node.nonEmptyString()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw node.error("'\(path)' does not exist")
+        }
+        guard !isDirectory.boolValue else { throw node.error("'\(path)' is a directory, not a file") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw node.error("cannot read '\(path)': permission denied") }
+        return path
     }
 
     /// Baud rates termios can set on Linux.

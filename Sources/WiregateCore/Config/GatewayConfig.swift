@@ -90,6 +90,27 @@ public struct GatewayConfig: Sendable {
         public var reconnectMax: Duration
         /// How long to wait for CONNACK before giving up on an attempt (a stopped broker accepts TCP but never answers).
         public var connectTimeout: Duration
+        /// TLS to the broker; nil: plain TCP.
+        public var tls: TLS?
+
+        /// TLS 1.2 or later, the broker's certificate always verified.
+        public struct TLS: Sendable, Equatable {
+            /// The CA certificates (PEM) the broker's certificate must chain to; nil: the system's (/etc/ssl/certs).
+            public var caFile: String?
+            /// This gateway's certificate (PEM, its chain may follow), for a broker that requires one.
+            public var certFile: String?
+            /// The private key of `certFile` (PEM, unencrypted: the daemon starts unattended).
+            public var keyFile: String?
+            /// The name the broker's certificate must carry, when `host` is an address that it does not list.
+            public var serverName: String?
+
+            public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil) {
+                self.caFile = caFile
+                self.certFile = certFile
+                self.keyFile = keyFile
+                self.serverName = serverName
+            }
+        }
     }
 
     public struct Board: Sendable {
