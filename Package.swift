@@ -87,6 +87,11 @@ let package = Package(
             dependencies: ["Wiregate", "WiregateCore"]
         ),
         // Benchmarks: real mosquitto, real ptys, the release daemon; figures go in the README.
+        // libFuzzer target over the framer and every decoder (see the file for how to build it).
+        .executableTarget(
+            name: "wiregate-fuzz",
+            dependencies: ["WiregateCore"]
+        ),
         .executableTarget(
             name: "wiregate-bench",
             dependencies: [

@@ -22,7 +22,8 @@ public enum Topic {
             default: level.unicodeScalars.append(scalar)
             }
         }
-        if level.hasPrefix("$") { level = "_" + level.dropFirst() }
+        // By scalar, not Character: "$" followed by a combining mark is one Character, not "$".
+        if level.unicodeScalars.first == "$" { level = "_" + String(level.unicodeScalars.dropFirst()) }
         if level == "." || level == ".." { level = "_" }
         if level.utf8.count > maxLevelLength {
             var cut = ""
@@ -38,12 +39,16 @@ public enum Topic {
     /// Checks a topic (or topic prefix) written in the config: no empty level, no
     /// wildcard, no `$` at the start, no NUL.
     /// - Returns: nil when it is valid, else the reason.
+    ///
+    /// Works on bytes: a `+` or `/` followed by a combining mark is one Character, but still a
+    /// wildcard or a separator to the broker.
     public static func problem(inConfiguredTopic topic: String) -> String? {
-        if topic.isEmpty { return "is empty" }
-        if topic.hasPrefix("$") { return "starts with '$', which is reserved for the broker" }
-        if topic.contains("+") || topic.contains("#") { return "contains a wildcard ('+' or '#')" }
-        if topic.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "contains a control character" }
-        if topic.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
+        let bytes = topic.utf8
+        if bytes.isEmpty { return "is empty" }
+        if bytes.first == UInt8(ascii: "$") { return "starts with '$', which is reserved for the broker" }
+        if bytes.contains(UInt8(ascii: "+")) || bytes.contains(UInt8(ascii: "#")) { return "contains a wildcard ('+' or '#')" }
+        if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "contains a control character" }
+        if bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).contains(where: \.isEmpty) {
             return "has an empty level (a leading, trailing or doubled '/')"
         }
         return nil
@@ -53,7 +58,7 @@ public enum Topic {
     /// - Returns: nil when it is valid, else the reason.
     public static func problem(inConfiguredLevel name: String) -> String? {
         if let problem = problem(inConfiguredTopic: name) { return problem }
-        if name.contains("/") { return "contains '/', but it must be a single topic level" }
+        if name.utf8.contains(UInt8(ascii: "/")) { return "contains '/', but it must be a single topic level" }
         return nil
     }
 }

@@ -36,6 +36,12 @@ import Testing
         #expect(board.commands.allows("SIREN=ON"))
         #expect(!board.commands.allows("SIREN=ON\nREBOOT"))
         #expect(!board.commands.allows("REBOOT"))
+        // A pattern's '*' must not carry a second line: "\r\n" is one Character, so bytes are checked.
+        let patterns = CommandPolicy(["LED=*"])
+        #expect(patterns.allows("LED=42"))
+        #expect(!patterns.allows("LED=1\r\nREBOOT"))
+        #expect(!patterns.allows("LED=1\rREBOOT"))
+        #expect(!patterns.allows("LED=1\u{0}"))
         #expect(config.topic(board: "front-door", levels: ["door"]) == "wiregate/house-1/front-door/door")
     }
 

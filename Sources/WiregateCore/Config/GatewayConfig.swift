@@ -225,7 +225,9 @@ public struct CommandPolicy: Sendable, Equatable {
     public init(_ allowed: [String]) { self.allowed = allowed }
 
     public func allows(_ line: String) -> Bool {
-        guard !line.isEmpty, !line.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else { return false }
+        // By byte: "\r\n" is one Character, equal to neither "\r" nor "\n", and would pass a
+        // Character test, then write two lines to the board.
+        guard !line.isEmpty, !line.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0 }) else { return false }
         return allowed.contains { $0.contains("*") ? Glob.matches($0, line, wildcardsOnly: true) : $0 == line }
     }
 }
