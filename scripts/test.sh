@@ -11,3 +11,5 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 source scripts/postgres.sh
 swift test --skip-build
 ./scripts/test-django.sh
+# The systemd unit, the Debian package, and fuzzing.
+./scripts/test-deploy.sh

@@ -6,6 +6,8 @@ struct WiregateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wiregate",
         abstract: "Edge gateway: wired boards on serial ports to MQTT, and commands back.",
+        // The Debian package's version comes from here (deploy/package-deb.sh runs `wiregate --version`).
+        version: "0.6.0",
         subcommands: [RunCommand.self, CheckConfigCommand.self, StatusCommand.self, DevicesCommand.self, SimulateCommand.self]
     )
 }
