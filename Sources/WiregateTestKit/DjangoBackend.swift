@@ -30,7 +30,9 @@ public final class DjangoBackend: @unchecked Sendable {
 
     /// - Parameter faults: a fault plan (see deploy/django/testproject/faults.py), e.g.
     ///   `["plan": ["500", "429:1", "hang:3"], "reject_seq": 5]`.
-    public init(faults: [String: any Sendable]? = nil) throws {
+    /// - Parameter tls: a server certificate and key: gunicorn then serves HTTPS.
+    public init(faults: [String: any Sendable]? = nil, tls: (certificate: String, key: String)? = nil) throws {
+        self.tls = tls
         guard ProcessInfo.processInfo.environment["PGPORT"] != nil else {
             throw TestKitError("no PostgreSQL: run the tests through scripts/test.sh, which starts one (PGHOST, PGPORT)")
         }
@@ -55,8 +57,10 @@ public final class DjangoBackend: @unchecked Sendable {
 
     deinit { stop() }
 
+    private let tls: (certificate: String, key: String)?
+
     /// The URL for `backend.url`.
-    public var url: String { "http://127.0.0.1:\(port)" }
+    public var url: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
     /// Starts gunicorn and waits until it answers.
     public func start() throws {
@@ -65,6 +69,7 @@ public final class DjangoBackend: @unchecked Sendable {
         defer { close(log) }
         server = try ChildProcess(Self.root + "/.build/django-venv/bin/gunicorn", [
             "--chdir", directory, "--bind", "127.0.0.1:\(port)", "--workers", "2", "--access-logfile", "-",
+        ] + (tls.map { ["--certfile", $0.certificate, "--keyfile", $0.key] } ?? []) + [
             "testproject.wsgi",
         ], stdout: log, stderr: log, environment: environment)
         let deadline = Date().addingTimeInterval(20)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Wiregate
 import WiregateCore
 
 struct CheckConfigCommand: ParsableCommand {
@@ -12,7 +13,18 @@ struct CheckConfigCommand: ParsableCommand {
 
     func run() throws {
         let config = try loadConfigOrExit(options.config)
+        var tlsProblem: String?
+        do {
+            tlsProblem = try MosquittoClient.checkTLS(config)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(options.config): \(error)\n".utf8))
+            throw ExitCode(78)
+        }
         print("\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)")
+        if let tls = config.mqtt.tls {
+            print("  TLS: the CA\(tls.certFile == nil ? "" : ", certificate and key") load; the broker's certificate must name '\(tls.serverName ?? config.mqtt.host)'")
+        }
+        if let tlsProblem { print("  warning: \(tlsProblem)") }
         for (key, path) in config.secretFilesReadableByOthers {
             print("  warning: \(key) '\(path)' can be read by other users: chmod o-r it (0600, or 0640 with the service's group)")
         }

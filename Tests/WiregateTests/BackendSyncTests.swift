@@ -48,6 +48,37 @@ import WiregateTestKit
         await harness.stop()
     }
 
+    /// backend.ca_file: HTTPS to a backend whose certificate the house CA signed (made by
+    /// deploy/mosquitto/make-certs.sh), and nothing at all to one signed by another CA.
+    @Test func httpsTrustsOnlyTheConfiguredCA() async throws {
+        let house = try HouseBroker.makeCertificates()
+        let file = { (name: String) in house.appendingPathComponent(name).path }
+        let backend = try DjangoBackend(tls: (file("server.crt"), file("server.key")))
+        #expect(backend.url.hasPrefix("https://"))
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let trusting = try harness(broker, board, backend, extra: ", ca_file: \(file("ca.crt"))")
+        #expect(await eventually { await trusting.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<500)
+        try await expectExactlyOnce(backend, trusting, atLeast: 500)
+        await trusting.stop()
+
+        let otherCA = try HouseBroker.makeCertificates().appendingPathComponent("ca.crt").path
+        let stored = try backend.count()
+        let otherBoard = try SimulatedBoard()
+        let doubting = try harness(broker, otherBoard, backend, extra: ", ca_file: \(otherCA)")
+        #expect(await eventually { await doubting.gateway.statuses.isOnline("sim") })
+        otherBoard.send("primer=1")
+        stream(otherBoard, 0..<50)
+        #expect(await eventually { await doubting.gateway.journal.lastSeq > 40 })
+        try await Task.sleep(for: .seconds(3))
+        #expect(doubting.gateway.backend?.counters.uploaded == 0)
+        #expect(doubting.gateway.backend?.counters.reachable == false)
+        #expect(try backend.count() == stored, "an untrusted backend got events")
+        await doubting.stop()
+    }
+
     @Test func serverStoppedMidStreamThenBack() async throws {
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()

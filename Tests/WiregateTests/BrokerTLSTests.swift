@@ -181,6 +181,36 @@ import WiregateTestKit
         await client.shutdown()
     }
 
+    @Test func checkConfigLoadsTheTLSFilesAndWarnsAboutReadableKeys() throws {
+        let directory = try makeTemporaryDirectory("tls-check")
+        let key = directory + "/wiregate.key"
+        try FileManager.default.copyItem(atPath: try file("wiregate.key"), toPath: key)
+        func check(key: String) throws -> (status: Int32, output: String) {
+            let path = directory + "/wiregate.yaml"
+            try """
+            gateway: { id: house-1 }
+            mqtt: { host: 127.0.0.1, tls: { ca_file: \(try file("ca.crt")), cert_file: \(try file("wiregate.crt")), key_file: \(key) } }
+            boards: [ { name: a, match: { path: /dev/ttyACM0 }, protocol: raw } ]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return try runWiregate(["check-config", "--config", path])
+        }
+        chmod(key, 0o600)
+        let good = try check(key: key)
+        #expect(good.status == 0, "\(good.output)")
+        #expect(good.output.contains("TLS: the CA, certificate and key load; the broker's certificate must name '127.0.0.1'"), "\(good.output)")
+        #expect(!good.output.contains("warning"))
+
+        chmod(key, 0o644)
+        let readable = try check(key: key)
+        #expect(readable.status == 0)
+        #expect(readable.output.contains("warning: mqtt.tls.key_file '\(key)' can be read by other users"), "\(readable.output)")
+
+        // Another client's key with this certificate: refused at check time, naming the file.
+        let wrongKey = try check(key: try file("house.key"))
+        #expect(wrongKey.status == 78)
+        #expect(wrongKey.output.contains("mqtt.tls.key_file '\(try file("house.key"))': is not the key of \(try file("wiregate.crt"))"), "\(wrongKey.output)")
+    }
+
     // MARK: - Certificates the script does not make
 
     /// A server certificate for 127.0.0.1 from the test CA, valid only in January 2024.

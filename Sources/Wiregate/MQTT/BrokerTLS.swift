@@ -46,7 +46,9 @@ final class BrokerTLS: Sendable {
                 throw BrokerTLSError(key: "mqtt.tls.cert_file", file: certFile, reason: "cannot load the certificate: \(Self.openSSLReason())")
             }
             guard SSL_CTX_use_PrivateKey_file(ctx, keyFile, SSL_FILETYPE_PEM) == 1 else {
-                throw BrokerTLSError(key: "mqtt.tls.key_file", file: keyFile, reason: "cannot load the key: \(Self.openSSLReason())")
+                let reason = Self.openSSLReason()
+                throw BrokerTLSError(key: "mqtt.tls.key_file", file: keyFile,
+                                     reason: reason == "key values mismatch" ? "is not the key of \(certFile)" : "cannot load the key: \(reason)")
             }
             guard SSL_CTX_check_private_key(ctx) == 1 else {
                 throw BrokerTLSError(key: "mqtt.tls.key_file", file: keyFile, reason: "is not the key of \(certFile)")

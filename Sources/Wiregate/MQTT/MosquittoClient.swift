@@ -150,6 +150,14 @@ public final class MosquittoClient: Sendable {
         thread.start()
     }
 
+    /// Loads the TLS files of `config` as a connection would, without connecting.
+    /// - Returns: what is wrong with this gateway's own certificate (expired, not yet valid), if anything.
+    /// - Throws: `BrokerTLSError` naming the key, the file and the reason when a file cannot be used.
+    public static func checkTLS(_ config: GatewayConfig) throws(BrokerTLSError) -> String? {
+        guard let settings = config.mqtt.tls else { return nil }
+        return try BrokerTLS(settings: settings, host: config.mqtt.host).clientCertificateProblem
+    }
+
     /// What is wrong with this gateway's own TLS certificate (expired, not yet valid), if anything.
     public var clientCertificateProblem: String? { tls?.clientCertificateProblem }
 
