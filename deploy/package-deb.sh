@@ -37,7 +37,7 @@ trap 'rm -rf "$stage"' EXIT
 pkg=$stage/$package
 install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/lib/udev/rules.d" \
   "$pkg/usr/lib/modules-load.d" "$pkg/etc/wiregate" "$pkg/usr/share/doc/wiregate/mosquitto" \
-  "$pkg/usr/share/doc/wiregate/django" "$pkg/usr/share/lintian/overrides"
+  "$pkg/usr/share/doc/wiregate/django" "$pkg/usr/share/lintian/overrides" "$pkg/usr/share/man/man1"
 install -m 0755 -s "$binary" "$pkg/usr/bin/wiregate"
 install -m 0644 deploy/wiregate.service "$pkg/lib/systemd/system/wiregate.service"
 install -m 0644 udev/99-wiregate.rules "$pkg/lib/udev/rules.d/99-wiregate.rules"
@@ -46,6 +46,8 @@ install -m 0644 config/wiregate.example.yaml "$pkg/etc/wiregate/wiregate.yaml"
 install -m 0644 README.md "$pkg/usr/share/doc/wiregate/README.md"
 install -m 0644 deploy/README.md "$pkg/usr/share/doc/wiregate/deploy.md"
 install -m 0644 deploy/debian/copyright "$pkg/usr/share/doc/wiregate/copyright"
+gzip -9n -c deploy/debian/wiregate.1 > "$pkg/usr/share/man/man1/wiregate.1.gz"
+chmod 0644 "$pkg/usr/share/man/man1/wiregate.1.gz"
 install -m 0644 deploy/debian/lintian-overrides "$pkg/usr/share/lintian/overrides/wiregate"
 install -m 0644 deploy/mosquitto/mosquitto.conf deploy/mosquitto/acl deploy/mosquitto/docker-compose.yml \
   "$pkg/usr/share/doc/wiregate/mosquitto/"
