@@ -2,16 +2,18 @@
 # Every benchmark of the README, on a release build, against private mosquitto brokers on loopback:
 # ingest through the journal (vs a bare libmosquitto loop), replay of a backlog by the daemon
 # (events/s, peak RSS), latency from the pty to a subscriber (HdrHistogram), and disk writes.
-# Usage: scripts/bench.sh [ingest|replay|latency|writes|live|upload ...]   (default: all)
+# ingest-tls is the ingest benchmark against the house broker's TLS deploy config.
+# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|writes|live|upload ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 swift build -c release --product wiregate >/dev/null
 swift build -c release --product wiregate-bench >/dev/null
-which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest replay latency writes live upload)
+which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency writes live upload)
 for bench in "${which[@]}"; do
   case "$bench" in
     live) ./scripts/bench-live.sh 1000 60 ;;
+    ingest-tls) .build/release/wiregate-bench ingest --tls ;;
     upload) ./scripts/django-venv.sh
             # A private PostgreSQL for the Django app the daemon uploads to; stopped when the subshell ends.
             (source scripts/postgres.sh; .build/release/wiregate-bench upload) ;;

@@ -39,10 +39,11 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
-func gatewayConfig(port: Int, state: String, boardPath: String, journal: String = "", classes: String = "{ door: critical }") -> String {
+func gatewayConfig(port: Int, state: String, boardPath: String, journal: String = "", classes: String = "{ door: critical }",
+                   gatewayID: String = "bench", mqttExtra: String = "") -> String {
     """
-    gateway: { id: bench, state_dir: \(state) }
-    mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms, inflight: \(ProcessInfo.processInfo.environment["BENCH_INFLIGHT"] ?? "256") }
+    gateway: { id: \(gatewayID), state_dir: \(state) }
+    mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms, inflight: \(ProcessInfo.processInfo.environment["BENCH_INFLIGHT"] ?? "256")\(mqttExtra) }
     log: { level: warning }
     \(journal.isEmpty ? "" : "journal: { \(journal) }")
     boards:

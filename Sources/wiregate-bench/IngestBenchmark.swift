@@ -14,20 +14,42 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Events per run.")
     var events = 200_000
 
-    func run() async throws {
-        let broker = try MosquittoBroker(extraConfig: ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? "")
-        let bare = try await bareLoop(port: broker.port)
-        let journaled = try await throughJournal(port: broker.port)
-        print("ingest: \(events) events, QoS 1 to PUBACK, mosquitto on loopback")
+    @Flag(help: "Against the house broker's deploy config: TLS with client certificates, password, ACL.")
+    var tls = false
+
+    /// The `mqtt:` keys beyond host and port, for the TLS broker.
+    private var mqttExtra: String {
+        guard tls, let certificates else { return "" }
+        let file = { (name: String) in certificates.appendingPathComponent(name).path }
+        return ", username: wiregate, tls: { ca_file: \(file("ca.crt")), cert_file: \(file("wiregate.crt")), key_file: \(file("wiregate.key")) }"
+    }
+    private var certificates: URL?
+    private var password: String? { tls ? HouseBroker.passwords["wiregate"] : nil }
+
+    mutating func run() async throws {
+        let port: Int
+        let keep: AnyObject
+        if tls {
+            let house = try HouseBroker()
+            certificates = house.certificates
+            (port, keep) = (house.port, house)
+        } else {
+            let broker = try MosquittoBroker(extraConfig: ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? "")
+            (port, keep) = (broker.port, broker)
+        }
+        let bare = try await bareLoop(port: port)
+        let journaled = try await throughJournal(port: port)
+        withExtendedLifetime(keep) {}
+        print("ingest: \(events) events, QoS 1 to PUBACK, mosquitto on loopback\(tls ? ", TLS 1.3 with client certificate (deploy/mosquitto)" : "")")
         print("  bare libmosquitto loop (window 100): \(format(bare)) events/s")
         print("  through the journal and the MQTT sink: \(format(journaled)) events/s")
         print("  ratio: \(String(format: "%.2f", journaled / bare))")
     }
 
     func bareLoop(port: Int) async throws -> Double {
-        let yaml = gatewayConfig(port: port, state: "/tmp", boardPath: "/nonexistent")
+        let yaml = gatewayConfig(port: port, state: "/tmp", boardPath: "/nonexistent", gatewayID: tls ? "house-1" : "bench", mqttExtra: mqttExtra)
         let config = try GatewayConfig.parse(yaml: yaml, file: "bench")
-        var options = MosquittoClient.Options(config: config, password: nil)
+        var options = MosquittoClient.Options(config: config, password: password)
         options.will = nil
         options.clientID = "bench-bare"
         let client = try MosquittoClient(options: options)
@@ -38,7 +60,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         var sent = 0, acknowledged = 0
         while acknowledged < events {
             while sent < events && sent - acknowledged < 100 {
-                _ = try client.publish(topic: "wiregate/bench/bare/temperature", payload: "21.5")
+                _ = try client.publish(topic: "wiregate/\(config.gateway.id)/bare/temperature", payload: "21.5")
                 sent += 1
             }
             guard let event = await iterator.next() else { break }
@@ -52,12 +74,13 @@ struct IngestBenchmark: AsyncParsableCommand {
     func throughJournal(port: Int) async throws -> Double {
         let state = try makeTemporaryDirectory("bench-ingest")
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let config = try GatewayConfig.parse(yaml: gatewayConfig(port: port, state: state, boardPath: "/nonexistent"), file: "bench")
+        let config = try GatewayConfig.parse(yaml: gatewayConfig(port: port, state: state, boardPath: "/nonexistent",
+                                                                 gatewayID: tls ? "house-1" : "bench", mqttExtra: mqttExtra), file: "bench")
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
         let journal = try Journal(directory: state, settings: config.journal, logger: logger)
         let statuses = BoardStatusRegistry(boards: [])
-        let sink = try MQTTSink(config: config, password: nil, outbox: journal, statusDirectory: journal.directory, statuses: statuses,
+        let sink = try MQTTSink(config: config, password: password, outbox: journal, statusDirectory: journal.directory, statuses: statuses,
                                 commands: CommandRouter(config: config, boards: BoardDirectory([]), logger: logger), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [.init(service: sink)], logger: logger))
         let running = Task { try await group.run() }
@@ -66,7 +89,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         let before = sink.counters.acknowledged
         let now = Date()
         let batch = (0..<10).map { n in
-            Event(board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature", payload: "21.\(n)",
+            Event(board: "sim", topic: "wiregate/\(config.gateway.id)/sim/temperature", subtopic: "temperature", payload: "21.\(n)",
                   eventClass: .telemetry, receivedAt: now)
         }
         let start = ContinuousClock.now
