@@ -103,16 +103,18 @@ final class BrokerTLS: Sendable {
             guard beforeCONNACK && handshakeDone.load(ordering: .relaxed) else { return nil }
             // TLS 1.3: the broker checks our certificate after the handshake, then sends an alert and
             // closes; when our CONNECT meets the closed socket, the reset discards that alert unread.
-            return settings.certFile == nil
-                ? "the broker closed the connection after the TLS handshake without a word: it probably requires a client certificate (set mqtt.tls.cert_file and mqtt.tls.key_file)"
-                : "the broker closed the connection after the TLS handshake without a word: it probably refused this gateway's certificate mqtt.tls.cert_file '\(settings.certFile!)' (expired, or not signed by a CA it trusts)"
+            let silence = "the broker closed the connection after the TLS handshake without a word"
+            guard let certFile = settings.certFile else {
+                return "\(silence): it probably requires a client certificate (set mqtt.tls.cert_file and mqtt.tls.key_file)"
+            }
+            return "\(silence): it probably refused this gateway's certificate mqtt.tls.cert_file '\(certFile)' (expired, or not signed by a CA it trusts)"
         }
         let reason = Self.reason(inLibraryMessage: libraryError)
+        // TLS 1.2 brokers answer a missing client certificate with a plain handshake failure.
+        if reason == "tlsv13 alert certificate required" || (reason == "sslv3 alert handshake failure" && settings.certFile == nil) {
+            return "the broker requires a client certificate (\(reason)): set mqtt.tls.cert_file and mqtt.tls.key_file"
+        }
         switch reason {
-        case "tlsv13 alert certificate required":
-            return "the broker requires a client certificate (\(reason)): set mqtt.tls.cert_file and mqtt.tls.key_file"
-        case "sslv3 alert handshake failure" where settings.certFile == nil:
-            return "the broker requires a client certificate (\(reason)): set mqtt.tls.cert_file and mqtt.tls.key_file"
         case "tlsv1 alert unknown ca", "sslv3 alert bad certificate", "sslv3 alert certificate expired",
              "sslv3 alert certificate revoked", "tlsv1 alert decrypt error", "sslv3 alert certificate unknown",
              "tlsv1 alert access denied":

@@ -236,9 +236,9 @@ public final class MosquittoClient: Sendable {
                                  version == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)
             context.connackCode.store(-1, ordering: .relaxed)
             context.version.store(version == .v5 ? 5 : 4, ordering: .relaxed)
-            context.lastLibraryError.withLock { $0 = nil }
             if let tls {
                 tls.resetFailure()
+                context.lastLibraryError.withLock { $0 = nil }
                 // Only while connecting: libmosquitto formats a log line for every packet when a
                 // callback is set, and what explains a failed TLS attempt is logged before CONNACK.
                 mosquitto_log_callback_set(mosq, onLog)
@@ -246,7 +246,7 @@ public final class MosquittoClient: Sendable {
             let code = mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
             if code != MOSQ_ERR_SUCCESS.rawValue {
                 // The TLS handshake may already have begun, and failed, inside the connect call.
-                let reason = tls?.describeFailure(libraryError: context.lastLibraryError.withLock({ $0 }), beforeCONNACK: true)
+                let reason = tlsFailure(beforeCONNACK: true)
                     ?? "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))"
                 context.continuation.yield(.connectFailed(reason: reason))
                 sleep(backoff.nextDelay())
@@ -303,8 +303,7 @@ public final class MosquittoClient: Sendable {
                 let reason: String
                 if connack > 0 {
                     reason = "the broker refused the connection: \(Self.connackReason(connack, version: version))"
-                } else if let tls, let failure = tls.describeFailure(libraryError: context.lastLibraryError.withLock({ $0 }),
-                                                                      beforeCONNACK: !everConnected) {
+                } else if let failure = tlsFailure(beforeCONNACK: !everConnected) {
                     reason = failure
                 } else {
                     reason = "\(MosquittoError(rawValue: code))"
@@ -364,6 +363,11 @@ public final class MosquittoClient: Sendable {
         }
     }
 
+    /// Why the TLS side of a failed attempt failed, when it did (see `BrokerTLS.describeFailure`).
+    private func tlsFailure(beforeCONNACK: Bool) -> String? {
+        tls?.describeFailure(libraryError: context.lastLibraryError.withLock { $0 }, beforeCONNACK: beforeCONNACK)
+    }
+
     static func connackReason(_ code: Int32, version: GatewayConfig.MQTT.ProtocolVersion) -> String {
         let text = version == .v5 ? String(cString: mosquitto_reason_string(code)) : String(cString: mosquitto_connack_string(code))
         // Mosquitto answers "not authorised" for a wrong password as for an unknown user.
@@ -397,7 +401,7 @@ final class CallbackContext: Sendable {
     /// 5 or 4 (3.1.1), the protocol of the current connection.
     let version = Atomic<Int32>(5)
     let onPublished: (@Sendable (Int32, Int32) -> Void)?
-    /// The last error libmosquitto logged during the current attempt (with TLS: OpenSSL's reason).
+    /// The first error libmosquitto logged during the current attempt, with TLS (OpenSSL's reason).
     let lastLibraryError = Mutex<String?>(nil)
 
     init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?) {
