@@ -27,9 +27,24 @@ import WiregateTestKit
         \(boards)
         """
         try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
-        if let uid { _ = chown(state, uid, uid) }
-        let pid = try testbed.start(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"], uid: uid)
+        var binary = CommandLineTests.binary
+        if let uid {
+            _ = chown(state, uid, uid)
+            binary = try Self.copyReachable(binary)
+        }
+        let pid = try testbed.start(binary, ["run", "--config", state + "/wiregate.yaml"], uid: uid)
         try String(pid).write(toFile: state + "/gateway.pid", atomically: true, encoding: .utf8)
+    }
+
+    /// A copy of `binary` that any user can run. A clone under `/root` or in a `mktemp -d` folder
+    /// (mode 0700) is out of reach of `nobody`, who would fail to exec it with EACCES.
+    static func copyReachable(_ binary: String) throws -> String {
+        let directory = try makeTemporaryDirectory("bin")
+        let copy = directory + "/wiregate"
+        try FileManager.default.copyItem(atPath: binary, toPath: copy)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy)
+        return copy
     }
 
     /// The board sends a line to swallow (the reader drops a first line that may be cut), then `lines`.
