@@ -46,6 +46,8 @@ let package = Package(
             name: "WiregateCore",
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
+                // The cursors' outstanding events: a deque, appended at the end and drained from the front.
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         // The I/O parts of the data path: serial ports, MQTT, the outbox, the gateway wiring.
@@ -90,7 +92,8 @@ let package = Package(
         // libFuzzer target over the framer and every decoder (see the file for how to build it).
         .executableTarget(
             name: "wiregate-fuzz",
-            dependencies: ["WiregateCore"]
+            // libmosquitto: every topic is checked with the library's own validators, not only ours.
+            dependencies: ["WiregateCore", "CMosquitto"]
         ),
         .executableTarget(
             name: "wiregate-bench",
@@ -112,6 +115,7 @@ let package = Package(
             name: "WiregateTests",
             dependencies: [
                 "Wiregate",
+                "CMosquitto",
                 "WiregateCore",
                 "WiregateTestKit",
                 .product(name: "Logging", package: "swift-log"),

@@ -44,6 +44,9 @@ public struct EventBuilder: Sendable {
                 levels.append(level)
             }
             guard !levels.isEmpty else { return .malformed("no topic") }
+            guard levels.count <= Topic.maxDepth else {
+                return .malformed("the topic has \(levels.count) levels, more than \(Topic.maxDepth)")
+            }
             // `status` and `set` below a board are the gateway's own topics.
             if levels.count == 1, levels[0] == "status" || levels[0] == "set" { levels[0] = "_" + levels[0] }
             let subtopic = levels.joined(separator: "/")

@@ -4,12 +4,26 @@ public enum Topic {
     /// The longest topic level made from board data, in UTF-8 bytes. Longer ones are cut.
     public static let maxLevelLength = 128
 
+    /// The most levels a board's data may make below the board's own topic. A line that asks for
+    /// more is malformed: nothing of it is published (the broker's own limit is far above this,
+    /// and a deep topic is a hostile or broken board, not a sensor).
+    public static let maxDepth = 16
+
+    /// Whether MQTT 5 (1.5.4) forbids `scalar` in a topic or says it SHOULD NOT appear: NUL, the C0
+    /// and C1 controls, DEL, and the Unicode non-characters (U+FDD0–U+FDEF, U+xFFFE and U+xFFFF in
+    /// every plane). libmosquitto refuses all of them (`MOSQ_ERR_MALFORMED_UTF8`), so a topic
+    /// holding one could never be published. Surrogates cannot occur in a Swift string.
+    public static func isForbidden(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        return value < 0x20 || (0x7F...0x9F).contains(value) || (0xFDD0...0xFDEF).contains(value) || value & 0xFFFE == 0xFFFE
+    }
+
     /// Makes one topic level out of text a board sent, or returns nil when nothing usable is left.
     ///
-    /// `/` (a level separator), `+` and `#` (wildcards), control characters and a
-    /// leading `$` (reserved for the broker's own topics) become `_`; the levels `.`
-    /// and `..` become `_` too, so that no tool that treats topics as paths walks
-    /// out of the board's subtree. Surrounding whitespace is trimmed.
+    /// `/` (a level separator), `+` and `#` (wildcards), every character MQTT forbids or
+    /// discourages (`isForbidden`: controls, non-characters) and a leading `$` (reserved for the
+    /// broker's own topics) become `_`; the levels `.` and `..` become `_` too, so that no tool
+    /// that treats topics as paths walks out of the board's subtree. Surrounding whitespace is trimmed.
     public static func sanitisedLevel<S: StringProtocol>(_ raw: S) -> String? {
         let trimmed = raw.trimmingWhitespace()
         guard !trimmed.isEmpty else { return nil }
@@ -18,7 +32,7 @@ public enum Topic {
         for scalar in trimmed.unicodeScalars {
             switch scalar {
             case "/", "+", "#": level.append("_")
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F: level.append("_")
+            case _ where isForbidden(scalar): level.append("_")
             default: level.unicodeScalars.append(scalar)
             }
         }
@@ -47,7 +61,9 @@ public enum Topic {
         if bytes.isEmpty { return "is empty" }
         if bytes.first == UInt8(ascii: "$") { return "starts with '$', which is reserved for the broker" }
         if bytes.contains(UInt8(ascii: "+")) || bytes.contains(UInt8(ascii: "#")) { return "contains a wildcard ('+' or '#')" }
-        if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "contains a control character" }
+        if topic.unicodeScalars.contains(where: isForbidden) {
+            return "contains a control character or a Unicode non-character, which MQTT forbids in topics"
+        }
         if bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).contains(where: \.isEmpty) {
             return "has an empty level (a leading, trailing or doubled '/')"
         }

@@ -1,3 +1,4 @@
+import CMosquitto
 import Foundation
 import WiregateCore
 
@@ -6,7 +7,9 @@ import WiregateCore
 /// commands back (`commandLine`).
 ///
 /// Besides "no crash", it checks two promises: the framer gives the same lines however the
-/// bytes are split into reads, and every topic built from board data is a valid topic name.
+/// bytes are split into reads, and every topic built from board data is a valid topic name,
+/// by our rules and by libmosquitto's own validators (`mosquitto_validate_utf8`,
+/// `mosquitto_pub_topic_check2`), which are what refuses a publish.
 ///
 ///   swift build -c release --product wiregate-fuzz --build-path .build/fuzz \
 ///     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
@@ -62,6 +65,17 @@ enum LineFuzzer {
                         if let problem = Topic.problem(inConfiguredTopic: event.topic) {
                             preconditionFailure("board data made the topic '\(event.topic)', which \(problem) (line: \(line.debugDescription))")
                         }
+                        var topic = event.topic
+                        let (utf8, check) = topic.withUTF8 { bytes in
+                            bytes.withMemoryRebound(to: CChar.self) { chars in
+                                (mosquitto_validate_utf8(chars.baseAddress, Int32(chars.count)),
+                                 mosquitto_pub_topic_check2(chars.baseAddress, chars.count))
+                            }
+                        }
+                        precondition(utf8 == MOSQ_ERR_SUCCESS.rawValue && check == MOSQ_ERR_SUCCESS.rawValue,
+                                     "libmosquitto refuses the topic \(event.topic.debugDescription) (line: \(line.debugDescription))")
+                        precondition(event.subtopic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).count
+                                        <= Topic.maxDepth, "a topic deeper than the cap: \(event.topic)")
                         // Bytes, not Characters: "/" and a combining mark after it are one Character.
                         let prefix = "wiregate/fuzz/\(builder.board.name)/".utf8
                         precondition(event.topic.utf8.starts(with: prefix), "topic escaped its board: \(event.topic)")

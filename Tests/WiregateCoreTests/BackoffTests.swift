@@ -2,22 +2,10 @@ import Foundation
 import Testing
 @testable import WiregateCore
 
-/// A fixed-sequence generator, so the jitter is reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct BackoffTests {
     @Test func growsExponentiallyWithinJitterAndIsCapped() {
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
-        var rng = SeededGenerator(state: 42)
+        var rng = SeededGenerator(seed: 42)
         let ceilings: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .seconds(2), .seconds(2)]
         for ceiling in ceilings {
             let delay = backoff.nextDelay(using: &rng)
@@ -27,7 +15,7 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 
     @Test func jitterSpreadsDelays() {
-        var rng = SeededGenerator(state: 7)
+        var rng = SeededGenerator(seed: 7)
         var delays = Set<Duration>()
         for _ in 0..<20 {
             var backoff = Backoff(initial: .seconds(1), maximum: .seconds(1))
