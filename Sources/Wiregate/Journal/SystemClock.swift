@@ -1,14 +1,23 @@
 import CTimex
+import Foundation
 
-/// Whether the kernel considers the wall clock synchronised (NTP or similar).
+/// Whether the wall clock is known to be synchronised (NTP or similar).
 ///
 /// A Pi has no RTC: offline it boots with the time it last saved, which can be days
-/// off. Events carry this flag so the backend knows which timestamps to trust.
+/// off. Events carry this flag so the backend knows which timestamps to trust, so it must
+/// never say "synchronised" without knowing it.
 enum SystemClock {
+    /// What systemd-timesyncd creates once it has synchronised the clock (in /run: gone at boot).
+    static let timesyncdFlag = "/run/systemd/timesync/synchronized"
+
     static func isSynchronised() -> Bool {
+        // timesyncd's own word, readable under any hardening.
+        if FileManager.default.fileExists(atPath: timesyncdFlag) { return true }
         var timex = CTimex.timex()
         let state = adjtimex(&timex)
-        // TIME_ERROR (5) or STA_UNSYNC: the kernel says the clock is not disciplined.
-        return state != TIME_ERROR && (timex.status & STA_UNSYNC) == 0
+        // -1: the call failed (EPERM under a seccomp filter such as systemd's ProtectClock=yes):
+        // not known, so not synchronised. TIME_ERROR (5) or STA_UNSYNC: the kernel says the clock
+        // is not disciplined.
+        return state >= 0 && state != TIME_ERROR && (timex.status & STA_UNSYNC) == 0
     }
 }
