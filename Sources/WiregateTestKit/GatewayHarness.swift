@@ -26,6 +26,7 @@ public final class GatewayHarness: Sendable {
     public func stop() async {
         await group.triggerGracefulShutdown()
         _ = await task.result
+        await gateway.journal.close()
     }
 
     public func board(_ name: String) -> BoardReader? {

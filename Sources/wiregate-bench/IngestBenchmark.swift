@@ -60,7 +60,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         var sent = 0, acknowledged = 0
         while acknowledged < events {
             while sent < events && sent - acknowledged < 100 {
-                _ = try client.publish(topic: "wiregate/\(config.gateway.id)/bare/temperature", payload: "21.5")
+                _ = try client.publish(topic: "wiregate/\(config.gateway.id)/bare/temperature", payload: "21.5").mid()
                 sent += 1
             }
             guard let event = await iterator.next() else { break }

@@ -38,7 +38,7 @@ struct LatencyBenchmark: AsyncParsableCommand {
                 switch event {
                 case .connected:
                     try? subscriber.subscribe("wiregate/bench/sim/+")
-                case .message(let topic, let payload):
+                case .message(let topic, let payload, _):
                     let arrived = monotonicNanoseconds()
                     guard let sent = UInt64(String(decoding: payload, as: UTF8.self)), arrived > sent else { continue }
                     let micros = (arrived - sent) / 1000

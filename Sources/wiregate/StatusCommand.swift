@@ -54,6 +54,9 @@ struct StatusCommand: ParsableCommand {
         if let daemon, report.daemonRunning {
             print("daemon: running (pid \(daemon.pid)) since \(daemon.startedAt.formatted(.iso8601))")
             print("broker: \(daemon.brokerConnected ? "connected" : "NOT connected") since \(daemon.brokerSince.formatted(.iso8601))")
+            if let refusing = daemon.brokerRefusing {
+                print("broker: REFUSING messages: \(refusing); they stay in the journal and are retried")
+            }
             for (board, online) in daemon.boards.sorted(by: { $0.key < $1.key }) {
                 print("board \(board): \(online ? "online" : "offline")")
             }
@@ -68,6 +71,9 @@ struct StatusCommand: ParsableCommand {
                 let age = backlog.oldestReceivedAt.map { " (oldest \(Int(now.timeIntervalSince($0)))s old)" } ?? ""
                 print("sink \(sink) \(eventClass.rawValue): \(backlog.pending) pending\(age)")
             }
+        }
+        if let quarantined = journal.quarantined[Journal.mqttSink], quarantined > 0 {
+            print("quarantined for the broker: \(quarantined) (messages it can never take as they are)")
         }
         print("dropped by the bounds: critical \(journal.dropped["critical"] ?? 0), telemetry \(journal.dropped["telemetry"] ?? 0)")
         if let url = config.backend?.url {

@@ -167,9 +167,9 @@ import WiregateTestKit
         }
         client.start()
         #expect(await eventually { client.isConnected })
-        let inside = try client.publish(topic: "wiregate/house-1/door/state", payload: "open")
-        let outside = try client.publish(topic: "house/alarm/state", payload: "disarmed")
-        let otherGateway = try client.publish(topic: "wiregate/house-2/door/state", payload: "open")
+        let inside = try client.publish(topic: "wiregate/house-1/door/state", payload: "open").mid()
+        let outside = try client.publish(topic: "house/alarm/state", payload: "disarmed").mid()
+        let otherGateway = try client.publish(topic: "wiregate/house-2/door/state", payload: "open").mid()
         #expect(await eventually { acknowledgements.withLock { $0.count } == 3 })
         let codes = acknowledgements.withLock { $0 }
         #expect(codes[inside] == 0)

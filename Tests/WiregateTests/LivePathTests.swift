@@ -228,7 +228,8 @@ extension LivePathTests {
 }
 
 /// Publishes one QoS 1 message with mosquitto_pub.
-func publish(port: Int, topic: String, payload: String) throws {
-    let process = try ChildProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload])
+func publish(port: Int, topic: String, payload: String, retain: Bool = false) throws {
+    let process = try ChildProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload]
+                                   + (retain ? ["-r"] : []))
     for _ in 0..<500 where process.isRunning { usleep(10_000) }
 }

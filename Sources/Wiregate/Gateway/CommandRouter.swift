@@ -12,6 +12,7 @@ public final class CommandRouter: Sendable {
     private let boards: BoardDirectory
     private let logger: Logger
     private let unknown = Mutex(0)
+    private let retained = Mutex(0)
 
     public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger) {
         self.config = config
@@ -39,8 +40,22 @@ public final class CommandRouter: Sendable {
     /// Commands that named no known board or topic.
     public var unroutable: Int { unknown.withLock { $0 } }
 
+    /// Commands refused because they came retained.
+    public var retainedRefused: Int { retained.withLock { $0 } }
+
     /// Routes one received message; refuses it unless it is allowed.
-    public func handle(topic: String, payload: [UInt8]) async {
+    ///
+    /// A command is an action at a moment, never a state: a retained one (a siren switched on by a
+    /// retained message would go on again at every reconnect, after the user switched it off) is
+    /// refused and counted, whatever it says.
+    public func handle(topic: String, payload: [UInt8], retained isRetained: Bool = false) async {
+        if isRetained {
+            retained.withLock { $0 += 1 }
+            logger.warning("command refused: it was published retained, and a command is an action, never a state", metadata: [
+                "topic": "\(topic)",
+            ])
+            return
+        }
         let gatewayPrefix = "\(config.mqtt.baseTopic)/\(config.gateway.id)/"
         guard topic.hasPrefix(gatewayPrefix) else { return refuseUnroutable(topic, "outside this gateway's tree") }
         let levels = topic.dropFirst(gatewayPrefix.count).split(separator: "/", omittingEmptySubsequences: false)

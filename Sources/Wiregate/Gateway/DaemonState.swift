@@ -13,6 +13,9 @@ public struct DaemonState: Codable, Sendable, Equatable {
     public var boards: [String: Bool]
     /// The device node of each online board (absent in files of older versions).
     public var nodes: [String: String]?
+    /// Why the broker refuses the gateway's messages (a PUBACK reason code such as "not authorised"),
+    /// while it does; nil otherwise (and in files of older versions).
+    public var brokerRefusing: String?
     /// When the daemon stopped cleanly; nil while it runs (or if it was killed).
     public var stoppedAt: Date?
 
@@ -50,7 +53,7 @@ actor StatusFile {
         self.onError = onError
         let now = Date()
         state = DaemonState(pid: getpid(), startedAt: now, brokerConnected: false, brokerSince: now,
-                            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), nodes: [:], stoppedAt: nil)
+                            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), nodes: [:], brokerRefusing: nil, stoppedAt: nil)
     }
 
     func start() { save() }
@@ -59,6 +62,13 @@ actor StatusFile {
         guard state.brokerConnected != connected else { return }
         state.brokerConnected = connected
         state.brokerSince = Date()
+        save()
+    }
+
+    /// The broker refuses messages for `reason`, or (nil) takes them again.
+    func broker(refusing reason: String?) {
+        guard state.brokerRefusing != reason else { return }
+        state.brokerRefusing = reason
         save()
     }
 

@@ -89,5 +89,6 @@ public final class Gateway: Sendable {
             gracefulShutdownSignals: signals,
             logger: logger))
         try await group.run()
+        await journal.close()
     }
 }

@@ -20,6 +20,12 @@ public protocol EventOutbox: Sendable {
     /// The destination confirmed these events (PUBACK): the sink's cursor may move past them.
     func acknowledge(_ events: [JournaledEvent]) async
 
+    /// The destination can never take these events as they are (a topic the broker refuses, a
+    /// batch the backend answers 400): they go to the journal's quarantine with `response`, and the
+    /// sink's cursor moves past them, so that one bad event never stalls the ones behind it.
+    /// - Parameter status: the destination's code (an HTTP status, a PUBACK reason code, a libmosquitto error).
+    func quarantine(_ events: [JournaledEvent], status: Int, response: String) async
+
     /// Called when the sink's destination (re)connects: what was appended before is a replay
     /// from now on (sent with `replayed`, and coalesced where `latest`).
     /// - Returns: the first sequence number that counts as live.

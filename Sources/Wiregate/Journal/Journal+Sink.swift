@@ -16,6 +16,10 @@ extension Journal {
 
     public func acknowledge(_ events: [JournaledEvent]) { acknowledge(sink: Self.mqttSink, events) }
 
+    public func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
+        await quarantine(sink: Self.mqttSink, events, status: status, response: response)
+    }
+
     /// The journal as `sink` sees it (one of the sinks it was opened with).
     public nonisolated func outbox(for sink: String) -> JournalSinkOutbox {
         JournalSinkOutbox(journal: self, sink: sink)
@@ -30,16 +34,21 @@ extension Journal {
             var events: [JournaledEvent] = []
             for eventClass in [EventClass.critical, .telemetry] {
                 // A refill brings at most a few hundred rows: go on until the batch is full or the class drained.
-                while events.count < max {
+                while events.count < max, !Task.isCancelled {
                     if readers[sink]!.buffered[eventClass, default: []].isEmpty {
                         await refill(sink, eventClass)
                         if readers[sink]!.buffered[eventClass, default: []].isEmpty { break }
                     }
                     while events.count < max, let event = readers[sink]!.buffered[eventClass]?.popFirst() {
-                        readers[sink]!.inFlight[eventClass, default: []].append((event.seq, false))
+                        readers[sink]!.cursors[eventClass]!.handOut(event.seq)
                         events.append(event)
                     }
                 }
+            }
+            // A sink being stopped publishes nothing more: what it was given goes back untouched.
+            if Task.isCancelled {
+                putBack(sink: sink, events)
+                return []
             }
             if !events.isEmpty { return events }
             await withTaskCancellationHandler {
@@ -54,23 +63,18 @@ extension Journal {
     func putBack(sink: String, _ events: [JournaledEvent]) {
         for event in events.reversed() {
             let eventClass = event.event.eventClass
-            readers[sink]?.inFlight[eventClass]?.removeAll { $0.seq == event.seq }
-            readers[sink]?.buffered[eventClass, default: []].prepend(event)
+            guard readers[sink]?.cursors[eventClass]?.isAwaiting(event.seq) == true else { continue }
+            // The cursor keeps its place for it: it cannot move past an event that went back.
+            readers[sink]!.cursors[eventClass]!.giveBack(event.seq)
+            readers[sink]!.buffered[eventClass, default: []].prepend(event)
         }
+        // A sink waiting in `next` has something to send again.
+        if !events.isEmpty { wake(sink) }
     }
 
     func acknowledge(sink: String, _ events: [JournaledEvent]) {
-        for event in events {
-            let eventClass = event.event.eventClass
-            // In place: the deque is not copied out of the dictionary.
-            guard let index = readers[sink]?.inFlight[eventClass]?.firstIndex(where: { $0.seq == event.seq }) else { continue }
-            readers[sink]!.inFlight[eventClass]![index].acked = true
-            // The cursor moves only over an unbroken run of acknowledged events.
-            while let first = readers[sink]!.inFlight[eventClass]?.first, first.acked {
-                readers[sink]!.cursors[eventClass] = first.seq
-                readers[sink]!.inFlight[eventClass]!.removeFirst()
-                cursorsDirty = true
-            }
+        for event in events where readers[sink]?.cursors[event.event.eventClass]?.acknowledge(event.seq) == true {
+            cursorsDirty = true
         }
         if cursorsDirty && !flushScheduled {
             // A cursor on disk only spares re-sending after a crash: write it seldom (the SD card).
@@ -82,51 +86,68 @@ extension Journal {
         }
     }
 
-    /// Reads the next events of a class after the sink's read position: committed rows first, then pending ones.
+    /// Reads the next events of a class after the sink's read position: committed rows first, then
+    /// pending ones, and those only once every committed row before them has been read.
+    ///
+    /// A read that fails or is cancelled (GRDB throws `CancellationError` at shutdown) moves
+    /// nothing: "no answer" is never taken for "nothing there", or the position would pass rows
+    /// that were never sent and the cursor would follow it with the next acknowledgement.
     func refill(_ sink: String, _ eventClass: EventClass) async {
-        let after = readers[sink]!.position[eventClass] ?? readers[sink]!.cursors[eventClass, default: 0]
-        // Caught up with what is committed: the rest is in memory, no need to ask SQLite.
-        var events = after < committedThrough ? await readCommitted(eventClass, after: after, liveFrom: readers[sink]!.liveFrom) : []
-        // A refill may have waited for the database; read the position again in case another one ran.
-        let current = readers[sink]!.position[eventClass] ?? readers[sink]!.cursors[eventClass, default: 0]
-        if events.isEmpty || events.last!.seq <= current {
-            // `pending` is in seq order: start after `current` instead of scanning it all, and take
-            // a bounded slice straight into the buffer (no intermediate copies on the hot path).
-            var low = 0, high = pending.count
-            while low < high {
-                let middle = (low + high) / 2
-                if pending[middle].seq <= current { low = middle + 1 } else { high = middle }
+        while !Task.isCancelled {
+            let after = readers[sink]!.cursors[eventClass]!.position
+            if after >= committedThrough {
+                takePending(sink, eventClass, after: after)
+                return
             }
-            var taken = 0
-            var last: Int64?
-            var index = low
-            while index < pending.count && taken < Self.refillLimit {
-                if pending[index].event.eventClass == eventClass {
-                    readers[sink]!.buffered[eventClass, default: []].append(pending[index])
-                    last = pending[index].seq
-                    taken += 1
-                }
-                index += 1
+            // A commit during the read moves rows out of `pending` that the read may not have seen.
+            let committed = committedThrough
+            guard let events = await readCommitted(eventClass, after: after, liveFrom: readers[sink]!.liveFrom) else { return }
+            // The only refill of this sink and class: nothing else moved the position meanwhile.
+            if let last = events.last {
+                readers[sink]!.cursors[eventClass]!.read(through: last.seq)
+                readers[sink]!.buffered[eventClass, default: []].append(contentsOf: events)
+                return
             }
-            // Skipped rows of the other class are read by its own refill; the position is per class.
-            if let last { readers[sink]!.position[eventClass] = last }
-            return
+            // Nothing of this class is committed after `after`, up to what was committed when the
+            // read began; if nothing was committed meanwhile, the rest is in memory.
+            if committedThrough == committed { readers[sink]!.cursors[eventClass]!.read(through: committed) }
         }
-        events = events.filter { $0.seq > current }
-        guard let last = events.last else { return }
-        readers[sink]!.position[eventClass] = last.seq
-        readers[sink]!.buffered[eventClass, default: []].append(contentsOf: events)
+    }
+
+    /// Takes pending (uncommitted) events of a class after `after` into the sink's buffer.
+    private func takePending(_ sink: String, _ eventClass: EventClass, after: Int64) {
+        // `pending` is in seq order: start after `after` instead of scanning it all, and take
+        // a bounded slice straight into the buffer (no intermediate copies on the hot path).
+        var low = 0, high = pending.count
+        while low < high {
+            let middle = (low + high) / 2
+            if pending[middle].seq <= after { low = middle + 1 } else { high = middle }
+        }
+        var taken = 0
+        var last: Int64?
+        var index = low
+        while index < pending.count && taken < Self.refillLimit {
+            if pending[index].event.eventClass == eventClass {
+                readers[sink]!.buffered[eventClass, default: []].append(pending[index])
+                last = pending[index].seq
+                taken += 1
+            }
+            index += 1
+        }
+        // Skipped rows of the other class are read by its own refill; the position is per class.
+        if let last { readers[sink]!.cursors[eventClass]!.read(through: last) }
     }
 
     /// Most events one refill takes from memory: a bounded batch keeps each hand-out short.
     static let refillLimit = 1024
 
-    /// Up to 256 committed events of a class after `after`, in seq order.
+    /// Up to 256 committed events of a class after `after`, in seq order; nil when the read failed
+    /// or was cancelled.
     ///
     /// A `latest` row older than `liveFrom` (a replay) is skipped when a newer row of its topic
     /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
     /// with the next acknowledgement.
-    func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> [JournaledEvent] {
+    func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> [JournaledEvent]? {
         do {
             return try await database.read { db in
                 let rows = try db.cachedStatement(sql: """
@@ -143,9 +164,11 @@ extension Journal {
                                    clockSynced: row[6])
                 }
             }
+        } catch is CancellationError {
+            return nil
         } catch {
             logger.error("journal read failed", metadata: ["error": "\(error)"])
-            return []
+            return nil
         }
     }
 
@@ -207,7 +230,7 @@ extension Journal {
 
 extension JournalSinkOutbox {
     /// See `Journal.quarantine`.
-    func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
+    public func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
         await journal.quarantine(sink: sink, events, status: status, response: response)
     }
 }

@@ -36,7 +36,11 @@ public actor Journal: EventOutbox {
     var lastBoundsCheck: ContinuousClock.Instant?
     var shedding = false
     let logger: Logger
-    var nextSeq: Int64
+    /// Sequence numbers, reserved in blocks in `sequenceFile` so that none is ever handed out twice.
+    var sequence: SequenceAllocator
+    let sequenceFile: SequenceFile
+    var sequenceFileFailing = false
+    var nextSeq: Int64 { sequence.next }
     /// Appended, not yet committed, in seq order.
     var pending: [JournaledEvent] = []
     /// The highest seq a commit has covered: rows above it can only be in `pending`.
@@ -72,15 +76,22 @@ public actor Journal: EventOutbox {
     /// - Throws: when neither directory can hold a journal.
     public static func open(directory: String, memoryFallback: String? = nil, settings: GatewayConfig.Journal,
                             sinks: [String] = [mqttSink], logger: Logger) throws -> Journal {
+        // What the other journal reserved: a disk journal opening again after the memory fallback
+        // was used (the daemon restarted, the disk writable again) goes on after its numbers.
+        let memoryReserved = memoryFallback.map { SequenceFile(directory: $0).read() } ?? 0
         do {
-            return try openReplacingDamage(directory: directory, settings: settings, sinks: sinks, logger: logger)
+            return try openReplacingDamage(directory: directory, settings: settings, sinks: sinks, logger: logger, seqAfter: memoryReserved)
         } catch {
             guard let memoryFallback else { throw error }
-            var diskLastSeq: Int64 = 0
+            // The disk's reservation file is readable on a read-only card; the journal itself is
+            // read without its WAL (see lastSeqOfUnwritableJournal), so the file is the better floor.
+            var diskLastSeq = SequenceFile(directory: directory).read()
             do {
-                diskLastSeq = try lastSeqOfUnwritableJournal(path: fileName(in: directory))
+                diskLastSeq = max(diskLastSeq, try lastSeqOfUnwritableJournal(path: fileName(in: directory)))
             } catch {
-                logger.critical("disk journal unreadable: its sequence numbers may be handed out again", metadata: ["error": "\(error)"])
+                logger.error("disk journal unreadable: its reservation file is the sequence's floor", metadata: [
+                    "error": "\(error)", "floor": "\(diskLastSeq)",
+                ])
             }
             logger.critical("journal cannot be written in state_dir: journaling to memory, lost on power cut", metadata: [
                 "state_dir": "\(directory)", "error": "\(error)", "memory_journal": "\(memoryFallback)",
@@ -88,8 +99,10 @@ public actor Journal: EventOutbox {
             ])
             var bounded = settings
             bounded.maxBytes = min(settings.maxBytes, memoryFallbackMaxBytes)
-            return try openReplacingDamage(directory: memoryFallback, settings: bounded, sinks: sinks, logger: logger,
-                                           durable: false, seqAfter: diskLastSeq)
+            // A journal in memory is never uploaded (see `isDurable`): no backend reader, whose cursor
+            // would otherwise keep every row from being deleted.
+            return try openReplacingDamage(directory: memoryFallback, settings: bounded, sinks: [mqttSink], logger: logger,
+                                           durable: false, seqAfter: max(diskLastSeq, memoryReserved))
         }
     }
 
@@ -209,7 +222,12 @@ public actor Journal: EventOutbox {
             }
             return (last, cursors)
         }
-        nextSeq = max(last, seqAfter) + 1
+        sequenceFile = SequenceFile(directory: directory)
+        // Whatever was handed out before, by this file or a lost one, a crash or the memory fallback.
+        sequence = SequenceAllocator(after: max(last, seqAfter, sequenceFile.read()))
+        // Before any number is used; and a journal that opens on a read-only card (SQLite may, when
+        // a crash left its WAL behind) fails here, so that `open` falls back to memory, saying so.
+        try sequenceFile.write(sequence.reserveAhead())
         committedThrough = last
         // A sink new to this journal starts at its beginning: it gets everything still there.
         // Only the MQTT sink coalesces `latest` telemetry on a replay; the backend keeps the history, every value.
@@ -281,10 +299,11 @@ public actor Journal: EventOutbox {
     public func append(_ events: [Event]) async {
         guard !events.isEmpty else { return }
         let synced = SystemClock.isSynchronised()
+        let (first, reserve) = sequence.take(events.count)
+        if let reserve { writeReservation(reserve) }
         var critical = false
-        for event in events {
-            pending.append(JournaledEvent(seq: nextSeq, event: event, clockSynced: synced))
-            nextSeq += 1
+        for (offset, event) in events.enumerated() {
+            pending.append(JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced))
             critical = critical || event.eventClass == .critical
         }
         for sink in waiters.keys { wake(sink) }
@@ -300,7 +319,40 @@ public actor Journal: EventOutbox {
     }
 
     /// The last sequence number handed out.
-    public var lastSeq: Int64 { nextSeq - 1 }
+    public var lastSeq: Int64 { sequence.last }
+
+    /// Records `ceiling` as reserved before numbers up to it are used. A failure is logged (once
+    /// per run of failures) and the numbers used anyway: the live path never stops for the disk.
+    private func writeReservation(_ ceiling: Int64) {
+        do {
+            try sequenceFile.write(ceiling)
+            if sequenceFileFailing {
+                sequenceFileFailing = false
+                logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
+            }
+        } catch {
+            if !sequenceFileFailing {
+                sequenceFileFailing = true
+                logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
+                    "error": "\(error)",
+                ])
+            }
+        }
+    }
+
+    /// Commits what is pending and closes the database (its WAL is checkpointed into the file and
+    /// removed), and records the exact last sequence number: a clean restart goes on without a gap.
+    /// Called once every sink has stopped.
+    public func close() async {
+        await flush()
+        guard pending.isEmpty else { return } // uncommitted: the reservation stays as it is
+        writeReservation(sequence.last)
+        do {
+            try database.close()
+        } catch {
+            logger.warning("journal not closed cleanly", metadata: ["error": "\(error)"])
+        }
+    }
 
     public func beginLive() -> Int64 { beginLive(sink: Self.mqttSink) }
 
@@ -314,7 +366,7 @@ public actor Journal: EventOutbox {
     var acknowledgedByAll: [EventClass: Int64] {
         var floor: [EventClass: Int64] = [:]
         for eventClass in EventClass.allCases {
-            floor[eventClass] = readers.values.map { $0.cursors[eventClass, default: 0] }.min() ?? 0
+            floor[eventClass] = readers.values.map { $0.cursors[eventClass]!.acknowledged }.min() ?? 0
         }
         return floor
     }
@@ -346,7 +398,7 @@ public actor Journal: EventOutbox {
     private func flushOnce() async {
         flushScheduled = false
         let batch = pending
-        let cursors = readers.mapValues(\.cursors)
+        let cursors = readers.mapValues(\.acknowledged)
         let floor = acknowledgedByAll
         let writeCursors = cursorsDirty
         guard !batch.isEmpty || writeCursors else { return }
@@ -430,7 +482,7 @@ public actor Journal: EventOutbox {
         let firstPending = pending.first?.seq ?? nextSeq
         var counts: [EventClass: Int] = [:]
         for eventClass in EventClass.allCases {
-            let cursor = readers[sink]?.cursors[eventClass, default: 0] ?? 0
+            let cursor = readers[sink]?.cursors[eventClass]?.acknowledged ?? 0
             let stored = (try? await database.read { db in
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
                                  arguments: [eventClass.storageCode, cursor, firstPending]) ?? 0
@@ -441,17 +493,20 @@ public actor Journal: EventOutbox {
     }
 }
 
-/// One sink's reading state inside the journal.
+/// One sink's reading state inside the journal: per class, its cursor (pure bookkeeping, see
+/// `SinkCursor`) and the events read for it and not yet handed out.
 struct SinkReader {
-    /// Highest seq per class below which everything is acknowledged (durable once flushed).
-    var cursors: [EventClass: Int64]
-    /// Highest seq per class read into `buffered` or handed out.
-    var position: [EventClass: Int64] = [:]
+    var cursors: [EventClass: SinkCursor]
     var buffered: [EventClass: Deque<JournaledEvent>] = [:]
-    /// Handed out, in seq order, with whether the broker acknowledged it.
-    var inFlight: [EventClass: Deque<(seq: Int64, acked: Bool)>] = [:]
     /// The first seq appended since the sink's destination last connected; older ones are a replay.
     var liveFrom: Int64 = .max
+
+    init(cursors stored: [EventClass: Int64]) {
+        cursors = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0, SinkCursor(acknowledged: stored[$0] ?? 0)) })
+    }
+
+    /// Per class, the seq below which everything is acknowledged: what goes to disk.
+    var acknowledged: [EventClass: Int64] { cursors.mapValues(\.acknowledged) }
 }
 
 extension EventClass {

@@ -15,6 +15,10 @@ public final class MQTTSink: Service, Sendable {
         public var acknowledged = 0
         /// PUBACKs with a failure reason code (MQTT 5), e.g. not authorised.
         public var refusedByBroker = 0
+        /// Events moved to the quarantine: libmosquitto or the broker can never take them as they are.
+        public var quarantined = 0
+        /// PUBACKs for a message id the window did not hold (logged, ignored).
+        public var unknownAcknowledgements = 0
         public var connects = 0
         public var connectionLosses = 0
     }
@@ -28,8 +32,21 @@ public final class MQTTSink: Service, Sendable {
     private let logger: Logger
     private let statusFile: StatusFile
     private let counterState = Mutex(Counters())
+    /// The quarantine reasons already logged in this run.
+    private let quarantineReasonsLogged = Mutex<Set<String>>([])
     /// The first seq appended after the current connection was made; anything older is a replay.
     private let liveFrom = Mutex<Int64>(.max)
+    /// While the broker refuses messages for now (MQTT 5 PUBACK 0x87, 0x97…): the backoff, and
+    /// when sending may start again.
+    private let refusal = Mutex(Refusal())
+
+    /// The broker refusing messages for now: until when the sender waits, and which events must be
+    /// accepted before the refusal is over.
+    private struct Refusal {
+        var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
+        var until: ContinuousClock.Instant?
+        var refused: Set<Int64> = []
+    }
 
     /// - Parameter statusDirectory: where `status.json` goes: beside the journal.
     public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statusDirectory: String, statuses: BoardStatusRegistry,
@@ -37,7 +54,7 @@ public final class MQTTSink: Service, Sendable {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
         self.client = try MosquittoClient(options: .init(config: config, password: password)) { mid, reasonCode in
-            window.acknowledged(mid: mid, reasonCode: reasonCode)
+            window.answered(mid: mid, reasonCode: reasonCode)
         }
         self.outbox = outbox
         self.statuses = statuses
@@ -55,6 +72,7 @@ public final class MQTTSink: Service, Sendable {
             var counters = counters
             counters.acknowledged = window.acknowledged
             counters.refusedByBroker = window.refused
+            counters.unknownAcknowledgements = window.unknown
             return counters
         }
     }
@@ -89,7 +107,7 @@ public final class MQTTSink: Service, Sendable {
             group.cancelAll()
         }
         await client.shutdown()
-        await outbox.acknowledge(window.takeAcknowledged())
+        await outbox.acknowledge(await takeAcknowledged())
         // What the broker has not acknowledged stays in the journal for the next start.
         await outbox.flush()
         await statusFile.stopped()
@@ -120,51 +138,137 @@ public final class MQTTSink: Service, Sendable {
                 logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
             case .published:
                 break // PUBACKs go to the window directly (see init)
-            case .message(let topic, let payload):
-                await commands.handle(topic: topic, payload: payload)
+            case .message(let topic, let payload, let retained):
+                await commands.handle(topic: topic, payload: payload, retained: retained)
             }
         }
     }
 
     /// Hands PUBACKed events to the journal in batches when the sender is not about to (see
-    /// `PublishWindow.acknowledged`), so the cursor moves also while nothing is being sent.
+    /// `PublishWindow.answered`), so the cursor moves also while nothing is being sent; and deals
+    /// with what the broker refused.
     private func forwardAcknowledgements() async {
-        var refused = 0
+        var unknown = 0
         for await _ in window.signals {
-            await outbox.acknowledge(window.takeAcknowledged())
-            let now = window.counts.refused
-            if now > refused {
-                logger.error("the broker refused messages (MQTT 5 PUBACK reason code >= 0x80)", metadata: ["refused": "\(now)"])
-                refused = now
+            await outbox.acknowledge(await takeAcknowledged())
+            await handleRefusals(window.takeRefused())
+            let now = window.counts.unknown
+            if now > unknown {
+                logger.warning("PUBACK for a message id not in flight: ignored", metadata: ["unknown_total": "\(now)"])
+                unknown = now
             }
+        }
+    }
+
+    /// A refusal that can never succeed for that message quarantines it; any other keeps the event,
+    /// which is sent again, first of its class, after a backoff (a configuration or load problem:
+    /// the ACL, a quota). A refused message is never acknowledged to the journal.
+    private func handleRefusals(_ refused: [(item: JournaledEvent, verdict: PubackVerdict)]) async {
+        var retry: [JournaledEvent] = []
+        var reason: String?
+        for (event, verdict) in refused {
+            switch verdict {
+            case .accepted: break
+            case .refusedForGood(let why):
+                await quarantine(event, code: 0, reason: "the broker refused it: \(why)")
+            case .refusedForNow(let why):
+                retry.append(event)
+                reason = why
+            }
+        }
+        if let reason {
+            let delay = refusal.withLock { state -> Duration in
+                let delay = state.backoff.nextDelay()
+                state.until = .now + delay
+                state.refused.formUnion(retry.map(\.seq))
+                return delay
+            }
+            await outbox.putBack(retry.sorted { $0.seq < $1.seq })
+            await statusFile.broker(refusing: reason)
+            logger.error("the broker refused messages; they stay in the journal and are sent again", metadata: [
+                "reason": "\(reason)", "refused": "\(retry.count)", "retry_in": "\(delay)",
+            ])
+        }
+    }
+
+    /// The events the broker acknowledged since the last call; when they include every event it
+    /// had refused, the refusal is over.
+    private func takeAcknowledged() async -> [JournaledEvent] {
+        let acknowledged = window.takeAcknowledged()
+        guard !acknowledged.isEmpty else { return acknowledged }
+        let over = refusal.withLock { state -> Bool in
+            guard !state.refused.isEmpty else { return false }
+            state.refused.subtract(acknowledged.map(\.seq))
+            guard state.refused.isEmpty else { return false }
+            state.until = nil
+            state.backoff.reset()
+            return true
+        }
+        if over {
+            await statusFile.broker(refusing: nil)
+            logger.notice("the broker takes the messages it refused")
+        }
+        return acknowledged
+    }
+
+    /// Moves an event that can never be published as it is to the quarantine, so that it stalls
+    /// nothing behind it; counted, and logged (once per run for each reason: a board repeating the
+    /// same bad line must not flood the log).
+    private func quarantine(_ event: JournaledEvent, code: Int32, reason: String) async {
+        await outbox.quarantine([event], status: Int(code), response: reason)
+        counterState.withLock { $0.quarantined += 1 }
+        let first = quarantineReasonsLogged.withLock { $0.insert(reason).inserted }
+        if first {
+            logger.error("message quarantined: it can never be published as it is", metadata: [
+                "board": "\(event.event.board)", "seq": "\(event.seq)", "reason": "\(reason)",
+            ])
         }
     }
 
     private func publishEvents() async {
         var timestamps = TimestampFormatter()
-        while true {
+        while !Task.isCancelled {
+            if let until = refusal.withLock({ $0.until }), until > .now {
+                try? await Task.sleep(until: until)
+                continue
+            }
             let room = await window.waitForRoom()
             guard room > 0 else { return }
             // The PUBACKs that made the room go to the journal in the same hand-off.
-            let events = await outbox.next(max: room, acknowledging: window.takeAcknowledged())
+            let events = await outbox.next(max: room, acknowledging: await takeAcknowledged())
             guard !events.isEmpty else { return }
+            // A refusal came while this sender waited for events: they wait out the backoff first.
+            if let until = refusal.withLock({ $0.until }), until > .now {
+                await outbox.putBack(events)
+                try? await Task.sleep(until: until)
+                continue
+            }
             let firstLive = liveFrom.withLock { $0 }
+            var published = 0
             for (index, event) in events.enumerated() {
                 let timestamp = timestamps.string(from: event.event.receivedAt)
-                do {
-                    let mid = try client.publish(topic: event.event.topic, payload: event.event.payload,
-                                                 userProperties: event.seq < firstLive
-                                                    ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
-                                                    : ["seq": String(event.seq), "ts": timestamp])
-                    window.sent(mid: mid, event: event)
-                } catch {
-                    // Lost the connection while sending: keep the rest, send it after the reconnect.
+                let (result, displaced) = window.publish(event) {
+                    client.publish(topic: event.event.topic, payload: event.event.payload,
+                                   userProperties: event.seq < firstLive
+                                       ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
+                                       : ["seq": String(event.seq), "ts": timestamp])
+                }
+                if let displaced { await outbox.putBack([displaced]) }
+                switch result {
+                case .queued:
+                    published += 1
+                case .refused(let error):
+                    // Not a lost connection: this message can never go as it is. It must not hold
+                    // up every later event of its class.
+                    await quarantine(event, code: error.rawValue, reason: "libmosquitto: \(error)")
+                case .notTaken(let error):
+                    logger.warning("libmosquitto did not take messages, will retry", metadata: ["error": "\(error)"])
                     await outbox.putBack(Array(events[index...]))
                     try? await Task.sleep(for: .milliseconds(100))
-                    break
                 }
+                if case .notTaken = result { break }
             }
-            counterState.withLock { $0.published += events.count }
+            counterState.withLock { $0.published += published }
         }
     }
 
@@ -177,12 +281,12 @@ public final class MQTTSink: Service, Sendable {
     }
 
     private func publishStatus(_ topic: String, online: Bool) {
-        do {
-            let mid = try client.publish(topic: topic, payload: online ? "online" : "offline", retain: true)
-            window.sent(mid: mid, event: nil)
-        } catch {
-            logger.debug("status not published", metadata: ["topic": "\(topic)", "error": "\(error)"])
+        let (result, displaced) = window.publish(nil) {
+            client.publish(topic: topic, payload: online ? "online" : "offline", retain: true)
         }
+        if let displaced { Task { await outbox.putBack([displaced]) } }
+        if case .queued = result { return }
+        logger.debug("status not published", metadata: ["topic": "\(topic)", "result": "\(result)"])
     }
 
     private func subscribeToCommands() {

@@ -15,8 +15,8 @@ public enum MQTTClientEvent: Sendable {
     /// The broker acknowledged the QoS 1 message `mid` (PUBACK). `reasonCode` ≥ 0x80 means it refused it (MQTT 5).
     /// Not sent when the client was made with an `onPublished` handler.
     case published(mid: Int32, reasonCode: Int32)
-    /// A message arrived on a subscription.
-    case message(topic: String, payload: [UInt8])
+    /// A message arrived on a subscription; `retained` when the broker flags it as a retained one.
+    case message(topic: String, payload: [UInt8], retained: Bool)
 }
 
 /// One connection to a broker through libmosquitto, kept up by its own network thread.
@@ -164,27 +164,56 @@ public final class MosquittoClient: Sendable {
     /// Whether a CONNACK was accepted and the connection has not been lost since.
     public var isConnected: Bool { context.connected.load(ordering: .acquiring) }
 
+    /// What became of a message handed to `publish`.
+    public enum PublishResult: Sendable, Equatable {
+        /// libmosquitto took it and gave it `mid`; it sends it now, or after the next CONNACK when
+        /// the connection is down (it queues a message it has given an id, whatever it returns).
+        case queued(mid: Int32)
+        /// This message can never be published as it is: a topic the library refuses (malformed
+        /// UTF-8, a wildcard), a payload or packet over the broker's maximum size, a property refused.
+        case refused(MosquittoError)
+        /// Not taken, for a reason that may pass (out of memory): try again later.
+        case notTaken(MosquittoError)
+
+        /// The message id of a queued message.
+        /// - Throws: the error of a message that was not queued.
+        public func mid() throws(MosquittoError) -> Int32 {
+            switch self {
+            case .queued(let mid): return mid
+            case .refused(let error), .notTaken(let error): throw error
+            }
+        }
+    }
+
     /// Queues a QoS 1 message.
     /// - Parameter userProperties: MQTT 5 user properties; left out on a 3.1.1 connection, which has none.
-    /// - Returns: the message id that the `published` event will carry.
-    /// - Throws: `MosquittoError.noConnection` when not connected, or another code.
+    /// - Returns: the message id that the `published` event will carry, or why the message was not taken.
     public func publish(topic: String, payload: String, retain: Bool = false,
-                        userProperties: KeyValuePairs<String, String> = [:]) throws(MosquittoError) -> Int32 {
+                        userProperties: KeyValuePairs<String, String> = [:]) -> PublishResult {
         var properties: OpaquePointer?
         defer { mosquitto_property_free_all(&properties) }
         if !userProperties.isEmpty && context.version.load(ordering: .relaxed) == 5 {
             for (name, value) in userProperties {
-                try MosquittoError.check(mosquitto_property_add_string_pair(&properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), name, value))
+                let code = mosquitto_property_add_string_pair(&properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), name, value)
+                if code != MOSQ_ERR_SUCCESS.rawValue {
+                    let error = MosquittoError(rawValue: code)
+                    return error == .noMemory ? .notTaken(error) : .refused(error)
+                }
             }
         }
+        // libmosquitto never gives out id 0: a 0 after the call means it checked and refused the
+        // message before queueing it.
         var mid: Int32 = 0
         var payload = payload
         let code = payload.withUTF8 { bytes in
             mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes.baseAddress, 1, retain, properties)
         }
-        try MosquittoError.check(code)
-        wakeNetworkThread()
-        return mid
+        let error = MosquittoError(rawValue: code)
+        if error == .success || (mid != 0 && error != .noMemory) {
+            wakeNetworkThread()
+            return .queued(mid: mid)
+        }
+        return error == .noMemory ? .notTaken(error) : .refused(error)
     }
 
     /// Makes the network thread write what was just queued.
@@ -203,9 +232,15 @@ public final class MosquittoClient: Sendable {
         }
     }
 
-    /// Subscribes at QoS 1.
+    /// Subscribes at QoS 1 to messages as they are published, never to retained ones.
+    ///
+    /// MQTT 5 options: retained messages are not sent when subscribing (retain handling 2), and a
+    /// message's retain flag reaches us as it was published (retain as published), so that a
+    /// retained message can be recognised and refused. libmosquitto leaves both out on 3.1.1, where
+    /// a retained message comes flagged at subscription time.
     public func subscribe(_ filter: String) throws(MosquittoError) {
-        try MosquittoError.check(mosquitto_subscribe_v5(handle.pointer, nil, filter, 1, 0, nil))
+        let options = Int32(MQTT_SUB_OPT_SEND_RETAIN_NEVER.rawValue | MQTT_SUB_OPT_RETAIN_AS_PUBLISHED.rawValue)
+        try MosquittoError.check(mosquitto_subscribe_v5(handle.pointer, nil, filter, 1, options, nil))
         wakeNetworkThread()
     }
 
@@ -449,5 +484,5 @@ private func onMessage(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     let payload: [UInt8] = message.payloadlen > 0 && message.payload != nil
         ? Array(UnsafeRawBufferPointer(start: message.payload, count: Int(message.payloadlen)))
         : []
-    CallbackContext.from(userdata).continuation.yield(.message(topic: String(cString: topic), payload: payload))
+    CallbackContext.from(userdata).continuation.yield(.message(topic: String(cString: topic), payload: payload, retained: message.retain))
 }

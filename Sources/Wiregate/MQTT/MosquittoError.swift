@@ -12,6 +12,9 @@ public struct MosquittoError: Error, RawRepresentable, Hashable, Sendable, Custo
     public static let connectionRefused = MosquittoError(rawValue: Int32(MOSQ_ERR_CONN_REFUSED.rawValue))
     public static let errno = MosquittoError(rawValue: Int32(MOSQ_ERR_ERRNO.rawValue))
     public static let keepalive = MosquittoError(rawValue: Int32(MOSQ_ERR_KEEPALIVE.rawValue))
+    public static let noMemory = MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
+    public static let malformedUTF8 = MosquittoError(rawValue: Int32(MOSQ_ERR_MALFORMED_UTF8.rawValue))
+    public static let oversizePacket = MosquittoError(rawValue: Int32(MOSQ_ERR_OVERSIZE_PACKET.rawValue))
 
     /// libmosquitto's text; for `MOSQ_ERR_ERRNO` that is the system's `strerror(errno)`, so
     /// describe the error on the thread that got it, before another call changes errno.

@@ -1,42 +1,27 @@
 import Synchronization
+import WiregateCore
 
 /// The bounded in-flight window, and the hand-off of PUBACKs from libmosquitto's thread.
 ///
 /// libmosquitto queues without limit, so the window is ours (`mqtt.inflight`, default 256:
 /// 200 to 1,000 measured alike on loopback, and a quarter of it is what a live alarm may
-/// wait for under a telemetry flood, about 1.5 ms). PUBACKs are recorded here directly from the
-/// network thread, under a lock, with no task hop per message: at tens of thousands of
-/// messages a second, a hop per acknowledgement costs more than the broker's round trip.
-/// The sink drains the acknowledged events in batches, woken by `signals`.
+/// wait for under a telemetry flood, about 1.5 ms). The bookkeeping (which message id is which
+/// event, what an answer means) is the pure `InFlightWindow`; this class holds it under a lock
+/// and adds the waiting. PUBACKs are recorded here directly from the network thread, with no
+/// task hop per message: at tens of thousands of messages a second, a hop per acknowledgement
+/// costs more than the broker's round trip. The sink drains the answers in batches, woken by `signals`.
 final class PublishWindow: Sendable {
     let limit: Int
-    /// Yields when acknowledged events are waiting in `takeAcknowledged()`. Coalesced.
+    /// Yields when answers are waiting in `takeAcknowledged()` or `takeRefused()`. Coalesced.
     let signals: AsyncStream<Void>
     private let signal: AsyncStream<Void>.Continuation
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     private struct State {
-        var inFlight = 0
+        var window: InFlightWindow<JournaledEvent>
         var connected = false
         var closed = false
         var waiter: CheckedContinuation<Void, Never>?
-        /// Published, awaiting PUBACK: the event, or nil for a status message.
-        var awaiting: [Int32: JournaledEvent?] = [:]
-        /// PUBACKs that came before `sent` recorded their message id (they race on two threads).
-        var early: Set<Int32> = []
-        var acknowledged: [JournaledEvent] = []
-        var acknowledgedCount = 0
-        var refusedCount = 0
-
-        /// Counts an acknowledgement; returns whether the sink's forwarder must be woken to drain them.
-        ///
-        /// Not once per PUBACK (a task wake-up each, the biggest cost at high rates): when a batch
-        /// has gathered, or when nothing is left in flight (a quiet moment: the tail goes at once).
-        mutating func record(_ event: JournaledEvent?, batch: Int) -> Bool {
-            acknowledgedCount += 1
-            if let event { acknowledged.append(event) }
-            return !acknowledged.isEmpty && (acknowledged.count == batch || inFlight == 0)
-        }
     }
 
     /// A quarter of the window: what the sender waits to have free, and what the forwarder waits to have acknowledged.
@@ -45,6 +30,7 @@ final class PublishWindow: Sendable {
     init(limit: Int) {
         self.limit = limit
         batch = max(1, limit / 4)
+        state = Mutex(State(window: InFlightWindow(limit: limit)))
         (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -55,11 +41,11 @@ final class PublishWindow: Sendable {
     /// of a few PUBACKs (tens of microseconds on loopback).
     /// - Returns: how many messages may be sent now; 0 once closed or cancelled.
     func waitForRoom() async -> Int {
-        func hasRoom(_ state: State) -> Bool { state.connected && limit - state.inFlight >= batch }
+        @Sendable func hasRoom(_ state: State) -> Bool { state.connected && state.window.room >= batch }
         while true {
             let room: Int? = state.withLock { state in
                 if state.closed { return 0 }
-                return hasRoom(state) ? limit - state.inFlight : nil
+                return hasRoom(state) ? state.window.room : nil
             }
             if let room { return room }
             if Task.isCancelled { return 0 }
@@ -83,50 +69,59 @@ final class PublishWindow: Sendable {
         }
     }
 
-    /// Records a message handed to libmosquitto; `event` is nil for a status message.
-    func sent(mid: Int32, event: JournaledEvent?) {
-        let notify = state.withLock { state -> Bool in
-            if state.early.remove(mid) != nil {
-                return state.record(event, batch: batch)
-            }
-            state.inFlight += 1
-            state.awaiting[mid] = .some(event)
-            return false
+    /// Hands one message to libmosquitto through `publish` and records the id it gets, under the
+    /// window's lock: the PUBACK, handled on the network thread under the same lock, cannot come
+    /// before its id is known. (libmosquitto calls the PUBACK callback holding only its callback
+    /// mutex, and `publish` takes only its message mutex: no lock order can cross.)
+    /// - Parameter event: the event, or nil for a status message.
+    /// - Returns: what libmosquitto did, and an event that was still recorded under the same id (the
+    ///   library reused it: that event's answer can no longer be told apart, so it is sent again).
+    func publish(_ event: JournaledEvent?,
+                 through publish: () -> MosquittoClient.PublishResult) -> (result: MosquittoClient.PublishResult, displaced: JournaledEvent?) {
+        state.withLock { state in
+            let result = publish()
+            guard case .queued(let mid) = result else { return (result, nil) }
+            return (result, state.window.sent(mid: mid, item: event))
         }
-        if notify { signal.yield() }
     }
 
     /// A PUBACK; called on libmosquitto's network thread.
-    func acknowledged(mid: Int32, reasonCode: Int32) {
+    func answered(mid: Int32, reasonCode: Int32) {
         let notify = state.withLock { state -> Bool in
-            if reasonCode >= 0x80 { state.refusedCount += 1 }
-            guard let event = state.awaiting.removeValue(forKey: mid) else {
-                state.early.insert(mid)
-                return false
-            }
-            state.inFlight -= 1
-            let notify = state.record(event, batch: batch)
-            if limit - state.inFlight >= batch, let waiter = state.waiter {
-                // The sender drains the acknowledgements with its next batch: no second wake-up.
+            let answer = state.window.answered(mid: mid, reasonCode: reasonCode)
+            var senderWoken = false
+            if state.window.room >= batch, let waiter = state.waiter {
                 state.waiter = nil
                 waiter.resume()
-                return false
+                senderWoken = true
             }
-            return notify
+            switch answer {
+            case .refused, .unknown:
+                return true // rare: the sink's forwarder handles and logs them at once
+            case .accepted:
+                // The sender drains the acknowledgements with its next batch: no second wake-up.
+                if senderWoken { return false }
+                // Not once per PUBACK (a task wake-up each, the biggest cost at high rates): when a
+                // batch has gathered, or when nothing is left in flight (a quiet moment: the tail goes at once).
+                let acknowledged = state.window.acknowledged.count
+                return acknowledged > 0 && (acknowledged >= batch || state.window.inFlight == 0)
+            }
         }
         if notify { signal.yield() }
     }
 
     /// The events acknowledged since the last call, in the order of their PUBACKs.
     func takeAcknowledged() -> [JournaledEvent] {
-        state.withLock { state in
-            defer { state.acknowledged.removeAll(keepingCapacity: true) }
-            return state.acknowledged
-        }
+        state.withLock { $0.window.takeAcknowledged() }
     }
 
-    var counts: (inFlight: Int, acknowledged: Int, refused: Int) {
-        state.withLock { ($0.inFlight, $0.acknowledgedCount, $0.refusedCount) }
+    /// The events the broker refused since the last call, with what each refusal means.
+    func takeRefused() -> [(item: JournaledEvent, verdict: PubackVerdict)] {
+        state.withLock { $0.window.takeRefused() }
+    }
+
+    var counts: (inFlight: Int, acknowledged: Int, refused: Int, unknown: Int) {
+        state.withLock { ($0.window.inFlight, $0.window.acknowledgedCount, $0.window.refusedCount, $0.window.unknownCount) }
     }
 
     func setConnected(_ value: Bool) {

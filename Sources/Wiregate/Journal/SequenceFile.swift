@@ -1,0 +1,32 @@
+import Foundation
+
+/// The file beside a journal that holds its reserved sequence ceiling (see `SequenceAllocator`):
+/// one decimal number, replaced atomically and synced, so that it survives the journal itself.
+struct SequenceFile: Sendable {
+    static let name = "sequence"
+    let path: String
+
+    init(directory: String) {
+        path = (directory as NSString).appendingPathComponent(Self.name)
+    }
+
+    /// The number in the file; 0 when there is none or it cannot be read (a journal of its own
+    /// is then the only floor).
+    func read() -> Int64 {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Writes `value` to a temporary file, syncs it and renames it over the old one.
+    /// - Throws: `SystemCallError` naming the call that failed.
+    func write(_ value: Int64) throws(SystemCallError) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw SystemCallError(call: "open", path: temporary, code: errno) }
+        defer { close(fd) }
+        let bytes = Array("\(value)\n".utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SystemCallError(call: "write", path: temporary, code: errno) }
+        guard fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: temporary, code: errno) }
+        guard rename(temporary, path) == 0 else { throw SystemCallError(call: "rename", path: temporary, code: errno) }
+    }
+}

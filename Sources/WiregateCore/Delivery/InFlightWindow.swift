@@ -1,0 +1,83 @@
+/// The MQTT sink's window of messages handed to the client library and awaiting PUBACK: which
+/// message id stands for which event, and what each answer means. Pure bookkeeping, no I/O: the
+/// sink's `PublishWindow` holds one under a lock and feeds it what libmosquitto reports.
+///
+/// The accounting is exact across reconnects: a message id is recorded the moment the library
+/// assigns it (libmosquitto queues a message and resends it after the next CONNACK even when the
+/// publish call itself said "no connection"), and an answer for an id the window does not hold
+/// is counted and ignored, never kept: after the 16-bit id wraps, a kept stale answer would
+/// acknowledge another event.
+///
+/// `Item` is the sink's event type; a status message has no item (`nil`).
+public struct InFlightWindow<Item: Sendable>: Sendable {
+    /// Most messages awaiting PUBACK at once.
+    public let limit: Int
+    /// Awaiting PUBACK: the item, or nil for a status message.
+    private var awaiting: [Int32: Item?] = [:]
+    /// Answered and accepted, in the order of their PUBACKs, until the sink takes them.
+    public private(set) var acknowledged: [Item] = []
+    /// Answered and refused, until the sink takes them.
+    public private(set) var refused: [(item: Item, verdict: PubackVerdict)] = []
+    public private(set) var acknowledgedCount = 0
+    public private(set) var refusedCount = 0
+    /// Answers for message ids the window did not hold.
+    public private(set) var unknownCount = 0
+
+    public init(limit: Int) {
+        precondition(limit > 0)
+        self.limit = limit
+    }
+
+    /// Messages awaiting PUBACK.
+    public var inFlight: Int { awaiting.count }
+
+    /// Free places in the window.
+    public var room: Int { max(0, limit - awaiting.count) }
+
+    /// The library took a message and gave it `mid`.
+    /// - Returns: an item that was still recorded under `mid`: the library reused the id, so the
+    ///   old message's answer will never be told apart; the caller sends that item again.
+    public mutating func sent(mid: Int32, item: Item?) -> Item? {
+        let displaced = awaiting.updateValue(item, forKey: mid)
+        return displaced ?? nil
+    }
+
+    /// What a PUBACK did to the window.
+    public enum Answer: Sendable, Equatable {
+        /// The broker has the message; its item (if any) waits in `acknowledged`.
+        case accepted
+        /// The broker refused it; its item (if any) waits in `refused`.
+        case refused(PubackVerdict)
+        /// No message awaits this id: counted, ignored.
+        case unknown
+    }
+
+    /// A PUBACK for `mid` with the MQTT 5 `reasonCode` (0 on MQTT 3.1.1).
+    public mutating func answered(mid: Int32, reasonCode: Int32) -> Answer {
+        guard let item = awaiting.removeValue(forKey: mid) else {
+            unknownCount += 1
+            return .unknown
+        }
+        let verdict = PubackVerdict(reasonCode: reasonCode)
+        if verdict == .accepted {
+            acknowledgedCount += 1
+            if let item { acknowledged.append(item) }
+            return .accepted
+        }
+        refusedCount += 1
+        if let item { refused.append((item, verdict)) }
+        return .refused(verdict)
+    }
+
+    /// Hands over the accepted items gathered since the last call.
+    public mutating func takeAcknowledged() -> [Item] {
+        defer { acknowledged.removeAll(keepingCapacity: true) }
+        return acknowledged
+    }
+
+    /// Hands over the refused items gathered since the last call.
+    public mutating func takeRefused() -> [(item: Item, verdict: PubackVerdict)] {
+        defer { refused.removeAll(keepingCapacity: true) }
+        return refused
+    }
+}

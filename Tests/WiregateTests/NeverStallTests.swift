@@ -1,0 +1,113 @@
+import Foundation
+import Glibc
+import Testing
+import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// No single event can stall a sink, and nothing the broker refused counts as delivered: the
+/// loss paths the hostile review of main found, each tried end to end against a real mosquitto.
+@Suite(.serialized) struct NeverStallTests {
+    /// The regression: one line with a C1 control in its key (valid UTF-8 that MQTT forbids) was
+    /// refused by libmosquitto, put back, and retried forever: every later alarm of every board
+    /// waited behind it. Now the key is sanitised, and a message libmosquitto still refuses (one
+    /// over the broker's maximum packet size) is quarantined while the alarms behind it go on.
+    @Test func aHostileLineNeverStallsTheAlarmsBehindIt() async throws {
+        // The broker's CONNACK says: no packet over 400 bytes. libmosquitto refuses bigger ones itself.
+        let broker = try MosquittoBroker(extraConfig: "max_packet_size 400")
+        let hostile = try SimulatedBoard()
+        let door = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let state = try makeTemporaryDirectory("never-stall")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: hostile, match: { path: \(hostile.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
+          - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """, stateDirectory: state))
+        #expect(await eventually {
+            let hostileOnline = await harness.gateway.statuses.isOnline("hostile")
+            let doorOnline = await harness.gateway.statuses.isOnline("door")
+            return hostileOnline && doorOnline && harness.gateway.mqtt.isConnected
+        })
+        hostile.send("primer=1")
+        door.send("primer=1")
+        // C1 controls and a non-character (Swift refuses U+FDD0 in a literal: built from its code point).
+        hostile.send("alarm\u{85}\u{9B}" + String(Unicode.Scalar(0xFDD0)!) + "=1")
+        hostile.send("big=" + String(repeating: "x", count: 600))        // over the broker's packet size
+        for n in 0..<20 { door.send("door=\(n)") }
+        hostile.send("after=1")
+        let doors = { @Sendable (messages: [Subscriber.Message]) in messages.filter { $0.topic == "wiregate/test-gw/door/door" }.map(\.payload) }
+        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { doors($0).count == 20 && $0.contains { $0.topic == "wiregate/test-gw/hostile/after" } },
+                "\(subscriber.messages.suffix(5))")
+        #expect(doors(subscriber.messages) == (0..<20).map(String.init))
+        // The C1 key became one ordinary level; the over-sized message went to the quarantine.
+        #expect(subscriber.messages.contains { $0.topic == "wiregate/test-gw/hostile/alarm___" })
+        #expect(!subscriber.messages.contains { $0.topic == "wiregate/test-gw/hostile/big" })
+        #expect(harness.gateway.mqtt.counters.quarantined == 1)
+        #expect(await eventually { (try? JournalStatus.read(stateDirectory: state))?.quarantined[Journal.mqttSink] == 1 })
+        await harness.stop()
+        // Nothing is left pending for the broker: after a restart nothing blocks either.
+        let status = try JournalStatus.read(stateDirectory: state)
+        #expect(status.sinks[Journal.mqttSink]?["critical"]?.pending == 0, "\(status)")
+    }
+
+    /// The regression: a PUBACK with reason code 0x87 (the ACL refuses) was counted as delivered and
+    /// the event deleted. Now it stays in the journal, `status` says the broker refuses, it is sent
+    /// again with a backoff, and arrives once the ACL lets it.
+    @Test func aRefusedPublishIsKeptAndSentAgainOnceAllowed() async throws {
+        let acl = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-acl-\(UUID())").path
+        try "topic readwrite #\ntopic deny wiregate/test-gw/sim/secret\n".write(toFile: acl, atomically: true, encoding: .utf8)
+        let broker = try MosquittoBroker(extraConfig: "acl_file \(acl)")
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let state = try makeTemporaryDirectory("refused")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
+        """, stateDirectory: state))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("primer=1")
+        board.send("secret=42")
+        #expect(await eventually { harness.gateway.mqtt.counters.refusedByBroker >= 1 })
+        #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.brokerRefusing?.contains("0x87") == true })
+        // Not acknowledged: still pending in the journal, and sent again.
+        #expect(await eventually { await harness.gateway.journal.pendingCount()[.critical] == 1 })
+        #expect(await eventually(timeout: .seconds(5)) { harness.gateway.mqtt.counters.refusedByBroker >= 2 })
+        // The ACL is fixed and reloaded (SIGHUP): the kept event arrives.
+        try "topic readwrite #\n".write(toFile: acl, atomically: true, encoding: .utf8)
+        broker.reload()
+        #expect(await subscriber.waitAsync(timeout: .seconds(40)) { $0.contains { $0.topic == "wiregate/test-gw/sim/secret" && $0.payload == "42" } })
+        #expect(await eventually { await harness.gateway.journal.pendingCount()[.critical] == 0 })
+        #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.brokerRefusing == nil })
+        await harness.stop()
+    }
+
+    /// The regression: a retained `SIREN=ON` fired again at every reconnect, after the user had
+    /// switched the siren off. Now a command is never taken from a retained message.
+    @Test func retainedCommandsNeverFire() async throws {
+        let broker = try MosquittoBroker(persistent: true)   // the retained message survives its restart
+        let board = try SimulatedBoard()
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "SIREN=OFF" ] }
+        """))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        try await Task.sleep(for: .milliseconds(500))
+        // A retained one published while the gateway listens is refused too; a plain one is written.
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=OFF")
+        var written: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !written.contains("SIREN=OFF") && ContinuousClock.now < deadline {
+            written += board.receivedLines(timeout: .milliseconds(200))
+        }
+        written += board.receivedLines(timeout: .milliseconds(300))
+        #expect(written == ["SIREN=OFF"])
+        #expect(harness.gateway.router.retainedRefused == 1)
+        // A reconnect does not bring the retained one back.
+        broker.stop()
+        try broker.start()
+        #expect(await eventually { harness.gateway.mqtt.counters.connects >= 2 })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(board.receivedLines(timeout: .milliseconds(300)).isEmpty)
+        await harness.stop()
+    }
+}
