@@ -47,7 +47,7 @@ struct DevicesCommand: ParsableCommand {
             case .board(let index): board = config.boards[index].name
             case .adopt(let name): board = name; reason = "adopted (unknown_boards: adopt)"
             case .awaitHello: reason = "decided by its hello line (\(config.discovery.hello)) once the daemon opens it"
-            case .ignore(let why): reason = why
+            case .ignore(let why), .refuse(let why): reason = why
             }
             // The daemon's own view wins: it has read the hello line.
             if let daemon, let named = daemon.nodes?.first(where: { $0.value == device.node })?.key {

@@ -89,6 +89,30 @@ import Testing
         #expect(config.needsDiscovery)
     }
 
+    /// The regression: a USB device whose serial number or hello line sanitises to a configured
+    /// board's name was adopted under it while the real board was away (its topics, its commands),
+    /// and the real board was then refused as a second device.
+    @Test func anAdoptedBoardCanNeverTakeAConfiguredName() throws {
+        let matcher = DeviceMatcher(matches: [BoardMatch(serial: "REAL-SERIAL")], allowList: try Self.config("unknown_boards: adopt\ndefaults: { protocol: kv }", boards: "  []").discovery.usbIDs,
+                                    adoptUnknown: true, reservedNames: ["front-door"])
+        guard case .refuse(let reason) = matcher.decide(Self.device(serial: "front-door")) else {
+            Issue.record("a device with the serial number 'front-door' was not refused")
+            return
+        }
+        #expect(reason.contains("front-door") && reason.contains("configured"))
+        guard case .refuse = matcher.decide(Self.device(port: "1-4"), hello: "front-door", helloRead: true) else {
+            Issue.record("a device saying hello as 'front-door' was not refused")
+            return
+        }
+        // Sanitised first: a serial that becomes the name once trimmed is refused too.
+        guard case .refuse = matcher.decide(Self.device(serial: " front-door\t")) else {
+            Issue.record("refused only when written exactly")
+            return
+        }
+        #expect(matcher.decide(Self.device(serial: "REAL-SERIAL")) == .board(index: 0))
+        #expect(matcher.decide(Self.device(serial: "other")) == .adopt(name: "other"))
+    }
+
     @Test func aFixedPathIsNotDiscovered() throws {
         let config = try Self.config("", boards: "  - { name: sim, match: { path: /dev/ttyACM0 }, protocol: raw }")
         #expect(!config.needsDiscovery)

@@ -82,6 +82,25 @@ import WiregateTestKit
         try testbed.stopGateway()
     }
 
+    /// The regression: a device whose serial number is a configured board's name was adopted under
+    /// it while the real board was away, and published (and took commands) as that board.
+    @Test func anImpostorIsNeverAdoptedUnderAConfiguredName() async throws {
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
+        try startGateway(boards: "  - { name: front-door, match: { serial: REAL1 }, protocol: kv, settle: 0s }",
+                         extra: "unknown_boards: adopt\ndefaults: { protocol: kv, settle: 0s }")
+        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" } })
+        try testbed.plug(port: "1-1", tty: "ttyACM0", serial: "front-door")
+        try testbed.plug(port: "1-2", tty: "ttyACM1", serial: "other")
+        #expect(await online("other", at: subscriber), "\(testbed.log)")
+        try send("ttyACM0", ["door=open"])
+        try send("ttyACM1", ["door=closed"])
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/other/door" } })
+        #expect(await eventually(timeout: .seconds(2)) { testbed.log.contains("device refused") }, "\(testbed.log)")
+        #expect(!subscriber.messages.contains { $0.topic.hasPrefix("wiregate/hp/front-door/") && $0.payload != "offline" },
+                "\(subscriber.messages)")
+        try testbed.stopGateway()
+    }
+
     @Test func pluggedInWhileRunningThenUnpluggedThenReplugged() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
         try startGateway(boards: "  - { name: front-door, match: { serial: A1B2C3 }, protocol: kv, settle: 0s }")

@@ -123,6 +123,8 @@ public final class DeviceWatcher: Service, Sendable {
             }
         case .ignore(let reason):
             logger.debug("tty is not a board", metadata: ["node": "\(device.node)", "reason": "\(reason)"])
+        case .refuse(let reason):
+            logger.warning("device refused", metadata: ["node": "\(device.node)", "reason": "\(reason)"])
         }
     }
 
@@ -147,7 +149,8 @@ public final class DeviceWatcher: Service, Sendable {
 
 extension DeviceMatcher {
     public init(config: GatewayConfig) {
-        self.init(matches: config.boards.map(\.match), allowList: config.discovery.usbIDs, adoptUnknown: config.discovery.adoptUnknown)
+        self.init(matches: config.boards.map(\.match), allowList: config.discovery.usbIDs, adoptUnknown: config.discovery.adoptUnknown,
+                  reservedNames: Set(config.boards.map(\.name)))
     }
 }
 

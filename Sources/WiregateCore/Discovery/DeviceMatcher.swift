@@ -91,6 +91,9 @@ public enum DeviceDecision: Sendable, Hashable {
     case adopt(name: String)
     /// Not a board: the reason, for `wiregate devices` and the log.
     case ignore(reason: String)
+    /// Would be adopted, but under a name it must never have (a configured board's): refused,
+    /// and worth a warning (a device pretending to be another board).
+    case refuse(reason: String)
     /// An entry may match once the port has said hello (or not): read it first.
     case awaitHello
 }
@@ -100,11 +103,14 @@ public struct DeviceMatcher: Sendable {
     public var matches: [BoardMatch]
     public var allowList: USBAllowList
     public var adoptUnknown: Bool
+    /// Names an adopted board can never take: the configured boards'.
+    public var reservedNames: Set<String>
 
-    public init(matches: [BoardMatch], allowList: USBAllowList, adoptUnknown: Bool) {
+    public init(matches: [BoardMatch], allowList: USBAllowList, adoptUnknown: Bool, reservedNames: Set<String> = []) {
         self.matches = matches
         self.allowList = allowList
         self.adoptUnknown = adoptUnknown
+        self.reservedNames = reservedNames
     }
 
     /// - Parameter hello: the name from the port's hello line; nil when it was not read (yet) or none came.
@@ -132,6 +138,12 @@ public struct DeviceMatcher: Sendable {
         // An unknown board without a serial number may still name itself in a hello line.
         if usb.serial == nil && !helloRead { return .awaitHello }
         let identity = BoardIdentity(device: device)!.with(hello: hello)
+        // A device whose serial number or hello line sanitises to a configured board's name would
+        // get its topics and its commands while the real board is away, and then keep the real
+        // board out as a second device: never.
+        if reservedNames.contains(identity.adoptedName) {
+            return .refuse(reason: "its \(identity) names it '\(identity.adoptedName)', which is a configured board's name: not adopted")
+        }
         return .adopt(name: identity.adoptedName)
     }
 }
