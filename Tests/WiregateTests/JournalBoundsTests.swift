@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import Wiregate
 import WiregateCore
@@ -53,11 +54,36 @@ import WiregateTestKit
     @Test func ageBoundDropsOldEvents() async throws {
         let state = try makeTemporaryDirectory("bounds")
         let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
-                                  logger: Logger(label: "test"))
+                                  logger: Logger(label: "test"), clockSynchronised: { true })
         let old = Date().addingTimeInterval(-2 * 86400)
         await journal.append([event(1, .critical, at: old), event(2, .telemetry, at: old), event(3, .telemetry)])
         await journal.enforceBounds()
         #expect(await journal.pendingCount() == [.critical: 0, .telemetry: 1])
         #expect(try JournalStatus.read(stateDirectory: state).dropped == ["critical": 1, "telemetry": 1])
+    }
+
+    /// The regression: `max_age` deleted what the wall clock said was old. A Pi that booted offline
+    /// with a wrong clock and synced later saw fresh, undelivered events as weeks old, critical
+    /// included. Age is now judged only between clocks known to be right.
+    @Test func aClockStepNeverMakesUndeliveredEventsExpire() async throws {
+        let state = try makeTemporaryDirectory("bounds")
+        let synced = Mutex(false)
+        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
+                                  logger: Logger(label: "test"), clockSynchronised: { synced.withLock { $0 } })
+        // Booted offline, the clock 40 days behind: events recorded with it, flagged unsynchronised.
+        let wrong = Date().addingTimeInterval(-40 * 86400)
+        await journal.append([event(1, .critical, at: wrong), event(2, .telemetry, at: wrong)])
+        // Still unsynchronised: nothing is judged old, not even what a synced clock recorded long ago.
+        await journal.enforceBounds()
+        #expect(await journal.pendingCount() == [.critical: 1, .telemetry: 1])
+        // NTP steps the clock: the rows recorded unsynchronised keep their place (their age is unknown).
+        synced.withLock { $0 = true }
+        await journal.enforceBounds()
+        #expect(await journal.pendingCount() == [.critical: 1, .telemetry: 1])
+        #expect(try JournalStatus.read(stateDirectory: state).dropped.values.allSatisfy { $0 == 0 })
+        // A row recorded synchronised, now past max_age by a synchronised clock, does go.
+        await journal.append([event(3, .telemetry, at: Date().addingTimeInterval(-2 * 86400))])
+        await journal.enforceBounds()
+        #expect(await journal.pendingCount() == [.critical: 1, .telemetry: 1])
     }
 }

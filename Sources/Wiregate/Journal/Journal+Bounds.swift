@@ -9,14 +9,22 @@ extension Journal {
 
     /// Drops events past `max_age`, then the oldest telemetry (critical only when no telemetry is
     /// left) until the journal's used pages fit `max_bytes`; counts the drops per class.
+    ///
+    /// Age is judged only between two clocks known to be right: while the clock is not
+    /// synchronised now, nothing expires (a Pi that booted offline may be days ahead or behind),
+    /// and a row recorded with an unsynchronised clock never expires by age (its time is not
+    /// known; `max_bytes` still bounds it). So no clock step can make undelivered events old.
     func enforceBounds() async {
         let (maxBytes, maxAge) = bounds
-        let cutoff = Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970
+        // Nil: age cannot be judged now.
+        let cutoff = clockSynchronised() ? Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970 : nil
         do {
             let dropped = try await database.write { db -> [EventClass: Int] in
                 var dropped: [EventClass: Int] = [:]
                 for eventClass in EventClass.allCases {
-                    try db.execute(sql: "DELETE FROM event WHERE class = ? AND received_at < ?", arguments: [eventClass.storageCode, cutoff])
+                    guard let cutoff else { break }
+                    try db.execute(sql: "DELETE FROM event WHERE class = ? AND received_at < ? AND clock_synced = 1",
+                                   arguments: [eventClass.storageCode, cutoff])
                     dropped[eventClass, default: 0] += db.changesCount
                 }
                 func usedBytes() throws -> Int64 {

@@ -32,6 +32,8 @@ public actor Journal: EventOutbox {
     /// out again by the disk journal later, so they must not reach a sink that deduplicates by them.
     public nonisolated let isDurable: Bool
     let commitWindow: Duration
+    /// Whether the wall clock is known to be right: each event's flag, and whether `max_age` can be judged.
+    let clockSynchronised: @Sendable () -> Bool
     let bounds: (maxBytes: Int64, maxAge: Duration)
     var lastBoundsCheck: ContinuousClock.Instant?
     var shedding = false
@@ -176,19 +178,23 @@ public actor Journal: EventOutbox {
     ///   - sinks: the names of the sinks reading it, each with its own cursor; a row is deleted
     ///     once every one of them has acknowledged it.
     ///   - seqAfter: the sequence goes on after this number at least (see `open`).
+    ///   - clockSynchronised: whether the wall clock is known to be right now (the system's, but for tests).
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
     public init(directory: String, settings: GatewayConfig.Journal, sinks: [String] = [mqttSink], logger: Logger,
-                durable: Bool = true, seqAfter: Int64 = 0) throws {
+                durable: Bool = true, seqAfter: Int64 = 0,
+                clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            try self.init(opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter)
+            try self.init(opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
+                          clockSynchronised: clockSynchronised)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
     }
 
     private init(opening directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
-                 durable: Bool, seqAfter: Int64) throws {
+                 durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool) throws {
+        self.clockSynchronised = clockSynchronised
         precondition(!sinks.isEmpty, "a journal needs a sink")
         let sync = settings.sync
         var configuration = Configuration()
@@ -298,7 +304,7 @@ public actor Journal: EventOutbox {
 
     public func append(_ events: [Event]) async {
         guard !events.isEmpty else { return }
-        let synced = SystemClock.isSynchronised()
+        let synced = clockSynchronised()
         let (first, reserve) = sequence.take(events.count)
         if let reserve { writeReservation(reserve) }
         var critical = false

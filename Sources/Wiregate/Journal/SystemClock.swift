@@ -6,11 +6,11 @@ import Foundation
 /// A Pi has no RTC: offline it boots with the time it last saved, which can be days
 /// off. Events carry this flag so the backend knows which timestamps to trust, so it must
 /// never say "synchronised" without knowing it.
-enum SystemClock {
+public enum SystemClock {
     /// What systemd-timesyncd creates once it has synchronised the clock (in /run: gone at boot).
     static let timesyncdFlag = "/run/systemd/timesync/synchronized"
 
-    static func isSynchronised() -> Bool {
+    public static func isSynchronised() -> Bool {
         // timesyncd's own word, readable under any hardening.
         if FileManager.default.fileExists(atPath: timesyncdFlag) { return true }
         var timex = CTimex.timex()
