@@ -75,6 +75,9 @@ struct StatusCommand: ParsableCommand {
         if let quarantined = journal.quarantined[Journal.mqttSink], quarantined > 0 {
             print("quarantined for the broker: \(quarantined) (messages it can never take as they are)")
         }
+        if journal.quarantineDropped > 0 {
+            print("dropped from the quarantine by its bound: \(journal.quarantineDropped)")
+        }
         print("dropped by the bounds: critical \(journal.dropped["critical"] ?? 0), telemetry \(journal.dropped["telemetry"] ?? 0)")
         if let url = config.backend?.url {
             let state = report.backend.map { state in

@@ -86,4 +86,27 @@ import WiregateTestKit
         await journal.enforceBounds()
         #expect(await journal.pendingCount() == [.critical: 1, .telemetry: 1])
     }
+
+    /// The regression: quarantined rows counted toward `max_bytes` but were never deleted by the
+    /// bounds pass, so once they filled it every unsent event was dropped, critical included.
+    @Test func theQuarantineHasItsOwnBoundAndNeverCostsAnEvent() async throws {
+        let state = try makeTemporaryDirectory("bounds")
+        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10,
+                                                                    quarantineMaxCount: 200, quarantineMaxBytes: 256 << 10),
+                                  logger: Logger(label: "test"))
+        // 1,000 events (about 150 KiB of text) that the destination refused for good.
+        for start in stride(from: 0, to: 1000, by: 100) {
+            await journal.append((start..<start + 100).map { event($0, .telemetry) })
+            let refused = await journal.next(max: 100)
+            await journal.quarantine(sink: Journal.mqttSink, refused, status: 0x90, response: "topic name invalid")
+        }
+        // Then the alarms of a night with the broker away.
+        for n in 0..<30 { await journal.append([event(n, .critical)]) }
+        await journal.enforceBounds()
+        #expect(await journal.pendingCount()[.critical] == 30, "every critical event kept")
+        let status = try JournalStatus.read(stateDirectory: state)
+        #expect(status.dropped["critical"] == 0)
+        #expect(status.quarantined[Journal.mqttSink] == 200, "the newest 200 kept")
+        #expect(status.quarantineDropped == 800)
+    }
 }

@@ -15,11 +15,14 @@ extension Journal {
     /// and a row recorded with an unsynchronised clock never expires by age (its time is not
     /// known; `max_bytes` still bounds it). So no clock step can make undelivered events old.
     func enforceBounds() async {
-        let (maxBytes, maxAge) = bounds
+        let (maxBytes, maxAge, quarantineCount, quarantineBytes) = bounds
         // Nil: age cannot be judged now.
         let cutoff = clockSynchronised() ? Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970 : nil
         do {
-            let dropped = try await database.write { db -> [EventClass: Int] in
+            let (dropped, quarantineDropped) = try await database.write { db -> ([EventClass: Int], Int) in
+                // The quarantine first, within its own bound; then it is left out of `max_bytes`.
+                let quarantineDropped = try Self.boundQuarantine(db, maxCount: quarantineCount, maxBytes: quarantineBytes)
+                let quarantineSize = try Self.quarantineBytes(db)
                 var dropped: [EventClass: Int] = [:]
                 for eventClass in EventClass.allCases {
                     guard let cutoff else { break }
@@ -27,11 +30,12 @@ extension Journal {
                                    arguments: [eventClass.storageCode, cutoff])
                     dropped[eventClass, default: 0] += db.changesCount
                 }
+                /// The events' share of the file: its used pages, less the quarantine's.
                 func usedBytes() throws -> Int64 {
                     let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                     let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
                     let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-                    return (pages - free) * size
+                    return (pages - free) * size - quarantineSize
                 }
                 for eventClass in [EventClass.telemetry, .critical] {
                     var used = try usedBytes()
@@ -49,13 +53,15 @@ extension Journal {
                         used = try usedBytes()
                     }
                 }
-                for (eventClass, count) in dropped where count > 0 {
+                var counts = dropped.map { ($0.key.storageCode, $0.value) }
+                counts.append((Self.quarantineDropCode, quarantineDropped))
+                for (code, count) in counts where count > 0 {
                     try db.execute(sql: """
                         INSERT INTO dropped (class, count) VALUES (?, ?)
                         ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
-                        """, arguments: [eventClass.storageCode, count])
+                        """, arguments: [code, count])
                 }
-                return dropped
+                return (dropped, quarantineDropped)
             }
             let total = dropped.values.reduce(0, +)
             if total > 0 && !shedding {
@@ -66,11 +72,57 @@ extension Journal {
                 ])
             }
             shedding = total > 0
+            if quarantineDropped > 0 {
+                logger.warning("quarantine bound reached: its oldest rows dropped", metadata: [
+                    "dropped": "\(quarantineDropped)", "max_count": "\(quarantineCount)", "max_bytes": "\(quarantineBytes)",
+                ])
+            }
         } catch is CancellationError {
             // Shutting down: the next start checks again.
         } catch {
             logger.error("journal bounds check failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The `dropped` table's row for quarantined events dropped by the quarantine's bound (the
+    /// classes are 0 and 1).
+    static let quarantineDropCode = 2
+
+    /// Deletes the oldest quarantined rows past `maxCount` rows or `maxBytes`. - Returns: how many.
+    static func boundQuarantine(_ db: Database, maxCount: Int, maxBytes: Int64) throws -> Int {
+        var dropped = 0
+        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") ?? 0
+        if count > maxCount {
+            try db.execute(sql: """
+                DELETE FROM quarantine WHERE (sink, seq) IN (SELECT sink, seq FROM quarantine ORDER BY quarantined_at, seq LIMIT ?)
+                """, arguments: [count - maxCount])
+            dropped += db.changesCount
+        }
+        var size = try quarantineBytes(db)
+        while size > maxBytes {
+            let rows = try Int64.fetchOne(db, sql: "SELECT count(*) FROM quarantine") ?? 0
+            guard rows > 0 else { break }
+            let excess = (size - maxBytes) / max(1, size / rows) + 1
+            try db.execute(sql: """
+                DELETE FROM quarantine WHERE (sink, seq) IN (SELECT sink, seq FROM quarantine ORDER BY quarantined_at, seq LIMIT ?)
+                """, arguments: [excess])
+            guard db.changesCount > 0 else { break }
+            dropped += db.changesCount
+            size = try quarantineBytes(db)
+        }
+        return dropped
+    }
+
+    /// The quarantine's size in the file: its pages (SQLite's `dbstat`), or where that table is
+    /// not compiled in, its text plus a row's overhead.
+    static func quarantineBytes(_ db: Database) throws -> Int64 {
+        if let pages = try? Int64.fetchOne(db, sql: "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = 'quarantine'") {
+            return pages
+        }
+        return try Int64.fetchOne(db, sql: """
+            SELECT coalesce(sum(length(CAST(payload AS BLOB)) + length(CAST(topic AS BLOB)) + length(CAST(response AS BLOB))
+                                + length(CAST(board AS BLOB)) + 64), 0) FROM quarantine
+            """) ?? 0
     }
 
     /// Keeps `pending` under `memoryLimit`: oldest telemetry first, critical only when nothing else is left.

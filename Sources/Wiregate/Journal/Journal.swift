@@ -34,7 +34,7 @@ public actor Journal: EventOutbox {
     let commitWindow: Duration
     /// Whether the wall clock is known to be right: each event's flag, and whether `max_age` can be judged.
     let clockSynchronised: @Sendable () -> Bool
-    let bounds: (maxBytes: Int64, maxAge: Duration)
+    let bounds: (maxBytes: Int64, maxAge: Duration, quarantineCount: Int, quarantineBytes: Int64)
     var lastBoundsCheck: ContinuousClock.Instant?
     var shedding = false
     let logger: Logger
@@ -218,7 +218,7 @@ public actor Journal: EventOutbox {
         self.directory = directory
         self.isDurable = durable
         self.commitWindow = settings.commitWindow
-        self.bounds = (settings.maxBytes, settings.maxAge)
+        self.bounds = (settings.maxBytes, settings.maxAge, settings.quarantineMaxCount, settings.quarantineMaxBytes)
         self.logger = logger
         let (last, cursors) = try database.read { db in
             let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0

@@ -24,6 +24,8 @@ public struct JournalStatus: Codable, Sendable, Equatable {
     public var dropped: [String: Int]
     /// Events a sink's destination refused for good, per sink (the backend's 4xx answers).
     public var quarantined: [String: Int]
+    /// Quarantined events its own bound (`journal.quarantine_max_count`, `_max_bytes`) dropped.
+    public var quarantineDropped: Int
 
     /// Reads the journal in `stateDirectory` without writing to it.
     /// - Parameter sinks: sinks to report even before their cursor first moved.
@@ -57,9 +59,15 @@ public struct JournalStatus: Codable, Sendable, Equatable {
                 }
             }
             var dropped = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0.rawValue, 0) })
+            var quarantineDropped = 0
             if try db.tableExists("dropped") {
                 for row in try Row.fetchAll(db, sql: "SELECT class, count FROM dropped") {
-                    dropped[EventClass(storageCode: row[0]).rawValue] = row[1]
+                    let code: Int = row[0]
+                    if code == Journal.quarantineDropCode {
+                        quarantineDropped = row[1]
+                    } else {
+                        dropped[EventClass(storageCode: code).rawValue] = row[1]
+                    }
                 }
             }
             var quarantined: [String: Int] = [:]
@@ -68,7 +76,8 @@ public struct JournalStatus: Codable, Sendable, Equatable {
                     quarantined[row[0]] = row[1]
                 }
             }
-            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped, quarantined: quarantined)
+            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped, quarantined: quarantined,
+                                 quarantineDropped: quarantineDropped)
         }
     }
 }

@@ -51,7 +51,13 @@ extension GatewayConfig {
         var journal = Journal()
         if let node = document.optional("journal") {
             let section = try node.mapping()
-            try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age"])
+            try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age", "quarantine_max_count", "quarantine_max_bytes"])
+            if let count = section.optional("quarantine_max_count") {
+                journal.quarantineMaxCount = try count.int(in: 0...10_000_000)
+            }
+            if let size = section.optional("quarantine_max_bytes") {
+                journal.quarantineMaxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
+            }
             if let size = section.optional("max_bytes") {
                 journal.maxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
             }

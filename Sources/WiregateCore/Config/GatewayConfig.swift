@@ -147,13 +147,20 @@ public struct GatewayConfig: Sendable {
         public var maxBytes: Int64
         /// Events older than this are dropped, telemetry and critical alike.
         public var maxAge: Duration
+        /// The quarantine's own bound (events a destination can never take): past either, its
+        /// oldest rows go, counted. It is not part of `maxBytes`, so it never costs an event.
+        public var quarantineMaxCount: Int
+        public var quarantineMaxBytes: Int64
 
         public init(commitWindow: Duration = .milliseconds(2000), sync: Sync = .normal,
-                    maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400)) {
+                    maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400),
+                    quarantineMaxCount: Int = 10_000, quarantineMaxBytes: Int64 = 16 << 20) {
             self.commitWindow = commitWindow
             self.sync = sync
             self.maxBytes = maxBytes
             self.maxAge = maxAge
+            self.quarantineMaxCount = quarantineMaxCount
+            self.quarantineMaxBytes = quarantineMaxBytes
         }
     }
 
