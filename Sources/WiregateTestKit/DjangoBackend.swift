@@ -31,7 +31,8 @@ public final class DjangoBackend: @unchecked Sendable {
     /// - Parameter faults: a fault plan (see deploy/django/testproject/faults.py), e.g.
     ///   `["plan": ["500", "429:1", "hang:3"], "reject_seq": 5]`.
     /// - Parameter tls: a server certificate and key: gunicorn then serves HTTPS.
-    public init(faults: [String: any Sendable]? = nil, tls: (certificate: String, key: String)? = nil) throws {
+    /// - Parameter gateway: the gateway id the token is bound to (the app answers 403 for any other).
+    public init(faults: [String: any Sendable]? = nil, tls: (certificate: String, key: String)? = nil, gateway: String = "test-gw") throws {
         self.tls = tls
         guard ProcessInfo.processInfo.environment["PGPORT"] != nil else {
             throw TestKitError("no PostgreSQL: run the tests through scripts/test.sh, which starts one (PGHOST, PGPORT)")
@@ -50,7 +51,7 @@ public final class DjangoBackend: @unchecked Sendable {
             faultsFile = nil
         }
         self.environment = environment
-        token = try Self.output(python, [directory + "/testproject/prepare.py", "gateway"], environment: environment)
+        token = try Self.output(python, [directory + "/testproject/prepare.py", gateway], environment: environment)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         try start()
     }
@@ -61,6 +62,10 @@ public final class DjangoBackend: @unchecked Sendable {
 
     /// The URL for `backend.url`.
     public var url: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
+
+    /// The keys of a `backend:` section that reach this server: its URL, and for plain HTTP the
+    /// lab switch the config requires.
+    public var configKeys: String { "url: \"\(url)\"\(tls == nil ? ", allow_plain_http: true" : "")" }
 
     /// Starts gunicorn and waits until it answers.
     public func start() throws {

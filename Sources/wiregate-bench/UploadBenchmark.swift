@@ -25,10 +25,10 @@ struct UploadBenchmark: AsyncParsableCommand {
         let state = try makeTemporaryDirectory("bench-upload")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let broker = try MosquittoBroker()
-        let backend = try DjangoBackend(faults: ["plan": [String]()])
+        let backend = try DjangoBackend(faults: ["plan": [String]()], gateway: "bench")
         let yaml = gatewayConfig(port: broker.port, state: state, boardPath: "/nonexistent") + """
 
-        backend: { url: "\(backend.url)", compress: \(compress) }
+        backend: { \(backend.configKeys), compress: \(compress) }
         """
         let config = try GatewayConfig.parse(yaml: yaml, file: "bench")
         do {

@@ -15,7 +15,7 @@ import WiregateTestKit
     func harness(_ broker: MosquittoBroker, _ board: SimulatedBoard, _ backend: DjangoBackend, extra: String = "") throws -> GatewayHarness {
         try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
-        """, backend: "url: \"\(backend.url)\", timeout: 2s, retry_max: 1s\(extra)"), backendToken: backend.token)
+        """, backend: "\(backend.configKeys), timeout: 2s, retry_max: 1s\(extra)"), backendToken: backend.token)
     }
 
     /// Every sequence number the journal handed out is stored, once.
@@ -111,7 +111,7 @@ import WiregateTestKit
         let config = GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
         """, stateDirectory: state, journal: "sync: full, commit_window_ms: 0",
-             backend: "url: \"\(backend.url)\", timeout: 5s, retry_max: 1s, batch_size: 50, max_rate: 500")
+             backend: "\(backend.configKeys), timeout: 5s, retry_max: 1s, batch_size: 50, max_rate: 500")
         try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
         var daemon = try ChildProcess(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
                                       environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
@@ -146,6 +146,26 @@ import WiregateTestKit
         await harness.stop()
     }
 
+    /// The regression: a redirect (followed, the POST became a GET answered 200), a login page
+    /// answered 200 and a rotated token (401) either marked events uploaded that were never
+    /// stored, or quarantined the whole stream for good. Now none of them stores or quarantines
+    /// anything: the sink says it is set up wrong and tries again; a 413 halves the batches.
+    @Test func aLyingOrMisconfiguredBackendNeverCostsAnEvent() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let backend = try DjangoBackend(faults: ["plan": ["302", "login", "401", "404", "413", "ok"]])
+        let harness = try harness(broker, board, backend, extra: ", batch_size: 100")
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        board.send("primer=1")
+        stream(board, 0..<300)
+        try await expectExactlyOnce(backend, harness, atLeast: 300)
+        let counters = harness.gateway.backend!.counters
+        #expect(counters.misconfigured == 4, "\(counters)")
+        #expect(counters.quarantined == 0)
+        #expect(await harness.gateway.journal.quarantinedCount(sink: "backend") == 0)
+        await harness.stop()
+    }
+
     @Test func aRefusedBatchIsQuarantinedAndTheRestArrives() async throws {
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
@@ -165,6 +185,8 @@ import WiregateTestKit
         let stored = Set(try backend.storedSequences())
         #expect(!stored.contains(150))
         #expect(stored.count + quarantined == Int(await journal.lastSeq))
+        // Halved until the bad event was alone: its 99 neighbours arrived.
+        #expect(quarantined == 1)
         #expect(harness.gateway.backend!.counters.quarantined == quarantined)
         #expect(try JournalStatus.read(stateDirectory: harness.gateway.journal.directory).quarantined["backend"] == quarantined)
         await harness.stop()

@@ -12,16 +12,21 @@ import WiregateCore
 /// (`POST <url>/api/gateway/events/`, see deploy/django) from its own cursor.
 ///
 /// Critical events go in batches of their own, first. A batch is retried as it is (same ids,
-/// the backend's idempotency absorbs a repeat) until the backend stores it (2xx), or refuses
-/// it for good (a 4xx other than 408 and 429: quarantined, and the sink goes on). 408, 429
-/// (honouring Retry-After), 5xx, timeouts and network errors back off, capped, with jitter:
-/// no busy retrying while the internet is down.
+/// the backend's idempotency absorbs a repeat) until the backend stores it: a 2xx whose answer
+/// accounts for every event (see `UploadVerdict`). 408, 429 (honouring Retry-After), 5xx,
+/// timeouts and network errors back off, capped, with jitter: no busy retrying while the
+/// internet is down. A configuration problem (a redirect, 401, 403, 404, a 200 from a login page)
+/// stops the sink with a loud error and backs off the same way: nothing is quarantined for it.
+/// 413 halves the batch (and the batches after it); 400, 422 and 409 halve it until the bad event
+/// is alone, which alone goes to the quarantine: its neighbours still arrive.
 public final class BackendSink: Service, Sendable {
     public struct Counters: Sendable, Equatable {
         public var uploaded = 0
         public var batches = 0
         public var retries = 0
         public var quarantined = 0
+        /// Answers that said the sink is set up wrong (see `UploadVerdict.misconfigured`).
+        public var misconfigured = 0
         /// Whether the last request reached the backend and was answered 2xx.
         public var reachable = false
     }
@@ -88,6 +93,9 @@ public final class BackendSink: Service, Sendable {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000))
         configuration.decompression = .disabled
+        // Never followed: a POST redirected to a login or captive-portal page becomes a GET answered
+        // 200, and an http -> https redirect is the config's to fix. The 3xx itself is the answer.
+        configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         await cancelWhenGracefulShutdown {
             await self.upload(with: client)
@@ -95,57 +103,53 @@ public final class BackendSink: Service, Sendable {
         try? await client.shutdown()
     }
 
-    /// What one request came to.
-    enum Outcome: Equatable {
-        case stored
-        /// Try the same batch again, not before `after` when the backend said so (Retry-After).
-        case retry(reason: String, after: Duration?)
-        /// Refused for good: the status and the start of the backend's answer.
-        case refused(status: Int, response: String)
-    }
-
     private func upload(with client: HTTPClient) async {
         var backoff = Backoff(initial: .seconds(1), maximum: settings.retryMax)
         var nextSend = ContinuousClock.now
         var lastProblem: String?
         var compress = false
+        // Lowered by a 413 (the backend's or a proxy's size limit), for the batches after it too.
+        var batchLimit = settings.batchSize
         // What was journaled before the backend was last reached is a replay (the `replayed` field).
         var liveFrom = await outbox.journal.lastSeq + 1
         while !Task.isCancelled {
-            var batch = await outbox.next(max: settings.batchSize)
+            var batch = await outbox.next(max: batchLimit)
             guard !batch.isEmpty else { return }
             if batch[0].event.eventClass == .critical,
                let split = batch.firstIndex(where: { $0.event.eventClass != .critical }) {
                 // Critical events in a batch of their own: the telemetry waits for the next one.
                 await outbox.putBack(Array(batch[split...]))
                 batch = Array(batch[..<split])
-            } else if batch.count < settings.batchSize && batch[0].event.eventClass == .telemetry {
+            } else if batch.count < batchLimit && batch[0].event.eventClass == .telemetry {
                 // A trickle of live telemetry: gather a second's worth rather than one request per event.
                 await outbox.putBack(batch)
                 do { try await Task.sleep(for: Self.linger) } catch { return }
-                batch = await outbox.next(max: settings.batchSize)
+                batch = await outbox.next(max: batchLimit)
                 guard !batch.isEmpty else { return }
                 if let split = batch.firstIndex(where: { $0.event.eventClass != batch[0].event.eventClass }) {
                     await outbox.putBack(Array(batch[split...]))
                     batch = Array(batch[..<split])
                 }
             }
-            let body = Self.body(gateway: gatewayID, batch, liveFrom: liveFrom)
-            // The same body until it is stored or refused: the backend sees the same ids every time.
-            while !Task.isCancelled {
+            // The batch, or the parts it was cut into (413, or to isolate a bad event), in seq order.
+            var parts = [batch]
+            while let part = parts.first, !Task.isCancelled {
+                // The same body until it is stored or refused: the backend sees the same ids every time.
+                let body = Self.body(gateway: gatewayID, part, liveFrom: liveFrom)
                 let gzipped = compress ? Gzip.compress(body) : nil
-                let (outcome, acceptsGzip) = await post(gzipped ?? body, gzipped: gzipped != nil, with: client)
+                let (verdict, acceptsGzip) = await post(gzipped ?? body, gzipped: gzipped != nil, count: part.count, with: client)
                 if let acceptsGzip, acceptsGzip != compress, settings.compress {
                     // RFC 7694: the backend's answers say whether it takes gzip bodies; a 415 to one says it does not.
                     compress = acceptsGzip
                     logger.info("backend \(acceptsGzip ? "accepts" : "does not accept") gzip bodies")
-                    if !acceptsGzip, gzipped != nil, case .refused(415, _) = outcome { continue }
+                    if !acceptsGzip, gzipped != nil { continue }
                 }
-                switch outcome {
+                switch verdict {
                 case .stored:
-                    await outbox.acknowledge(batch)
+                    parts.removeFirst()
+                    await outbox.acknowledge(part)
                     counterState.withLock {
-                        $0.uploaded += batch.count
+                        $0.uploaded += part.count
                         $0.batches += 1
                         $0.reachable = true
                     }
@@ -156,13 +160,29 @@ public final class BackendSink: Service, Sendable {
                         record(reachable: true, problem: nil)
                     }
                     backoff.reset()
-                case .refused(let status, let response):
-                    logger.error("the backend refused a batch for good: quarantined, going on", metadata: [
-                        "status": "\(status)", "events": "\(batch.count)", "first_seq": "\(batch[0].seq)",
+                case .tooLarge where part.count > 1, .refused where part.count > 1:
+                    // Halves, first half first: order holds, and a bad event ends up alone.
+                    let half = part.count / 2
+                    parts.replaceSubrange(0..<1, with: [Array(part[..<half]), Array(part[half...])])
+                    if case .tooLarge = verdict {
+                        batchLimit = max(1, min(batchLimit, half))
+                        logger.warning("the backend refuses batches this large (413): smaller ones from now on", metadata: [
+                            "batch_size": "\(batchLimit)",
+                        ])
+                    }
+                case .tooLarge, .refused:
+                    parts.removeFirst()
+                    let (status, response) = if case .refused(let status, let response) = verdict {
+                        (status, response)
+                    } else {
+                        (413, "the backend's request size limit is below one event")
+                    }
+                    logger.error("the backend refused an event for good: quarantined, going on", metadata: [
+                        "status": "\(status)", "seq": "\(part[0].seq)", "board": "\(part[0].event.board)",
                         "response": "\(response.prefix(200))",
                     ])
-                    await outbox.quarantine(batch, status: status, response: response)
-                    counterState.withLock { $0.quarantined += batch.count }
+                    await outbox.quarantine(part, status: status, response: response)
+                    counterState.withLock { $0.quarantined += part.count }
                 case .retry(let reason, let after):
                     counterState.withLock {
                         $0.retries += 1
@@ -174,11 +194,21 @@ public final class BackendSink: Service, Sendable {
                         lastProblem = reason
                         record(reachable: false, problem: reason)
                     }
-                    let delay = max(backoff.nextDelay(), after ?? .zero)
-                    do { try await Task.sleep(for: delay) } catch { return }
-                    continue
+                    do { try await Task.sleep(for: max(backoff.nextDelay(), after ?? .zero)) } catch { return }
+                case .misconfigured(let reason):
+                    counterState.withLock {
+                        $0.misconfigured += 1
+                        $0.reachable = false
+                    }
+                    if reason != lastProblem {
+                        logger.error("backend upload stopped: the backend or the way to it is set up wrong; retrying until fixed", metadata: [
+                            "reason": "\(reason)", "url": "\(settings.url)",
+                        ])
+                        lastProblem = reason
+                        record(reachable: false, problem: reason)
+                    }
+                    do { try await Task.sleep(for: backoff.nextDelay()) } catch { return }
                 }
-                break
             }
             if let rate = settings.maxRate {
                 // Paced: a backlog drains at max_rate, whatever the uplink could take.
@@ -193,7 +223,7 @@ public final class BackendSink: Service, Sendable {
 
     /// - Returns: what came of it, and whether the backend takes gzip bodies when its answer says
     ///   (nil: no answer, or nothing said).
-    private func post(_ body: ByteBuffer, gzipped: Bool, with client: HTTPClient) async -> (Outcome, acceptsGzip: Bool?) {
+    private func post(_ body: ByteBuffer, gzipped: Bool, count: Int, with client: HTTPClient) async -> (UploadVerdict, acceptsGzip: Bool?) {
         var request = HTTPClientRequest(url: settings.url + "/api/gateway/events/")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Token \(token)")
@@ -207,21 +237,10 @@ public final class BackendSink: Service, Sendable {
             let status = Int(response.status.code)
             var accepts: Bool? = response.headers[canonicalForm: "Accept-Encoding"].contains { $0.lowercased() == "gzip" } ? true : nil
             if gzipped && status == 415 { accepts = false }
-            return (Self.classify(status: status, retryAfter: response.headers.first(name: "Retry-After"), answer: answer), accepts)
+            return (UploadVerdict(status: status, retryAfter: response.headers.first(name: "Retry-After"), answer: answer, batchCount: count),
+                    accepts)
         } catch {
             return (.retry(reason: Self.describe(error), after: nil), nil)
-        }
-    }
-
-    /// 2xx stored; 408, 429, 5xx again (after Retry-After when given); any other status refused for good.
-    static func classify(status: Int, retryAfter: String?, answer: String) -> Outcome {
-        switch status {
-        case 200..<300:
-            return .stored
-        case 408, 429, 500..<600:
-            return .retry(reason: "HTTP \(status)", after: retryAfter.flatMap(Int.init).map { .seconds(max(0, min($0, 3600))) })
-        default:
-            return .refused(status: status, response: answer)
         }
     }
 

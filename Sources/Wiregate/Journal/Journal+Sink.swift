@@ -30,6 +30,9 @@ extension Journal {
         precondition(readers[sink] != nil, "no sink \(sink) in this journal")
         acknowledge(sink: sink, acknowledging)
         while !Task.isCancelled {
+            // A wake-up that comes while this pass runs (an alarm appended during a telemetry read)
+            // must not be lost: the pass runs again instead of waiting.
+            wokenDuringPass.remove(sink)
             // Critical first, always: a live alarm never waits behind a telemetry backlog.
             var events: [JournaledEvent] = []
             for eventClass in [EventClass.critical, .telemetry] {
@@ -51,6 +54,7 @@ extension Journal {
                 return []
             }
             if !events.isEmpty { return events }
+            if wokenDuringPass.contains(sink) { continue }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in waiters[sink] = continuation }
             } onCancel: {
@@ -93,24 +97,23 @@ extension Journal {
     /// nothing: "no answer" is never taken for "nothing there", or the position would pass rows
     /// that were never sent and the cursor would follow it with the next acknowledgement.
     func refill(_ sink: String, _ eventClass: EventClass) async {
-        while !Task.isCancelled {
+        // Each round moves the position (to a row, or to the snapshot's last commit): it ends.
+        for _ in 0..<4 where !Task.isCancelled {
             let after = readers[sink]!.cursors[eventClass]!.position
             if after >= committedThrough {
                 takePending(sink, eventClass, after: after)
                 return
             }
-            // A commit during the read moves rows out of `pending` that the read may not have seen.
-            let committed = committedThrough
-            guard let events = await readCommitted(eventClass, after: after, liveFrom: readers[sink]!.liveFrom) else { return }
+            guard let (events, committed) = await readCommitted(eventClass, after: after, liveFrom: readers[sink]!.liveFrom) else { return }
             // The only refill of this sink and class: nothing else moved the position meanwhile.
             if let last = events.last {
                 readers[sink]!.cursors[eventClass]!.read(through: last.seq)
                 readers[sink]!.buffered[eventClass, default: []].append(contentsOf: events)
                 return
             }
-            // Nothing of this class is committed after `after`, up to what was committed when the
-            // read began; if nothing was committed meanwhile, the rest is in memory.
-            if committedThrough == committed { readers[sink]!.cursors[eventClass]!.read(through: committed) }
+            // Nothing of this class after `after` in what the read saw, which is every commit up to
+            // `committed` (read in the same transaction); later commits are read by the next round.
+            readers[sink]!.cursors[eventClass]!.read(through: committed)
         }
     }
 
@@ -141,15 +144,17 @@ extension Journal {
     /// Most events one refill takes from memory: a bounded batch keeps each hand-out short.
     static let refillLimit = 1024
 
-    /// Up to 256 committed events of a class after `after`, in seq order; nil when the read failed
-    /// or was cancelled.
+    /// Up to 256 committed events of a class after `after`, in seq order, and the highest seq the
+    /// read's snapshot had committed; nil when the read failed or was cancelled.
     ///
     /// A `latest` row older than `liveFrom` (a replay) is skipped when a newer row of its topic
     /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
     /// with the next acknowledgement.
-    func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> [JournaledEvent]? {
+    func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> (events: [JournaledEvent], committed: Int64)? {
         do {
             return try await database.read { db in
+                // The commits flush writes also move this, even for events never written (acknowledged first).
+                let committed = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
                 let rows = try db.cachedStatement(sql: """
                     SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
                     WHERE class = ? AND seq > ?
@@ -157,12 +162,13 @@ extension Journal {
                           SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
                     ORDER BY seq LIMIT 256
                     """)
-                return try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
+                let events = try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
                     JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
                                                              eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
                                                              latest: row[7]),
                                    clockSynced: row[6])
                 }
+                return (events, committed)
             }
         } catch is CancellationError {
             return nil
@@ -173,7 +179,11 @@ extension Journal {
     }
 
     func wake(_ sink: String) {
-        waiters.removeValue(forKey: sink)?.resume()
+        if let waiter = waiters.removeValue(forKey: sink) {
+            waiter.resume()
+        } else {
+            wokenDuringPass.insert(sink)
+        }
     }
 }
 
@@ -201,21 +211,31 @@ extension Journal {
     /// Keeps `events` that `sink`'s destination refused for good in the quarantine table, with
     /// its answer, and moves the sink's cursor past them: the rest goes on.
     func quarantine(sink: String, _ events: [JournaledEvent], status: Int, response: String) async {
+        let database = self.database
         do {
-            try await database.write { db in
-                let insert = try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO quarantine (seq, sink, board, topic, payload, class, received_at, status, response, quarantined_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                let now = Date().timeIntervalSince1970
-                for item in events {
-                    try insert.execute(arguments: [item.seq, sink, item.event.board, item.event.topic, item.event.payload,
-                                                   item.event.eventClass.storageCode, item.event.receivedAt.timeIntervalSince1970,
-                                                   status, response, now])
+            // Its own task: a SIGTERM cancelling the sink must not cancel this write halfway (GRDB
+            // throws CancellationError for a cancelled caller), or the events would be in neither table.
+            try await Task {
+                try await database.write { db in
+                    let insert = try db.cachedStatement(sql: """
+                        INSERT OR REPLACE INTO quarantine (seq, sink, board, topic, payload, class, received_at, status, response, quarantined_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """)
+                    let now = Date().timeIntervalSince1970
+                    for item in events {
+                        try insert.execute(arguments: [item.seq, sink, item.event.board, item.event.topic, item.event.payload,
+                                                       item.event.eventClass.storageCode, item.event.receivedAt.timeIntervalSince1970,
+                                                       status, response, now])
+                    }
                 }
-            }
+            }.value
         } catch {
-            logger.error("cannot write the quarantine; the refused events are dropped", metadata: ["error": "\(error)", "count": "\(events.count)"])
+            // Not in the quarantine, so not passed by the cursor either: given back, tried again.
+            logger.error("cannot write the quarantine: the refused events stay in the journal", metadata: [
+                "error": "\(error)", "count": "\(events.count)",
+            ])
+            putBack(sink: sink, events)
+            return
         }
         acknowledge(sink: sink, events)
     }

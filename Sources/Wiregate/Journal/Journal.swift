@@ -62,6 +62,10 @@ public actor Journal: EventOutbox {
     var cursorsDirty = false
     /// A sink waiting in `next` for events, per sink.
     var waiters: [String: CheckedContinuation<Void, Never>] = [:]
+    /// Sinks woken while they were not waiting (in the middle of a pass of `next`).
+    var wokenDuringPass: Set<String> = []
+    /// Set by `close()`: the database is closed, nothing more is written.
+    var closed = false
 
     /// Most events kept in memory while the journal cannot be written (read-only or full file
     /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
@@ -231,9 +235,19 @@ public actor Journal: EventOutbox {
         sequenceFile = SequenceFile(directory: directory)
         // Whatever was handed out before, by this file or a lost one, a crash or the memory fallback.
         sequence = SequenceAllocator(after: max(last, seqAfter, sequenceFile.read()))
-        // Before any number is used; and a journal that opens on a read-only card (SQLite may, when
-        // a crash left its WAL behind) fails here, so that `open` falls back to memory, saying so.
-        try sequenceFile.write(sequence.reserveAhead())
+        // Before any number is used. A journal that opens on a read-only card (SQLite may, when a
+        // crash left its WAL behind) fails here, so that `open` falls back to memory, saying so; a
+        // full card does not: the disk journal still drains its backlog, and the failure is reported.
+        do {
+            try sequenceFile.write(sequence.reserveAhead())
+        } catch let error where [EROFS, EACCES, EPERM].contains(error.code) {
+            throw error
+        } catch {
+            sequenceFileFailing = true
+            logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
+                "error": "\(error)",
+            ])
+        }
         committedThrough = last
         // A sink new to this journal starts at its beginning: it gets everything still there.
         // Only the MQTT sink coalesces `latest` telemetry on a replay; the backend keeps the history, every value.
@@ -351,8 +365,17 @@ public actor Journal: EventOutbox {
     /// Called once every sink has stopped.
     public func close() async {
         await flush()
-        guard pending.isEmpty else { return } // uncommitted: the reservation stays as it is
+        guard pending.isEmpty else {
+            // The card refuses writes: these die with the process. Said loudly, with what they were.
+            let critical = pending.filter { $0.event.eventClass == .critical }.count
+            logger.critical("stopping with events the journal could not write: they are lost", metadata: [
+                "critical": "\(critical)", "telemetry": "\(pending.count - critical)",
+                "first_seq": "\(pending.first?.seq ?? 0)", "last_seq": "\(pending.last?.seq ?? 0)",
+            ])
+            return // the reservation stays as it is: no number is handed out twice
+        }
         writeReservation(sequence.last)
+        closed = true
         do {
             try database.close()
         } catch {
@@ -381,6 +404,7 @@ public actor Journal: EventOutbox {
     /// deletes the rows every sink has. Returns once everything appended before the call is committed
     /// (or failed to be, and stays in memory).
     public func flush() async {
+        guard !closed else { return }
         if flushing {
             flushAgain = true
             await withCheckedContinuation { flushWaiters.append($0) }
@@ -410,8 +434,10 @@ public actor Journal: EventOutbox {
         guard !batch.isEmpty || writeCursors else { return }
         cursorsDirty = false
         let toWrite = batch.filter { $0.seq > floor[$0.event.eventClass, default: 0] }
+        let database = self.database
         do {
-            try await database.write { db in
+            // Its own task: a caller being cancelled (a sink at SIGTERM) must not cancel the commit.
+            try await Task { try await database.write { db in
                 let insert = try db.cachedStatement(sql: """
                     INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -444,7 +470,7 @@ public actor Journal: EventOutbox {
                         try delete.execute(arguments: [eventClass.storageCode, seq])
                     }
                 }
-            }
+            } }.value
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
             if let last = batch.last { committedThrough = max(committedThrough, last.seq) }

@@ -28,5 +28,11 @@ struct SequenceFile: Sendable {
         guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SystemCallError(call: "write", path: temporary, code: errno) }
         guard fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: temporary, code: errno) }
         guard rename(temporary, path) == 0 else { throw SystemCallError(call: "rename", path: temporary, code: errno) }
+        // The rename itself must survive a power cut, or the old, lower ceiling could come back.
+        let directory = (path as NSString).deletingLastPathComponent
+        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else { throw SystemCallError(call: "open", path: directory, code: errno) }
+        defer { close(dirfd) }
+        guard fsync(dirfd) == 0 else { throw SystemCallError(call: "fsync", path: directory, code: errno) }
     }
 }

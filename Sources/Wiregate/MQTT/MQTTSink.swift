@@ -36,16 +36,17 @@ public final class MQTTSink: Service, Sendable {
     private let quarantineReasonsLogged = Mutex<Set<String>>([])
     /// The first seq appended after the current connection was made; anything older is a replay.
     private let liveFrom = Mutex<Int64>(.max)
-    /// While the broker refuses messages for now (MQTT 5 PUBACK 0x87, 0x97…): the backoff, and
-    /// when sending may start again.
-    private let refusal = Mutex(Refusal())
+    /// Events the broker refused for now (MQTT 5 PUBACK 0x87, 0x97…), held aside and sent again
+    /// after a backoff while everything else goes on: one topic the ACL misses must not hold up
+    /// the alarms on the others. They stay handed out in the journal, so its cursor waits for them
+    /// and they survive a restart.
+    private let held = Mutex(HeldBack())
 
-    /// The broker refusing messages for now: until when the sender waits, and which events must be
-    /// accepted before the refusal is over.
-    private struct Refusal {
+    private struct HeldBack {
+        var events: [JournaledEvent] = []
+        var reason: String?
         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
-        var until: ContinuousClock.Instant?
-        var refused: Set<Int64> = []
+        var retryAt: ContinuousClock.Instant?
     }
 
     /// - Parameter statusDirectory: where `status.json` goes: beside the journal.
@@ -97,6 +98,7 @@ public final class MQTTSink: Service, Sendable {
             group.addTask { await self.forwardAcknowledgements() }
             await withTaskGroup(of: Void.self) { senders in
                 senders.addTask { await self.publishEvents() }
+                senders.addTask { await self.retryHeldBack() }
                 senders.addTask { await self.publishStatusChanges() }
                 // Until SIGTERM / SIGINT (or cancellation); then stop taking events from the journal.
                 try? await gracefulShutdown()
@@ -160,9 +162,9 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
-    /// A refusal that can never succeed for that message quarantines it; any other keeps the event,
-    /// which is sent again, first of its class, after a backoff (a configuration or load problem:
-    /// the ACL, a quota). A refused message is never acknowledged to the journal.
+    /// A refusal that can never succeed for that message quarantines it; any other holds the event
+    /// back, to be sent again after a backoff (a configuration or load problem: the ACL, a quota).
+    /// A refused message is never acknowledged to the journal.
     private func handleRefusals(_ refused: [(item: JournaledEvent, verdict: PubackVerdict)]) async {
         var retry: [JournaledEvent] = []
         var reason: String?
@@ -176,31 +178,53 @@ public final class MQTTSink: Service, Sendable {
                 reason = why
             }
         }
-        if let reason {
-            let delay = refusal.withLock { state -> Duration in
-                let delay = state.backoff.nextDelay()
-                state.until = .now + delay
-                state.refused.formUnion(retry.map(\.seq))
-                return delay
-            }
-            await outbox.putBack(retry.sorted { $0.seq < $1.seq })
-            await statusFile.broker(refusing: reason)
+        guard let reason else { return }
+        let (delay, first) = held.withLock { state -> (Duration, Bool) in
+            let first = state.reason == nil
+            state.events += retry
+            state.reason = reason
+            let delay = state.backoff.nextDelay()
+            state.retryAt = .now + delay
+            return (delay, first)
+        }
+        await statusFile.broker(refusing: reason)
+        if first {
             logger.error("the broker refused messages; they stay in the journal and are sent again", metadata: [
                 "reason": "\(reason)", "refused": "\(retry.count)", "retry_in": "\(delay)",
             ])
         }
     }
 
-    /// The events the broker acknowledged since the last call; when they include every event it
-    /// had refused, the refusal is over.
+    /// Sends the held-back events again once their backoff is over.
+    private func retryHeldBack() async {
+        var timestamps = TimestampFormatter()
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            let due = held.withLock { state -> [JournaledEvent] in
+                guard let retryAt = state.retryAt, retryAt <= .now, !state.events.isEmpty else { return [] }
+                state.retryAt = nil
+                defer { state.events.removeAll() }
+                return state.events.sorted { $0.seq < $1.seq }
+            }
+            guard !due.isEmpty, client.isConnected else {
+                if !due.isEmpty { held.withLock { $0.events += due; $0.retryAt = .now + .seconds(1) } }
+                continue
+            }
+            let firstLive = liveFrom.withLock { $0 }
+            for event in due {
+                await send(event, firstLive: firstLive, timestamps: &timestamps)
+            }
+        }
+    }
+
+    /// The events the broker acknowledged since the last call; when no refused event is held back
+    /// any more, the refusal is over.
     private func takeAcknowledged() async -> [JournaledEvent] {
         let acknowledged = window.takeAcknowledged()
         guard !acknowledged.isEmpty else { return acknowledged }
-        let over = refusal.withLock { state -> Bool in
-            guard !state.refused.isEmpty else { return false }
-            state.refused.subtract(acknowledged.map(\.seq))
-            guard state.refused.isEmpty else { return false }
-            state.until = nil
+        let over = held.withLock { state -> Bool in
+            guard state.reason != nil, state.events.isEmpty, state.retryAt == nil else { return false }
+            state.reason = nil
             state.backoff.reset()
             return true
         }
@@ -227,48 +251,64 @@ public final class MQTTSink: Service, Sendable {
 
     private func publishEvents() async {
         var timestamps = TimestampFormatter()
+        var notTaken = Backoff(initial: .milliseconds(100), maximum: .seconds(30))
+        var notTakenSince: ContinuousClock.Instant?
         while !Task.isCancelled {
-            if let until = refusal.withLock({ $0.until }), until > .now {
-                try? await Task.sleep(until: until)
-                continue
-            }
             let room = await window.waitForRoom()
             guard room > 0 else { return }
             // The PUBACKs that made the room go to the journal in the same hand-off.
             let events = await outbox.next(max: room, acknowledging: await takeAcknowledged())
             guard !events.isEmpty else { return }
-            // A refusal came while this sender waited for events: they wait out the backoff first.
-            if let until = refusal.withLock({ $0.until }), until > .now {
-                await outbox.putBack(events)
-                try? await Task.sleep(until: until)
-                continue
-            }
             let firstLive = liveFrom.withLock { $0 }
-            var published = 0
             for (index, event) in events.enumerated() {
-                let timestamp = timestamps.string(from: event.event.receivedAt)
-                let (result, displaced) = window.publish(event) {
-                    client.publish(topic: event.event.topic, payload: event.event.payload,
-                                   userProperties: event.seq < firstLive
-                                       ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
-                                       : ["seq": String(event.seq), "ts": timestamp])
+                guard let error = await send(event, firstLive: firstLive, timestamps: &timestamps) else { continue }
+                // Not taken, for a reason that may pass (or a broker setting): the rest goes back, first.
+                await outbox.putBack(Array(events[index...]))
+                let delay = notTaken.nextDelay()
+                if notTakenSince == nil {
+                    // Once per episode: a broker setting (max_qos 0) would otherwise log forever.
+                    notTakenSince = .now
+                    logger.error("libmosquitto does not take messages, will retry", metadata: ["error": "\(error)"])
+                    await statusFile.broker(refusing: "libmosquitto: \(error)")
                 }
-                if let displaced { await outbox.putBack([displaced]) }
-                switch result {
-                case .queued:
-                    published += 1
-                case .refused(let error):
-                    // Not a lost connection: this message can never go as it is. It must not hold
-                    // up every later event of its class.
-                    await quarantine(event, code: error.rawValue, reason: "libmosquitto: \(error)")
-                case .notTaken(let error):
-                    logger.warning("libmosquitto did not take messages, will retry", metadata: ["error": "\(error)"])
-                    await outbox.putBack(Array(events[index...]))
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-                if case .notTaken = result { break }
+                try? await Task.sleep(for: delay)
+                break
             }
-            counterState.withLock { $0.published += published }
+            if notTakenSince != nil, window.counts.inFlight > 0 {
+                notTakenSince = nil
+                notTaken.reset()
+                await statusFile.broker(refusing: nil)
+            }
+        }
+    }
+
+    /// Publishes one event through the window.
+    /// - Returns: the error when libmosquitto did not take it for a reason that may pass (the event
+    ///   is then still the caller's); nil when it was queued, or quarantined as never publishable.
+    @discardableResult
+    private func send(_ event: JournaledEvent, firstLive: Int64, timestamps: inout TimestampFormatter) async -> MosquittoError? {
+        let timestamp = timestamps.string(from: event.event.receivedAt)
+        let (result, resend) = window.publish(event) {
+            client.publish(topic: event.event.topic, payload: event.event.payload,
+                           userProperties: event.seq < firstLive
+                               ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
+                               : ["seq": String(event.seq), "ts": timestamp])
+        }
+        if !resend.isEmpty {
+            // The library reused an id an unanswered message held: neither answer can be trusted.
+            await outbox.putBack(resend)
+        }
+        switch result {
+        case .queued:
+            counterState.withLock { $0.published += 1 }
+            return nil
+        case .refused(let error):
+            // Not a lost connection: this message can never go as it is. It must not hold up
+            // every later event of its class.
+            await quarantine(event, code: error.rawValue, reason: "libmosquitto: \(error)")
+            return nil
+        case .notTaken(let error):
+            return error
         }
     }
 
@@ -281,10 +321,10 @@ public final class MQTTSink: Service, Sendable {
     }
 
     private func publishStatus(_ topic: String, online: Bool) {
-        let (result, displaced) = window.publish(nil) {
+        let (result, resend) = window.publish(nil) {
             client.publish(topic: topic, payload: online ? "online" : "offline", retain: true)
         }
-        if let displaced { Task { await outbox.putBack([displaced]) } }
+        if !resend.isEmpty { Task { await outbox.putBack(resend) } }
         if case .queued = result { return }
         logger.debug("status not published", metadata: ["topic": "\(topic)", "result": "\(result)"])
     }

@@ -170,9 +170,11 @@ public final class MosquittoClient: Sendable {
         /// the connection is down (it queues a message it has given an id, whatever it returns).
         case queued(mid: Int32)
         /// This message can never be published as it is: a topic the library refuses (malformed
-        /// UTF-8, a wildcard), a payload or packet over the broker's maximum size, a property refused.
+        /// UTF-8, a wildcard), a payload or packet over the broker's maximum size, a property refused
+        /// (see `MosquittoError.aboutTheMessage`).
         case refused(MosquittoError)
-        /// Not taken, for a reason that may pass (out of memory): try again later.
+        /// Not taken, for a reason that is not the message's (out of memory, a QoS the broker does not
+        /// allow): try again later.
         case notTaken(MosquittoError)
 
         /// The message id of a queued message.
@@ -197,7 +199,7 @@ public final class MosquittoClient: Sendable {
                 let code = mosquitto_property_add_string_pair(&properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), name, value)
                 if code != MOSQ_ERR_SUCCESS.rawValue {
                     let error = MosquittoError(rawValue: code)
-                    return error == .noMemory ? .notTaken(error) : .refused(error)
+                    return MosquittoError.aboutTheMessage.contains(error) ? .refused(error) : .notTaken(error)
                 }
             }
         }
@@ -213,7 +215,9 @@ public final class MosquittoClient: Sendable {
             wakeNetworkThread()
             return .queued(mid: mid)
         }
-        return error == .noMemory ? .notTaken(error) : .refused(error)
+        // Only what is wrong with this one message; anything else (QoS or properties the broker's
+        // CONNACK does not allow, memory) is not the message's fault and must not quarantine it.
+        return MosquittoError.aboutTheMessage.contains(error) ? .refused(error) : .notTaken(error)
     }
 
     /// Makes the network thread write what was just queued.

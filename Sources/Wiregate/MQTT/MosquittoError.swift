@@ -15,6 +15,13 @@ public struct MosquittoError: Error, RawRepresentable, Hashable, Sendable, Custo
     public static let noMemory = MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
     public static let malformedUTF8 = MosquittoError(rawValue: Int32(MOSQ_ERR_MALFORMED_UTF8.rawValue))
     public static let oversizePacket = MosquittoError(rawValue: Int32(MOSQ_ERR_OVERSIZE_PACKET.rawValue))
+    public static let invalid = MosquittoError(rawValue: Int32(MOSQ_ERR_INVAL.rawValue))
+    public static let payloadSize = MosquittoError(rawValue: Int32(MOSQ_ERR_PAYLOAD_SIZE.rawValue))
+    public static let duplicateProperty = MosquittoError(rawValue: Int32(MOSQ_ERR_DUPLICATE_PROPERTY.rawValue))
+
+    /// What `mosquitto_publish_v5` says about one message itself (its topic, its size, its
+    /// properties): that message can never be published as it is.
+    public static let aboutTheMessage: Set<MosquittoError> = [.malformedUTF8, .invalid, .payloadSize, .oversizePacket, .duplicateProperty]
 
     /// libmosquitto's text; for `MOSQ_ERR_ERRNO` that is the system's `strerror(errno)`, so
     /// describe the error on the thread that got it, before another call changes errno.

@@ -74,13 +74,13 @@ final class PublishWindow: Sendable {
     /// before its id is known. (libmosquitto calls the PUBACK callback holding only its callback
     /// mutex, and `publish` takes only its message mutex: no lock order can cross.)
     /// - Parameter event: the event, or nil for a status message.
-    /// - Returns: what libmosquitto did, and an event that was still recorded under the same id (the
-    ///   library reused it: that event's answer can no longer be told apart, so it is sent again).
+    /// - Returns: what libmosquitto did, and the events to send again (the library reused an id an
+    ///   unanswered message still held: see `InFlightWindow.sent`).
     func publish(_ event: JournaledEvent?,
-                 through publish: () -> MosquittoClient.PublishResult) -> (result: MosquittoClient.PublishResult, displaced: JournaledEvent?) {
+                 through publish: () -> MosquittoClient.PublishResult) -> (result: MosquittoClient.PublishResult, resend: [JournaledEvent]) {
         state.withLock { state in
             let result = publish()
-            guard case .queued(let mid) = result else { return (result, nil) }
+            guard case .queued(let mid) = result else { return (result, []) }
             return (result, state.window.sent(mid: mid, item: event))
         }
     }

@@ -174,13 +174,23 @@ extension GatewayConfig {
     }
 
     static func backend(_ section: ConfigMapping) throws(ConfigError) -> Backend {
-        try section.rejectUnknownKeys(["url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max", "compress"],
+        try section.rejectUnknownKeys(["url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max", "compress",
+                                       "allow_plain_http"],
                                       hints: ["token": "secrets are not written in the config: use token_file, or the \(tokenEnvironmentVariable) environment variable"])
         let urlNode = try section.required("url")
         let text = try urlNode.nonEmptyString()
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
               let host = url.host, !host.isEmpty else {
             throw urlNode.error("must be an http:// or https:// URL, such as https://backend.example/ (the events go to <url>/api/gateway/events/)")
+        }
+        // Checked before anything could log the URL.
+        if url.user != nil || url.password != nil {
+            throw urlNode.error("must not hold credentials ('user:password@'): the token comes from token_file or \(tokenEnvironmentVariable)")
+        }
+        let allowPlain = try section.optional("allow_plain_http")?.bool() ?? false
+        if scheme == "http" && !allowPlain {
+            throw urlNode.error("http:// sends the token and every event in clear text: use https:// (with ca_file for a private CA), "
+                                + "or set allow_plain_http: true for a lab")
         }
         var backend = Backend(url: text.hasSuffix("/") ? String(text.dropLast()) : text)
         backend.tokenFile = try section.optional("token_file")?.nonEmptyString()

@@ -22,6 +22,10 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     public private(set) var refusedCount = 0
     /// Answers for message ids the window did not hold.
     public private(set) var unknownCount = 0
+    /// Ids the library gave out again while an earlier message still held them: their next
+    /// answers cannot be told apart (libmosquitto matches a PUBACK to the oldest message with the
+    /// id), so they are ignored, and both messages' events are sent again under new ids.
+    private var poisoned: [Int32: Int] = [:]
 
     public init(limit: Int) {
         precondition(limit > 0)
@@ -35,11 +39,16 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     public var room: Int { max(0, limit - awaiting.count) }
 
     /// The library took a message and gave it `mid`.
-    /// - Returns: an item that was still recorded under `mid`: the library reused the id, so the
-    ///   old message's answer will never be told apart; the caller sends that item again.
-    public mutating func sent(mid: Int32, item: Item?) -> Item? {
-        let displaced = awaiting.updateValue(item, forKey: mid)
-        return displaced ?? nil
+    /// - Returns: the items to send again under new ids: when the library reused an id that an
+    ///   unanswered message still held, neither answer can be told apart, so both events go back
+    ///   (QoS 1 allows the duplicate; a wrong acknowledgement would lose one).
+    public mutating func sent(mid: Int32, item: Item?) -> [Item] {
+        guard let displaced = awaiting.removeValue(forKey: mid) else {
+            awaiting[mid] = item
+            return []
+        }
+        poisoned[mid, default: 0] += 2
+        return [displaced, item].compactMap { $0 }
     }
 
     /// What a PUBACK did to the window.
@@ -54,6 +63,11 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
 
     /// A PUBACK for `mid` with the MQTT 5 `reasonCode` (0 on MQTT 3.1.1).
     public mutating func answered(mid: Int32, reasonCode: Int32) -> Answer {
+        if let left = poisoned[mid] {
+            poisoned[mid] = left > 1 ? left - 1 : nil
+            unknownCount += 1
+            return .unknown
+        }
         guard let item = awaiting.removeValue(forKey: mid) else {
             unknownCount += 1
             return .unknown

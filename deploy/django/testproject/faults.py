@@ -3,7 +3,8 @@
 With WIREGATE_FAULTS set to a JSON file holding {"plan": [...], "reject_seq": N}, each request
 to the events endpoint takes the next step of the plan: a status such as "500" or "503", "429:<seconds>" (with
 Retry-After), "hang:<seconds>" (answers late, after storing: the gateway has given up and
-sends it again), "ok". A batch holding the id "<gateway>:<reject_seq>" is answered 400.
+sends it again), "login" (a captive portal's 200 with a login page, nothing stored), "302" (a
+redirect to it), "ok". A batch holding the id "<gateway>:<reject_seq>" is answered 400.
 Requests (and those with a gzip body) are counted in the file under a lock: the workers share it.
 """
 import fcntl
@@ -12,7 +13,7 @@ import json
 import os
 import time
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 
 class FaultInjection:
@@ -42,6 +43,12 @@ class FaultInjection:
             body = gzip.decompress(body)
         if reject is not None and f':{reject}"'.encode() in body:
             return JsonResponse({"error": "malformed batch", "reasons": {"injected": f"seq {reject} refused"}}, status=400)
+        if step == "login":
+            return HttpResponse("<html><body><form>Sign in to the hotel Wi-Fi</form></body></html>", status=200)
+        if step.isdigit() and 300 <= int(step) < 400:
+            response = HttpResponse(status=int(step))
+            response["Location"] = "/login/"
+            return response
         if step.isdigit():
             return JsonResponse({"error": "injected"}, status=int(step))
         if step.startswith("429:"):

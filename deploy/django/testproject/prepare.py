@@ -1,5 +1,5 @@
 """Creates the database of one end-to-end test (PGDATABASE), migrates it, and prints the
-token of a user for the gateway. Run from deploy/django with the venv's python."""
+token bound to the gateway id given (wiregate_gateway). Run from deploy/django with the venv's python."""
 import os
 import sys
 
@@ -16,7 +16,4 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 call_command("migrate", verbosity=0)
-from django.contrib.auth.models import User  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
-
-print(Token.objects.create(user=User.objects.create_user(sys.argv[1] if len(sys.argv) > 1 else "gateway")).key)
+call_command("wiregate_gateway", sys.argv[1] if len(sys.argv) > 1 else "test-gw")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -32,3 +33,15 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.id} {self.topic}={self.payload}"
+
+
+class GatewayCredential(models.Model):
+    """Binds a user (and so its API token) to one gateway id: a token may upload for that gateway
+    only. Without it, any token holder could pre-store "<gateway>:<future seq>" and the gateway's
+    real events would then be dropped as duplicates."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wiregate_gateway")
+    gateway = models.CharField(max_length=100, unique=True)
+
+    def __str__(self):
+        return f"{self.gateway} ({self.user})"

@@ -7,7 +7,10 @@ from django.test import TransactionTestCase
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from .models import Event
+from django.core.management import call_command
+from io import StringIO
+
+from .models import Event, GatewayCredential
 
 URL = "/api/gateway/events/"
 
@@ -23,9 +26,15 @@ def event(seq, gateway="house-1", **overrides):
 
 class EventBatchTests(TransactionTestCase):
     def setUp(self):
-        self.token = Token.objects.create(user=User.objects.create_user("house-1"))
-        self.client = APIClient()
-        self.client.credentials(HTTP_AUTHORIZATION=f"Token {self.token.key}")
+        self.client = self.client_for("house-1")
+
+    @staticmethod
+    def client_for(gateway):
+        out = StringIO()
+        call_command("wiregate_gateway", gateway, stdout=out)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+        return client
 
     def post(self, body, **headers):
         return self.client.post(URL, data=json.dumps(body), content_type="application/json", **headers)
@@ -105,5 +114,44 @@ class EventBatchTests(TransactionTestCase):
 
     def test_two_gateways_do_not_collide(self):
         self.post({"gateway": "house-1", "events": [event(1)]})
-        self.post({"gateway": "barn", "events": [event(1, gateway="barn")]})
+        barn = self.client_for("barn").post(URL, data=json.dumps({"gateway": "barn", "events": [event(1, gateway="barn")]}),
+                                            content_type="application/json")
+        self.assertEqual(barn.status_code, 200, barn.content)
         self.assertEqual(sorted(Event.objects.values_list("id", flat=True)), ["barn:1", "house-1:1"])
+
+    def test_a_token_uploads_for_its_own_gateway_only(self):
+        # The regression: any token holder could pre-store "house-1:<future seq>", and the real
+        # events were then dropped as duplicates.
+        barn = self.client_for("barn")
+        forged = barn.post(URL, data=json.dumps({"gateway": "house-1", "events": [event(1000)]}), content_type="application/json")
+        self.assertEqual(forged.status_code, 403, forged.content)
+        self.assertIn("house-1", forged.json()["error"])
+        unbound = APIClient()
+        unbound.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=User.objects.create_user('someone')).key}")
+        self.assertEqual(unbound.post(URL, data=json.dumps({"gateway": "house-1", "events": [event(1)]}),
+                                      content_type="application/json").status_code, 403)
+        self.assertEqual(Event.objects.count(), 0)
+
+    def test_a_repeated_id_with_other_content_is_a_conflict_never_stored(self):
+        # Two gateways cloned from one SD image with the same id: each would drop the other's events.
+        self.assertEqual(self.post({"gateway": "house-1", "events": [event(1), event(2)]}).status_code, 200)
+        clash = self.post({"gateway": "house-1", "events": [event(2, payload="closed"), event(3)]})
+        self.assertEqual(clash.status_code, 409, clash.content)
+        self.assertEqual(clash.json()["ids"], ["house-1:2"])
+        self.assertEqual(Event.objects.count(), 2, "nothing of a conflicting batch is stored")
+        self.assertEqual(Event.objects.get(id="house-1:2").payload, "open")
+        # The same content again (replayed may differ after a restart) is a duplicate, answered 200.
+        again = self.post({"gateway": "house-1", "events": [event(2, replayed=True), event(3)]})
+        self.assertEqual(again.json(), {"stored": 1, "duplicates": 1})
+
+    def test_the_management_command_binds_and_rotates(self):
+        out = StringIO()
+        call_command("wiregate_gateway", "attic", stdout=out)
+        first = out.getvalue().strip()
+        out = StringIO()
+        call_command("wiregate_gateway", "attic", stdout=out)
+        self.assertEqual(out.getvalue().strip(), first)
+        out = StringIO()
+        call_command("wiregate_gateway", "attic", "--rotate", stdout=out)
+        self.assertNotEqual(out.getvalue().strip(), first)
+        self.assertEqual(GatewayCredential.objects.get(gateway="attic").user.username, "attic")

@@ -1,5 +1,5 @@
-import gzip
 import json
+import logging
 import zlib
 
 from django.db import transaction
@@ -13,6 +13,12 @@ from rest_framework.views import APIView
 
 from .models import Event
 from .serializers import BatchSerializer
+
+logger = logging.getLogger("wiregate_events")
+
+# What must match for a repeated id to be the same event. `replayed` may differ: the gateway sends
+# a batch again after a restart, when what was live is a replay.
+COMPARED = ("seq", "board", "topic", "payload", "event_class", "ts", "clock_synced")
 
 # A decompressed body larger than this is refused: a small gzip must not expand into gigabytes.
 MAX_BODY = 64 * 1024 * 1024
@@ -56,18 +62,31 @@ class EventBatchView(APIView):
             return self.answer({"error": "malformed batch", "reasons": batch.errors}, status.HTTP_400_BAD_REQUEST)
         gateway = batch.validated_data["gateway"]
         events = batch.validated_data["events"]
+        credential = getattr(request.user, "wiregate_gateway", None)
+        if credential is None or credential.gateway != gateway:
+            logger.warning("upload refused: the token of %s is not bound to gateway %s", request.user, gateway)
+            return self.answer({"error": f"this token may not upload for gateway '{gateway}'"}, status.HTTP_403_FORBIDDEN)
         with transaction.atomic():
             ids = [event["id"] for event in events]
-            known = set(Event.objects.filter(id__in=ids).values_list("id", flat=True))
+            known = {row.id: row for row in Event.objects.filter(id__in=ids)}
             new = [
                 Event(id=event["id"], gateway=gateway, seq=event["seq"], board=event["board"], topic=event["topic"],
                       payload=event["payload"], event_class=event["class"], ts=event["ts"],
                       clock_synced=event["clock_synced"], replayed=event["replayed"])
-                for event in events if event["id"] not in known
+                for event in events
             ]
+            conflicts = [event.id for event in new if event.id in known
+                         and any(getattr(event, field) != getattr(known[event.id], field) for field in COMPARED)]
+            if conflicts:
+                # The same id with other content: two gateways cloned with one id, or a journal that
+                # numbered again. Never "stored": the gateway keeps the event aside and says so.
+                logger.error("gateway %s sent ids already stored with other content: %s", gateway, conflicts[:10])
+                return self.answer({"error": "conflict: these ids are stored with other content", "ids": conflicts[:100]},
+                                   status.HTTP_409_CONFLICT)
+            fresh = [event for event in new if event.id not in known]
             # ignore_conflicts: two uploads of the same batch at once still store it once.
-            Event.objects.bulk_create(new, ignore_conflicts=True)
-        return self.answer({"stored": len(new), "duplicates": len(known)}, status.HTTP_200_OK)
+            Event.objects.bulk_create(fresh, ignore_conflicts=True)
+        return self.answer({"stored": len(fresh), "duplicates": len(known)}, status.HTTP_200_OK)
 
     @staticmethod
     def answer(body, code):
