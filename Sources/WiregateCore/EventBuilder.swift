@@ -35,6 +35,11 @@ public struct EventBuilder: Sendable {
         var events: [Event] = []
         events.reserveCapacity(messages.count)
         for message in messages {
+            // A JSON escape can put what the framer drops from raw lines into a value: NUL (SQLite's
+            // text binding cuts there, PostgreSQL refuses it), C0 and C1 controls.
+            if message.payload.unicodeScalars.contains(where: { $0 != "\t" && ($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }) {
+                return .malformed("a value holds a control character (NUL, C0 or C1)")
+            }
             var levels: [String] = []
             levels.reserveCapacity(message.levels.count)
             for raw in message.levels {

@@ -42,6 +42,19 @@ import Testing
         #expect(!patterns.allows("LED=1\r\nREBOOT"))
         #expect(!patterns.allows("LED=1\rREBOOT"))
         #expect(!patterns.allows("LED=1\u{0}"))
+        // The regression: '*' matched ';' and controls, so LED=* let a second command through to
+        // firmware that splits on ';'.
+        #expect(!patterns.allows("LED=1;SIREN=OFF"))
+        #expect(!patterns.allows("LED=1\tSIREN=OFF"))
+        #expect(!patterns.allows("LED=1\u{85}SIREN=OFF"))
+        #expect(!patterns.allows("LED=\u{1B}[2J"))
+        #expect(patterns.allows("LED=50%") && patterns.allows("LED=rouge é") && patterns.allows("LED="))
+        let between = CommandPolicy(["PWM=*,DUTY=*"])
+        #expect(between.allows("PWM=10,DUTY=50"))
+        #expect(!between.allows("PWM=10;X,DUTY=50"))
+        #expect(!between.allows("PWM=10,DUTY=5;REBOOT"))
+        let custom = CommandPolicy(["LED=*"], separators: ["|", ";"])
+        #expect(!custom.allows("LED=1|REBOOT"))
         #expect(config.topic(board: "front-door", levels: ["door"]) == "wiregate/house-1/front-door/door")
     }
 

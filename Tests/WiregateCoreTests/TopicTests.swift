@@ -79,6 +79,23 @@ import Testing
         #expect(events.count == 1)
     }
 
+    /// The regression: a `\u0000` in a JSON value was cut by SQLite's text binding and poisoned a
+    /// backend batch (PostgreSQL refuses NUL).
+    @Test func controlCharactersInValuesMakeTheLineMalformed() throws {
+        let builder = try Self.builder(protocol: "json")
+        for line in [#"{"a":"x\u0000y"}"#, #"{"a":"x\u0085"}"#, #"{"a":"\u001b[2J"}"#, #"{"a":1,"b":"\u0007"}"#] {
+            guard case .malformed = builder.outcome(for: line, receivedAt: .now) else {
+                Issue.record("\(line) was accepted")
+                continue
+            }
+        }
+        guard case .events(let events) = builder.outcome(for: #"{"a":"tab\there é"}"#, receivedAt: .now) else {
+            Issue.record("a tab in a value was refused")
+            return
+        }
+        #expect(events.first?.payload == "tab\there é")
+    }
+
     @Test func emptyLevelsAreRefused() {
         #expect(Topic.sanitisedLevel("") == nil)
         #expect(Topic.sanitisedLevel("   ") == nil)

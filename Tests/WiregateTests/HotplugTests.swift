@@ -99,6 +99,8 @@ import WiregateTestKit
         #expect(!subscriber.messages.contains { $0.topic.hasPrefix("wiregate/hp/front-door/") && $0.payload != "offline" },
                 "\(subscriber.messages)")
         try testbed.stopGateway()
+        // An adopted board is marked offline at a clean stop too (it is in no config entry).
+        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/hp/other/status" }?.payload == "offline" })
     }
 
     @Test func pluggedInWhileRunningThenUnpluggedThenReplugged() async throws {

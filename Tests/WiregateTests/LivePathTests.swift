@@ -70,6 +70,8 @@ import WiregateTestKit
         try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=42")
         try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "REBOOT")
         try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON\nREBOOT")
+        // A pattern's value never carries a second command for firmware that splits on ';'.
+        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=1;SIREN=OFF")
         var written: [String] = []
         let deadline = ContinuousClock.now + .seconds(5)
         while written.count < 2 && ContinuousClock.now < deadline {
@@ -82,7 +84,7 @@ import WiregateTestKit
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/test-gw/sim/siren" && $0.payload == "ON" } })
         let counters = harness.board("sim")!.counters
         #expect(counters.commandsWritten == 2)
-        #expect(counters.commandsRefused == 2)
+        #expect(counters.commandsRefused == 3)
         await harness.stop()
     }
 

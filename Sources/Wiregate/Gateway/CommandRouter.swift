@@ -80,17 +80,23 @@ public final class CommandRouter: Sendable {
             logger.warning("command refused: not a command topic of this board's protocol", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
             return
         }
+        // What a log may say of a command: the whole line when the commands list has it as it is;
+        // only its name (before '=', ' ' or ';') when a pattern's value is in it, or when it was
+        // refused, since a value may be a code (a keypad's PIN) and a refusal may be a mistyped one.
+        let exact = board.commands.allowed.contains(line)
+        let named = String(line.prefix { $0 != "=" && $0 != " " && $0 != ";" }.prefix(40))
         guard board.commands.allows(line) else {
             reader.countRefused()
             logger.warning("command refused: not in the board's commands list", metadata: [
-                "board": "\(board.name)", "command": "\(line.prefix(80))",
+                "board": "\(board.name)", "command": "\(named)…", "length": "\(line.utf8.count)",
             ])
             return
         }
+        let shown = exact ? line : named + "=…"
         if await reader.write(commandLine: line) {
-            logger.info("command written", metadata: ["board": "\(board.name)", "command": "\(line)"])
+            logger.debug("command written", metadata: ["board": "\(board.name)", "command": "\(shown)"])
         } else {
-            logger.warning("command not written: the board is offline", metadata: ["board": "\(board.name)", "command": "\(line)"])
+            logger.warning("command not written: the board is offline", metadata: ["board": "\(board.name)", "command": "\(shown)"])
         }
     }
 

@@ -38,7 +38,8 @@ public final class Gateway: Sendable {
         let outbox = try Journal.open(directory: config.gateway.stateDirectory,
                                       memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
                                       settings: config.journal,
-                                      sinks: [Journal.mqttSink] + (config.backend == nil ? [] : [BackendSink.sinkName]),
+                                      // No backend reader that will never read: its cursor would keep every row.
+                                      sinks: [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : []),
                                       logger: logger)
         if config.backend != nil, let backendToken, outbox.isDurable {
             backend = BackendSink(config: config, token: backendToken, journal: outbox, logger: logger)

@@ -108,7 +108,9 @@ public final class MQTTSink: Service, Sendable {
             await publishFarewell()
             group.cancelAll()
         }
-        await client.shutdown()
+        if !(await client.shutdown()) {
+            logger.warning("the broker connection did not close within connect_timeout (a connect that hangs): stopping anyway")
+        }
         await outbox.acknowledge(await takeAcknowledged())
         // What the broker has not acknowledged stays in the journal for the next start.
         await outbox.flush()
@@ -340,8 +342,10 @@ public final class MQTTSink: Service, Sendable {
     /// Marks every board and the gateway offline, and waits briefly for the PUBACKs.
     private func publishFarewell() async {
         guard client.isConnected else { return }
-        for board in config.boards {
-            publishStatus(config.boardStatusTopic(board.name), online: false)
+        // Adopted boards too: they are in the registry, not in the config.
+        let boards = Set(config.boards.map(\.name)).union(await statuses.snapshot().map(\.board))
+        for board in boards.sorted() {
+            publishStatus(config.boardStatusTopic(board), online: false)
         }
         publishStatus(config.gatewayStatusTopic, online: false)
         let deadline = ContinuousClock.now + .seconds(2)

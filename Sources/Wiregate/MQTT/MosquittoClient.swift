@@ -249,17 +249,23 @@ public final class MosquittoClient: Sendable {
     }
 
     /// Disconnects cleanly (the broker does not publish the will) and ends the network thread.
-    /// Blocks until the thread has ended, at most a few hundred milliseconds.
-    public func shutdown() async {
-        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+    /// Waits for the thread to end, at most `connectTimeout`: a thread blocked in the TCP connect of
+    /// `mosquitto_connect_bind_v5` (an address that answers nothing, during an outage) cannot be
+    /// woken, and a stop must stay within systemd's TimeoutStopSec. The thread holds the client,
+    /// so nothing it uses is freed under it; the process is ending anyway.
+    /// - Returns: whether the thread ended in time.
+    @discardableResult
+    public func shutdown() async -> Bool {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return true }
         mosquitto_disconnect_v5(handle.pointer, 0, nil)
         wakeNetworkThread()
         wakeUp.signal()
-        guard started.load(ordering: .relaxed) else { return }
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        guard started.load(ordering: .relaxed) else { return true }
+        let timeout = options.connectTimeout
+        return await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
             DispatchQueue.global().async {
-                self.finished.wait()
-                done.resume()
+                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                done.resume(returning: self.finished.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .success)
             }
         }
     }

@@ -389,7 +389,7 @@ extension GatewayConfig {
         let maxLine = try section.optional("max_line")?.int(in: 16...1_048_576) ?? 1024
         let reopenMax = try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
         return Board(name: name, match: match, baud: baud, protocolName: protocolName, decoder: decoder,
-                     classes: ClassRules(rules), latest: latest, commands: CommandPolicy(commands), hupcl: hupcl, settle: settle,
+                     classes: ClassRules(rules), latest: latest, commands: CommandPolicy(commands, separators: decoder.commandSeparators), hupcl: hupcl, settle: settle,
                      maxLineLength: maxLine, reopenMax: reopenMax)
     }
 

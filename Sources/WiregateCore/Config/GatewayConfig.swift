@@ -224,33 +224,60 @@ extension GatewayConfig.Board {
 
 /// The lines that may be written to a board: its `commands:` list.
 ///
-/// Entries are exact lines; an entry holding `*` is a pattern in which `*` stands
-/// for any text, for commands with a value (`LED=*`). Everything else is refused.
+/// Entries are exact lines; an entry holding `*` is a pattern in which `*` stands for a value
+/// (`LED=*`): printable text without the board protocol's separators (`;` for most) and without
+/// controls, so that a value can never carry a second command. Everything else is refused.
 public struct CommandPolicy: Sendable, Equatable {
     public var allowed: [String]
+    /// What a `*` never matches besides controls (see `LineDecoder.commandSeparators`).
+    public var separators: Set<Unicode.Scalar>
 
-    public init(_ allowed: [String]) { self.allowed = allowed }
+    public init(_ allowed: [String], separators: Set<Unicode.Scalar> = [";"]) {
+        self.allowed = allowed
+        self.separators = separators
+    }
 
     public func allows(_ line: String) -> Bool {
-        // By byte: "\r\n" is one Character, equal to neither "\r" nor "\n", and would pass a
+        // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n", and would pass a
         // Character test, then write two lines to the board.
-        guard !line.isEmpty, !line.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0 }) else { return false }
-        return allowed.contains { $0.contains("*") ? Glob.matches($0, line, wildcardsOnly: true) : $0 == line }
+        guard !line.isEmpty, !line.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else { return false }
+        return allowed.contains { $0.contains("*") ? matches(pattern: $0, line) : $0 == line }
+    }
+
+    /// Whether a `*` may stand for this character of a command.
+    private func isValue(_ scalar: Unicode.Scalar) -> Bool {
+        !Topic.isForbidden(scalar) && !separators.contains(scalar)
+    }
+
+    /// `*`-only glob matching over scalars (`?`, `[` are literal in commands), each `*` matching
+    /// only value characters.
+    private func matches(pattern: String, _ text: String) -> Bool {
+        let parts = pattern.unicodeScalars.split(separator: "*", omittingEmptySubsequences: false).map(Array.init)
+        let text = Array(text.unicodeScalars)
+        // parts[0] is a prefix, parts.last a suffix; the ones between come in order, wildcards around them.
+        guard let first = parts.first, let last = parts.last, text.starts(with: first) else { return false }
+        var position = first.count
+        let end = text.count - last.count
+        guard end >= position, text[end...].elementsEqual(last) else { return false }
+        for part in parts.dropFirst().dropLast() {
+            // The earliest occurrence whose wildcard span before it holds only value characters.
+            var found: Int?
+            var start = position
+            while start + part.count <= end {
+                if text[start..<(start + part.count)].elementsEqual(part) { found = start; break }
+                guard isValue(text[start]) else { return false }
+                start += 1
+            }
+            guard let found else { return false }
+            position = found + part.count
+        }
+        return text[position..<end].allSatisfy(isValue)
     }
 }
 
 /// Shell-style matching (`*`, `?`, `[…]`), through the C library's fnmatch.
 enum Glob {
-    static func matches(_ pattern: String, _ text: String, wildcardsOnly: Bool = false) -> Bool {
-        if wildcardsOnly {
-            // Only `*` is special in command patterns; escape the rest so `[` or `?` in a command match literally.
-            var escaped = ""
-            for character in pattern {
-                if "?[\\".contains(character) { escaped.append("\\") }
-                escaped.append(character)
-            }
-            return fnmatch(escaped, text, 0) == 0
-        }
+    static func matches(_ pattern: String, _ text: String) -> Bool {
         return fnmatch(pattern, text, 0) == 0
     }
 }

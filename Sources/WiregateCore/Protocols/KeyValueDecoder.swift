@@ -9,6 +9,9 @@ public struct KeyValueDecoder: LineDecoder {
     public let pairSeparator: Character
     public let valueSeparator: Character
 
+    /// The pair separator, and `;` which most firmware splits commands on too.
+    public var commandSeparators: Set<Unicode.Scalar> { Set(pairSeparator.unicodeScalars).union([";"]) }
+
     public init(pairSeparator: Character = ";", valueSeparator: Character = "=") {
         self.pairSeparator = pairSeparator
         self.valueSeparator = valueSeparator

@@ -43,10 +43,15 @@ public protocol LineDecoder: Sendable {
     /// The line to write to the board for a command received on `levels` (below the
     /// board, `set` excluded), or nil when the topic is not one of this protocol's.
     func commandLine(levels: [Substring], payload: String) -> String?
+
+    /// The characters that split the board's own lines into parts: a `*` of a command pattern
+    /// never matches them, so `LED=*` cannot carry `LED=1;SIREN=OFF` to firmware that splits on `;`.
+    var commandSeparators: Set<Unicode.Scalar> { get }
 }
 
 extension LineDecoder {
     public var commandFilters: [String] { [] }
+    public var commandSeparators: Set<Unicode.Scalar> { [";"] }
     public func commandLine(levels: [Substring], payload: String) -> String? { nil }
 }
 
