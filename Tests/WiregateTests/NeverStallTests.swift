@@ -116,3 +116,38 @@ import WiregateTestKit
         await harness.stop()
     }
 }
+
+/// Reading a port never waits for the disk.
+///
+/// The regression: a board's reader awaited each critical event's commit, so a slow SD card (or a
+/// bounds pass over a full journal) let the port's buffer overflow and later lines, intrusions
+/// included, were lost. Here every commit holds SQLite's writer for 2 s (an SD card's write stall)
+/// while a board sends critical lines at the rate of a 115200-baud link.
+@Suite(.serialized) struct SlowJournalTests {
+    @Test func aStalledCardLosesNoLineAt115200Baud() async throws {
+        let broker = try MosquittoBroker(extraConfig: "max_queued_messages 0")
+        let board = try SimulatedBoard()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/door")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """))
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        board.send("door=prime")
+        await harness.gateway.journal.stallCommits(for: .seconds(2))
+        // 115200 baud is about 11,500 bytes/s: lines of 32 bytes at 300 a second, for 6 s.
+        let lines = 1800
+        let start = ContinuousClock.now
+        for n in 0..<lines {
+            board.send("door=\(n);pad=" + String(repeating: "p", count: 16 - String(n).count))
+            try await Task.sleep(until: start + .microseconds(Int64(n) * 3333))
+        }
+        #expect(board.droppedLines == 0, "the port's buffer overflowed: \(board.droppedLines) lines lost")
+        let doors = { @Sendable () -> Set<String> in Set(subscriber.messages.map(\.payload)) }
+        #expect(await subscriber.waitAsync(timeout: .seconds(30)) { _ in doors().isSuperset(of: (0..<lines).map(String.init)) },
+                "\(lines - doors().intersection((0..<lines).map(String.init)).count) of \(lines) never arrived")
+        let counters = harness.board("sim")!.counters
+        #expect(counters.rejected.values.reduce(0, +) == counters.rejected[.partial, default: 0], "\(counters.rejected)")
+        await harness.gateway.journal.stallCommits(for: .zero)
+        await harness.stop()
+    }
+}

@@ -5,8 +5,11 @@ import WiregateCore
 ///
 /// `Journal` is the one implementation; the backend sink will be a second reader.
 public protocol EventOutbox: Sendable {
-    /// Adds the events of one line, in order.
+    /// Adds the events of one line, in order; returns once critical ones are committed.
     func append(_ events: [Event]) async
+
+    /// Adds the events of one line, in order, without waiting for the disk (the serial readers).
+    func enqueue(_ events: [Event]) async
 
     /// Takes the acknowledgements the sink has gathered (as `acknowledge` does), then returns the
     /// next events to send, at most `max`, critical before telemetry, in seq order within a class:
@@ -36,6 +39,8 @@ public protocol EventOutbox: Sendable {
 }
 
 extension EventOutbox {
+    public func enqueue(_ events: [Event]) async { await append(events) }
+
     /// The next events to send, with no acknowledgement to hand over.
     public func next(max: Int) async -> [JournaledEvent] {
         await next(max: max, acknowledging: [])

@@ -194,6 +194,8 @@ public struct JournalSinkOutbox: EventOutbox {
 
     public func append(_ events: [Event]) async { await journal.append(events) }
 
+    public func enqueue(_ events: [Event]) async { await journal.enqueue(events) }
+
     public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
         await journal.next(sink: sink, max: max, acknowledging: acknowledging)
     }

@@ -1,4 +1,5 @@
 import DequeModule
+import Dispatch
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -41,6 +42,8 @@ public actor Journal: EventOutbox {
     /// Sequence numbers, reserved in blocks in `sequenceFile` so that none is ever handed out twice.
     var sequence: SequenceAllocator
     let sequenceFile: SequenceFile
+    /// Reservations are written here, in order, off the actor.
+    let reservationQueue = DispatchQueue(label: "wiregate.journal.sequence")
     var sequenceFileFailing = false
     var nextSeq: Int64 { sequence.next }
     /// Appended, not yet committed, in seq order.
@@ -66,6 +69,12 @@ public actor Journal: EventOutbox {
     var wokenDuringPass: Set<String> = []
     /// Set by `close()`: the database is closed, nothing more is written.
     var closed = false
+    /// A fault-injection seam for tests: every commit holds SQLite's writer this long, as a card
+    /// whose writes stall does (no device-mapper or FUSE on the machines the tests run on).
+    var commitStall: Duration = .zero
+
+    /// See `commitStall`.
+    public func stallCommits(for duration: Duration) { commitStall = duration }
 
     /// Most events kept in memory while the journal cannot be written (read-only or full file
     /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
@@ -316,8 +325,23 @@ public actor Journal: EventOutbox {
 
     // MARK: - Appending
 
+    /// Appends and, for critical events (or with no commit window), returns once they are
+    /// committed (or the commit failed and they wait in memory).
     public func append(_ events: [Event]) async {
-        guard !events.isEmpty else { return }
+        if take(events) { await flush() }
+    }
+
+    /// Appends without waiting for the disk: the sinks have the events at once, the commit follows.
+    /// The serial readers use this, so that a slow or stalled card never stops a port being read
+    /// (its 4 KiB buffer would overflow and lose lines, intrusions included).
+    public func enqueue(_ events: [Event]) {
+        if take(events) { Task { await self.flush() } }
+    }
+
+    /// Numbers the events, hands them to the sinks and schedules the telemetry commit.
+    /// - Returns: whether a commit is due now (critical events, or no commit window).
+    private func take(_ events: [Event]) -> Bool {
+        guard !events.isEmpty else { return false }
         let synced = clockSynchronised()
         let (first, reserve) = sequence.take(events.count)
         if let reserve { writeReservation(reserve) }
@@ -326,9 +350,10 @@ public actor Journal: EventOutbox {
             pending.append(JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced))
             critical = critical || event.eventClass == .critical
         }
-        for sink in waiters.keys { wake(sink) }
+        // Every sink: one in the middle of a pass must see these too (see `wokenDuringPass`).
+        for sink in readers.keys { wake(sink) }
         if critical || commitWindow == .zero {
-            await flush()
+            return true
         } else if !flushScheduled {
             flushScheduled = true
             Task { [commitWindow] in
@@ -336,27 +361,39 @@ public actor Journal: EventOutbox {
                 await self.flush()
             }
         }
+        return false
     }
 
     /// The last sequence number handed out.
     public var lastSeq: Int64 { sequence.last }
 
-    /// Records `ceiling` as reserved before numbers up to it are used. A failure is logged (once
-    /// per run of failures) and the numbers used anyway: the live path never stops for the disk.
+    /// Records `ceiling` as reserved, off the actor (an fsync on a slow card can take seconds, and
+    /// appends must not wait for it): on a queue of its own, in order. A failure is logged once per
+    /// run of failures; the numbers are used anyway, the live path never stops for the disk.
     private func writeReservation(_ ceiling: Int64) {
-        do {
-            try sequenceFile.write(ceiling)
-            if sequenceFileFailing {
-                sequenceFileFailing = false
-                logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
+        let file = sequenceFile
+        reservationQueue.async {
+            do {
+                try file.write(ceiling)
+                Task { await self.reservationWritten(nil) }
+            } catch {
+                let reason = "\(error)"
+                Task { await self.reservationWritten(reason) }
             }
-        } catch {
+        }
+    }
+
+    private func reservationWritten(_ error: String?) {
+        if let error {
             if !sequenceFileFailing {
                 sequenceFileFailing = true
                 logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
                     "error": "\(error)",
                 ])
             }
+        } else if sequenceFileFailing {
+            sequenceFileFailing = false
+            logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
         }
     }
 
@@ -374,7 +411,9 @@ public actor Journal: EventOutbox {
             ])
             return // the reservation stays as it is: no number is handed out twice
         }
-        writeReservation(sequence.last)
+        // After any reservation still queued, so that the exact number is the last word.
+        let file = sequenceFile, last = sequence.last
+        reservationQueue.sync { _ = try? file.write(last) }
         closed = true
         do {
             try database.close()
@@ -435,9 +474,11 @@ public actor Journal: EventOutbox {
         cursorsDirty = false
         let toWrite = batch.filter { $0.seq > floor[$0.event.eventClass, default: 0] }
         let database = self.database
+        let stall = commitStall
         do {
             // Its own task: a caller being cancelled (a sink at SIGTERM) must not cancel the commit.
             try await Task { try await database.write { db in
+                if stall > .zero { Thread.sleep(forTimeInterval: Double(stall.components.seconds) + Double(stall.components.attoseconds) / 1e18) }
                 let insert = try db.cachedStatement(sql: """
                     INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

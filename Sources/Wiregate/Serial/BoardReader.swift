@@ -177,7 +177,8 @@ public final class BoardReader: Service, Sendable {
                 await statuses.set(board.name, online: true, node: path)
                 for try await buffer in inbound {
                     let events = process(buffer, framer: &framer, throttle: &throttle)
-                    if !events.isEmpty { await outbox.append(events) }
+                    // Never waits for the disk: see `Journal.enqueue`.
+                    if !events.isEmpty { await outbox.enqueue(events) }
                 }
             }
             logger.warning("board hung up", metadata: ["path": "\(path)"])

@@ -1,6 +1,9 @@
 /// Hands out per-gateway sequence numbers that never repeat: not after a crash, not after the
 /// journal file was moved aside or lost, not across the memory fallback.
 ///
+/// The next block is asked for when half of the current one is used, so its write (off the hot
+/// path: a slow card must not hold up a port) is on the card long before a number of it is used.
+///
 /// The journal's own counter cannot promise that alone: it is lost with the file, and numbers of
 /// telemetry published live but never committed are gone from it after a crash (a consumer has
 /// seen them). So numbers are reserved in blocks in a small file beside the journal, written
@@ -15,8 +18,8 @@ public struct SequenceAllocator: Sendable, Equatable {
 
     /// The next number to hand out.
     public private(set) var next: Int64
-    /// Every number up to here may be handed out: it is durably reserved (or the reservation
-    /// could not be written, which the journal reports).
+    /// The highest reservation asked for: numbers up to the one before it are durably reserved
+    /// by the time they are used (or the write failed, which the journal reports).
     public private(set) var reserved: Int64
     public let block: Int64
 
@@ -41,14 +44,14 @@ public struct SequenceAllocator: Sendable, Equatable {
     }
 
     /// Takes `count` consecutive numbers.
-    /// - Returns: the first of them, and a new ceiling to reserve (write durably) before using
-    ///   them, when they go past the current reservation.
+    /// - Returns: the first of them, and a new ceiling to reserve (write durably) when the current
+    ///   reservation is half used.
     public mutating func take(_ count: Int) -> (first: Int64, reserve: Int64?) {
         precondition(count > 0)
         let first = next
         next += Int64(count)
-        guard last > reserved else { return (first, nil) }
-        reserved = last + block
+        guard last + block / 2 > reserved else { return (first, nil) }
+        reserved = max(reserved, last) + block
         return (first, reserved)
     }
 }
