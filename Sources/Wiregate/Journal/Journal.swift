@@ -95,7 +95,8 @@ public actor Journal: EventOutbox {
         // was used (the daemon restarted, the disk writable again) goes on after its numbers.
         let memoryReserved = memoryFallback.map { SequenceFile(directory: $0).read() } ?? 0
         do {
-            return try openReplacingDamage(directory: directory, settings: settings, sinks: sinks, logger: logger, seqAfter: memoryReserved)
+            return try openReplacingDamage(directory: directory, settings: settings, sinks: sinks, logger: logger, seqAfter: memoryReserved,
+                                           drainFrom: memoryFallback)
         } catch {
             guard let memoryFallback else { throw error }
             // The disk's reservation file is readable on a read-only card; the journal itself is
@@ -154,15 +155,17 @@ public actor Journal: EventOutbox {
     }
 
     private static func openReplacingDamage(directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
-                                            durable: Bool = true, seqAfter: Int64 = 0) throws -> Journal {
+                                            durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil) throws -> Journal {
         do {
-            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter)
+            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
+                               drainFrom: drainFrom)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
             logger.critical("journal unusable, moved aside; starting a fresh one: events in it were not sent", metadata: [
                 "reason": "\(problem.reason)", "moved_to": "\(aside)",
             ])
-            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter)
+            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
+                               drainFrom: drainFrom)
         }
     }
 
@@ -192,21 +195,22 @@ public actor Journal: EventOutbox {
     ///     once every one of them has acknowledged it.
     ///   - seqAfter: the sequence goes on after this number at least (see `open`).
     ///   - clockSynchronised: whether the wall clock is known to be right now (the system's, but for tests).
+    ///   - drainFrom: a memory fallback's directory whose unsent events this journal takes over.
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
     public init(directory: String, settings: GatewayConfig.Journal, sinks: [String] = [mqttSink], logger: Logger,
                 durable: Bool = true, seqAfter: Int64 = 0,
-                clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised) throws {
+                clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
             try self.init(opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
-                          clockSynchronised: clockSynchronised)
+                          clockSynchronised: clockSynchronised, drainFrom: drainFrom)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
     }
 
     private init(opening directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
-                 durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool) throws {
+                 durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?) throws {
         self.clockSynchronised = clockSynchronised
         precondition(!sinks.isEmpty, "a journal needs a sink")
         let sync = settings.sync
@@ -227,6 +231,9 @@ public actor Journal: EventOutbox {
         // Reads every page's structure: a torn or overwritten file is found now, not mid-run.
         if let check = try database.read({ db in try String.fetchOne(db, sql: "PRAGMA quick_check(1)") }), check != "ok" {
             throw JournalDamage(reason: "quick_check: \(check)")
+        }
+        if let drainFrom, durable {
+            Self.drainMemoryJournal(in: drainFrom, into: database, logger: logger)
         }
         self.directory = directory
         self.isDurable = durable

@@ -1,0 +1,44 @@
+import Foundation
+import GRDB
+import Logging
+
+/// Taking over what a memory fallback journal (see `Journal.open`) could not send, once the disk
+/// journal opens again: events the broker never had would otherwise be abandoned in `/dev/shm`.
+extension Journal {
+    /// Copies the events of the journal in `directory` that its MQTT sink had not acknowledged
+    /// into `database`, with their own sequence numbers (which the disk journal never handed out:
+    /// it goes on after the memory journal's reservation), then deletes that journal. A failure is
+    /// logged and leaves the memory journal where it is, for the next start.
+    static func drainMemoryJournal(in directory: String, into database: DatabasePool, logger: Logger) {
+        let path = fileName(in: directory)
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            let copied = try database.writeWithoutTransaction { db -> Int in
+                // ATTACH cannot run inside a transaction; the copy itself is one.
+                try db.execute(sql: "ATTACH DATABASE ? AS memory", arguments: [path])
+                defer { try? db.execute(sql: "DETACH DATABASE memory") }
+                var copied = 0
+                try db.inTransaction {
+                    try db.execute(sql: """
+                        INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
+                        SELECT seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest FROM memory.event AS e
+                        WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
+                        """, arguments: [mqttSink])
+                    copied = db.changesCount
+                    return .commit
+                }
+                return copied
+            }
+            for suffix in ["", "-wal", "-shm"] {
+                try? FileManager.default.removeItem(atPath: path + suffix)
+            }
+            logger.notice("the memory journal's unsent events are back in the disk journal", metadata: [
+                "events": "\(copied)", "memory_journal": "\(directory)",
+            ])
+        } catch {
+            logger.error("cannot take over the memory journal's events; it stays for the next start", metadata: [
+                "memory_journal": "\(directory)", "error": "\(error)",
+            ])
+        }
+    }
+}
