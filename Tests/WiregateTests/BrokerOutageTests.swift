@@ -40,8 +40,8 @@ import WiregateTestKit
         board.send("hello-311")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "hello-311" } })
         #expect(subscriber.messages.first { $0.payload == "hello-311" }?.properties == "")   // 3.1.1 has no user properties
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "PING")
-        #expect(board.receivedLines(timeout: .seconds(5)) == ["PING"])
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "PING")
+        #expect(await board.receivedLines(within: .seconds(10)) { $0.contains("PING") } == ["PING"])
         await harness.stop()
         // The will / farewell work the same in 3.1.1.
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/test-gw/status" }?.payload == "offline" })

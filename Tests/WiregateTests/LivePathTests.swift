@@ -66,18 +66,14 @@ import WiregateTestKit
             commands: [ "SIREN=ON", "SIREN=OFF", "PING", "LED=*" ]
         """))
         await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/seq" } }
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON")
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=42")
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "REBOOT")
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON\nREBOOT")
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON")
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=42")
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "REBOOT")
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON\nREBOOT")
         // A pattern's value never carries a second command for firmware that splits on ';'.
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=1;SIREN=OFF")
-        var written: [String] = []
-        let deadline = ContinuousClock.now + .seconds(5)
-        while written.count < 2 && ContinuousClock.now < deadline {
-            written += board.receivedLines(timeout: .milliseconds(200))
-        }
-        written += board.receivedLines(timeout: .milliseconds(500))
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=1;SIREN=OFF")
+        var written = await board.receivedLines(within: .seconds(10)) { $0.count >= 2 }
+        written += await board.receivedLines(within: .milliseconds(500)) { _ in false }
         #expect(written == ["SIREN=ON", "LED=42"])
         // The board's answer comes back as an event.
         board.send(SamplePattern.reply(protocol: "kv", to: "SIREN=ON"))
@@ -96,12 +92,10 @@ import WiregateTestKit
           - { name: ms, match: { path: \(board.path) }, protocol: mysensors, settle: 0s, commands: [ "1;1;1;0;2;*" ] }
         """))
         await feed(board, protocol: "mysensors") { subscriber.messages.contains { $0.topic.hasPrefix("wiregate/test-gw/ms/mysensors-out/") } }
-        try publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/1/1/1/0/2", payload: "1")
-        try publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/9/1/1/0/2", payload: "1")
-        var written: [String] = []
-        let deadline = ContinuousClock.now + .seconds(5)
-        while written.isEmpty && ContinuousClock.now < deadline { written += board.receivedLines(timeout: .milliseconds(200)) }
-        written += board.receivedLines(timeout: .milliseconds(500))
+        try await publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/1/1/1/0/2", payload: "1")
+        try await publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/9/1/1/0/2", payload: "1")
+        var written = await board.receivedLines(within: .seconds(10)) { !$0.isEmpty }
+        written += await board.receivedLines(within: .milliseconds(500)) { _ in false }
         #expect(written == ["1;1;1;0;2;1"])
         #expect(harness.board("ms")!.counters.commandsRefused == 1)
         await harness.stop()
@@ -230,8 +224,10 @@ extension LivePathTests {
 }
 
 /// Publishes one QoS 1 message with mosquitto_pub.
-func publish(port: Int, topic: String, payload: String, retain: Bool = false) throws {
+/// Publishes with mosquitto_pub and waits (without holding a thread of the shared pool, which
+/// the in-process gateways of other tests need) until it has exited, at most 5 s.
+func publish(port: Int, topic: String, payload: String, retain: Bool = false) async throws {
     let process = try ChildProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload]
                                    + (retain ? ["-r"] : []))
-    for _ in 0..<500 where process.isRunning { usleep(10_000) }
+    _ = await eventually(timeout: .seconds(5)) { !process.isRunning }
 }

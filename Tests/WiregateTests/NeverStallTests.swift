@@ -90,21 +90,17 @@ import WiregateTestKit
     @Test func retainedCommandsNeverFire() async throws {
         let broker = try MosquittoBroker(persistent: true)   // the retained message survives its restart
         let board = try SimulatedBoard()
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "SIREN=OFF" ] }
         """))
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
         try await Task.sleep(for: .milliseconds(500))
         // A retained one published while the gateway listens is refused too; a plain one is written.
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
-        try publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=OFF")
-        var written: [String] = []
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !written.contains("SIREN=OFF") && ContinuousClock.now < deadline {
-            written += board.receivedLines(timeout: .milliseconds(200))
-        }
-        written += board.receivedLines(timeout: .milliseconds(300))
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
+        try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=OFF")
+        var written = await board.receivedLines(within: .seconds(10)) { $0.contains("SIREN=OFF") }
+        written += await board.receivedLines(within: .milliseconds(300)) { _ in false }
         #expect(written == ["SIREN=OFF"])
         #expect(harness.gateway.router.retainedRefused == 1)
         // A reconnect does not bring the retained one back.
@@ -112,7 +108,7 @@ import WiregateTestKit
         try broker.start()
         #expect(await eventually { harness.gateway.mqtt.counters.connects >= 2 })
         try await Task.sleep(for: .milliseconds(500))
-        #expect(board.receivedLines(timeout: .milliseconds(300)).isEmpty)
+        #expect(await board.receivedLines(within: .milliseconds(300)) { _ in false }.isEmpty)
         await harness.stop()
     }
 }

@@ -76,6 +76,19 @@ public final class SimulatedBoard: Sendable {
     }
 
     /// Reads the complete lines the gateway wrote since the last call, waiting up to `timeout` for the first.
+    /// The lines the gateway wrote, gathered until `done` says enough or `timeout` passes, polling
+    /// without holding a thread of the shared pool (in-process gateways need it to write them).
+    public func receivedLines(within timeout: Duration, until done: ([String]) -> Bool) async -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        var lines: [String] = []
+        repeat {
+            lines += receivedLines()
+            if done(lines) { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        } while ContinuousClock.now < deadline
+        return lines
+    }
+
     public func receivedLines(timeout: Duration = .zero) -> [String] {
         guard let controller = fds.withLock({ $0?.controller }) else { return [] }
         let deadline = ContinuousClock.now + timeout
