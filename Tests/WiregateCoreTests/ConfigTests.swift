@@ -55,6 +55,9 @@ import Testing
         #expect(!between.allows("PWM=10,DUTY=5;REBOOT"))
         let custom = CommandPolicy(["LED=*"], separators: ["|", ";"])
         #expect(!custom.allows("LED=1|REBOOT"))
+        let json = CommandPolicy(["{\"led\":*}"], separators: JSONLineDecoder().commandSeparators)
+        #expect(json.allows("{\"led\":1}"))
+        #expect(!json.allows("{\"led\":1,\"siren\":\"off\"}"))
         #expect(config.topic(board: "front-door", levels: ["door"]) == "wiregate/house-1/front-door/door")
     }
 

@@ -87,8 +87,10 @@ public final class CommandRouter: Sendable {
         let named = String(line.prefix { $0 != "=" && $0 != " " && $0 != ";" }.prefix(40))
         guard board.commands.allows(line) else {
             reader.countRefused()
+            // Its name only if the list knows that name: a bare refused line may be a mistyped code.
+            let known = board.commands.allowed.contains { $0.hasPrefix(named) }
             logger.warning("command refused: not in the board's commands list", metadata: [
-                "board": "\(board.name)", "command": "\(named)…", "length": "\(line.utf8.count)",
+                "board": "\(board.name)", "command": "\(known ? named + "…" : "(not a listed command)")", "length": "\(line.utf8.count)",
             ])
             return
         }

@@ -89,7 +89,13 @@ public final class Gateway: Sendable {
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: signals,
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // A service that ended out of turn: what the journal holds is still committed.
+            await journal.close()
+            throw error
+        }
         await journal.close()
     }
 }

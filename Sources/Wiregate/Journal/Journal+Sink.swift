@@ -129,7 +129,8 @@ extension Journal {
         var taken = 0
         var last: Int64?
         var index = low
-        while index < pending.count && taken < Self.refillLimit {
+        // Not past the reservation known to be on the card (see `durableCeiling`): those wait for it.
+        while index < pending.count && taken < Self.refillLimit && pending[index].seq <= durableCeiling {
             if pending[index].event.eventClass == eventClass {
                 readers[sink]!.buffered[eventClass, default: []].append(pending[index])
                 last = pending[index].seq
@@ -232,13 +233,19 @@ extension Journal {
                 }
             }.value
         } catch {
-            // Not in the quarantine, so not passed by the cursor either: given back, tried again.
-            logger.error("cannot write the quarantine: the refused events stay in the journal", metadata: [
-                "error": "\(error)", "count": "\(events.count)",
-            ])
+            // Not in the quarantine, so not passed by the cursor either: given back, tried again a
+            // second later (a card that turned read-only must not make this a busy loop).
+            if !quarantineFailing {
+                quarantineFailing = true
+                logger.error("cannot write the quarantine: the refused events stay in the journal", metadata: [
+                    "error": "\(error)", "count": "\(events.count)",
+                ])
+            }
+            try? await Task.sleep(for: .seconds(1))
             putBack(sink: sink, events)
             return
         }
+        quarantineFailing = false
         acknowledge(sink: sink, events)
     }
 

@@ -44,6 +44,11 @@ public actor Journal: EventOutbox {
     let sequenceFile: SequenceFile
     /// Reservations are written here, in order, off the actor.
     let reservationQueue = DispatchQueue(label: "wiregate.journal.sequence")
+    /// The highest reservation known to be on the card: no sink is handed a number above it (a
+    /// number no one has seen may be handed out again after a crash; one a consumer has seen may
+    /// not). `Int64.max` once a reservation cannot be written at all: the sinks then get
+    /// everything, and the failure is logged.
+    var durableCeiling: Int64 = 0
     var sequenceFileFailing = false
     var nextSeq: Int64 { sequence.next }
     /// Appended, not yet committed, in seq order.
@@ -69,6 +74,8 @@ public actor Journal: EventOutbox {
     var wokenDuringPass: Set<String> = []
     /// Set by `close()`: the database is closed, nothing more is written.
     var closed = false
+    /// Whether the last quarantine write failed (logged once per run of failures).
+    var quarantineFailing = false
     /// A fault-injection seam for tests: every commit holds SQLite's writer this long, as a card
     /// whose writes stall does (no device-mapper or FUSE on the machines the tests run on).
     var commitStall: Duration = .zero
@@ -255,10 +262,13 @@ public actor Journal: EventOutbox {
         // crash left its WAL behind) fails here, so that `open` falls back to memory, saying so; a
         // full card does not: the disk journal still drains its backlog, and the failure is reported.
         do {
-            try sequenceFile.write(sequence.reserveAhead())
+            let ceiling = sequence.reserveAhead()
+            try sequenceFile.write(ceiling)
+            durableCeiling = ceiling
         } catch let error where [EROFS, EACCES, EPERM].contains(error.code) {
             throw error
         } catch {
+            durableCeiling = .max
             sequenceFileFailing = true
             logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
                 "error": "\(error)",
@@ -382,26 +392,33 @@ public actor Journal: EventOutbox {
         reservationQueue.async {
             do {
                 try file.write(ceiling)
-                Task { await self.reservationWritten(nil) }
+                Task { await self.reservationWritten(ceiling, error: nil) }
             } catch {
                 let reason = "\(error)"
-                Task { await self.reservationWritten(reason) }
+                Task { await self.reservationWritten(ceiling, error: reason) }
             }
         }
     }
 
-    private func reservationWritten(_ error: String?) {
+    private func reservationWritten(_ ceiling: Int64, error: String?) {
         if let error {
+            // Not written: rather than hold every event back from the sinks, give up the guarantee, loudly.
+            durableCeiling = .max
             if !sequenceFileFailing {
                 sequenceFileFailing = true
                 logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
                     "error": "\(error)",
                 ])
             }
-        } else if sequenceFileFailing {
-            sequenceFileFailing = false
-            logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
+        } else {
+            durableCeiling = max(durableCeiling, ceiling)
+            if sequenceFileFailing {
+                sequenceFileFailing = false
+                logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
+            }
         }
+        // Sinks may have been holding events above the old ceiling.
+        for sink in readers.keys { wake(sink) }
     }
 
     /// Commits what is pending and closes the database (its WAL is checkpointed into the file and
@@ -458,13 +475,16 @@ public actor Journal: EventOutbox {
         }
         flushing = true
         repeat {
-            flushAgain = false
-            await flushOnce()
+            repeat {
+                flushAgain = false
+                await flushOnce()
+            } while flushAgain
+            if lastBoundsCheck.map({ ContinuousClock.now - $0 > Self.boundsInterval }) ?? true {
+                lastBoundsCheck = .now
+                await enforceBounds()
+            }
+            // A request that came during the bounds pass is served before its waiter is resumed.
         } while flushAgain
-        if lastBoundsCheck.map({ ContinuousClock.now - $0 > Self.boundsInterval }) ?? true {
-            lastBoundsCheck = .now
-            await enforceBounds()
-        }
         flushing = false
         let waiters = flushWaiters
         flushWaiters.removeAll()

@@ -44,6 +44,9 @@ public final class MQTTSink: Service, Sendable {
 
     private struct HeldBack {
         var events: [JournaledEvent] = []
+        /// Held-back events sent again and awaiting their answer: the refusal is over only once
+        /// none is held and none of these is still unanswered.
+        var retried: Set<Int64> = []
         var reason: String?
         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
         var retryAt: ContinuousClock.Instant?
@@ -174,6 +177,7 @@ public final class MQTTSink: Service, Sendable {
             switch verdict {
             case .accepted: break
             case .refusedForGood(let why):
+                held.withLock { _ = $0.retried.remove(event.seq) }
                 await quarantine(event, code: 0, reason: "the broker refused it: \(why)")
             case .refusedForNow(let why):
                 retry.append(event)
@@ -184,6 +188,7 @@ public final class MQTTSink: Service, Sendable {
         let (delay, first) = held.withLock { state -> (Duration, Bool) in
             let first = state.reason == nil
             state.events += retry
+            state.retried.subtract(retry.map(\.seq))
             state.reason = reason
             let delay = state.backoff.nextDelay()
             state.retryAt = .now + delay
@@ -205,6 +210,7 @@ public final class MQTTSink: Service, Sendable {
             let due = held.withLock { state -> [JournaledEvent] in
                 guard let retryAt = state.retryAt, retryAt <= .now, !state.events.isEmpty else { return [] }
                 state.retryAt = nil
+                state.retried.formUnion(state.events.map(\.seq))
                 defer { state.events.removeAll() }
                 return state.events.sorted { $0.seq < $1.seq }
             }
@@ -213,8 +219,13 @@ public final class MQTTSink: Service, Sendable {
                 continue
             }
             let firstLive = liveFrom.withLock { $0 }
-            for event in due {
-                await send(event, firstLive: firstLive, timestamps: &timestamps)
+            for event in due where await send(event, firstLive: firstLive, timestamps: &timestamps) != nil {
+                // Not taken by libmosquitto (a broker setting, memory): held again, not orphaned.
+                held.withLock { state in
+                    state.events.append(event)
+                    state.retried.remove(event.seq)
+                    state.retryAt = state.retryAt ?? .now + state.backoff.nextDelay()
+                }
             }
         }
     }
@@ -225,7 +236,8 @@ public final class MQTTSink: Service, Sendable {
         let acknowledged = window.takeAcknowledged()
         guard !acknowledged.isEmpty else { return acknowledged }
         let over = held.withLock { state -> Bool in
-            guard state.reason != nil, state.events.isEmpty, state.retryAt == nil else { return false }
+            state.retried.subtract(acknowledged.map(\.seq))
+            guard state.reason != nil, state.events.isEmpty, state.retried.isEmpty else { return false }
             state.reason = nil
             state.backoff.reset()
             return true
@@ -279,7 +291,8 @@ public final class MQTTSink: Service, Sendable {
             if notTakenSince != nil, window.counts.inFlight > 0 {
                 notTakenSince = nil
                 notTaken.reset()
-                await statusFile.broker(refusing: nil)
+                // Unless the broker still refuses held-back events: that is the status then.
+                if held.withLock({ $0.reason == nil }) { await statusFile.broker(refusing: nil) }
             }
         }
     }

@@ -50,7 +50,15 @@ public enum UploadVerdict: Sendable, Equatable {
         case 413:
             self = .tooLarge
         case 400, 409, 422:
-            self = .refused(status: status, response: answer)
+            // Only the events endpoint's own refusal says something is wrong with the events; a
+            // proxy's or a web server's 400 (plain HTTP to an HTTPS port, a mangled body) is the
+            // way to the backend, and would otherwise quarantine every event one by one.
+            if Self.isTheAppsRefusal(status: status, answer: answer) {
+                self = .refused(status: status, response: answer)
+            } else {
+                self = .misconfigured(reason: "HTTP \(status), but not the events endpoint's answer (a proxy or a web server in front?): "
+                                      + String(answer.prefix(120)))
+            }
         case 408, 429, 500..<600:
             self = .retry(reason: "HTTP \(status)", after: retryAfter.flatMap(Int.init).map { .seconds(max(0, min($0, 3600))) })
         default:
@@ -59,17 +67,29 @@ public enum UploadVerdict: Sendable, Equatable {
     }
 
     /// Why a 2xx body does not account for the batch; nil when it says `stored` + `duplicates`
-    /// equal to `batchCount`.
+    /// equal to `batchCount` (integers: JSON `true` or `2.5` are not counts).
     static func problem(inStoredAnswer answer: String, batchCount: Int) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any] else {
-            return "the answer is not the JSON object the endpoint sends"
+        struct Stored: Decodable {
+            var stored: Int
+            var duplicates: Int
         }
-        guard let stored = object["stored"] as? Int, let duplicates = object["duplicates"] as? Int, stored >= 0, duplicates >= 0 else {
+        guard let counts = try? JSONDecoder().decode(Stored.self, from: Data(answer.utf8)) else {
             return "the answer does not say how many events were stored and how many were duplicates"
         }
-        guard stored + duplicates == batchCount else {
-            return "it accounts for \(stored + duplicates) of the \(batchCount) events sent"
+        guard counts.stored >= 0, counts.duplicates >= 0, counts.stored + counts.duplicates == batchCount else {
+            return "it accounts for \(counts.stored + counts.duplicates) of the \(batchCount) events sent"
         }
         return nil
+    }
+
+    /// The app's answer to a bad batch: `{"error": "malformed batch", "reasons": …}` (400), or a
+    /// conflict naming the ids (409).
+    static func isTheAppsRefusal(status: Int, answer: String) -> Bool {
+        struct Refusal: Decodable {
+            var error: String
+            var ids: [String]?
+        }
+        guard let refusal = try? JSONDecoder().decode(Refusal.self, from: Data(answer.utf8)) else { return false }
+        return status == 409 ? refusal.ids != nil : refusal.error == "malformed batch"
     }
 }

@@ -16,6 +16,10 @@ public struct JSONLineDecoder: LineDecoder {
     public let topic: TopicTemplate?
     public let valueField: String?
 
+    /// A JSON board reads commands as JSON too: a pattern's value must not close a string, an
+    /// object or an array, or add a member (`{"led":*}` with `1,"siren":"off"`).
+    public var commandSeparators: Set<Unicode.Scalar> { [";", ",", "\"", "{", "}", "[", "]", ":", "\\"] }
+
     public init(topic: TopicTemplate? = nil, valueField: String? = nil) {
         self.topic = topic
         self.valueField = valueField

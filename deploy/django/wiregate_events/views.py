@@ -57,15 +57,18 @@ class EventBatchView(APIView):
     parser_classes = [GzipJSONParser]
 
     def post(self, request):
+        # Before the events are looked at: a token bound to another gateway gets a 403 (which the
+        # gateway treats as its own configuration problem), never a 400 for an event (quarantined).
+        claimed = request.data.get("gateway") if isinstance(request.data, dict) else None
+        credential = getattr(request.user, "wiregate_gateway", None)
+        if credential is None or credential.gateway != claimed:
+            logger.warning("upload refused: the token of %s is not bound to gateway %r", request.user, claimed)
+            return self.answer({"error": f"this token may not upload for gateway '{claimed}'"}, status.HTTP_403_FORBIDDEN)
         batch = BatchSerializer(data=request.data)
         if not batch.is_valid():
             return self.answer({"error": "malformed batch", "reasons": batch.errors}, status.HTTP_400_BAD_REQUEST)
         gateway = batch.validated_data["gateway"]
         events = batch.validated_data["events"]
-        credential = getattr(request.user, "wiregate_gateway", None)
-        if credential is None or credential.gateway != gateway:
-            logger.warning("upload refused: the token of %s is not bound to gateway %s", request.user, gateway)
-            return self.answer({"error": f"this token may not upload for gateway '{gateway}'"}, status.HTTP_403_FORBIDDEN)
         with transaction.atomic():
             ids = [event["id"] for event in events]
             known = {row.id: row for row in Event.objects.filter(id__in=ids)}

@@ -33,7 +33,12 @@ class Command(BaseCommand):
         if existing:
             account = existing.user
         else:
-            account, _ = get_user_model().objects.get_or_create(username=user or gateway)
+            users = get_user_model().objects
+            if user is None and users.filter(username=gateway).exists():
+                # A person's account that happens to have the gateway's name must not become its uploader.
+                raise CommandError(f"a user named '{gateway}' exists and is not bound to this gateway: "
+                                   f"name it with --user to bind it, or pick another gateway id")
+            account, _ = users.get_or_create(username=user or gateway)
             if GatewayCredential.objects.filter(user=account).exists():
                 raise CommandError(f"user '{account}' is already bound to another gateway")
             GatewayCredential.objects.create(user=account, gateway=gateway)
