@@ -3,13 +3,13 @@
 # ingest through the journal (vs a bare libmosquitto loop), replay of a backlog by the daemon
 # (events/s, peak RSS), latency from the pty to a subscriber (HdrHistogram), and disk writes.
 # ingest-tls is the ingest benchmark against the house broker's TLS deploy config.
-# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|writes|live|upload ...]   (default: all)
+# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|latency-backlog|writes|live|upload ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 swift build -c release --product wiregate >/dev/null
 swift build -c release --product wiregate-bench >/dev/null
-which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency writes live upload)
+which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency latency-backlog writes live upload)
 for bench in "${which[@]}"; do
   case "$bench" in
     live) ./scripts/bench-live.sh 1000 60 ;;
@@ -17,6 +17,7 @@ for bench in "${which[@]}"; do
     upload) ./scripts/django-venv.sh
             # A private PostgreSQL for the Django app the daemon uploads to; stopped when the subshell ends.
             (source scripts/postgres.sh; .build/release/wiregate-bench upload) ;;
+    latency-backlog) .build/release/wiregate-bench latency --backlog 200000 ;;
     *) .build/release/wiregate-bench "$bench" ;;
   esac
 done

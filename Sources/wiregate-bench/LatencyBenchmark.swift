@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Histogram
+import Logging
 import Synchronization
 import Wiregate
 import WiregateCore
@@ -15,6 +16,9 @@ struct LatencyBenchmark: AsyncParsableCommand {
 
     @Option(help: "Seconds to run.")
     var seconds = 20
+
+    @Option(help: "Telemetry events journaled before the daemon starts: it drains them while the live lines come.")
+    var backlog = 0
 
     func run() async throws {
         let state = try makeTemporaryDirectory("bench-latency")
@@ -31,7 +35,9 @@ struct LatencyBenchmark: AsyncParsableCommand {
         options.will = nil
         options.clientID = "bench-subscriber"
         let subscriber = try MosquittoClient(options: options)
-        let histograms = Mutex((critical: Histogram<UInt64>(highestTrackableValue: 60_000_000), telemetry: Histogram<UInt64>(highestTrackableValue: 60_000_000)))
+        let histograms = Mutex((critical: Histogram<UInt64>(highestTrackableValue: 60_000_000), telemetry: Histogram<UInt64>(highestTrackableValue: 60_000_000),
+                                duringDrain: Histogram<UInt64>(highestTrackableValue: 60_000_000), drained: 0))
+        let backlog = self.backlog
         subscriber.start()
         let receiving = Task {
             for await event in subscriber.events {
@@ -40,14 +46,34 @@ struct LatencyBenchmark: AsyncParsableCommand {
                     try? subscriber.subscribe("wiregate/bench/sim/+")
                 case .message(let topic, let payload, _):
                     let arrived = monotonicNanoseconds()
+                    if topic.hasSuffix("/backlog") {
+                        histograms.withLock { $0.drained += 1 }
+                        continue
+                    }
                     guard let sent = UInt64(String(decoding: payload, as: UTF8.self)), arrived > sent else { continue }
                     let micros = (arrived - sent) / 1000
                     histograms.withLock { h in
-                        if topic.hasSuffix("/door") { _ = h.critical.record(micros) } else { _ = h.telemetry.record(micros) }
+                        if topic.hasSuffix("/door") {
+                            _ = h.critical.record(micros)
+                            if h.drained < backlog { _ = h.duringDrain.record(micros) }
+                        } else {
+                            _ = h.telemetry.record(micros)
+                        }
                     }
                 default: break
                 }
             }
+        }
+        if backlog > 0 {
+            // Journaled while the broker was away: telemetry the daemon replays as the live lines come.
+            let journal = try Journal(directory: state, settings: config.journal, logger: Logger(label: "bench"))
+            let now = Date()
+            for start in stride(from: 0, to: backlog, by: 1000) {
+                await journal.append((start..<min(backlog, start + 1000)).map { _ in
+                    Event(board: "sim", topic: "wiregate/bench/sim/backlog", subtopic: "backlog", payload: "x", eventClass: .telemetry, receivedAt: now)
+                })
+            }
+            await journal.close()
         }
         let daemon = try ChildProcess(wiregateBinary, ["run", "--config", configPath])
         while (try? DaemonState.read(stateDirectory: state))?.boards["sim"] != true || !subscriber.isConnected {
@@ -65,9 +91,12 @@ struct LatencyBenchmark: AsyncParsableCommand {
         daemon.terminate()
         receiving.cancel()
         await subscriber.shutdown()
-        let (critical, telemetry) = histograms.withLock { ($0.critical, $0.telemetry) }
-        print("latency: pty line -> subscriber through the daemon, \(rate) lines/s for \(seconds) s, microseconds")
-        for (name, histogram) in [("critical", critical), ("telemetry", telemetry)] {
+        let (critical, telemetry, duringDrain, drained) = histograms.withLock { ($0.critical, $0.telemetry, $0.duringDrain, $0.drained) }
+        print("latency: pty line -> subscriber through the daemon, \(rate) lines/s for \(seconds) s, microseconds"
+              + (backlog > 0 ? ", while draining a \(backlog)-event telemetry backlog (\(drained) arrived)" : ""))
+        var rows = [("critical", critical), ("telemetry", telemetry)]
+        if backlog > 0 { rows.insert(("critical during the drain", duringDrain), at: 1) }
+        for (name, histogram) in rows {
             print("  \(name): n=\(histogram.totalCount) p50=\(histogram.valueAtPercentile(50)) p99=\(histogram.valueAtPercentile(99)) "
                   + "p99.9=\(histogram.valueAtPercentile(99.9)) max=\(histogram.max)")
         }

@@ -15,7 +15,11 @@ public protocol EventOutbox: Sendable {
     /// next events to send, at most `max`, critical before telemetry, in seq order within a class:
     /// one hand-off per batch at high rates. Waits while there is none.
     /// - Returns: an empty array once the calling task is cancelled.
-    func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent]
+    /// - Parameter classes: the classes to take, in that order (one caller per class at a time).
+    func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent]
+
+    /// Whether events of `eventClass` are waiting to be handed out to this sink.
+    func hasUnsent(_ eventClass: EventClass) async -> Bool
 
     /// Gives back events taken by `next(max:)` that could not be sent, to be sent first next time.
     func putBack(_ events: [JournaledEvent]) async
@@ -43,6 +47,11 @@ extension EventOutbox {
 
     /// The next events to send, with no acknowledgement to hand over.
     public func next(max: Int) async -> [JournaledEvent] {
-        await next(max: max, acknowledging: [])
+        await next(max: max, classes: [.critical, .telemetry], acknowledging: [])
+    }
+
+    /// Critical before telemetry.
+    public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+        await next(max: max, classes: [.critical, .telemetry], acknowledging: acknowledging)
     }
 }

@@ -8,11 +8,13 @@ import WiregateCore
 /// `Journal`'s own `EventOutbox` conformance is the MQTT sink's view of it; another sink
 /// (the backend) reads it through `outbox(for:)`, from its own cursor.
 extension Journal {
-    public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
-        await next(sink: Self.mqttSink, max: max, acknowledging: acknowledging)
+    public func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+        await next(sink: Self.mqttSink, max: max, classes: classes, acknowledging: acknowledging)
     }
 
     public func putBack(_ events: [JournaledEvent]) { putBack(sink: Self.mqttSink, events) }
+
+    public func hasUnsent(_ eventClass: EventClass) async -> Bool { await hasUnsent(sink: Self.mqttSink, eventClass) }
 
     public func acknowledge(_ events: [JournaledEvent]) { acknowledge(sink: Self.mqttSink, events) }
 
@@ -25,17 +27,25 @@ extension Journal {
         JournalSinkOutbox(journal: self, sink: sink)
     }
 
-    func next(sink: String, max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+    /// - Parameter classes: the classes this caller takes, in the order it takes them. A sink may
+    ///   have one caller per class at once (the MQTT sink's critical and telemetry senders), never
+    ///   two for the same class.
+    func next(sink: String, max: Int, classes: [EventClass] = [.critical, .telemetry],
+              acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
         precondition(max > 0)
         precondition(readers[sink] != nil, "no sink \(sink) in this journal")
+        let key = Self.callerKey(sink, classes)
+        precondition(!inNext.contains(key), "two callers of next for \(key) at once")
+        inNext.insert(key)
+        defer { inNext.remove(key) }
         acknowledge(sink: sink, acknowledging)
         while !Task.isCancelled {
             // A wake-up that comes while this pass runs (an alarm appended during a telemetry read)
             // must not be lost: the pass runs again instead of waiting.
-            wokenDuringPass.remove(sink)
+            wokenDuringPass.remove(key)
             // Critical first, always: a live alarm never waits behind a telemetry backlog.
             var events: [JournaledEvent] = []
-            for eventClass in [EventClass.critical, .telemetry] {
+            for eventClass in classes {
                 // A refill brings at most a few hundred rows: go on until the batch is full or the class drained.
                 while events.count < max, !Task.isCancelled {
                     if readers[sink]!.buffered[eventClass, default: []].isEmpty {
@@ -54,9 +64,9 @@ extension Journal {
                 return []
             }
             if !events.isEmpty { return events }
-            if wokenDuringPass.contains(sink) { continue }
+            if wokenDuringPass.contains(key) { continue }
             await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in waiters[sink] = continuation }
+                await withCheckedContinuation { continuation in waiters[key] = continuation }
             } onCancel: {
                 Task { await self.wake(sink) }
             }
@@ -179,11 +189,32 @@ extension Journal {
         }
     }
 
+    /// Whether `sink` has events of `eventClass` it has not been handed yet: in its buffer, in
+    /// memory, or committed after its read position (one indexed lookup).
+    func hasUnsent(sink: String, _ eventClass: EventClass) async -> Bool {
+        guard let reader = readers[sink], let cursor = reader.cursors[eventClass] else { return false }
+        if !(reader.buffered[eventClass]?.isEmpty ?? true) { return true }
+        let after = cursor.position
+        if pending.contains(where: { $0.seq > after && $0.event.eventClass == eventClass }) { return true }
+        guard after < committedThrough else { return false }
+        return (try? await database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE class = ? AND seq > ?)",
+                              arguments: [eventClass.storageCode, after])
+        }) ?? nil ?? false
+    }
+
+    /// The key of one caller of `next`: a sink and the classes it takes.
+    static func callerKey(_ sink: String, _ classes: [EventClass]) -> String {
+        sink + "#" + classes.map(\.rawValue).joined(separator: ",")
+    }
+
+    /// Wakes every caller of `next` for `sink`: a waiting one goes round, one in the middle of a
+    /// pass goes round once more instead of waiting.
     func wake(_ sink: String) {
-        if let waiter = waiters.removeValue(forKey: sink) {
-            waiter.resume()
-        } else {
-            wokenDuringPass.insert(sink)
+        let prefix = sink + "#"
+        for key in inNext where key.hasPrefix(prefix) {
+            wokenDuringPass.insert(key)
+            waiters.removeValue(forKey: key)?.resume()
         }
     }
 }
@@ -197,11 +228,13 @@ public struct JournalSinkOutbox: EventOutbox {
 
     public func enqueue(_ events: [Event]) async { await journal.enqueue(events) }
 
-    public func next(max: Int, acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
-        await journal.next(sink: sink, max: max, acknowledging: acknowledging)
+    public func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+        await journal.next(sink: sink, max: max, classes: classes, acknowledging: acknowledging)
     }
 
     public func putBack(_ events: [JournaledEvent]) async { await journal.putBack(sink: sink, events) }
+
+    public func hasUnsent(_ eventClass: EventClass) async -> Bool { await journal.hasUnsent(sink: sink, eventClass) }
 
     public func acknowledge(_ events: [JournaledEvent]) async { await journal.acknowledge(sink: sink, events) }
 

@@ -68,10 +68,12 @@ public actor Journal: EventOutbox {
     /// Each sink's reading state: where it has read to, what it has in flight, what is acknowledged.
     var readers: [String: SinkReader]
     var cursorsDirty = false
-    /// A sink waiting in `next` for events, per sink.
+    /// Callers waiting in `next` for events (see `callerKey`).
     var waiters: [String: CheckedContinuation<Void, Never>] = [:]
-    /// Sinks woken while they were not waiting (in the middle of a pass of `next`).
+    /// Callers of `next` (see `callerKey`) woken while they were not waiting (in the middle of a pass).
     var wokenDuringPass: Set<String> = []
+    /// Callers inside `next`, waiting or not.
+    var inNext: Set<String> = []
     /// Set by `close()`: the database is closed, nothing more is written.
     var closed = false
     /// Whether the last quarantine write failed (logged once per run of failures).

@@ -100,7 +100,9 @@ public final class MQTTSink: Service, Sendable {
             group.addTask { await self.handleClientEvents() }
             group.addTask { await self.forwardAcknowledgements() }
             await withTaskGroup(of: Void.self) { senders in
-                senders.addTask { await self.publishEvents() }
+                // A sender per class: an alarm waits for one free place on the wire, never for telemetry's room.
+                senders.addTask { await self.publishEvents(.critical) }
+                senders.addTask { await self.publishEvents(.telemetry) }
                 senders.addTask { await self.retryHeldBack() }
                 senders.addTask { await self.publishStatusChanges() }
                 // Until SIGTERM / SIGINT (or cancellation); then stop taking events from the journal.
@@ -124,9 +126,9 @@ public final class MQTTSink: Service, Sendable {
     private func handleClientEvents() async {
         for await event in client.events {
             switch event {
-            case .connected(let version):
+            case .connected(let version, let receiveMaximum):
                 counterState.withLock { $0.connects += 1 }
-                logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)"])
+                logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)", "receive_maximum": "\(receiveMaximum)"])
                 let firstLive = await outbox.beginLive()
                 liveFrom.withLock { $0 = firstLive }
                 subscribeToCommands()
@@ -134,7 +136,7 @@ public final class MQTTSink: Service, Sendable {
                 for change in await statuses.snapshot() {
                     publishStatus(config.boardStatusTopic(change.board), online: change.online)
                 }
-                window.setConnected(true)
+                window.setConnected(true, receiveMaximum: receiveMaximum)
                 await statusFile.broker(connected: true)
             case .connectFailed(let reason):
                 logger.warning("cannot connect to the broker, will retry", metadata: ["reason": "\(reason)"])
@@ -263,15 +265,22 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
-    private func publishEvents() async {
+    private func publishEvents(_ eventClass: EventClass) async {
         var timestamps = TimestampFormatter()
         var notTaken = Backoff(initial: .milliseconds(100), maximum: .seconds(30))
         var notTakenSince: ContinuousClock.Instant?
         while !Task.isCancelled {
-            let room = await window.waitForRoom()
+            let room = await window.waitForRoom(for: eventClass)
             guard room > 0 else { return }
+            // Critical first, also across the two senders: no telemetry while alarms wait (a replay
+            // sends every critical event before any telemetry). Only the rare moment an alarm is
+            // being handed over costs the telemetry sender a few milliseconds.
+            if eventClass == .telemetry, await outbox.hasUnsent(.critical) {
+                try? await Task.sleep(for: .milliseconds(2))
+                continue
+            }
             // The PUBACKs that made the room go to the journal in the same hand-off.
-            let events = await outbox.next(max: room, acknowledging: await takeAcknowledged())
+            let events = await outbox.next(max: room, classes: [eventClass], acknowledging: await takeAcknowledged())
             guard !events.isEmpty else { return }
             let firstLive = liveFrom.withLock { $0 }
             for (index, event) in events.enumerated() {

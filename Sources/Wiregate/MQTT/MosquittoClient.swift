@@ -6,8 +6,11 @@ import WiregateCore
 
 /// What the broker connection reports, in the order it happened.
 public enum MQTTClientEvent: Sendable {
-    /// CONNACK accepted; `version` is the protocol spoken ("5" or "3.1.1").
-    case connected(version: GatewayConfig.MQTT.ProtocolVersion)
+    /// CONNACK accepted; `version` is the protocol spoken ("5" or "3.1.1"); `receiveMaximum` is how
+    /// many QoS 1 messages libmosquitto keeps on the wire at once on this connection (the broker's
+    /// CONNACK receive maximum, else the client's send maximum): beyond it, messages wait in
+    /// libmosquitto's queue, in order.
+    case connected(version: GatewayConfig.MQTT.ProtocolVersion, receiveMaximum: Int)
     /// CONNACK refused, or the attempt failed before it; the client retries after a backoff.
     case connectFailed(reason: String)
     /// An established connection went away; the client reconnects after a backoff.
@@ -49,6 +52,8 @@ public final class MosquittoClient: Sendable {
         public var will: (topic: String, payload: String)?
         /// TLS settings; nil: plain TCP.
         public var tls: GatewayConfig.MQTT.TLS?
+        /// Most QoS 1 messages on the wire at once unless the broker says fewer (MOSQ_OPT_SEND_MAXIMUM).
+        public var sendMaximum: Int
 
         public init(config: GatewayConfig, password: String?) {
             host = config.mqtt.host
@@ -63,6 +68,7 @@ public final class MosquittoClient: Sendable {
             connectTimeout = config.mqtt.connectTimeout
             will = (config.gatewayStatusTopic, "offline")
             tls = config.mqtt.tls
+            sendMaximum = min(65535, max(1, config.mqtt.inflight))
         }
     }
 
@@ -113,6 +119,9 @@ public final class MosquittoClient: Sendable {
         if let will = options.will {
             try MosquittoError.check(mosquitto_will_set(mosq, will.topic, Int32(will.payload.utf8.count), will.payload, 1, true))
         }
+        // libmosquitto's own default is 20 on the wire: without the broker saying, use our window.
+        try MosquittoError.check(mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.sendMaximum)))
+        context.sendMaximum.store(options.sendMaximum, ordering: .relaxed)
         // An alarm is one small packet: it must not wait for the ACK of the previous one (Nagle).
         try MosquittoError.check(mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1))
         if let tls {
@@ -448,6 +457,8 @@ final class CallbackContext: Sendable {
     let onPublished: (@Sendable (Int32, Int32) -> Void)?
     /// The first error libmosquitto logged during the current attempt, with TLS (OpenSSL's reason).
     let lastLibraryError = Mutex<String?>(nil)
+    /// MOSQ_OPT_SEND_MAXIMUM, set once before the network thread starts.
+    let sendMaximum = Atomic<Int>(20)
 
     init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?) {
         self.continuation = continuation
@@ -470,7 +481,12 @@ private func onConnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     guard code == 0 else { return }
     context.connected.store(true, ordering: .releasing)
     let version: GatewayConfig.MQTT.ProtocolVersion = context.version.load(ordering: .relaxed) == 5 ? .v5 : .v311
-    context.continuation.yield(.connected(version: version))
+    // What libmosquitto itself does with the property (handle_connack): it replaces the send maximum.
+    var receiveMaximum = UInt16(clamping: context.sendMaximum.load(ordering: .relaxed))
+    if version == .v5 {
+        _ = mosquitto_property_read_int16(properties, Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue), &receiveMaximum, false)
+    }
+    context.continuation.yield(.connected(version: version, receiveMaximum: Int(receiveMaximum)))
 }
 
 private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32, _ properties: OpaquePointer?) {

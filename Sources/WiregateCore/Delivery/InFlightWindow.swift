@@ -14,6 +14,10 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     public let limit: Int
     /// Awaiting PUBACK: the item, or nil for a status message.
     private var awaiting: [Int32: Item?] = [:]
+    /// Which items are ordinary (telemetry): they have a share of the window of their own.
+    private let isOrdinary: @Sendable (Item) -> Bool
+    /// Ordinary items awaiting PUBACK.
+    public private(set) var ordinaryInFlight = 0
     /// Answered and accepted, in the order of their PUBACKs, until the sink takes them.
     public private(set) var acknowledged: [Item] = []
     /// Answered and refused, until the sink takes them.
@@ -27,9 +31,11 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     /// id), so they are ignored, and both messages' events are sent again under new ids.
     private var poisoned: [Int32: Int] = [:]
 
-    public init(limit: Int) {
+    /// - Parameter isOrdinary: which items count toward the ordinary (telemetry) share.
+    public init(limit: Int, isOrdinary: @escaping @Sendable (Item) -> Bool = { _ in false }) {
         precondition(limit > 0)
         self.limit = limit
+        self.isOrdinary = isOrdinary
     }
 
     /// Messages awaiting PUBACK.
@@ -45,8 +51,10 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     public mutating func sent(mid: Int32, item: Item?) -> [Item] {
         guard let displaced = awaiting.removeValue(forKey: mid) else {
             awaiting[mid] = item
+            if let item, isOrdinary(item) { ordinaryInFlight += 1 }
             return []
         }
+        if let displaced, isOrdinary(displaced) { ordinaryInFlight -= 1 }
         poisoned[mid, default: 0] += 2
         return [displaced, item].compactMap { $0 }
     }
@@ -72,6 +80,7 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
             unknownCount += 1
             return .unknown
         }
+        if let item, isOrdinary(item) { ordinaryInFlight -= 1 }
         let verdict = PubackVerdict(reasonCode: reasonCode)
         if verdict == .accepted {
             acknowledgedCount += 1
