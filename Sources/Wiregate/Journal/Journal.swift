@@ -49,6 +49,8 @@ public actor Journal: EventOutbox {
     /// not). `Int64.max` once a reservation cannot be written at all: the sinks then get
     /// everything, and the failure is logged.
     var durableCeiling: Int64 = 0
+    /// The reservation queued and not yet written, if any.
+    var reservationDue: Int64?
     var sequenceFileFailing = false
     var nextSeq: Int64 { sequence.next }
     /// Appended, not yet committed, in seq order.
@@ -391,6 +393,13 @@ public actor Journal: EventOutbox {
     /// run of failures; the numbers are used anyway, the live path never stops for the disk.
     private func writeReservation(_ ceiling: Int64) {
         let file = sequenceFile
+        reservationDue = ceiling
+        // A write that stalls (an SD card can for seconds) must not hold events back from the sinks:
+        // past half a second the guarantee is given up, loudly, until the write lands.
+        Task {
+            try? await Task.sleep(for: .milliseconds(500))
+            self.reservationOverdue(ceiling)
+        }
         reservationQueue.async {
             do {
                 try file.write(ceiling)
@@ -402,7 +411,15 @@ public actor Journal: EventOutbox {
         }
     }
 
+    private func reservationOverdue(_ ceiling: Int64) {
+        guard let due = reservationDue, due <= ceiling, durableCeiling < ceiling else { return }
+        durableCeiling = .max
+        logger.warning("the sequence reservation is slow to reach the card: events go to the sinks without waiting for it")
+        for sink in readers.keys { wake(sink) }
+    }
+
     private func reservationWritten(_ ceiling: Int64, error: String?) {
+        if reservationDue.map({ $0 <= ceiling }) == true { reservationDue = nil }
         if let error {
             // Not written: rather than hold every event back from the sinks, give up the guarantee, loudly.
             durableCeiling = .max
@@ -413,7 +430,8 @@ public actor Journal: EventOutbox {
                 ])
             }
         } else {
-            durableCeiling = max(durableCeiling, ceiling)
+            // The guarantee is back (also after an overdue or failed write): numbers above this wait again.
+            durableCeiling = durableCeiling == .max ? (reservationDue == nil ? ceiling : .max) : max(durableCeiling, ceiling)
             if sequenceFileFailing {
                 sequenceFileFailing = false
                 logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])

@@ -267,6 +267,7 @@ public final class MQTTSink: Service, Sendable {
 
     private func publishEvents(_ eventClass: EventClass) async {
         var timestamps = TimestampFormatter()
+        var standingAside: ContinuousClock.Instant?
         var notTaken = Backoff(initial: .milliseconds(100), maximum: .seconds(30))
         var notTakenSince: ContinuousClock.Instant?
         while !Task.isCancelled {
@@ -275,10 +276,17 @@ public final class MQTTSink: Service, Sendable {
             // Critical first, also across the two senders: no telemetry while alarms wait (a replay
             // sends every critical event before any telemetry). Only the rare moment an alarm is
             // being handed over costs the telemetry sender a few milliseconds.
+            // At most a second at a time: a critical row that cannot be read (a damaged page) must
+            // not stop telemetry for good.
             if eventClass == .telemetry, await outbox.hasUnsent(.critical) {
-                try? await Task.sleep(for: .milliseconds(2))
-                continue
+                let since = standingAside ?? .now
+                standingAside = since
+                if ContinuousClock.now - since < .seconds(1) {
+                    try? await Task.sleep(for: .milliseconds(2))
+                    continue
+                }
             }
+            standingAside = nil
             // The PUBACKs that made the room go to the journal in the same hand-off.
             let events = await outbox.next(max: room, classes: [eventClass], acknowledging: await takeAcknowledged())
             guard !events.isEmpty else { return }
@@ -329,6 +337,7 @@ public final class MQTTSink: Service, Sendable {
         case .refused(let error):
             // Not a lost connection: this message can never go as it is. It must not hold up
             // every later event of its class.
+            held.withLock { _ = $0.retried.remove(event.seq) }
             await quarantine(event, code: error.rawValue, reason: "libmosquitto: \(error)")
             return nil
         case .notTaken(let error):

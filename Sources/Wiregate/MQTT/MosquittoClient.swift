@@ -288,6 +288,9 @@ public final class MosquittoClient: Sendable {
         while !stopping.load(ordering: .relaxed) {
             mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
                                  version == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)
+            // Again each time: libmosquitto overwrites it with a CONNACK's receive maximum and never
+            // restores it, and the next broker (a failover) may not send the property.
+            mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.sendMaximum))
             context.connackCode.store(-1, ordering: .relaxed)
             context.version.store(version == .v5 ? 5 : 4, ordering: .relaxed)
             if let tls {
