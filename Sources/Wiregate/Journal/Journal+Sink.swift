@@ -195,6 +195,8 @@ extension Journal {
         guard let reader = readers[sink], let cursor = reader.cursors[eventClass] else { return false }
         if !(reader.buffered[eventClass]?.isEmpty ?? true) { return true }
         let after = cursor.position
+        // The common answer, without a scan or a query: nothing of the class was numbered after it.
+        if after >= lastSeqByClass[eventClass, default: 0] { return false }
         if pending.contains(where: { $0.seq > after && $0.event.eventClass == eventClass }) { return true }
         guard after < committedThrough else { return false }
         return (try? await database.read { db in

@@ -76,6 +76,8 @@ public actor Journal: EventOutbox {
     var wokenDuringPass: Set<String> = []
     /// Callers inside `next`, waiting or not.
     var inNext: Set<String> = []
+    /// The last seq numbered per class (journaled or only in memory): `hasUnsent`'s quick answer.
+    var lastSeqByClass: [EventClass: Int64] = [:]
     /// Set by `close()`: the database is closed, nothing more is written.
     var closed = false
     /// Whether the last quarantine write failed (logged once per run of failures).
@@ -279,6 +281,11 @@ public actor Journal: EventOutbox {
             ])
         }
         committedThrough = last
+        for eventClass in EventClass.allCases {
+            lastSeqByClass[eventClass] = try database.read { db in
+                try Int64.fetchOne(db, sql: "SELECT max(seq) FROM event WHERE class = ?", arguments: [eventClass.storageCode])
+            } ?? 0
+        }
         // A sink new to this journal starts at its beginning: it gets everything still there.
         // Only the MQTT sink coalesces `latest` telemetry on a replay; the backend keeps the history, every value.
         readers = Dictionary(uniqueKeysWithValues: sinks.map { sink in
@@ -369,6 +376,7 @@ public actor Journal: EventOutbox {
         var critical = false
         for (offset, event) in events.enumerated() {
             pending.append(JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced))
+            lastSeqByClass[event.eventClass] = first + Int64(offset)
             critical = critical || event.eventClass == .critical
         }
         // Every sink: one in the middle of a pass must see these too (see `wokenDuringPass`).
