@@ -4,7 +4,7 @@ import WiregateCore
 /// `InFlightWindow` against a reference model: message ids that wrap (a tiny id space, so that
 /// reuse happens in every run), PUBACKs in any order, refused, repeated and for unknown ids.
 @Suite struct InFlightWindowModelTests {
-    @Test(arguments: SeededGenerator.seeds(count: 2000))
+    @Test(arguments: SeededGenerator.seeds(count: 200))
     func everyEventEndsExactlyOnceAndOnlyByItsOwnAnswer(seed: UInt64) {
         var random = SeededGenerator(seed: seed)
         // Even events are ordinary (telemetry): the window counts them apart.

@@ -9,7 +9,7 @@ import WiregateCore
         case sent, returned, acknowledged
     }
 
-    @Test(arguments: SeededGenerator.seeds(count: 2000))
+    @Test(arguments: SeededGenerator.seeds(count: 200))
     func neverPassesAnUnacknowledgedEvent(seed: UInt64) {
         var random = SeededGenerator(seed: seed)
         var cursor = SinkCursor()
