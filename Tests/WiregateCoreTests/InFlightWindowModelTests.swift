@@ -4,8 +4,13 @@ import WiregateCore
 /// `InFlightWindow` against a reference model: message ids that wrap (a tiny id space, so that
 /// reuse happens in every run), PUBACKs in any order, refused, repeated and for unknown ids.
 @Suite struct InFlightWindowModelTests {
-    @Test(arguments: SeededGenerator.seeds(count: 200))
-    func everyEventEndsExactlyOnceAndOnlyByItsOwnAnswer(seed: UInt64) {
+    /// Thousands of sequences, 400 steps each, every run (a few seconds on its own thread).
+    @Test func everyEventEndsExactlyOnceAndOnlyByItsOwnAnswer() async {
+        await checkModel("InFlightWindow", seeds: SeededGenerator.seeds(count: 2000), Self.run)
+    }
+
+    /// One seeded sequence against the model; throws the first broken invariant.
+    @Sendable static func run(seed: UInt64) throws(ModelViolation) {
         var random = SeededGenerator(seed: seed)
         // Even events are ordinary (telemetry): the window counts them apart.
         var window = InFlightWindow<Int>(limit: 8) { $0 % 2 == 0 }
@@ -26,10 +31,10 @@ import WiregateCore
                 let resend = window.sent(mid: lastMid, item: event)
                 if let held = model.removeValue(forKey: lastMid) {
                     // Reused while held: neither answer can be told apart; both events go back.
-                    #expect(resend == [held, event].compactMap { $0 }, "seed \(seed), step \(step)")
+                    try require(resend == [held, event].compactMap { $0 }, "step \(step): id \(lastMid) reused while held, handed back \(resend)")
                     poisoned[lastMid, default: 0] += 2
                 } else {
-                    #expect(resend.isEmpty, "seed \(seed), step \(step)")
+                    try require(resend.isEmpty, "step \(step): a fresh id \(lastMid) handed back \(resend)")
                     model[lastMid] = event
                 }
                 resent += resend
@@ -41,31 +46,31 @@ import WiregateCore
                 if let left = poisoned[mid] {
                     poisoned[mid] = left > 1 ? left - 1 : nil
                     unknown += 1
-                    #expect(answer == .unknown, "seed \(seed), step \(step)")
+                    try require(answer == .unknown, "step \(step): the answer for id \(mid) was \(answer), not unknown")
                 } else if let entry = model.removeValue(forKey: mid) {
                     let verdict = PubackVerdict(reasonCode: code)
-                    #expect(answer == (verdict == .accepted ? .accepted : .refused(verdict)), "seed \(seed), step \(step)")
+                    try require(answer == (verdict == .accepted ? .accepted : .refused(verdict)), "step \(step): reason 0x\(String(code, radix: 16)) for id \(mid) answered \(answer)")
                     if let event = entry { verdict == .accepted ? acknowledged.append(event) : refused.append(event) }
                 } else {
                     unknown += 1
-                    #expect(answer == .unknown, "seed \(seed), step \(step)")
+                    try require(answer == .unknown, "step \(step): the answer for id \(mid) was \(answer), not unknown")
                 }
             default:
                 // The sink drains what was answered.
                 let taken = window.takeAcknowledged()
-                #expect(taken == acknowledged, "seed \(seed), step \(step)")
+                try require(taken == acknowledged, "step \(step): took \(taken) as acknowledged, the model \(acknowledged)")
                 acknowledged.removeAll()
                 let takenRefused = window.takeRefused().map(\.item)
-                #expect(takenRefused == refused, "seed \(seed), step \(step)")
+                try require(takenRefused == refused, "step \(step): took \(takenRefused) as refused, the model \(refused)")
                 refused.removeAll()
             }
-            #expect(window.inFlight == model.count, "seed \(seed), step \(step)")
-            #expect(window.ordinaryInFlight == model.values.compactMap { $0 }.filter { $0 % 2 == 0 }.count, "seed \(seed), step \(step)")
-            #expect(window.unknownCount == unknown, "seed \(seed), step \(step)")
+            try require(window.inFlight == model.count, "step \(step): \(window.inFlight) in flight, the model has \(model.count)")
+            try require(window.ordinaryInFlight == model.values.compactMap { $0 }.filter { $0 % 2 == 0 }.count, "step \(step): \(window.ordinaryInFlight) ordinary in flight, not the model's")
+            try require(window.unknownCount == unknown, "step \(step): \(window.unknownCount) unknown answers counted, the model has \(unknown)")
         }
         // Every event is in exactly one place: in flight, answered, or handed back to be sent again.
         let everything = window.takeAcknowledged() + window.takeRefused().map(\.item) + resent + model.values.compactMap { $0 }
-        #expect(Set(everything).count == everything.count, "seed \(seed): an event ended twice")
+        try require(Set(everything).count == everything.count, "an event ended twice")
     }
 
     @Test func aLateAnswerForAReusedIdIsNeverKeptForLater() {
