@@ -159,12 +159,7 @@ public final class BoardReader: Service, Sendable {
             throw error
         }
         SerialPort.discardInput(fd)
-        let channel = try await NIOPipeBootstrap(group: group)
-            .takingOwnershipOfDescriptor(inputOutput: fd) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await SerialPort.channel(takingOwnershipOf: fd, group: group)
         state.withLock { $0.counters.opens += 1 }
         logger.info("board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
         var framer = LineFramer(maxLineLength: board.maxLineLength)
