@@ -30,13 +30,17 @@ func require(_ holds: Bool, _ what: @autoclosure () -> String) throws(ModelViola
 /// parameterised cases). The kernel shares the cores between this thread and the pool instead.
 func checkModel(
     _ name: String, seeds: [UInt64],
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ model: @escaping @Sendable (UInt64) throws(ModelViolation) -> Void
 ) async {
     let failures: [String] = await withCheckedContinuation { continuation in
         let thread = Thread {
-            // Niced to the lowest priority (on Linux the nice value is per thread, and 0 is this one): the models take
-            // the cores when the live tests wait, never the time those tests are waiting for.
-            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            // SCHED_IDLE (per thread on Linux, 0 is this one): the models run only when a core
+            // has nothing else to do, so they never take time the live tests are waiting for.
+            var parameters = sched_param()
+            if sched_setscheduler(0, 5 /* SCHED_IDLE, which Glibc does not export */, &parameters) != 0 {
+                setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) // the next best
+            }
             var failures: [String] = []
             for seed in seeds {
                 do { try model(seed) } catch { failures.append("seed \(seed): \(error)") }
@@ -53,6 +57,6 @@ func checkModel(
             \(failures.count) of \(seeds.count) seeded runs of \(name) broke an invariant; \
             replay one with WIREGATE_SEED=<seed>:
             \(failures.prefix(5).joined(separator: "\n"))
-            """)
+            """, sourceLocation: sourceLocation)
     }
 }

@@ -127,6 +127,39 @@ import WiregateTestKit
         board.hangUp()
     }
 
+    /// The first line a board sends once the port is open is an event like any other.
+    ///
+    /// The regression (found by the fault campaign, scripts/torture.sh seeds 2 and 3): the port was
+    /// flushed blind at open and the framer then dropped everything up to the first newline, in
+    /// case the flush had cut a line: the first line of every board after each start was lost,
+    /// an intrusion among them. Now what was queued is read, and only a read that ended mid-line
+    /// costs the torn line's tail (checked here too, with what a board sent before the open).
+    @Test func theFirstLineAfterTheOpenIsKeptAndOnlyATornLineIsDropped() async throws {
+        let broker = try MosquittoBroker()
+        let quiet = try SimulatedBoard(), torn = try SimulatedBoard()
+        // Before the gateway listens: whole lines (discarded, not resynchronised) on one, the head
+        // of a line on the other (its tail must be dropped, not taken for a line of its own).
+        _ = quiet.send("door=before")
+        _ = torn.writeBytes(Array("door=befo".utf8))
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
+        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
+          - { name: quiet, match: { path: \(quiet.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+          - { name: torn, match: { path: \(torn.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+        """))
+        let online = await eventually {
+            let quietOnline = await harness.gateway.statuses.isOnline("quiet")
+            let tornOnline = await harness.gateway.statuses.isOnline("torn")
+            return quietOnline && tornOnline
+        }
+        #expect(online)
+        _ = quiet.send("door=first")
+        _ = torn.writeBytes(Array("re\ndoor=first\n".utf8))
+        let doors = { @Sendable (board: String) in subscriber.messages.filter { $0.topic == "wiregate/test-gw/\(board)/door" }.map(\.payload) }
+        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { _ in doors("quiet") == ["first"] && doors("torn") == ["first"] },
+                "quiet: \(doors("quiet")), torn: \(doors("torn"))")
+        await harness.stop()
+    }
+
     @Test func noiseAndOverlongLinesAreCountedAndNeighboursSurvive() async throws {
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()

@@ -158,12 +158,12 @@ public final class BoardReader: Service, Sendable {
             close(fd)
             throw error
         }
-        SerialPort.discardInput(fd)
+        let atLineStart = SerialPort.discardInput(fd)
         let channel = try await SerialPort.channel(takingOwnershipOf: fd, group: group)
         state.withLock { $0.counters.opens += 1 }
         logger.info("board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
         var framer = LineFramer(maxLineLength: board.maxLineLength)
-        framer.resynchronise()
+        if !atLineStart { framer.resynchronise() }
         var throttle = LogThrottle()
         do {
             try await channel.executeThenClose { inbound, outbound in

@@ -43,9 +43,29 @@ enum SerialPort {
         return fd
     }
 
-    /// Discards what the board sent while it was resetting.
-    static func discardInput(_ fd: CInt) {
-        tcflush(fd, TCIFLUSH)
+    /// Discards what the board sent before we listened (its bootloader's noise, lines of a
+    /// session nobody read), by reading it rather than with `tcflush`, so as to know where it
+    /// ended: a flush cannot say whether the board was mid-line, and the framer then had to drop
+    /// the first line after every open, an intrusion among them when a door opened just as the
+    /// gateway restarted (found by the fault campaign).
+    /// - Returns: whether what was queued ended at a line's end (or nothing was queued): the next
+    ///   byte starts a line, and nothing needs to be resynchronised.
+    static func discardInput(_ fd: CInt) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var last: UInt8?
+        // Bounded: a board that never stops talking must not keep the port from opening.
+        for _ in 0..<256 {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                last = buffer[count - 1]
+                continue
+            }
+            if count < 0 && errno == EINTR { continue }
+            // EAGAIN: nothing more queued (the port is non-blocking). Anything else: the read
+            // loop will meet it too.
+            break
+        }
+        return last == nil || last == UInt8(ascii: "\n")
     }
 
     static func speedConstant(_ baud: Int) -> speed_t {
