@@ -29,6 +29,8 @@ let package = Package(
         ),
         // adjtimex(2) from <sys/timex.h>, for the clock-synchronised flag of each event.
         .systemLibrary(name: "CTimex"),
+        // glibc's malloc.h: the journal gives memory back after a burst, the daemon limits arenas.
+        .systemLibrary(name: "CMalloc"),
         // zlib (Debian: zlib1g-dev): gzip bodies for the backend, once it says it accepts them.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // OpenSSL (Debian: libssl-dev), already libmosquitto's: the broker's TLS context is built
@@ -55,6 +57,7 @@ let package = Package(
             name: "Wiregate",
             dependencies: [
                 "WiregateCore",
+                "CMalloc",
                 "CMosquitto",
                 "CTimex",
                 "CUdev",
@@ -76,6 +79,7 @@ let package = Package(
         .executableTarget(
             name: "wiregate",
             dependencies: [
+                "CMalloc",
                 "Wiregate",
                 "WiregateCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -105,6 +109,19 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The seeded fault campaign (scripts/torture.sh): the daemon as a process, faults drawn from
+        // a seed, the guarantees checked at a persistent subscriber and at the Django app.
+        .executableTarget(
+            name: "wiregate-torture",
+            // libmosquitto: every topic seen is checked with the library's own validators.
+            dependencies: [
+                "Wiregate",
+                "WiregateCore",
+                "WiregateTestKit",
+                "CMosquitto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(

@@ -3,13 +3,14 @@
 # ingest through the journal (vs a bare libmosquitto loop), replay of a backlog by the daemon
 # (events/s, peak RSS), latency from the pty to a subscriber (HdrHistogram), and disk writes.
 # ingest-tls is the ingest benchmark against the house broker's TLS deploy config.
-# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|latency-backlog|writes|live|upload ...]   (default: all)
+# burst is a 100,000-line burst from one pty: the daemon's private dirty memory and peak RSS.
+# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|latency-backlog|writes|live|upload|burst ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 swift build -c release --product wiregate >/dev/null
 swift build -c release --product wiregate-bench >/dev/null
-which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency latency-backlog writes live upload)
+which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency latency-backlog writes live upload burst)
 for bench in "${which[@]}"; do
   case "$bench" in
     live) ./scripts/bench-live.sh 1000 60 ;;

@@ -100,6 +100,33 @@ public final class DjangoBackend: @unchecked Sendable {
             .split(separator: "\n").compactMap { Int64($0) }
     }
 
+    /// Replaces what is left of the fault plan (a server started with one): the next requests
+    /// take these steps, then "ok". Under the same lock the app's workers take it with.
+    public func setFaultPlan(_ plan: [String]) throws {
+        guard let faultsFile else { throw TestKitError("the backend was started without a fault plan") }
+        let fd = open(faultsFile, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw TestKitError("open \(faultsFile): errno \(errno)") }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw TestKitError("flock \(faultsFile): errno \(errno)") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
+        var state = (try? JSONSerialization.jsonObject(with: handle.readDataToEndOfFile()) as? [String: Any]) ?? [:]
+        state["plan"] = plan
+        let data = try JSONSerialization.data(withJSONObject: state)
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else { throw TestKitError("truncate \(faultsFile): errno \(errno)") }
+        try handle.write(contentsOf: data)
+    }
+
+    /// The stored events as (seq, board, topic, payload, class), in the order they were stored.
+    public func storedEvents() throws -> [(seq: Int64, board: String, topic: String, payload: String, eventClass: String)] {
+        let sql = "SELECT seq, board, topic, payload, class FROM wiregate_events_event ORDER BY stored_at, seq"
+        return try Self.output("/usr/bin/psql", ["-At", "-F", "\t", "-d", database, "-c", sql], environment: [:])
+            .split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                guard fields.count == 5, let seq = Int64(fields[0]) else { return nil }
+                return (seq, fields[1], fields[2], fields[3], fields[4])
+            }
+    }
+
     /// A count of rows matching `condition` (SQL), e.g. "replayed".
     public func count(where condition: String = "true") throws -> Int {
         Int(try Self.output("/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT count(*) FROM wiregate_events_event WHERE \(condition)"],

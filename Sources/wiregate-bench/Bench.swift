@@ -8,7 +8,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wiregate-bench",
         abstract: "Measures the gateway against a private mosquitto on loopback. Build with -c release.",
-        subcommands: [IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self, UploadBenchmark.self]
+        subcommands: [IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self, UploadBenchmark.self, BurstBenchmark.self]
     )
 }
 
@@ -16,13 +16,6 @@ struct Bench: AsyncParsableCommand {
 var wiregateBinary: String {
     URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         .appendingPathComponent("wiregate").path
-}
-
-/// A value of `/proc/PID/status` in KiB (VmRSS, VmHWM).
-func procStatus(_ pid: pid_t, _ key: String) -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-    return text.split(separator: "\n").first { $0.hasPrefix(key + ":") }
-        .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
 }
 
 /// `write_bytes` of `/proc/PID/io`: what the process caused to be written to storage.

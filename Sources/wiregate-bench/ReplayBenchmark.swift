@@ -57,13 +57,13 @@ struct ReplayBenchmark: AsyncParsableCommand {
         // kernel can drop and reread); RssAnon is the memory the daemon itself allocated.
         var peak = 0, peakAnon = 0
         while subscriber.isRunning {
-            peak = max(peak, procStatus(daemon.pid, "VmHWM") ?? 0)
-            peakAnon = max(peakAnon, procStatus(daemon.pid, "RssAnon") ?? 0)
+            peak = max(peak, ProcessMemory.status(daemon.pid, "VmHWM") ?? 0)
+            peakAnon = max(peakAnon, ProcessMemory.status(daemon.pid, "RssAnon") ?? 0)
             try await Task.sleep(for: .milliseconds(20))
         }
         let elapsed = seconds(ContinuousClock.now - start)
-        peak = max(peak, procStatus(daemon.pid, "VmHWM") ?? 0)
-        let file = procStatus(daemon.pid, "RssFile") ?? 0
+        peak = max(peak, ProcessMemory.status(daemon.pid, "VmHWM") ?? 0)
+        let file = ProcessMemory.status(daemon.pid, "RssFile") ?? 0
         daemon.terminate()
         print("replay: \(size) events (1% critical, journal \(journalBytes / 1_048_576) MiB) in \(String(format: "%.1f", elapsed)) s: "
               + "\(format(Double(size) / elapsed)) events/s, daemon peak RSS \(peak / 1024) MiB (\(peak) KiB), "

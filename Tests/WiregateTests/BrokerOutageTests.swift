@@ -56,7 +56,6 @@ import WiregateTestKit
         try await Task.sleep(for: .seconds(1))
         #expect(!harness.gateway.mqtt.isConnected)
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
-        board.send("prime")
         board.send("queued-before-the-broker")
         #expect(await eventually { await harness.gateway.journal.pendingCount()[.telemetry] == 1 })
         let broker = try MosquittoBroker(port: port)

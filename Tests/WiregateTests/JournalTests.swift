@@ -23,7 +23,6 @@ import WiregateTestKit
         var gateway = try ChildProcess(Self.binary, ["run", "--config", configPath])
         // The daemon's status.json says when the board is open.
         #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.boards["sim"] == true })
-        board.send("door=prime")   // the first line after opening is discarded as partial
         for n in 0..<50 { board.send("door=\(n)") }
         // Critical events commit at once: `wiregate status` sees all of them pending.
         let pendingCritical = { @Sendable () -> Int? in
@@ -67,7 +66,6 @@ import WiregateTestKit
         """, stateDirectory: state, journal: "sync: normal, commit_window_ms: 2000").write(toFile: configPath, atomically: true, encoding: .utf8)
         var gateway = try ChildProcess(Self.binary, ["run", "--config", configPath])
         #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.boards["sim"] == true })
-        board.send("temperature=prime")
         for n in 0..<20 { board.send("temperature=committed-\(n)") }
         // Past the commit window: on disk.
         #expect(await eventually { (try? JournalStatus.read(stateDirectory: state))?.sinks["mqtt"]?["telemetry"]?.pending == 20 })
@@ -95,7 +93,6 @@ import WiregateTestKit
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical, motion: critical } }
         """, journal: "commit_window_ms: 100"))
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
-        board.send("temperature=prime")
         for n in 0..<100 {
             board.send(n % 10 == 0 ? "door=\(n);temperature=\(n)" : "temperature=\(n);battery=\(n)")
         }
@@ -125,7 +122,6 @@ import WiregateTestKit
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, latest: [ temperature, "env/*" ] }
         """, journal: "commit_window_ms: 0"))
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
-        board.send("temperature=prime")
         for n in 0..<50 { board.send("temperature=\(n);battery=\(n)") }
         #expect(await eventually { await harness.gateway.journal.pendingCount()[.telemetry] == 100 })
         try broker.start()

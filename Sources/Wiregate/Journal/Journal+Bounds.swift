@@ -125,15 +125,18 @@ extension Journal {
             """) ?? 0
     }
 
-    /// Keeps `pending` under `memoryLimit`: oldest telemetry first, critical only when nothing else is left.
+    /// Keeps `pending` under `memoryLimit` and `memoryLimitBytes`: oldest telemetry first,
+    /// critical only when nothing else is left.
     func shedMemory() {
-        var excess = pending.count - Self.memoryLimit
-        guard excess > 0 else { return }
+        var excess = pending.count - Self.memoryLimit, excessBytes = pendingBytes - Self.memoryLimitBytes
+        guard excess > 0 || excessBytes > 0 else { return }
         var dropped: [EventClass: Int] = [:]
-        for eventClass in [EventClass.telemetry, .critical] where excess > 0 {
+        for eventClass in [EventClass.telemetry, .critical] where excess > 0 || excessBytes > 0 {
             pending.removeAll { item in
-                guard excess > 0, item.event.eventClass == eventClass else { return false }
+                guard excess > 0 || excessBytes > 0, item.event.eventClass == eventClass else { return false }
                 excess -= 1
+                excessBytes -= item.memoryCost
+                pendingBytes -= item.memoryCost
                 dropped[eventClass, default: 0] += 1
                 return true
             }

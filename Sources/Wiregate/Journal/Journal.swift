@@ -1,3 +1,4 @@
+import CMalloc
 import DequeModule
 import Dispatch
 import Foundation
@@ -13,6 +14,11 @@ public struct JournaledEvent: Sendable, Hashable {
     public var event: Event
     /// Whether the kernel said the clock was synchronised when the line was read.
     public var clockSynced: Bool
+
+    /// About what it costs in memory: its strings and the record around them.
+    var memoryCost: Int {
+        event.topic.utf8.count + event.subtopic.utf8.count + event.payload.utf8.count + event.board.utf8.count + 160
+    }
 }
 
 /// The store-and-forward journal: every event in SQLite (WAL) until each sink has it.
@@ -55,6 +61,11 @@ public actor Journal: EventOutbox {
     var nextSeq: Int64 { sequence.next }
     /// Appended, not yet committed, in seq order.
     var pending: [JournaledEvent] = []
+    /// What `pending` holds, about: kept as events come and go (see `JournaledEvent.memoryCost`).
+    var pendingBytes = 0
+    /// The last commit of a burst's size, and whether a trim waits for the burst's end (see `trimAfterBurst`).
+    var lastLargeCommit = ContinuousClock.now
+    var trimPending = false
     /// The highest seq a commit has covered: rows above it can only be in `pending`.
     var committedThrough: Int64
     var flushScheduled = false
@@ -92,6 +103,15 @@ public actor Journal: EventOutbox {
     /// Most events kept in memory while the journal cannot be written (read-only or full file
     /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
     public static let memoryLimit = 100_000
+    /// The same bound in bytes (about: see `JournaledEvent.memoryCost`): what the daemon's memory
+    /// bound allows the events of a card that refuses writes.
+    public static let memoryLimitBytes = 2 << 20
+
+    /// Events waiting in memory past which a commit does not wait for its window: the memory a
+    /// burst takes is bounded by this, not by the input rate. Reached only above about 2,000
+    /// events/s (a burst, a noisy board), so the SD card's write budget at ordinary rates is the same.
+    public static let earlyCommitEvents = 4_096
+    public static let earlyCommitBytes = 1 << 20
 
     /// Opens the journal in `directory`; one that SQLite reports as corrupt, or whose schema
     /// is newer than this binary, is moved aside (kept for forensics) and a fresh one started:
@@ -375,13 +395,17 @@ public actor Journal: EventOutbox {
         if let reserve { writeReservation(reserve) }
         var critical = false
         for (offset, event) in events.enumerated() {
-            pending.append(JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced))
+            let item = JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced)
+            pending.append(item)
+            pendingBytes += item.memoryCost
             lastSeqByClass[event.eventClass] = first + Int64(offset)
             critical = critical || event.eventClass == .critical
         }
         // Every sink: one in the middle of a pass must see these too (see `wokenDuringPass`).
         for sink in readers.keys { wake(sink) }
-        if critical || commitWindow == .zero {
+        // Early, for a burst (not while the card refuses writes: the retry has its own pace).
+        let burst = !writeFailing && (pending.count >= Self.earlyCommitEvents || pendingBytes >= Self.earlyCommitBytes)
+        if critical || commitWindow == .zero || burst {
             return true
         } else if !flushScheduled {
             flushScheduled = true
@@ -391,6 +415,25 @@ public actor Journal: EventOutbox {
             }
         }
         return false
+    }
+
+    /// Asks glibc to give back what a burst left in its arenas (freed, but kept unless asked),
+    /// once the burst is over: a second after its last large commit, once per burst.
+    private func trimAfterBurst() {
+        lastLargeCommit = .now
+        guard !trimPending else { return }
+        trimPending = true
+        Task {
+            while ContinuousClock.now - self.lastLargeCommit < .seconds(1) {
+                try? await Task.sleep(for: .seconds(1))
+            }
+            self.trimmed()
+        }
+    }
+
+    private func trimmed() {
+        trimPending = false
+        malloc_trim(0)
     }
 
     /// The last sequence number handed out.
@@ -569,6 +612,8 @@ public actor Journal: EventOutbox {
             } }.value
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
+            pendingBytes = max(0, pendingBytes - batch.reduce(0) { $0 + $1.memoryCost })
+            if batch.count >= Self.earlyCommitEvents / 4 { trimAfterBurst() }
             if let last = batch.last { committedThrough = max(committedThrough, last.seq) }
             if writeFailing {
                 writeFailing = false
@@ -580,6 +625,7 @@ public actor Journal: EventOutbox {
             cursorsDirty = cursorsDirty || writeCursors
             let acknowledged = acknowledgedByAll
             pending.removeAll { $0.seq <= acknowledged[$0.event.eventClass, default: 0] }
+            pendingBytes = pending.reduce(0) { $0 + $1.memoryCost }
             shedMemory()
             writeFailures += 1
             if !writeFailing {

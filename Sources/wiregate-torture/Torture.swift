@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Synchronization
+import WiregateCore
+
+@main
+struct Torture: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wiregate-torture",
+        abstract: "A seeded fault campaign against the gateway as a process (see scripts/torture.sh).",
+        discussion: """
+        Needs the private PostgreSQL of scripts/postgres.sh (PGHOST, PGPORT) and the Django venv.
+        The same seed gives the same fault schedule and the same lines: a failing run is replayed
+        with its seed.
+        """
+    )
+
+    @Argument(help: "The seed of the schedule and of the boards' lines.")
+    var seed: UInt64
+
+    @Argument(help: "How long the faults go on, in minutes (then the destinations get up to 2 minutes to catch up).")
+    var minutes: Double = 1
+
+    @Option(help: "The wiregate binary (default: the one built beside this one).")
+    var binary: String?
+
+    @Option(help: "Pty boards streaming lines.")
+    var boards: Int = 3
+
+    @Option(help: "The bound on the daemon's private dirty memory, in MiB.")
+    var memoryBound: Int = 12
+
+    func run() async throws {
+        let binary = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("wiregate").path
+        let campaign = try Campaign(seed: seed, duration: .milliseconds(Int(minutes * 60_000)), binary: binary, boards: boards,
+                                    memoryBound: memoryBound * 1024)
+        say("wiregate-torture seed \(seed), \(minutes) min, \(boards) boards\(campaign.canFillDisk ? "" : " (no tmpfs for the state directory: no disk-full faults)")")
+        say("schedule:\n\(campaign.schedule)")
+        let (verdict, summary) = try await campaign.run { say($0) }
+        say(summary)
+        let findings = verdict.findings()
+        guard findings.isEmpty else {
+            say("FAILED, seed \(seed): \(findings.count) guarantees broken")
+            for finding in findings { say("  - \(finding)") }
+            say("gateway log, last lines:\n\(campaign.logTail(40))")
+            say("replay: scripts/torture.sh \(seed) \(minutes)")
+            say("kept for a post-mortem: \(campaign.directory) (the gateway's log, journal and config)")
+            campaign.keep.withLock { $0 = true }
+            throw ExitCode(1)
+        }
+        say("passed, seed \(seed)")
+    }
+}
+
+/// A line on standard output at once (the campaign's progress is read as it goes, through a pipe).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
