@@ -117,12 +117,15 @@ public final class DjangoBackend: @unchecked Sendable {
     }
 
     /// The stored events as (seq, board, topic, payload, class), in the order they were stored.
+    /// Fields and rows are separated by ASCII's unit and record separators, which the app refuses
+    /// in payloads (C0), so that no stored text can split a row; a row that still does not parse throws.
     public func storedEvents() throws -> [(seq: Int64, board: String, topic: String, payload: String, eventClass: String)] {
         let sql = "SELECT seq, board, topic, payload, class FROM wiregate_events_event ORDER BY stored_at, seq"
-        return try Self.output("/usr/bin/psql", ["-At", "-F", "\t", "-d", database, "-c", sql], environment: [:])
-            .split(separator: "\n").compactMap { line in
-                let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-                guard fields.count == 5, let seq = Int64(fields[0]) else { return nil }
+        return try Self.output("/usr/bin/psql", ["-At", "-F", "\u{1F}", "-R", "\u{1E}", "-d", database, "-c", sql], environment: [:])
+            .trimmingCharacters(in: .newlines)
+            .split(separator: "\u{1E}").map { row in
+                let fields = row.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+                guard fields.count == 5, let seq = Int64(fields[0]) else { throw TestKitError("a stored row does not parse: \(row.prefix(200))") }
                 return (seq, fields[1], fields[2], fields[3], fields[4])
             }
     }

@@ -53,6 +53,10 @@ final class Campaign: Sendable {
         var next: [LineKey: Int] = [:]
         var hostile = 0
         var excused: [Destination: Set<LineKey>] = [:]
+        /// Not yet at the subscriber when the broker was killed: excused at MQTT if the backend has them.
+        var lostByBroker: Set<LineKey> = []
+        /// Not yet delivered when the journal was corrupted: excused if the gateway moved it aside.
+        var lostWithJournal: [Destination: Set<LineKey>] = [:]
         var peakPrivateDirty = 0
         var peakRSS = 0
         var problems: [String] = []
@@ -93,6 +97,7 @@ final class Campaign: Sendable {
 
     deinit {
         state.withLock { $0.gateway?.terminate() }
+        if keep.withLock({ $0 }) { _ = try? ChildProcess.run("/bin/cp", ["-a", stateDirectory, directory + "/state-kept"]) }
         if canFillDisk { _ = try? ChildProcess.run("/usr/bin/umount", ["-l", stateDirectory]) }
         if !keep.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
         try? FileManager.default.removeItem(atPath: Journal.memoryFallbackDirectory(gatewayID: gatewayID))
@@ -110,6 +115,13 @@ final class Campaign: Sendable {
         let watcher = Task.detached { await self.watchStatus() }
         let sampler = Task.detached { await self.sampleMemory() }
         let writer = Task.detached { await self.writeLines() }
+        // However this ends (a fault that throws included): the tasks stop, so that deinit runs
+        // and stops every process this campaign started.
+        defer {
+            state.withLock { $0.writing = false }
+            watcher.cancel()
+            sampler.cancel()
+        }
         var random = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
         for (index, step) in schedule.steps.enumerated() {
             try await Task.sleep(for: step.pause)
@@ -144,7 +156,7 @@ final class Campaign: Sendable {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         defer { close(log) }
         let gateway = try ChildProcess(binary, ["run", "--config", configPath], stdout: log, stderr: log,
-                                       environment: [GatewayConfig.tokenEnvironmentVariable: backend.token])
+                                       environment: [GatewayConfig.tokenEnvironmentVariable: backend.token, "MALLOC_ARENA_MAX": "2"])
         state.withLock {
             $0.gateway = gateway
             $0.gatewayUp = true
@@ -169,6 +181,15 @@ final class Campaign: Sendable {
             }
             return state.gateway
         }) else { return }
+        if signal == SIGTERM {
+            // The daemon handles SIGTERM once it runs its services (its status.json names it);
+            // before that the default action ends it with 143, which is not what is tested here.
+            let deadline = ContinuousClock.now + .seconds(15)
+            while gateway.isRunning, ContinuousClock.now < deadline,
+                  (try? DaemonState.read(stateDirectory: stateDirectory))?.pid != gateway.pid {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
         gateway.send(signal)
         let deadline = ContinuousClock.now + .seconds(30)
         while gateway.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
@@ -183,14 +204,6 @@ final class Campaign: Sendable {
     private func excuse(_ state: inout State, both condition: ((key: LineKey, at: ContinuousClock.Instant, promised: Bool)) -> Bool) {
         let keys = state.written.reversed().prefix { $0.at >= ContinuousClock.now - .seconds(10) }.filter(condition).map(\.key)
         for destination in Destination.allCases { state.excused[destination, default: []].formUnion(keys) }
-    }
-
-    /// Excuses, at `destination`, every line written so far that has not arrived there.
-    private func excuseNotArrived(at destination: Destination, arrived: Set<LineKey>) {
-        state.withLock { state in
-            let keys = state.written.map(\.key).filter { !arrived.contains($0) }
-            state.excused[destination, default: []].formUnion(keys)
-        }
     }
 
     private func waitForBoards(timeout: Duration) async throws {
@@ -225,7 +238,8 @@ final class Campaign: Sendable {
 
     private func sampleMemory() async {
         while !Task.isCancelled {
-            if let pid = state.withLock({ $0.gatewayUp ? $0.gateway?.pid : nil }) {
+            if let gateway = state.withLock({ $0.gateway }), gateway.isRunning {
+                let pid = gateway.pid
                 let dirty = ProcessMemory.privateDirty(pid) ?? 0, rss = ProcessMemory.status(pid, "VmHWM") ?? 0
                 state.withLock {
                     $0.peakPrivateDirty = max($0.peakPrivateDirty, dirty)
@@ -251,15 +265,19 @@ final class Campaign: Sendable {
                 }
                 let critical = Int.random(in: 0..<10, using: &random) == 0
                 // Promised when written while the gateway reads this board: known before the write.
-                let (n, promised) = state.withLock { state -> (Int, Bool) in
+                // Recorded in the same critical section as the promise, so that a stop's excuse
+                // (taken under this lock too) sees every line promised before it.
+                let (n, entry) = state.withLock { state -> (Int, Int) in
                     let stream = LineKey(board: index, critical: critical, n: 0)
                     let n = state.next[stream, default: 0]
                     state.next[stream] = n + 1
-                    return (n, state.gatewayUp && state.online.contains(index))
+                    state.written.append((LineKey(board: index, critical: critical, n: n), ContinuousClock.now,
+                                          state.gatewayUp && state.online.contains(index)))
+                    return (n, state.written.count - 1)
                 }
-                let sent = board.send("\(critical ? "door" : "temperature")=\(n)")
-                let key = LineKey(board: index, critical: critical, n: n)
-                state.withLock { $0.written.append((key, ContinuousClock.now, promised && sent)) }
+                if !board.send("\(critical ? "door" : "temperature")=\(n)") {
+                    state.withLock { $0.written[entry].promised = false }
+                }
             }
             try? await Task.sleep(for: .milliseconds(10))
         }
@@ -276,7 +294,9 @@ final class Campaign: Sendable {
         case .brokerKilled(let down):
             broker.kill()
             // What the broker held for the subscriber is gone with it; the gateway had its PUBACKs.
-            excuseNotArrived(at: .mqtt, arrived: mqttKeys())
+            // Excused at MQTT only if the backend has it (the journal kept it: see `verdict`).
+            let arrived = mqttKeys()
+            state.withLock { state in state.lostByBroker.formUnion(state.written.map(\.key).filter { !arrived.contains($0) }) }
             try await Task.sleep(for: down)
             try broker.start()
         case .brokerFrozen(let duration):
@@ -306,9 +326,15 @@ final class Campaign: Sendable {
             unlink(filler)
         case .journalCorrupted(let pages):
             await stopGateway(signal: SIGKILL)
-            // A damaged journal may cost what it held and had not delivered: excused, and only that.
-            excuseNotArrived(at: .mqtt, arrived: mqttKeys())
-            excuseNotArrived(at: .backend, arrived: Set(try backendArrivals().compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") }))
+            // A journal found damaged (moved aside) may cost what it held and had not delivered:
+            // excused, and only that, and only if the gateway did find it damaged (see `verdict`).
+            let mqtt = mqttKeys()
+            let backend = Set(try backendArrivals().compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
+            state.withLock { state in
+                let written = state.written.map(\.key)
+                state.lostWithJournal[.mqtt, default: []].formUnion(written.filter { !mqtt.contains($0) })
+                state.lostWithJournal[.backend, default: []].formUnion(written.filter { !backend.contains($0) })
+            }
             corrupt(stateDirectory + "/journal.sqlite", pages: pages, random: &random)
             try startGateway()
         case .boardUnplugged(let index, let duration):
@@ -316,8 +342,17 @@ final class Campaign: Sendable {
                 defer { state.boards[index] = nil }
                 return state.boards[index]
             }
+            // The hang-up throws away what the gateway has not read yet: let it read first.
+            try await Task.sleep(for: Self.readingLag)
             board?.hangUp()
             try await Task.sleep(for: duration)
+            // Plugged back only once the gateway saw it go (or is not running), so that "online"
+            // is never about the old port.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline, state.withLock({ $0.gatewayUp }),
+                  (try? DaemonState.read(stateDirectory: stateDirectory))?.boards["b\(index)"] == true {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let replugged = try SimulatedBoard(link: directory + "/b\(index)")
             state.withLock {
                 $0.boards[index] = replugged
@@ -369,14 +404,19 @@ final class Campaign: Sendable {
     }
 
     private func backendArrivals() throws -> [Arrival] {
-        try backend.storedEvents().map { Arrival(topic: $0.topic, payload: $0.payload, seq: $0.seq, board: $0.board) }
+        try backend.storedEvents().map { Arrival(topic: $0.topic, payload: $0.payload, seq: $0.seq, board: $0.board, eventClass: $0.eventClass) }
     }
 
     /// Waits until every promised line that no fault excused is at both destinations.
     private func waitForDestinations(timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let (promised, excused) = state.withLock { (Set($0.written.filter(\.promised).map(\.key)), $0.excused) }
+            let (promised, excused) = state.withLock { state in
+                var excused = state.excused
+                excused[.mqtt, default: []].formUnion(state.lostByBroker)
+                for (destination, keys) in state.lostWithJournal { excused[destination, default: []].formUnion(keys) }
+                return (Set(state.written.filter(\.promised).map(\.key)), excused)
+            }
             let mqttDone = promised.subtracting(excused[.mqtt] ?? []).isSubset(of: mqttKeys())
             let backendKeys = Set(try backendArrivals().compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
             if mqttDone && promised.subtracting(excused[.backend] ?? []).isSubset(of: backendKeys) { return }
@@ -387,9 +427,18 @@ final class Campaign: Sendable {
     private func verdict() throws -> (Verdict, summary: String) {
         let backendArrivals = try backendArrivals()
         let mqttArrivals = mqttArrivals()
+        let journalMovedAside = ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? [])
+            .contains { $0.hasPrefix("journal.sqlite.damaged-") }
+        let atBackend = Set(backendArrivals.compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
         return state.withLock { state in
+            var excused = state.excused
+            excused[.mqtt, default: []].formUnion(state.lostByBroker.intersection(atBackend))
+            if journalMovedAside {
+                for (destination, keys) in state.lostWithJournal { excused[destination, default: []].formUnion(keys) }
+            }
+            state.excused = excused
             var verdict = Verdict(gateway: gatewayID, boards: boardCount, written: state.written.map { ($0.key, $0.promised, $0.at - state.start) },
-                                  excused: state.excused, arrivals: [.mqtt: mqttArrivals, .backend: backendArrivals],
+                                  excused: excused, arrivals: [.mqtt: mqttArrivals, .backend: backendArrivals],
                                   peakPrivateDirty: state.peakPrivateDirty, memoryBound: memoryBound)
             verdict.problems = state.problems
             let promised = state.written.filter(\.promised).count

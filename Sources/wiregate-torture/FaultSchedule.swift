@@ -75,7 +75,10 @@ struct FaultSchedule: Sendable, CustomStringConvertible {
                 let steps = [["500", "503", "500"], ["401", "401"], ["302"], ["login"], ["hang:3"], ["429:1", "500"], ["403"]]
                 fault = .backendAnswers(steps.randomElement(using: &random)!)
             case 70..<78: fault = .backendDown(for: seconds(2...8))
-            case 78..<86 where diskFull: fault = .diskFull(for: seconds(2...6))
+            case 78..<86:
+                // The same draws either way, so that a seed gives the same schedule with or without the tmpfs.
+                let duration = seconds(2...6)
+                fault = diskFull ? .diskFull(for: duration) : .backendDown(for: duration)
             case 86..<90: fault = .journalCorrupted(pages: Int.random(in: 1...4, using: &random))
             default: fault = .boardUnplugged(board: Int.random(in: 0..<boards, using: &random), for: seconds(1...4))
             }

@@ -46,7 +46,7 @@ struct Torture: AsyncParsableCommand {
             for finding in findings { say("  - \(finding)") }
             say("gateway log, last lines:\n\(campaign.logTail(40))")
             say("replay: scripts/torture.sh \(seed) \(minutes)")
-            say("kept for a post-mortem: \(campaign.directory) (the gateway's log, journal and config)")
+            say("kept for a post-mortem: \(campaign.directory) (the gateway's log and config; its state directory, journal included, in state-kept)")
             campaign.keep.withLock { $0 = true }
             throw ExitCode(1)
         }

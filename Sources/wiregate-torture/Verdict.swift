@@ -14,7 +14,8 @@ struct LineKey: Hashable, Sendable, CustomStringConvertible {
     init?(topic: String, payload: String, prefix: String) {
         guard topic.hasPrefix(prefix), let n = Int(payload) else { return nil }
         let levels = topic.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
-        guard levels.count == 2, levels[0].hasPrefix("b"), let board = Int(levels[0].dropFirst()),
+        // "b\(n)" exactly: "b01" is no board of the campaign's.
+        guard levels.count == 2, levels[0].hasPrefix("b"), let board = Int(levels[0].dropFirst()), levels[0] == "b\(board)",
               levels[1] == "door" || levels[1] == "temperature" else { return nil }
         self.init(board: board, critical: levels[1] == "door", n: n)
     }
@@ -40,6 +41,8 @@ struct Arrival: Sendable {
     var seq: Int64?
     /// The board as the backend stored it (nil at MQTT, where the topic says it).
     var board: String?
+    /// The class as the backend stored it (nil at MQTT).
+    var eventClass: String? = nil
 }
 
 /// Checks the guarantees at the end of a campaign. Pure: it gets what was written and what
@@ -112,6 +115,14 @@ struct Verdict: Sendable {
             }
             if !reused.isEmpty { findings.append(Finding(guarantee: "sequence number reused", detail: "\(reused.count), e.g. \(reused.prefix(3))")) }
             if destination == .backend {
+                let misclassed = arrivals.filter { arrival in
+                    guard let key = LineKey(topic: arrival.topic, payload: arrival.payload, prefix: prefix) else { return false }
+                    return arrival.eventClass != (key.critical ? "critical" : "telemetry")
+                }
+                if !misclassed.isEmpty {
+                    findings.append(Finding(guarantee: "stored under the wrong class at the Django app",
+                                            detail: "\(misclassed.count), e.g. \(misclassed.prefix(3).map { "\($0.topic)=\($0.payload) as \($0.eventClass ?? "?")" })"))
+                }
                 let counts = Dictionary(keys.map { ($0, 1) }, uniquingKeysWith: +).filter { $0.value > 1 }
                 if !counts.isEmpty {
                     findings.append(Finding(guarantee: "stored twice at the Django app", detail: "\(counts.count) events under two ids, e.g. \(counts.keys.prefix(5).map(\.description))"))
@@ -140,7 +151,7 @@ struct Verdict: Sendable {
         if topic == prefix + "status" { return arrival.board == nil }
         guard topic.hasPrefix(prefix) else { return false }
         let board = topic.dropFirst(prefix.count).prefix { $0 != "/" }
-        guard let number = board.first == "b" ? Int(board.dropFirst()) : nil, (0..<boards).contains(number),
+        guard let number = board.first == "b" ? Int(board.dropFirst()) : nil, (0..<boards).contains(number), board == "b\(number)",
               topic.count > prefix.count + board.count + 1 else { return false }
         return arrival.board.map { $0 == String(board) } ?? true
     }

@@ -126,14 +126,15 @@ extension Journal {
     }
 
     /// Keeps `pending` under `memoryLimit` and `memoryLimitBytes`: oldest telemetry first,
-    /// critical only when nothing else is left.
+    /// critical only when nothing else is left, and then only past the count (the byte bound is
+    /// telemetry's: an alarm is never dropped to keep memory low).
     func shedMemory() {
         var excess = pending.count - Self.memoryLimit, excessBytes = pendingBytes - Self.memoryLimitBytes
         guard excess > 0 || excessBytes > 0 else { return }
         var dropped: [EventClass: Int] = [:]
-        for eventClass in [EventClass.telemetry, .critical] where excess > 0 || excessBytes > 0 {
+        for eventClass in [EventClass.telemetry, .critical] where excess > 0 || (excessBytes > 0 && eventClass == .telemetry) {
             pending.removeAll { item in
-                guard excess > 0 || excessBytes > 0, item.event.eventClass == eventClass else { return false }
+                guard excess > 0 || (excessBytes > 0 && eventClass == .telemetry), item.event.eventClass == eventClass else { return false }
                 excess -= 1
                 excessBytes -= item.memoryCost
                 pendingBytes -= item.memoryCost
@@ -141,6 +142,7 @@ extension Journal {
                 return true
             }
         }
+        guard !dropped.isEmpty else { return }
         for (eventClass, count) in dropped { droppedInMemory[eventClass, default: 0] += count }
         logger.error("journal unwritable and memory full: oldest events dropped", metadata: [
             "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",

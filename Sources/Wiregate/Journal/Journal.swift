@@ -103,8 +103,9 @@ public actor Journal: EventOutbox {
     /// Most events kept in memory while the journal cannot be written (read-only or full file
     /// system); past it the oldest telemetry goes first. The live path never stops for the disk.
     public static let memoryLimit = 100_000
-    /// The same bound in bytes (about: see `JournaledEvent.memoryCost`): what the daemon's memory
-    /// bound allows the events of a card that refuses writes.
+    /// The same bound in bytes (about: see `JournaledEvent.memoryCost`), for telemetry: what the
+    /// daemon's memory bound allows the events of a card that refuses writes. Critical events are
+    /// held to the count only.
     public static let memoryLimitBytes = 2 << 20
 
     /// Events waiting in memory past which a commit does not wait for its window: the memory a
@@ -405,6 +406,11 @@ public actor Journal: EventOutbox {
         for sink in readers.keys { wake(sink) }
         // Early, for a burst (not while the card refuses writes: the retry has its own pace).
         let burst = !writeFailing && (pending.count >= Self.earlyCommitEvents || pendingBytes >= Self.earlyCommitBytes)
+        if burst && !critical && flushing {
+            // A commit is under way: the next one follows it at once (no task per enqueue meanwhile).
+            flushAgain = true
+            return false
+        }
         if critical || commitWindow == .zero || burst {
             return true
         } else if !flushScheduled {
@@ -433,7 +439,8 @@ public actor Journal: EventOutbox {
 
     private func trimmed() {
         trimPending = false
-        malloc_trim(0)
+        // Off the actor: it walks the arenas under their locks.
+        Task.detached { malloc_trim(0) }
     }
 
     /// The last sequence number handed out.
