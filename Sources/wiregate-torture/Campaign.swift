@@ -38,6 +38,7 @@ final class Campaign: Sendable {
     private let state = Mutex(State())
     /// Keep the directory (the gateway's log, journal and config) for a post-mortem.
     let keep = Mutex(false)
+    private let tornDown = Mutex(false)
 
     struct State {
         var gateway: ChildProcess?
@@ -95,8 +96,16 @@ final class Campaign: Sendable {
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
-    deinit {
+    deinit { tearDown() }
+
+    /// Stops every process this campaign started (by PID) and removes what it made. From deinit,
+    /// or from a SIGINT/SIGTERM handler (a Ctrl-C must not leave a broker, gunicorn or a tmpfs).
+    func tearDown() {
+        guard !tornDown.withLock({ done in defer { done = true }; return done }) else { return }
         state.withLock { $0.gateway?.terminate() }
+        subscriber.stop()
+        broker.stop()
+        backend.stop()
         if keep.withLock({ $0 }) { _ = try? ChildProcess.run("/bin/cp", ["-a", stateDirectory, directory + "/state-kept"]) }
         if canFillDisk { _ = try? ChildProcess.run("/usr/bin/umount", ["-l", stateDirectory]) }
         if !keep.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }

@@ -38,6 +38,19 @@ struct Torture: AsyncParsableCommand {
                                     memoryBound: memoryBound * 1024)
         say("wiregate-torture seed \(seed), \(minutes) min, \(boards) boards\(campaign.canFillDisk ? "" : " (no tmpfs for the state directory: no disk-full faults)")")
         say("schedule:\n\(campaign.schedule)")
+        // Interrupted: stop what the campaign started, then go (130 for SIGINT, 143 for SIGTERM).
+        let interrupts = [SIGINT, SIGTERM].map { (number: Int32) in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                say("interrupted: stopping the campaign's processes")
+                campaign.tearDown()
+                Glibc.exit(128 + number)
+            }
+            source.resume()
+            return source
+        }
+        defer { interrupts.forEach { $0.cancel() } }
         let (verdict, summary) = try await campaign.run { say($0) }
         say(summary)
         let findings = verdict.findings()
