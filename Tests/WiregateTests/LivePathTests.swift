@@ -31,6 +31,9 @@ import WiregateTestKit
           - { name: sim, match: { path: \(board.path) }, protocol: \(protocolName), settle: 0s }
         """))
         let topic = "wiregate/test-gw/sim/\(subtopic)"
+        // Live means the broker is there: a line read before the first CONNACK is a replay
+        // (since the first line after the open is kept, that race shows here).
+        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
         await feed(board, protocol: protocolName) { subscriber.messages.filter { $0.topic == topic }.count >= 5 }
         let received = subscriber.messages.filter { $0.topic == topic }
         #expect(received.count >= 5, "\(subscriber.messages.suffix(10))")
