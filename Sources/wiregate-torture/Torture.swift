@@ -36,6 +36,9 @@ struct Torture: AsyncParsableCommand {
             .appendingPathComponent("wiregate").path
         let campaign = try Campaign(seed: seed, duration: .milliseconds(Int(minutes * 60_000)), binary: binary, boards: boards,
                                     memoryBound: memoryBound * 1024)
+        // Every process it started stopped, by PID, however this ends: the signal handlers below
+        // hold the campaign, so its deinit would not run before the process exits.
+        defer { campaign.tearDown() }
         say("wiregate-torture seed \(seed), \(minutes) min, \(boards) boards\(campaign.canFillDisk ? "" : " (no tmpfs for the state directory: no disk-full faults)")")
         say("schedule:\n\(campaign.schedule)")
         // Interrupted: stop what the campaign started, then go (130 for SIGINT, 143 for SIGTERM).
