@@ -338,7 +338,7 @@ final class Campaign: Sendable {
             // A journal found damaged (moved aside) may cost what it held and had not delivered:
             // excused, and only that, and only if the gateway did find it damaged (see `verdict`).
             let mqtt = mqttKeys()
-            let backend = Set(try backendArrivals().compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
+            let backend = lineKeys(try backendArrivals())
             state.withLock { state in
                 let written = state.written.map(\.key)
                 state.lostWithJournal[.mqtt, default: []].formUnion(written.filter { !mqtt.contains($0) })
@@ -408,8 +408,11 @@ final class Campaign: Sendable {
         }
     }
 
-    private func mqttKeys() -> Set<LineKey> {
-        Set(mqttArrivals().compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
+    private func mqttKeys() -> Set<LineKey> { lineKeys(mqttArrivals()) }
+
+    /// The campaign's numbered lines among `arrivals`.
+    private func lineKeys(_ arrivals: [Arrival]) -> Set<LineKey> {
+        Set(arrivals.compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
     }
 
     private func backendArrivals() throws -> [Arrival] {
@@ -427,7 +430,7 @@ final class Campaign: Sendable {
                 return (Set(state.written.filter(\.promised).map(\.key)), excused)
             }
             let mqttDone = promised.subtracting(excused[.mqtt] ?? []).isSubset(of: mqttKeys())
-            let backendKeys = Set(try backendArrivals().compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
+            let backendKeys = lineKeys(try backendArrivals())
             if mqttDone && promised.subtracting(excused[.backend] ?? []).isSubset(of: backendKeys) { return }
             try await Task.sleep(for: .seconds(2))
         }
@@ -438,7 +441,7 @@ final class Campaign: Sendable {
         let mqttArrivals = mqttArrivals()
         let journalMovedAside = ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? [])
             .contains { $0.hasPrefix("journal.sqlite.damaged-") }
-        let atBackend = Set(backendArrivals.compactMap { LineKey(topic: $0.topic, payload: $0.payload, prefix: "wiregate/\(gatewayID)/") })
+        let atBackend = lineKeys(backendArrivals)
         return state.withLock { state in
             var excused = state.excused
             excused[.mqtt, default: []].formUnion(state.lostByBroker.intersection(atBackend))

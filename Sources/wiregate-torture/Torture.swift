@@ -62,8 +62,11 @@ struct Torture: AsyncParsableCommand {
             for finding in findings { say("  - \(finding)") }
             say("gateway log, last lines:\n\(campaign.logTail(40))")
             say("replay: scripts/torture.sh \(seed) \(minutes)")
-            say("kept for a post-mortem: \(campaign.directory) (the gateway's log and config; its state directory, journal included, in state-kept)")
+            say("kept for a post-mortem: \(campaign.directory) (report.txt, the gateway's log and config; its state directory, journal included, in state-kept)")
             campaign.keep.withLock { $0 = true }
+            // The verdict beside the log, for whoever opens the directory without this output.
+            let report = "seed \(seed), \(minutes) min\nschedule:\n\(campaign.schedule)\n\(summary)\n" + findings.map { "- \($0)" }.joined(separator: "\n") + "\n"
+            try? report.write(toFile: campaign.directory + "/report.txt", atomically: true, encoding: .utf8)
             throw ExitCode(1)
         }
         say("passed, seed \(seed)")
