@@ -43,7 +43,7 @@ public final class DjangoBackend: @unchecked Sendable {
         database = "wiregate_\(UUID().uuidString.prefix(8).lowercased())"
         var environment = ["PGDATABASE": database, "PYTHONPATH": directory]
         if let faults {
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(database)-faults.json").path
+            let path = temporaryPath(database, suffix: "-faults.json")
             try JSONSerialization.data(withJSONObject: faults).write(to: URL(fileURLWithPath: path))
             environment["WIREGATE_FAULTS"] = path
             faultsFile = path
@@ -69,7 +69,7 @@ public final class DjangoBackend: @unchecked Sendable {
 
     /// Starts gunicorn and waits until it answers.
     public func start() throws {
-        let log = open(FileManager.default.temporaryDirectory.appendingPathComponent("\(database)-gunicorn.log").path,
+        let log = open(temporaryPath(database, suffix: "-gunicorn.log"),
                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer { close(log) }
         server = try ChildProcess(Self.root + "/.build/django-venv/bin/gunicorn", [

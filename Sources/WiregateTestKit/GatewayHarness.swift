@@ -38,7 +38,7 @@ public final class GatewayHarness: Sendable {
     /// - Parameter backend: the `backend:` section's keys, when there is one.
     public static func yaml(port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "",
                             stateDirectory: String? = nil, journal: String = "", backend: String = "") -> String {
-        let state = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-state-\(UUID())").path
+        let state = stateDirectory ?? temporaryPath("state")
         return """
         gateway: { id: \(gatewayID), state_dir: \(state) }
         \(journal.isEmpty ? "" : "journal: { \(journal) }")

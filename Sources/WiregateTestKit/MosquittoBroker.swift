@@ -31,7 +31,7 @@ public final class MosquittoBroker: @unchecked Sendable {
     /// temporary directory (where it may also put certificates, a password file, an ACL).
     public init(port: Int? = nil, config makeConfig: (_ port: Int, _ directory: URL) throws -> String) throws {
         self.port = try port ?? freeLoopbackPort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-broker-\(UUID().uuidString)")
+        directory = URL(fileURLWithPath: temporaryPath("broker"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try makeConfig(self.port, directory).write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
         try start()

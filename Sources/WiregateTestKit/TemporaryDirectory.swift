@@ -1,8 +1,64 @@
 import Foundation
+import Synchronization
 
-/// A new, empty directory under the system's temporary directory, named `wiregate-<name>-<uuid>`.
+/// A new, empty directory named `wiregate-<name>-<uuid>` under this process's scratch root.
 public func makeTemporaryDirectory(_ name: String) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-\(name)-\(UUID())").path
+    let path = ScratchRoot.path() + "/wiregate-\(name)-\(UUID())"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
+}
+
+/// A path (not created) named `wiregate-<name>-<uuid><suffix>` under this process's scratch root.
+public func temporaryPath(_ name: String, suffix: String = "") -> String {
+    ScratchRoot.path() + "/wiregate-\(name)-\(UUID())\(suffix)"
+}
+
+/// Keeps this process's scratch files when it exits, for a post-mortem (a failing campaign).
+public func keepTemporaryFiles() {
+    ScratchRoot.state.withLock { $0.keep = true }
+}
+
+/// One folder per test process (`/tmp/wiregate-run-<pid>`) for every directory, file and copy the
+/// tests make, removed when the process exits. Each suite removing its own would miss the ones a
+/// failing `init` or a crash leaves behind; a whole run of the test command left 1 GiB in /tmp
+/// before this. `WIREGATE_KEEP_TEMP=1` keeps it, and says where.
+///
+/// Mode 0755 so that a gateway started as `nobody` reaches the directories made in it.
+enum ScratchRoot {
+    struct State: Sendable {
+        var path: String?
+        var keep = ProcessInfo.processInfo.environment["WIREGATE_KEEP_TEMP"] == "1"
+    }
+
+    static let state = Mutex(State())
+
+    /// The system's temporary directory itself when the root cannot be made (then nothing is removed).
+    static func path() -> String {
+        state.withLock { state in
+            if let path = state.path { return path }
+            let system = FileManager.default.temporaryDirectory.path
+            let path = system + "/wiregate-run-\(getpid())"
+            // A stale one from an earlier process with the same pid is ours to reuse.
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o755])
+            } catch {
+                return system
+            }
+            state.path = path
+            atexit(removeScratchRoot)
+            return path
+        }
+    }
+}
+
+/// Runs at exit (a C function pointer: no captures).
+private func removeScratchRoot() {
+    let (path, keep) = ScratchRoot.state.withLock { ($0.path, $0.keep) }
+    guard let path else { return }
+    if keep {
+        FileHandle.standardError.write(Data("test files kept in \(path)\n".utf8))
+    } else {
+        try? FileManager.default.removeItem(atPath: path)
+    }
 }

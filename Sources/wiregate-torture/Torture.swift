@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import WiregateCore
+import WiregateTestKit
 
 @main
 struct Torture: AsyncParsableCommand {
@@ -64,6 +65,7 @@ struct Torture: AsyncParsableCommand {
             say("replay: scripts/torture.sh \(seed) \(minutes)")
             say("kept for a post-mortem: \(campaign.directory) (report.txt, the gateway's log and config; its state directory, journal included, in state-kept)")
             campaign.keep.withLock { $0 = true }
+            keepTemporaryFiles()
             // The verdict beside the log, for whoever opens the directory without this output.
             let report = "seed \(seed), \(minutes) min\nschedule:\n\(campaign.schedule)\n\(summary)\n" + findings.map { "- \($0)" }.joined(separator: "\n") + "\n"
             try? report.write(toFile: campaign.directory + "/report.txt", atomically: true, encoding: .utf8)

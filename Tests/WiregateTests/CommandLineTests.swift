@@ -10,7 +10,7 @@ import WiregateTestKit
         .appendingPathComponent("wiregate").path
 
     func writeConfig(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-cli-\(UUID()).yaml").path
+        let path = temporaryPath("cli", suffix: ".yaml")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }

@@ -106,7 +106,7 @@ import WiregateTestKit
 
     @Test func boardHangUpIsNoticedAndThePortReopened() async throws {
         let broker = try MosquittoBroker()
-        let link = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-board-\(UUID())").path
+        let link = temporaryPath("board")
         var board = try SimulatedBoard(link: link)
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """

@@ -54,7 +54,7 @@ import WiregateTestKit
     /// the event deleted. Now it stays in the journal, `status` says the broker refuses, it is sent
     /// again with a backoff, and arrives once the ACL lets it.
     @Test func aRefusedPublishIsKeptAndSentAgainOnceAllowed() async throws {
-        let acl = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-acl-\(UUID())").path
+        let acl = temporaryPath("acl")
         try "topic readwrite #\ntopic deny wiregate/test-gw/sim/secret\n".write(toFile: acl, atomically: true, encoding: .utf8)
         let broker = try MosquittoBroker(extraConfig: "acl_file \(acl)")
         let board = try SimulatedBoard()

@@ -3,6 +3,7 @@ import Glibc
 import NIOPosix
 import Testing
 @testable import Wiregate
+import WiregateTestKit
 
 /// The descriptor of a port NIO refused is closed, not leaked (every failed attempt of a board
 /// that keeps reappearing would cost one).
@@ -10,7 +11,7 @@ import Testing
     @Test func aDescriptorNIORefusesIsClosed() async throws {
         // NIO refuses a regular file before it makes a channel: the failure that leaves the
         // descriptor with the caller.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-channel-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let path = temporaryPath("channel")
         try #require(FileManager.default.createFile(atPath: path, contents: Data("not a tty".utf8)))
         defer { unlink(path) }
         let fd = open(path, O_RDWR | O_CLOEXEC)
