@@ -37,7 +37,7 @@ func gatewayConfig(port: Int, state: String, boardPath: String, journal: String 
     """
     gateway: { id: \(gatewayID), state_dir: \(state) }
     mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms, inflight: \(ProcessInfo.processInfo.environment["BENCH_INFLIGHT"] ?? "256")\(mqttExtra) }
-    log: { level: warning }
+    log: { level: info }
     \(journal.isEmpty ? "" : "journal: { \(journal) }")
     boards:
       - { name: sim, match: { path: \(boardPath) }, protocol: kv, settle: 0s, classes: \(classes) }

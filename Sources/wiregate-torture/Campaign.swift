@@ -119,6 +119,9 @@ final class Campaign: Sendable {
         let start = ContinuousClock.now
         state.withLock { $0.start = start }
         let stamp = { @Sendable () -> String in (ContinuousClock.now - start).seconds }
+        // A binary just built or copied sits in the page cache unwritten, and its pages count as
+        // the daemon's private dirty memory until written back (a soak failed on 27 MiB of them).
+        sync()
         try startGateway()
         try await waitForBoards(timeout: .seconds(30))
         let watcher = Task.detached { await self.watchStatus() }

@@ -96,6 +96,38 @@ import WiregateTestKit
         withExtendedLifetime(killed) {}
     }
 
+    /// Needs root for mount(8). Found by the fault campaign (a soak seed, 2026-12-02): the card full
+    /// when a reservation fell due, then the daemon killed, reused numbers that consumers had seen.
+    /// The reservation the card refused is kept in the memory fallback's directory, which a
+    /// restart reads.
+    @Test func aCrashWhileTheCardIsFullNeverRepeatsANumber() async throws {
+        let disk = try makeTemporaryDirectory("seq-full")
+        let memory = try makeTemporaryDirectory("seq-full-memory")
+        try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", disk])
+        defer { try? runCommand("/bin/umount", ["-l", disk]) }
+        let crashed = try Journal.open(directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        await crashed.append(Self.events(10))
+        // The card fills up to its last block.
+        _ = try? runCommand("/bin/dd", ["if=/dev/zero", "of=\(disk)/fill", "bs=64k"])
+        // Past half the first block of 10,000: the next reservation falls due while nothing can be written.
+        await crashed.append(Self.events(Int(SequenceAllocator.defaultBlock) + 2_000, .telemetry))
+        let handedOut = await crashed.lastSeq
+        #expect(handedOut == SequenceAllocator.defaultBlock + 2_010)
+        // Written off the journal's actor: wait for it, then the process dies (nothing more of `crashed` runs).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while SequenceFile(directory: memory).read() < handedOut, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(SequenceFile(directory: memory).read() >= handedOut, "the reservation the card refused is kept in memory")
+        // Room again, and a restart: after every number handed out, not after the card's old ceiling.
+        try FileManager.default.removeItem(atPath: disk + "/fill")
+        let restarted = try Journal.open(directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        await restarted.append(Self.events(1))
+        #expect(await restarted.lastSeq > handedOut)
+        await restarted.close()
+        withExtendedLifetime(crashed) {}
+    }
+
     @Test func theAllocatorReservesBeforeItHandsOut() {
         var allocator = SequenceAllocator(after: 41, block: 100)
         let first = allocator.take(3)

@@ -65,6 +65,7 @@ extension Journal {
             }
             if !events.isEmpty { return events }
             if wokenDuringPass.contains(key) { continue }
+            trimIfIdle()
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in waiters[key] = continuation }
             } onCancel: {

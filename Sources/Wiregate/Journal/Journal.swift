@@ -48,6 +48,11 @@ public actor Journal: EventOutbox {
     /// Sequence numbers, reserved in blocks in `sequenceFile` so that none is ever handed out twice.
     var sequence: SequenceAllocator
     let sequenceFile: SequenceFile
+    /// Where a reservation goes when the card refuses it (full): the memory fallback's directory,
+    /// which outlives the process but not a power cut. A crash while the card is full then does
+    /// not repeat numbers (it did, found by the fault campaign: disk full, then SIGKILL). Nil for
+    /// the memory journal itself, whose `sequenceFile` is there already.
+    let crashReservationFile: SequenceFile?
     /// Reservations are written here, in order, off the actor.
     let reservationQueue = DispatchQueue(label: "wiregate.journal.sequence")
     /// The highest reservation known to be on the card: no sink is handed a number above it (a
@@ -59,13 +64,20 @@ public actor Journal: EventOutbox {
     var reservationDue: Int64?
     var sequenceFileFailing = false
     var nextSeq: Int64 { sequence.next }
-    /// Appended, not yet committed, in seq order.
-    var pending: [JournaledEvent] = []
+    /// Appended, not yet committed, in seq order. A deque: a commit takes its head while appends
+    /// go on at its tail, and neither copies the rest (an array shared with the batch being
+    /// written was copied whole by the next append, twice the memory of a burst).
+    var pending: Deque<JournaledEvent> = []
     /// What `pending` holds, about: kept as events come and go (see `JournaledEvent.memoryCost`).
     var pendingBytes = 0
+    /// Callers of `enqueue` waiting for a commit (see `enqueue`), and when the commit under way began.
+    /// `expired` counts the waits that ended on their timer rather than with a commit.
+    var admissions = (next: 0, waiting: [Int: CheckedContinuation<Void, Never>](), expired: 0)
+    var commitStarted = ContinuousClock.now
     /// The last commit of a burst's size, and whether a trim waits for the burst's end (see `trimAfterBurst`).
     var lastLargeCommit = ContinuousClock.now
     var trimPending = false
+    var trimWhenIdle = false
     /// The highest seq a commit has covered: rows above it can only be in `pending`.
     var committedThrough: Int64
     var flushScheduled = false
@@ -113,6 +125,18 @@ public actor Journal: EventOutbox {
     /// events/s (a burst, a noisy board), so the SD card's write budget at ordinary rates is the same.
     public static let earlyCommitEvents = 4_096
     public static let earlyCommitBytes = 1 << 20
+    /// Events (or bytes) in memory past which `enqueue` waits for the commit under way: one batch
+    /// being written and the next one filling (one read of a port can bring a few thousand more).
+    public static let backpressureEvents = commitBatchLimit
+    public static let backpressureBytes = 1 << 20
+    /// The longest one call of `enqueue` waits for a commit. Half a second at 115,200 baud is
+    /// 5.7 KB, which the kernel holds (a tty's 4 KiB line buffer and its 64 KiB of flip buffers).
+    static let backpressureMaxWait = Duration.milliseconds(500)
+    /// A commit under way for longer than this is a stalled card, not a slow one: nobody waits for it.
+    static let backpressureStall = Duration.seconds(2)
+    /// Most events one transaction writes: a backlog in memory is committed in batches of this,
+    /// so the batch copied for the write stays small whatever the backlog.
+    static let commitBatchLimit = 4_096
 
     /// Opens the journal in `directory`; one that SQLite reports as corrupt, or whose schema
     /// is newer than this binary, is moved aside (kept for forensics) and a fresh one started:
@@ -283,16 +307,25 @@ public actor Journal: EventOutbox {
             return (last, cursors)
         }
         sequenceFile = SequenceFile(directory: directory)
-        // Whatever was handed out before, by this file or a lost one, a crash or the memory fallback.
+        let crashReservationFile = durable ? drainFrom.map { SequenceFile(directory: $0) } : nil
+        self.crashReservationFile = crashReservationFile
+        // Whatever was handed out before, by this file or a lost one, a crash or the memory fallback
+        // (whose directory `open` read into `seqAfter`).
         sequence = SequenceAllocator(after: max(last, seqAfter, sequenceFile.read()))
         // Before any number is used. A journal that opens on a read-only card (SQLite may, when a
         // crash left its WAL behind) fails here, so that `open` falls back to memory, saying so; a
         // full card does not: the disk journal still drains its backlog, and the failure is reported.
-        do {
-            let ceiling = sequence.reserveAhead()
-            try sequenceFile.write(ceiling)
+        let ceiling = sequence.reserveAhead()
+        do throws(SystemCallError) {
+            if let cardError = try Self.reserve(ceiling, in: sequenceFile, orElseIn: crashReservationFile) {
+                // Read-only: the whole journal goes to memory instead (see `open`).
+                if [EROFS, EACCES, EPERM].contains(cardError.code) { throw cardError }
+                sequenceFileFailing = true
+                logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut meanwhile may repeat numbers",
+                             metadata: ["error": "\(cardError)", "memory_file": "\(crashReservationFile?.path ?? "")"])
+            }
             durableCeiling = ceiling
-        } catch let error where [EROFS, EACCES, EPERM].contains(error.code) {
+        } catch where [EROFS, EACCES, EPERM].contains(error.code) {
             throw error
         } catch {
             durableCeiling = .max
@@ -383,8 +416,42 @@ public actor Journal: EventOutbox {
     /// Appends without waiting for the disk: the sinks have the events at once, the commit follows.
     /// The serial readers use this, so that a slow or stalled card never stops a port being read
     /// (its 4 KiB buffer would overflow and lose lines, intrusions included).
-    public func enqueue(_ events: [Event]) {
+    ///
+    /// The one wait: a burst faster than the card commits (tens of thousands of lines a second,
+    /// which only a native-USB board can send) waits for the commit under way once
+    /// `backpressureEvents` are in memory, at most `backpressureMaxWait` per call. The reader then
+    /// reads a little later and the kernel holds the rest (a USB serial port stops taking packets
+    /// and the board's write blocks: nothing is lost); memory stays bounded at any input rate. A
+    /// UART at 115,200 baud carries at most about 600 lines a second and never comes near it, and
+    /// a card that stalls or refuses writes is never waited for: a commit under way for longer than
+    /// `backpressureStall`, or one that failed, lets every call through.
+    public func enqueue(_ events: [Event]) async {
         if take(events) { Task { await self.flush() } }
+        guard flushing, !writeFailing, pending.count >= Self.backpressureEvents || pendingBytes >= Self.backpressureBytes,
+              ContinuousClock.now - commitStarted < Self.backpressureStall else { return }
+        let id = admissions.next
+        admissions.next += 1
+        await withCheckedContinuation { continuation in
+            admissions.waiting[id] = continuation
+            Task { [id] in
+                try? await Task.sleep(for: Self.backpressureMaxWait)
+                self.admitOnTimer(id)
+            }
+        }
+    }
+
+    /// Lets the caller `id` of `enqueue` go on, its wait over before a commit ended it.
+    private func admitOnTimer(_ id: Int) {
+        guard let continuation = admissions.waiting.removeValue(forKey: id) else { return }
+        admissions.expired += 1
+        continuation.resume()
+    }
+
+    /// Lets every caller of `enqueue` waiting for a commit go on.
+    private func admitAll() {
+        let waiting = admissions.waiting
+        admissions.waiting.removeAll()
+        for continuation in waiting.values { continuation.resume() }
     }
 
     /// Numbers the events, hands them to the sinks and schedules the telemetry commit.
@@ -439,7 +506,22 @@ public actor Journal: EventOutbox {
 
     private func trimmed() {
         trimPending = false
+        // The sinks may still be sending the burst (from SQLite, seconds after its last commit):
+        // once they are through, once more (see `trimIfIdle`).
+        trimWhenIdle = true
         // Off the actor: it walks the arenas under their locks.
+        Task.detached { malloc_trim(0) }
+    }
+
+    /// The second trim after a burst, when a caller of `next` finds nothing left to send and
+    /// nothing waits in memory: what the sinks' reads allocated is freed by then.
+    func trimIfIdle() {
+        guard trimWhenIdle, pending.count < Self.earlyCommitEvents / 64,
+              readers.values.allSatisfy({ $0.buffered.values.allSatisfy(\.isEmpty) }) else { return }
+        trimWhenIdle = false
+        // The sinks' buffers keep the capacity of a burst's refills: start them small again.
+        for sink in readers.keys { readers[sink]!.buffered = [:] }
+        pending = Deque(pending)
         Task.detached { malloc_trim(0) }
     }
 
@@ -450,7 +532,7 @@ public actor Journal: EventOutbox {
     /// appends must not wait for it): on a queue of its own, in order. A failure is logged once per
     /// run of failures; the numbers are used anyway, the live path never stops for the disk.
     private func writeReservation(_ ceiling: Int64) {
-        let file = sequenceFile
+        let file = sequenceFile, crashFile = crashReservationFile
         reservationDue = ceiling
         // A write that stalls (an SD card can for seconds) must not hold events back from the sinks:
         // past half a second the guarantee is given up, loudly, until the write lands.
@@ -460,12 +542,29 @@ public actor Journal: EventOutbox {
         }
         reservationQueue.async {
             do {
-                try file.write(ceiling)
-                Task { await self.reservationWritten(ceiling, error: nil) }
+                let cardError = try Self.reserve(ceiling, in: file, orElseIn: crashFile).map { "\($0)" }
+                Task { await self.reservationWritten(ceiling, error: nil, onlyInMemory: cardError) }
             } catch {
                 let reason = "\(error)"
                 Task { await self.reservationWritten(ceiling, error: reason) }
             }
+        }
+    }
+
+    /// Writes `ceiling` to `file` (the card) or, when the card refuses it, to `fallback`.
+    /// - Returns: nil when it is on the card; the card's error when it is only in `fallback`.
+    /// - Throws: the card's error when neither took it.
+    static func reserve(_ ceiling: Int64, in file: SequenceFile, orElseIn fallback: SequenceFile?) throws(SystemCallError) -> SystemCallError? {
+        do {
+            try file.write(ceiling)
+            return nil
+        } catch {
+            guard let fallback else { throw error }
+            let directory = (fallback.path as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+            do { try fallback.write(ceiling) } catch _ { throw error }
+            return error
         }
     }
 
@@ -476,8 +575,15 @@ public actor Journal: EventOutbox {
         for sink in readers.keys { wake(sink) }
     }
 
-    private func reservationWritten(_ ceiling: Int64, error: String?) {
+    /// - Parameter onlyInMemory: the card's error, when the reservation went to the memory fallback's
+    ///   directory instead: good for a crash, not for a power cut (said once per run of failures).
+    private func reservationWritten(_ ceiling: Int64, error: String?, onlyInMemory: String? = nil) {
         if reservationDue.map({ $0 <= ceiling }) == true { reservationDue = nil }
+        if let onlyInMemory, !sequenceFileFailing {
+            sequenceFileFailing = true
+            logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut meanwhile may repeat numbers",
+                         metadata: ["error": "\(onlyInMemory)", "memory_file": "\(crashReservationFile?.path ?? "")"])
+        }
         if let error {
             // Not written: rather than hold every event back from the sinks, give up the guarantee, loudly.
             durableCeiling = .max
@@ -490,7 +596,7 @@ public actor Journal: EventOutbox {
         } else {
             // The guarantee is back (also after an overdue or failed write): numbers above this wait again.
             durableCeiling = durableCeiling == .max ? (reservationDue == nil ? ceiling : .max) : max(durableCeiling, ceiling)
-            if sequenceFileFailing {
+            if sequenceFileFailing && onlyInMemory == nil {
                 sequenceFileFailing = false
                 logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
             }
@@ -571,13 +677,15 @@ public actor Journal: EventOutbox {
 
     private func flushOnce() async {
         flushScheduled = false
-        let batch = pending
+        let batch = Array(pending.prefix(Self.commitBatchLimit))
         let cursors = readers.mapValues(\.acknowledged)
         let floor = acknowledgedByAll
         let writeCursors = cursorsDirty
         guard !batch.isEmpty || writeCursors else { return }
         cursorsDirty = false
-        let toWrite = batch.filter { $0.seq > floor[$0.event.eventClass, default: 0] }
+        commitStarted = .now
+        // Whatever the outcome, a reader waiting for this commit goes on (see `enqueue`).
+        defer { admitAll() }
         let database = self.database
         let stall = commitStall
         do {
@@ -588,12 +696,15 @@ public actor Journal: EventOutbox {
                     INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
-                for item in toWrite {
+                var lastWritten: Int64?
+                // What every sink acknowledged before its commit was due is never written (the card).
+                for item in batch where item.seq > floor[item.event.eventClass, default: 0] {
+                    lastWritten = item.seq
                     try insert.execute(arguments: [item.seq, item.event.board, item.event.topic, item.event.subtopic,
                                                    item.event.payload, item.event.eventClass.storageCode,
                                                    item.event.receivedAt.timeIntervalSince1970, item.clockSynced, item.event.latest])
                 }
-                if let last = batch.last, toWrite.last?.seq != last.seq {
+                if let last = batch.last, lastWritten != last.seq {
                     // Keep the sequence moving even when the newest events were never written.
                     try db.execute(sql: "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'event'", arguments: [last.seq])
                     if try Int.fetchOne(db, sql: "SELECT changes()") == 0 {
@@ -619,8 +730,15 @@ public actor Journal: EventOutbox {
             } }.value
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
+            // The rest follows in the same flush, batch after batch (not after a failure: the
+            // retry has its own pace).
+            if batch.count == Self.commitBatchLimit && !pending.isEmpty { flushAgain = true }
             pendingBytes = max(0, pendingBytes - batch.reduce(0) { $0 + $1.memoryCost })
-            if batch.count >= Self.earlyCommitEvents / 4 { trimAfterBurst() }
+            if batch.count >= Self.earlyCommitEvents / 4 {
+                // A deque keeps the capacity a burst gave it: start a small one for what is left.
+                pending = Deque(pending)
+                trimAfterBurst()
+            }
             if let last = batch.last { committedThrough = max(committedThrough, last.seq) }
             if writeFailing {
                 writeFailing = false
