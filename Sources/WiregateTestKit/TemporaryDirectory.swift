@@ -18,8 +18,9 @@ public func keepTemporaryFiles() {
     ScratchRoot.state.withLock { $0.keep = true }
 }
 
-/// One folder per test process (`/tmp/wiregate-run-<pid>`) for every directory, file and copy the
-/// tests make, removed when the process exits. Each suite removing its own would miss the ones a
+/// One folder per test process (`/tmp/wiregate-XXXXXX`) for every directory, file and copy the
+/// tests make, removed when the process exits. Its name is short: umockdev's sockets go below it,
+/// and a socket's path has at most 107 bytes. Each suite removing its own would miss the ones a
 /// failing `init` or a crash leaves behind; a whole run of the test command left 1 GiB in /tmp
 /// before this. `WIREGATE_KEEP_TEMP=1` keeps it, and says where.
 ///
@@ -37,14 +38,12 @@ enum ScratchRoot {
         state.withLock { state in
             if let path = state.path { return path }
             let system = FileManager.default.temporaryDirectory.path
-            let path = system + "/wiregate-run-\(getpid())"
-            // A stale one from an earlier process with the same pid is ours to reuse.
-            do {
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o755])
-            } catch {
-                return system
-            }
+            // A name of its own (mkdtemp), never an earlier process's: pids come round again, and a
+            // kept folder of a failed run must not be removed by the next process with its pid.
+            var template = Array("\(system)/wiregate-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { return system }
+            let path = String(cString: made)
+            chmod(path, 0o755)
             state.path = path
             atexit(removeScratchRoot)
             return path

@@ -33,7 +33,7 @@ import WiregateTestKit
     @Test func aBurstWaitsForTheCardAndStaysBoundedInMemory() async throws {
         let state = try makeTemporaryDirectory("burst")
         let journal = try Journal(directory: state, settings: Self.settings, logger: Logger(label: "test"))
-        // A slow card: every commit takes 400 ms (about 10,000 events/s), far slower than the events come.
+        // A slow card: every commit takes 400 ms (about 5,000 events/s), far slower than the events come.
         await journal.stallCommits(for: .milliseconds(400))
         var peak = 0
         let total = 8 * Journal.commitBatchLimit
@@ -41,11 +41,16 @@ import WiregateTestKit
             await journal.enqueue(Self.telemetry(Self.read, from: first))
             peak = max(peak, await journal.pending.count)
         }
-        // One batch being written and the next one filling (32,768 waited without the backpressure),
-        // and one read more for each wait that ran out before its commit ended: a commit that took
-        // longer than the wait (a loaded machine) is a stalled card, never waited for longer.
+        // One batch being written and the next one filling (all of them, without the wait); what
+        // a board sends before it is past a UART's rate; and one read more for each wait that ran
+        // out before its commit ended (a loaded machine: a card never waited for longer).
+        // A commit that took over 2 s (a machine loaded past that) counts as a stalled card, which
+        // nobody waits for: then there is no bound to check, only that nothing was lost.
         let expired = await journal.admissions.expired
-        #expect(peak <= Journal.commitBatchLimit + Self.read * (1 + expired), "\(peak) events waited in memory, \(expired) waits ran out")
+        if await journal.slowestCommit < Journal.backpressureStall {
+            #expect(peak <= Journal.commitBatchLimit + Journal.backpressureRate + Self.read * (1 + expired),
+                    "\(peak) events waited in memory, \(expired) waits ran out")
+        }
         await journal.stallCommits(for: .zero)
         await journal.flush()
         #expect(await journal.pending.isEmpty)

@@ -71,9 +71,14 @@ public actor Journal: EventOutbox {
     /// What `pending` holds, about: kept as events come and go (see `JournaledEvent.memoryCost`).
     var pendingBytes = 0
     /// Callers of `enqueue` waiting for a commit (see `enqueue`), and when the commit under way began.
+    /// Lines per board in the current and the previous second, counted from `rateEpoch`.
+    var boardRates: [String: (second: Int64, current: Int, previous: Int)] = [:]
+    let rateEpoch = ContinuousClock.now
     /// `expired` counts the waits that ended on their timer rather than with a commit.
     var admissions = (next: 0, waiting: [Int: CheckedContinuation<Void, Never>](), expired: 0)
     var commitStarted = ContinuousClock.now
+    /// The longest commit so far (a stalled card's mark).
+    var slowestCommit = Duration.zero
     /// The last commit of a burst's size, and whether a trim waits for the burst's end (see `trimAfterBurst`).
     var lastLargeCommit = ContinuousClock.now
     var trimPending = false
@@ -121,22 +126,25 @@ public actor Journal: EventOutbox {
     public static let memoryLimitBytes = 2 << 20
 
     /// Events waiting in memory past which a commit does not wait for its window: the memory a
-    /// burst takes is bounded by this, not by the input rate. Reached only above about 2,000
+    /// burst takes is bounded by this, not by the input rate. Reached only above about 1,000
     /// events/s (a burst, a noisy board), so the SD card's write budget at ordinary rates is the same.
-    public static let earlyCommitEvents = 4_096
-    public static let earlyCommitBytes = 1 << 20
+    public static let earlyCommitEvents = 2_048
+    public static let earlyCommitBytes = 512 << 10
     /// Events (or bytes) in memory past which `enqueue` waits for the commit under way: one batch
     /// being written and the next one filling (one read of a port can bring a few thousand more).
     public static let backpressureEvents = commitBatchLimit
-    public static let backpressureBytes = 1 << 20
+    public static let backpressureBytes = 512 << 10
     /// The longest one call of `enqueue` waits for a commit. Half a second at 115,200 baud is
     /// 5.7 KB, which the kernel holds (a tty's 4 KiB line buffer and its 64 KiB of flip buffers).
     static let backpressureMaxWait = Duration.milliseconds(500)
     /// A commit under way for longer than this is a stalled card, not a slow one: nobody waits for it.
     static let backpressureStall = Duration.seconds(2)
+    /// Lines a second past which a board's reader may wait (see `enqueue`): more than a UART at
+    /// 115,200 baud can carry (11,520 bytes a second, 2,880 lines of the shortest, `a=1`).
+    static let backpressureRate = 3_000
     /// Most events one transaction writes: a backlog in memory is committed in batches of this,
     /// so the batch copied for the write stays small whatever the backlog.
-    static let commitBatchLimit = 4_096
+    static let commitBatchLimit = 2_048
 
     /// Opens the journal in `directory`; one that SQLite reports as corrupt, or whose schema
     /// is newer than this binary, is moved aside (kept for forensics) and a fresh one started:
@@ -417,17 +425,18 @@ public actor Journal: EventOutbox {
     /// The serial readers use this, so that a slow or stalled card never stops a port being read
     /// (its 4 KiB buffer would overflow and lose lines, intrusions included).
     ///
-    /// The one wait: a burst faster than the card commits (tens of thousands of lines a second,
-    /// which only a native-USB board can send) waits for the commit under way once
-    /// `backpressureEvents` are in memory, at most `backpressureMaxWait` per call. The reader then
+    /// The one wait: a board sending faster than any UART can (past `backpressureRate` lines a
+    /// second: a native-USB board's burst) waits for the commit under way once
+    /// `backpressureEvents` are in memory, at most `backpressureMaxWait` per call. Its reader then
     /// reads a little later and the kernel holds the rest (a USB serial port stops taking packets
-    /// and the board's write blocks: nothing is lost); memory stays bounded at any input rate. A
-    /// UART at 115,200 baud carries at most about 600 lines a second and never comes near it, and
-    /// a card that stalls or refuses writes is never waited for: a commit under way for longer than
-    /// `backpressureStall`, or one that failed, lets every call through.
+    /// and the board's write blocks: nothing is lost); memory stays bounded at any input rate.
+    /// A board on a UART is never waited for, however busy the others (its port has only the
+    /// kernel's buffers), and neither is a card that stalls or refuses writes: a commit under way
+    /// for longer than `backpressureStall`, or one that failed, lets every call through.
     public func enqueue(_ events: [Event]) async {
         if take(events) { Task { await self.flush() } }
-        guard flushing, !writeFailing, pending.count >= Self.backpressureEvents || pendingBytes >= Self.backpressureBytes,
+        guard isFasterThanAnyUART(events), flushing, !writeFailing,
+              pending.count >= Self.backpressureEvents || pendingBytes >= Self.backpressureBytes,
               ContinuousClock.now - commitStarted < Self.backpressureStall else { return }
         let id = admissions.next
         admissions.next += 1
@@ -438,6 +447,20 @@ public actor Journal: EventOutbox {
                 self.admitOnTimer(id)
             }
         }
+    }
+
+    /// Counts `events` (one read of one board) in their board's rate; whether the board sent more
+    /// than `backpressureRate` lines in this second or the one before.
+    private func isFasterThanAnyUART(_ events: [Event]) -> Bool {
+        guard let board = events.first?.board else { return false }
+        let second = (ContinuousClock.now - rateEpoch).components.seconds
+        var rate = boardRates[board] ?? (second: second, current: 0, previous: 0)
+        if rate.second != second {
+            rate = (second: second, current: 0, previous: rate.second == second - 1 ? rate.current : 0)
+        }
+        rate.current += events.count
+        boardRates[board] = rate
+        return max(rate.current, rate.previous) > Self.backpressureRate
     }
 
     /// Lets the caller `id` of `enqueue` go on, its wait over before a commit ended it.
@@ -561,8 +584,8 @@ public actor Journal: EventOutbox {
         } catch {
             guard let fallback else { throw error }
             let directory = (fallback.path as NSString).deletingLastPathComponent
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                     attributes: [.posixPermissions: 0o700])
+            // As the memory journal makes it (the umask decides: the unit's lets the operator's group read).
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             do { try fallback.write(ceiling) } catch _ { throw error }
             return error
         }
@@ -685,7 +708,10 @@ public actor Journal: EventOutbox {
         cursorsDirty = false
         commitStarted = .now
         // Whatever the outcome, a reader waiting for this commit goes on (see `enqueue`).
-        defer { admitAll() }
+        defer {
+            slowestCommit = max(slowestCommit, ContinuousClock.now - commitStarted)
+            admitAll()
+        }
         let database = self.database
         let stall = commitStall
         do {
