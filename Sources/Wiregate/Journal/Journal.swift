@@ -329,7 +329,7 @@ public actor Journal: EventOutbox {
                 // Read-only: the whole journal goes to memory instead (see `open`).
                 if [EROFS, EACCES, EPERM].contains(cardError.code) { throw cardError }
                 sequenceFileFailing = true
-                logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut meanwhile may repeat numbers",
+                logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
                              metadata: ["error": "\(cardError)", "memory_file": "\(crashReservationFile?.path ?? "")"])
             }
             durableCeiling = ceiling
@@ -604,7 +604,7 @@ public actor Journal: EventOutbox {
         if reservationDue.map({ $0 <= ceiling }) == true { reservationDue = nil }
         if let onlyInMemory, !sequenceFileFailing {
             sequenceFileFailing = true
-            logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut meanwhile may repeat numbers",
+            logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
                          metadata: ["error": "\(onlyInMemory)", "memory_file": "\(crashReservationFile?.path ?? "")"])
         }
         if let error {
@@ -640,7 +640,7 @@ public actor Journal: EventOutbox {
                 "critical": "\(critical)", "telemetry": "\(pending.count - critical)",
                 "first_seq": "\(pending.first?.seq ?? 0)", "last_seq": "\(pending.last?.seq ?? 0)",
             ])
-            return // the reservation stays as it is: no number is handed out twice
+            return // the reservation stays as it is (a reservation kept only in /dev/shm dies with a reboot)
         }
         // After any reservation still queued, so that the exact number is the last word.
         let file = sequenceFile, last = sequence.last
@@ -806,13 +806,19 @@ public actor Journal: EventOutbox {
         // Rows below the first pending seq are on disk; the rest are still in memory.
         let firstPending = pending.first?.seq ?? nextSeq
         var counts: [EventClass: Int] = [:]
-        for eventClass in EventClass.allCases {
-            let cursor = readers[sink]?.cursors[eventClass]?.acknowledged ?? 0
+        // Counted before any read, with `firstPending`: a commit during a read moves events out of
+        // `pending`, and the reads count only rows below `firstPending` (they would be counted nowhere).
+        let cursors = EventClass.allCases.map { readers[sink]?.cursors[$0]?.acknowledged ?? 0 }
+        let inMemory = zip(EventClass.allCases, cursors).map { eventClass, cursor in
+            pending.filter { $0.event.eventClass == eventClass && $0.seq > cursor }.count
+        }
+        for (index, eventClass) in EventClass.allCases.enumerated() {
+            let cursor = cursors[index]
             let stored = (try? await database.read { db in
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
                                  arguments: [eventClass.storageCode, cursor, firstPending]) ?? 0
             }) ?? 0
-            counts[eventClass] = stored + pending.filter { $0.event.eventClass == eventClass && $0.seq > cursor }.count
+            counts[eventClass] = stored + inMemory[index]
         }
         return counts
     }
