@@ -8,8 +8,13 @@ import WiregateTestKit
 /// the private PostgreSQL of scripts/test.sh: every event exactly once, whatever happens.
 @Suite(.serialized) struct BackendSyncTests {
     /// Sends `count` numbered lines as fast as the pty takes them.
-    func stream(_ board: SimulatedBoard, _ range: Range<Int>) {
-        for n in range { board.send("temperature=\(n)") }
+    /// Waits out a full pty without holding a thread of the shared pool: the in-process gateway
+    /// that reads it needs one (a reader waiting for a burst's commit let the pty fill, and two
+    /// tests spinning in writes starved the pool: the whole run hung).
+    func stream(_ board: SimulatedBoard, _ range: Range<Int>) async throws {
+        for n in range {
+            while !board.send("temperature=\(n)") { try await Task.sleep(for: .milliseconds(2)) }
+        }
     }
 
     func harness(_ broker: MosquittoBroker, _ board: SimulatedBoard, _ backend: DjangoBackend, extra: String = "") throws -> GatewayHarness {
@@ -41,7 +46,7 @@ import WiregateTestKit
         let harness = try harness(broker, board, backend)
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<10_000)
+        try await stream(board, 0..<10_000)
         try await expectExactlyOnce(backend, harness, atLeast: 10_000)
         // The first answer said Accept-Encoding: gzip; the bodies after it were compressed.
         #expect(backend.gzipRequests > 0 && backend.gzipRequests == backend.requests - 1, "\(backend.gzipRequests) of \(backend.requests)")
@@ -60,7 +65,7 @@ import WiregateTestKit
         let trusting = try harness(broker, board, backend, extra: ", ca_file: \(file("ca.crt"))")
         #expect(await eventually { await trusting.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<500)
+        try await stream(board, 0..<500)
         try await expectExactlyOnce(backend, trusting, atLeast: 500)
         await trusting.stop()
 
@@ -70,7 +75,7 @@ import WiregateTestKit
         let doubting = try harness(broker, otherBoard, backend, extra: ", ca_file: \(otherCA)")
         #expect(await eventually { await doubting.gateway.statuses.isOnline("sim") })
         otherBoard.send("primer=1")
-        stream(otherBoard, 0..<50)
+        try await stream(otherBoard, 0..<50)
         #expect(await eventually { await doubting.gateway.journal.lastSeq > 40 })
         try await Task.sleep(for: .seconds(3))
         #expect(doubting.gateway.backend?.counters.uploaded == 0)
@@ -86,16 +91,16 @@ import WiregateTestKit
         let harness = try harness(broker, board, backend)
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<1000)
+        try await stream(board, 0..<1000)
         #expect(await eventually(timeout: .seconds(30)) { try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 0 })
         backend.stop()
-        stream(board, 1000..<3000)
+        try await stream(board, 1000..<3000)
         // Longer than the request timeout: AsyncHTTPClient keeps reconnecting within a request's deadline.
         try await Task.sleep(for: .seconds(4))
         let directory = harness.gateway.journal.directory
         #expect(try BackendSink.State.read(directory: directory).reachable == false)
         try backend.start()
-        stream(board, 3000..<4000)
+        try await stream(board, 3000..<4000)
         try await expectExactlyOnce(backend, harness, atLeast: 4000)
         // What waited for the backend says so, and `status` sees it reachable again.
         #expect(try backend.count(where: "replayed") > 0)
@@ -117,7 +122,7 @@ import WiregateTestKit
                                       environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
         #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.boards["sim"] == true })
         board.send("primer=1")
-        stream(board, 0..<2000)
+        try await stream(board, 0..<2000)
         // Killed while uploading (max_rate keeps it busy for seconds): the cursor on disk is behind.
         #expect(await eventually(timeout: .seconds(30)) { try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 200 })
         daemon.send(SIGKILL)
@@ -139,7 +144,7 @@ import WiregateTestKit
         let harness = try harness(broker, board, backend, extra: ", batch_size: 100")
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<500)
+        try await stream(board, 0..<500)
         try await expectExactlyOnce(backend, harness, atLeast: 500)
         #expect(harness.gateway.backend!.counters.retries >= 4)
         #expect(backend.requests >= 5 + 4)
@@ -157,7 +162,7 @@ import WiregateTestKit
         let harness = try harness(broker, board, backend, extra: ", batch_size: 100")
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<300)
+        try await stream(board, 0..<300)
         try await expectExactlyOnce(backend, harness, atLeast: 300)
         let counters = harness.gateway.backend!.counters
         #expect(counters.misconfigured == 4, "\(counters)")
@@ -173,7 +178,7 @@ import WiregateTestKit
         let harness = try harness(broker, board, backend, extra: ", batch_size: 100")
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<400)
+        try await stream(board, 0..<400)
         let journal = harness.gateway.journal
         #expect(await eventually(timeout: .seconds(30)) { await journal.quarantinedCount(sink: "backend") > 0 })
         let quarantined = await journal.quarantinedCount(sink: "backend")
@@ -200,7 +205,7 @@ import WiregateTestKit
         let harness = try harness(broker, board, backend, extra: ", batch_size: 50, max_rate: 200")
         #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
         board.send("primer=1")
-        stream(board, 0..<800)
+        try await stream(board, 0..<800)
         #expect(await eventually { await harness.gateway.journal.lastSeq >= 800 })
         try backend.start()
         let started = ContinuousClock.now
