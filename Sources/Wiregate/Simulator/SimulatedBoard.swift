@@ -64,10 +64,20 @@ public final class SimulatedBoard: Sendable {
         if written == bytes.count { return true }
         if written > 0 {
             // A partial write: finish it, or the next line would be glued to half of this one.
+            // Bounded: a caller on a thread of Swift's shared pool must never wait forever for a
+            // reader that needs that thread (a test run hung so); past 5 s the line is torn, counted.
             var rest = Array(bytes[written...])
+            let deadline = ContinuousClock.now + .seconds(5)
             while !rest.isEmpty {
                 let more = rest.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) }
-                if more > 0 { rest.removeFirst(more) } else if errno == EAGAIN { usleep(200) } else { return false }
+                if more > 0 {
+                    rest.removeFirst(more)
+                } else if errno == EAGAIN && ContinuousClock.now < deadline {
+                    usleep(200)
+                } else {
+                    dropped.add(1, ordering: .relaxed)
+                    return false
+                }
             }
             return true
         }
