@@ -329,8 +329,7 @@ public actor Journal: EventOutbox {
                 // Read-only: the whole journal goes to memory instead (see `open`).
                 if [EROFS, EACCES, EPERM].contains(cardError.code) { throw cardError }
                 sequenceFileFailing = true
-                logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
-                             metadata: ["error": "\(cardError)", "memory_file": "\(crashReservationFile?.path ?? "")"])
+                Self.logReservationOnlyInMemory(logger, cardError: "\(cardError)", file: crashReservationFile)
             }
             durableCeiling = ceiling
         } catch where [EROFS, EACCES, EPERM].contains(error.code) {
@@ -598,14 +597,19 @@ public actor Journal: EventOutbox {
         for sink in readers.keys { wake(sink) }
     }
 
+    /// Said once per run of failures, at open or when a reservation falls due.
+    private static func logReservationOnlyInMemory(_ logger: Logger, cardError: String, file: SequenceFile?) {
+        logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
+                     metadata: ["error": "\(cardError)", "memory_file": "\(file?.path ?? "")"])
+    }
+
     /// - Parameter onlyInMemory: the card's error, when the reservation went to the memory fallback's
     ///   directory instead: good for a crash, not for a power cut (said once per run of failures).
     private func reservationWritten(_ ceiling: Int64, error: String?, onlyInMemory: String? = nil) {
         if reservationDue.map({ $0 <= ceiling }) == true { reservationDue = nil }
         if let onlyInMemory, !sequenceFileFailing {
             sequenceFileFailing = true
-            logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
-                         metadata: ["error": "\(onlyInMemory)", "memory_file": "\(crashReservationFile?.path ?? "")"])
+            Self.logReservationOnlyInMemory(logger, cardError: onlyInMemory, file: crashReservationFile)
         }
         if let error {
             // Not written: rather than hold every event back from the sinks, give up the guarantee, loudly.
