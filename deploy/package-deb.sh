@@ -7,16 +7,18 @@
 # The release binary links the Swift runtime and Foundation statically, so the Pi needs no
 # Swift toolchain, only the C libraries the package depends on (computed by dpkg-shlibdeps).
 # Contents: /usr/bin/wiregate, the systemd unit, the udev rules, the USB serial modules to
-# load at boot, /etc/wiregate/wiregate.yaml (the example config, a conffile), the docs and
-# the broker's deploy files, and maintainer scripts that create the wiregate user (group
-# dialout) and reload udev and systemd.
+# load at boot, /etc/wiregate/wiregate.yaml (a conffile that runs as installed: the broker on
+# localhost, boards adopted), the annotated example config, the docs and the broker's deploy
+# files, and maintainer scripts that create the wiregate user (group dialout) and its state
+# directory and reload udev and systemd. Beside it, wiregate-dbgsym_<version>_<arch>.deb holds
+# the binary's debug symbols (/usr/lib/debug/.build-id/), stripped from the package's binary.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/.build/deb
 while [ $# -gt 0 ]; do
   case "$1" in
     -o|--out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package-deb.sh: unknown argument '$1'" >&2; exit 64 ;;
   esac
 done
@@ -38,11 +40,22 @@ pkg=$stage/$package
 install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/lib/udev/rules.d" \
   "$pkg/usr/lib/modules-load.d" "$pkg/etc/wiregate" "$pkg/usr/share/doc/wiregate/mosquitto" \
   "$pkg/usr/share/doc/wiregate/django" "$pkg/usr/share/lintian/overrides" "$pkg/usr/share/man/man1"
-install -m 0755 -s "$binary" "$pkg/usr/bin/wiregate"
+# The symbols go to the -dbgsym package (found by gdb through the binary's build id).
+build_id=$(readelf -n "$binary" | sed -n 's/^ *Build ID: *//p')
+[ -n "$build_id" ] || { echo "package-deb.sh: $binary has no build id" >&2; exit 1; }
+dbg=$stage/wiregate-dbgsym_${version}_${arch}
+debug_file=$dbg/usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug
+install -d "$(dirname "$debug_file")" "$dbg/DEBIAN" "$dbg/usr/share/doc"
+objcopy --only-keep-debug --compress-debug-sections "$binary" "$debug_file"
+chmod 0644 "$debug_file"
+install -m 0755 "$binary" "$pkg/usr/bin/wiregate"
+objcopy --strip-all --add-gnu-debuglink="$debug_file" "$pkg/usr/bin/wiregate"
 install -m 0644 deploy/wiregate.service "$pkg/lib/systemd/system/wiregate.service"
 install -m 0644 udev/99-wiregate.rules "$pkg/lib/udev/rules.d/99-wiregate.rules"
 install -m 0644 deploy/debian/modules-load.conf "$pkg/usr/lib/modules-load.d/wiregate.conf"
-install -m 0644 config/wiregate.example.yaml "$pkg/etc/wiregate/wiregate.yaml"
+install -m 0644 deploy/debian/wiregate.yaml "$pkg/etc/wiregate/wiregate.yaml"
+install -m 0644 config/wiregate.example.yaml "$pkg/usr/share/doc/wiregate/wiregate.example.yaml"
+install -m 0644 udev/README.md "$pkg/usr/share/doc/wiregate/udev.md"
 install -m 0644 README.md "$pkg/usr/share/doc/wiregate/README.md"
 install -m 0644 deploy/README.md "$pkg/usr/share/doc/wiregate/deploy.md"
 install -m 0644 deploy/debian/copyright "$pkg/usr/share/doc/wiregate/copyright"
@@ -94,6 +107,23 @@ Description: edge gateway from USB serial boards to MQTT, with a journal
  Commands from MQTT are written to the boards when allow-listed.
 EOF
 
+cat > "$dbg/DEBIAN/control" <<EOF
+Package: wiregate-dbgsym
+Source: wiregate
+Version: $version
+Architecture: $arch
+Maintainer: wiregate maintainers <wiregate-maintainers@users.noreply.github.com>
+Installed-Size: $(du -sk --exclude=DEBIAN "$dbg" | cut -f1)
+Depends: wiregate (= $version)
+Section: debug
+Priority: optional
+Build-Ids: $build_id
+Description: debug symbols for wiregate
+ The symbols of /usr/bin/wiregate, for gdb and for symbolising a crash's backtrace.
+EOF
+ln -s wiregate "$dbg/usr/share/doc/wiregate-dbgsym"
+
 mkdir -p "$out"
+fakeroot dpkg-deb --build -Zxz "$dbg" "$out/wiregate-dbgsym_${version}_${arch}.deb" >/dev/null
 fakeroot dpkg-deb --build -Zxz "$pkg" "$out/$package.deb" >/dev/null
 echo "$out/$package.deb"

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The package on a fresh Debian, as a new user meets it:
+#
+#   scripts/test-package.sh DEB
+#
+# installs DEB with `apt-get install ./wiregate_*.deb` into a minimal Debian 12 chroot (debootstrap
+# from this machine's apt mirror; the bare system is cached in .build/chroot-cache), then:
+#   - `wiregate check-config` on the config the package installed: exit 0, no edit;
+#   - the daemon, as the wiregate user, on that config against a Mosquitto in the chroot: its
+#     retained `online` arrives;
+#   - a simulated board made for the service's user (`simulate --owner wiregate`), a config for it
+#     written by `wiregate init`, and the board's lines arriving through the daemon;
+#   - `apt-get purge`, then a list of what remains (the user, and /etc/wiregate when the operator
+#     added files there).
+# The chroot runs in its own mount and PID namespaces (everything it started dies with it) and,
+# once installed, its own network namespace: its broker's 127.0.0.1:1883 is its own.
+set -euo pipefail
+deb=$(realpath "${1:?usage: test-package.sh DEB}")
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+cache=$root_dir/.build/chroot-cache
+suite=bookworm
+tools=mosquitto,mosquitto-clients
+for tool in debootstrap unshare; do
+  command -v "$tool" >/dev/null || { echo "test-package.sh: $tool is missing (apt-get install debootstrap util-linux)" >&2; exit 69; }
+done
+
+# The mirror this machine's apt uses (deb822 sources or sources.list), else Debian's.
+mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $0 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+# The bare system, with the test's own tools (the broker and its clients): what the package
+# needs comes from apt-get install, every run.
+base=$cache/$suite-minbase-${tools//,/-}.tar
+if [ ! -s "$base" ]; then
+  echo "debootstrap $suite (minbase, $tools) from $mirror..."
+  mkdir -p "$cache"
+  fresh=$(mktemp -d "$cache/root.XXXXXX")
+  debootstrap --variant=minbase --include="$tools" "$suite" "$fresh" "$mirror" > "$cache/debootstrap.log" 2>&1 \
+    || { tail -20 "$cache/debootstrap.log" >&2; rm -rf "$fresh"; exit 1; }
+  rm -rf "$fresh"/var/cache/apt/archives/*.deb
+  tar -C "$fresh" -cf "$base.part" . && mv "$base.part" "$base"
+  rm -rf "$fresh"
+fi
+
+work=$(mktemp -d)
+chmod 0755 "$work"
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir "$root"
+tar -C "$root" -xf "$base"
+chmod 0755 "$root"   # mktemp's 0700 came with the tar's '.': apt's _apt user must reach /var/lib/apt
+cp "$deb" "$root/tmp/"
+cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+package=/tmp/$(basename "$deb")
+
+# Inside the chroot, step by step; every step says what it checks, and the first failure stops.
+cat > "$root/tmp/install.sh" <<'SH'
+set -eu
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+apt-get -qq update
+apt-get -qq install -y --no-install-recommends "$1" > /tmp/apt.log 2>&1 || { cat /tmp/apt.log; exit 1; }
+grep -i 'warn' /tmp/apt.log | grep -v 'apt does not have a stable CLI' && { echo "FAIL: apt-get install warned"; exit 1; }
+echo "installed: $(dpkg-query -W -f '${Package} ${Version} ${Installed-Size} KiB' wiregate)"
+SH
+
+cat > "$root/tmp/run.sh" <<'SH'
+set -eu
+fail() { echo "FAIL: $*" >&2; exit 1; }
+as_service() { setpriv --reuid wiregate --regid wiregate --init-groups -- "$@"; }
+wait_for() { for _ in $(seq 100); do eval "$1" && return 0; sleep 0.1; done; fail "$2"; }
+
+# What the package made.
+[ "$(stat -c '%U:%G %a' /var/lib/wiregate)" = "wiregate:wiregate 750" ] || fail "/var/lib/wiregate: $(stat -c '%U:%G %a' /var/lib/wiregate)"
+[ "$(stat -c '%U:%G %a' /etc/wiregate)" = "root:wiregate 750" ] || fail "/etc/wiregate: $(stat -c '%U:%G %a' /etc/wiregate)"
+id -nG wiregate | grep -qw dialout || fail "wiregate is not in dialout"
+
+# The config as installed.
+wiregate check-config || fail "check-config on the installed config"
+as_service wiregate check-config >/dev/null || fail "check-config as the service's user"
+
+mosquitto -d
+wait_for "mosquitto_pub -t probe -n 2>/dev/null" "the broker did not start"
+as_service wiregate run > /tmp/wiregate.log 2>&1 &
+gateway=$!
+online=$(mosquitto_sub -t 'wiregate/+/status' -v -C 1 -W 15) || { cat /tmp/wiregate.log; fail "no retained status from the daemon"; }
+[ "$online" = "wiregate/house-1/status online" ] || fail "status: '$online'"
+echo "daemon on the installed config, as wiregate: '$online'"
+grep -q 'journal cannot be written\|memory' /tmp/wiregate.log && { cat /tmp/wiregate.log; fail "the journal is not on disk"; }
+[ -f /var/lib/wiregate/journal.sqlite ] || fail "no journal in /var/lib/wiregate"
+kill -TERM "$gateway"; wait "$gateway" || fail "the daemon's stop: exit $?"
+
+# A simulated board the service can open, and a config for it written by `wiregate init`.
+mkdir -p /run/wiregate-demo
+wiregate simulate --owner wiregate --link /run/wiregate-demo/board --rate 5 > /tmp/board.log 2>&1 &
+board=$!
+wait_for "[ -e /run/wiregate-demo/board ]" "simulate made no link"
+[ "$(stat -L -c '%U %a' /run/wiregate-demo/board)" = "wiregate 600" ] || fail "pty: $(stat -L -c '%U %a' /run/wiregate-demo/board)"
+wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo --path front-door=/run/wiregate-demo/board >/dev/null
+wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo 2>/dev/null && fail "init overwrote a config without --force"
+as_service wiregate run --config /etc/wiregate/demo.yaml > /tmp/demo.log 2>&1 &
+gateway=$!
+message=$(mosquitto_sub -t 'wiregate/demo/front-door/#' -v -C 3 -W 20) || { cat /tmp/demo.log; fail "no message from the simulated board"; }
+echo "the simulated board through the daemon:"; echo "$message" | sed 's/^/  /'
+kill -TERM "$gateway"; wait "$gateway" || fail "the daemon's stop: exit $?"
+kill -TERM "$board"; wait "$board" || true
+[ -e /run/wiregate-demo/board ] && fail "simulate left its link behind on SIGTERM"
+grep -q 'stopped' /tmp/demo.log || fail "no shutdown summary"
+echo "shutdown: $(grep -o 'stopped.*' /tmp/demo.log)"
+kill -TERM "$(cat /var/run/mosquitto.pid 2>/dev/null || pidof mosquitto)" 2>/dev/null || true
+SH
+
+cat > "$root/tmp/purge.sh" <<'SH'
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get -qq purge -y wiregate > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; exit 1; }
+dpkg-query -W wiregate 2>/dev/null | grep -q . && dpkg -s wiregate 2>/dev/null | grep -q '^Status: install' && { echo "FAIL: still installed"; exit 1; }
+[ -e /usr/bin/wiregate ] && { echo "FAIL: /usr/bin/wiregate remains"; exit 1; }
+[ -e /var/lib/wiregate ] && { echo "FAIL: /var/lib/wiregate remains"; exit 1; }
+echo "after purge, what remains:"
+getent passwd wiregate | sed 's/^/  user: /'
+find /etc/wiregate 2>/dev/null | sed 's/^/  /'
+SH
+
+echo "== the package in a fresh $suite chroot ($(basename "$deb"))"
+unshare --mount --propagation private --pid --fork -- bash -euc '
+  root=$1 package=$2
+  mount -t proc proc "$root/proc"
+  mount --rbind /dev "$root/dev"
+  mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+  chroot "$root" sh /tmp/install.sh "$package"
+  unshare --net -- bash -euc "ip link set lo up; chroot \"$root\" sh /tmp/run.sh"
+  chroot "$root" sh /tmp/purge.sh
+' bash "$root" "$package"
+echo "the package in a fresh chroot: OK"
