@@ -85,6 +85,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `simulate` removes its link on SIGTERM and SIGINT.
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // Test helpers: a private mosquitto, a subscriber, pseudo-terminal boards.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The deployment checks: the systemd unit (systemd-analyze verify, and a security exposure
-# below 2.0), the Debian package (builds, lists what it must, lintian without errors), the
-# corpus replayed and a minute of fuzzing. Runs after scripts/test.sh's build.
+# below 2.0), the Debian package (builds, lists what it must, lintian without errors, and
+# installs, runs and purges in a fresh Debian chroot: scripts/test-package.sh), the corpus
+# replayed and a minute of fuzzing. Runs after scripts/test.sh's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -21,7 +22,8 @@ contents=$(dpkg-deb --contents "$deb" | awk '{print $6}')
 for path in ./usr/bin/wiregate ./lib/systemd/system/wiregate.service ./lib/udev/rules.d/99-wiregate.rules \
             ./usr/lib/modules-load.d/wiregate.conf ./etc/wiregate/wiregate.yaml ./usr/share/doc/wiregate/copyright \
             ./usr/share/doc/wiregate/changelog.gz ./usr/share/doc/wiregate/mosquitto/make-certs.sh \
-            ./usr/share/man/man1/wiregate.1.gz; do
+            ./usr/share/man/man1/wiregate.1.gz ./usr/share/doc/wiregate/wiregate.example.yaml \
+            ./usr/share/doc/wiregate/udev.md; do
   grep -qx "$path" <<<"$contents" || { echo "$deb lacks $path" >&2; exit 1; }
 done
 dpkg-deb --info "$deb" conffiles | grep -qx /etc/wiregate/wiregate.yaml || { echo "$deb: the config is not a conffile" >&2; exit 1; }
@@ -34,6 +36,16 @@ findings=$(lintian --fail-on error "$deb" 2>&1) || status=$?
 grep -v 'running with root privileges' <<<"$findings" || true
 [ "$status" -eq 0 ] || { echo "lintian: errors in $deb" >&2; exit 1; }
 echo "$(basename "$deb"): contents, conffiles and maintainer scripts OK; lintian: no errors"
+# The symbols, apart: the packaged binary has none, and gdb finds them by its build id.
+dbgsym=$(dirname "$deb")/$(basename "$deb" | sed 's/^wiregate_/wiregate-dbgsym_/')
+build_id=$(readelf -n "$work/usr/bin/wiregate" | sed -n 's/^ *Build ID: *//p')
+dpkg-deb --contents "$dbgsym" | grep -q "usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug" \
+  || { echo "$dbgsym lacks the symbols of build id $build_id" >&2; exit 1; }
+readelf -S "$work/usr/bin/wiregate" | grep -q '\.symtab' && { echo "the packaged binary is not stripped" >&2; exit 1; }
+echo "$(basename "$dbgsym"): the symbols of build id $build_id; installed sizes: $(dpkg-deb -f "$deb" Installed-Size) KiB, symbols $(dpkg-deb -f "$dbgsym" Installed-Size) KiB"
+
+# The package on a fresh Debian: installed, run as its user, purged.
+./scripts/test-package.sh "$deb"
 
 # Fuzzing: the corpus as regression inputs, then a minute of libFuzzer.
 "$(swift build --show-bin-path)/wiregate-fuzz" Tests/fuzz-corpus

@@ -67,7 +67,9 @@ SH
 cat > "$root/tmp/run.sh" <<'SH'
 set -eu
 fail() { echo "FAIL: $*" >&2; exit 1; }
-as_service() { setpriv --reuid wiregate --regid wiregate --init-groups -- "$@"; }
+# As the service's user. A command, not a function: a function run in the background is a
+# subshell, whose PID ($!) is not the daemon's.
+as_service="setpriv --reuid wiregate --regid wiregate --init-groups --"
 wait_for() { for _ in $(seq 100); do eval "$1" && return 0; sleep 0.1; done; fail "$2"; }
 
 # What the package made.
@@ -77,18 +79,21 @@ id -nG wiregate | grep -qw dialout || fail "wiregate is not in dialout"
 
 # The config as installed.
 wiregate check-config || fail "check-config on the installed config"
-as_service wiregate check-config >/dev/null || fail "check-config as the service's user"
+$as_service wiregate check-config >/dev/null || fail "check-config as the service's user"
 
-mosquitto -d
-wait_for "mosquitto_pub -t probe -n 2>/dev/null" "the broker did not start"
-as_service wiregate run > /tmp/wiregate.log 2>&1 &
+# The house's broker, on the address the installed config names (the chroot has no /etc/hosts:
+# addresses, not "localhost").
+printf 'listener 1883 127.0.0.1\nallow_anonymous true\n' > /tmp/mosquitto.conf
+mosquitto -c /tmp/mosquitto.conf > /tmp/mosquitto.log 2>&1 &
+wait_for "mosquitto_pub -h 127.0.0.1 -t probe -n 2>/dev/null" "the broker did not start (see /tmp/mosquitto.log)"
+$as_service wiregate run > /tmp/wiregate.log 2>&1 &
 gateway=$!
-online=$(mosquitto_sub -t 'wiregate/+/status' -v -C 1 -W 15) || { cat /tmp/wiregate.log; fail "no retained status from the daemon"; }
+online=$(mosquitto_sub -h 127.0.0.1 -t 'wiregate/+/status' -v -C 1 -W 15) || { cat /tmp/wiregate.log; fail "no retained status from the daemon"; }
 [ "$online" = "wiregate/house-1/status online" ] || fail "status: '$online'"
 echo "daemon on the installed config, as wiregate: '$online'"
 grep -q 'journal cannot be written\|memory' /tmp/wiregate.log && { cat /tmp/wiregate.log; fail "the journal is not on disk"; }
 [ -f /var/lib/wiregate/journal.sqlite ] || fail "no journal in /var/lib/wiregate"
-kill -TERM "$gateway"; wait "$gateway" || fail "the daemon's stop: exit $?"
+kill -TERM "$gateway"; wait "$gateway" || { status=$?; tail -5 /tmp/wiregate.log; fail "the daemon's stop: exit $status"; }
 
 # A simulated board the service can open, and a config for it written by `wiregate init`.
 mkdir -p /run/wiregate-demo
@@ -98,16 +103,18 @@ wait_for "[ -e /run/wiregate-demo/board ]" "simulate made no link"
 [ "$(stat -L -c '%U %a' /run/wiregate-demo/board)" = "wiregate 600" ] || fail "pty: $(stat -L -c '%U %a' /run/wiregate-demo/board)"
 wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo --path front-door=/run/wiregate-demo/board >/dev/null
 wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo 2>/dev/null && fail "init overwrote a config without --force"
-as_service wiregate run --config /etc/wiregate/demo.yaml > /tmp/demo.log 2>&1 &
+$as_service wiregate run --config /etc/wiregate/demo.yaml > /tmp/demo.log 2>&1 &
 gateway=$!
-message=$(mosquitto_sub -t 'wiregate/demo/front-door/#' -v -C 3 -W 20) || { cat /tmp/demo.log; fail "no message from the simulated board"; }
+message=$(mosquitto_sub -h 127.0.0.1 -t 'wiregate/demo/front-door/#' -v -C 3 -W 20) || { cat /tmp/demo.log; fail "no message from the simulated board"; }
 echo "the simulated board through the daemon:"; echo "$message" | sed 's/^/  /'
-kill -TERM "$gateway"; wait "$gateway" || fail "the daemon's stop: exit $?"
+kill -TERM "$gateway"; wait "$gateway" || { status=$?; tail -5 /tmp/wiregate.log; fail "the daemon's stop: exit $status"; }
 kill -TERM "$board"; wait "$board" || true
 [ -e /run/wiregate-demo/board ] && fail "simulate left its link behind on SIGTERM"
-grep -q 'stopped' /tmp/demo.log || fail "no shutdown summary"
-echo "shutdown: $(grep -o 'stopped.*' /tmp/demo.log)"
-kill -TERM "$(cat /var/run/mosquitto.pid 2>/dev/null || pidof mosquitto)" 2>/dev/null || true
+summary=$(grep '\] stopped' /tmp/demo.log) || fail "no shutdown summary"
+published=$(echo "$summary" | sed -n 's/.* published=\([0-9]*\).*/\1/p')
+acknowledged=$(echo "$summary" | sed -n 's/.* acknowledged=\([0-9]*\).*/\1/p')
+[ -n "$published" ] && [ "$acknowledged" -le "$published" ] || fail "summary: $summary"
+echo "shutdown summary: published=$published acknowledged=$acknowledged ($(echo "$summary" | grep -o 'status_acknowledged=[0-9]*'))"
 SH
 
 cat > "$root/tmp/purge.sh" <<'SH'

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import Wiregate
 import WiregateCore
 
@@ -11,8 +12,20 @@ struct CheckConfigCommand: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
+    @Option(help: ArgumentHelp("Check the files as this user, the daemon's (default: the user running this; as root, the "
+                               + "service's user \(Self.serviceUser) is checked too, as warnings).", valueName: "name"))
+    var user: String?
+
+    /// The user the packaged unit runs the daemon as.
+    static let serviceUser = "wiregate"
+
+    func validate() throws {
+        if let user, FileAccess.User.named(user) == nil { throw ValidationError("--user: no user '\(user)'") }
+    }
+
     func run() throws {
-        let config = try loadConfigOrExit(options.config)
+        let access = user.flatMap(FileAccess.User.named).map { FileAccess(user: $0) } ?? FileAccess()
+        let config = try loadConfigOrExit(options.config, access: access, checkStateDirectory: true)
         var tlsProblem: String?
         do {
             tlsProblem = try MosquittoClient.checkTLS(config)
@@ -25,6 +38,13 @@ struct CheckConfigCommand: ParsableCommand {
             print("  TLS: the CA\(tls.certFile == nil ? "" : ", certificate and key") load; the broker's certificate must name '\(tls.serverName ?? config.mqtt.host)'")
         }
         if let tlsProblem { print("  warning: \(tlsProblem)") }
+        // Run as root to check a config for the service: root reads everything, its user may not.
+        if user == nil, geteuid() == 0, let service = FileAccess.User.named(Self.serviceUser) {
+            for problem in ConfigFileCheck.problems(config.files, file: options.config, access: FileAccess(user: service)) {
+                print("  warning: as the service's user: \(problem)")
+            }
+        }
+        if let user { print("  the files were checked as user \(user)") }
         for (key, path) in config.secretFilesReadableByOthers {
             print("  warning: \(key) '\(path)' can be read by other users: chmod o-r it (0600, or 0640 with the service's group)")
         }
@@ -34,18 +54,35 @@ struct CheckConfigCommand: ParsableCommand {
     }
 }
 
-/// Loads and validates the config, the password included; prints the error and exits 78 (EX_CONFIG) when it is wrong.
-func loadConfigOrExit(_ path: String) throws -> GatewayConfig {
-    do {
-        let config = try GatewayConfig.load(path: path)
-        _ = try config.mqttPassword()
-        if config.backend != nil, try config.backendToken() == nil {
-            throw ConfigError(file: path, line: nil, column: nil, path: "backend",
-                              message: "needs a token: backend.token_file, or the \(GatewayConfig.tokenEnvironmentVariable) environment variable")
+/// Loads and validates the config, the files it names and the password included; prints every
+/// mistake found and exits 78 (EX_CONFIG) when there is one.
+/// - Parameters:
+///   - access: whose access to the files is checked: the process's own unless told.
+///   - checkStateDirectory: whether an unwritable `state_dir` is a mistake. Not for `run`: a
+///     gateway whose card went read-only journals in memory and says so, rather than protect nothing.
+func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkStateDirectory: Bool = false) throws -> GatewayConfig {
+    let result = GatewayConfig.loadReportingAll(path: path)
+    let files = result.files.filter { checkStateDirectory || $0.role != .directory }
+    var problems = result.problems + ConfigFileCheck.problems(files, file: path, access: access)
+    problems.sort { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
+    if let parsed = result.config {
+        if parsed.backend != nil, parsed.backend?.tokenFile == nil, ProcessInfo.processInfo.environment[GatewayConfig.tokenEnvironmentVariable] == nil {
+            problems.append(ConfigError(file: path, line: nil, column: nil, path: "backend",
+                                        message: "needs a token: backend.token_file, or the \(GatewayConfig.tokenEnvironmentVariable) environment variable"))
         }
-        return config
+    }
+    guard let config = result.config, problems.isEmpty else {
+        for problem in problems { FileHandle.standardError.write(Data("error: \(problem)\n".utf8)) }
+        if problems.count > 1 { FileHandle.standardError.write(Data("\(problems.count) mistakes in \(path)\n".utf8)) }
+        throw ExitCode(78)
+    }
+    do {
+        // Read as the daemon reads them: a file that changed since the check above still fails here.
+        _ = try config.mqttPassword()
+        _ = try config.backendToken()
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(78)
     }
+    return config
 }

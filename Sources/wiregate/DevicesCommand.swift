@@ -6,22 +6,33 @@ import WiregateCore
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "List the USB serial devices, who they are, which board entry they match (or why none), and whether the daemon has them open."
+        abstract: "List the USB serial devices, who they are, which board entry they match (or why none), and whether the daemon has them open.",
+        discussion: "Boards configured at a fixed path (match.path) are listed too: they are opened without udev."
     )
 
     @OptionGroup var options: ConfigOption
     @OptionGroup var output: JSONOutputOption
 
     struct Row: Codable {
+        /// How the board is found.
+        enum Kind: String, Codable {
+            /// A USB device udev reports.
+            case usb
+            /// A board entry's `match.path`, opened as it is (a UART, a simulated board).
+            case path
+        }
+
+        var kind: Kind
         var node: String
-        var sysPath: String
-        var vendorID: String
-        var productID: String
+        /// The USB device's fields: nil for a fixed path.
+        var sysPath: String?
+        var vendorID: String?
+        var productID: String?
         var serial: String?
         var manufacturer: String?
         var product: String?
-        var usbPath: String
-        var identity: BoardIdentity
+        var usbPath: String?
+        var identity: BoardIdentity?
         /// The board it is, or nil with `reason`.
         var board: String?
         var reason: String?
@@ -30,17 +41,23 @@ struct DevicesCommand: ParsableCommand {
 
     func run() throws {
         let config = try loadConfigOrExit(options.config)
+        let fixedPaths = config.boards.filter { $0.match.path != nil }
         let devices: [TTYDevice]
         do {
             devices = try DeviceWatcher.presentTTYs()
         } catch {
-            FileHandle.standardError.write(Data("error: cannot list devices through udev: \(error)\n".utf8))
-            throw ExitCode(1)
+            // The boards at fixed paths are still worth showing: the daemon opens them without udev.
+            guard !fixedPaths.isEmpty else {
+                FileHandle.standardError.write(Data("error: cannot list devices through udev: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            FileHandle.standardError.write(Data("warning: cannot list devices through udev: \(error)\n".utf8))
+            devices = []
         }
         let daemon = (try? DaemonState.read(stateDirectory: config.gateway.stateDirectory)).flatMap { $0.isRunning ? $0 : nil }
         let openNodes = Set(daemon?.nodes?.values.map { $0 } ?? [])
         let matcher = DeviceMatcher(config: config)
-        let rows = devices.compactMap { device -> Row? in
+        var rows = devices.compactMap { device -> Row? in
             guard let usb = device.usb, let identity = BoardIdentity(device: device) else { return nil }
             var board: String?, reason: String?
             switch matcher.decide(device) {
@@ -54,26 +71,35 @@ struct DevicesCommand: ParsableCommand {
                 board = named
                 reason = nil
             }
-            return Row(node: device.node, sysPath: device.sysPath, vendorID: usb.vendorID, productID: usb.productID,
+            return Row(kind: .usb, node: device.node, sysPath: device.sysPath, vendorID: usb.vendorID, productID: usb.productID,
                        serial: usb.serial, manufacturer: usb.manufacturer, product: usb.product, usbPath: usb.portPath,
                        identity: identity, board: board, reason: reason, openByDaemon: openNodes.contains(device.node))
+        }
+        for board in fixedPaths {
+            let path = board.match.path!
+            let open = daemon?.nodes?[board.name] == path
+            let exists = FileManager.default.fileExists(atPath: path)
+            rows.append(Row(kind: .path, node: path, board: board.name,
+                            reason: exists ? "fixed path (match.path)" : "fixed path (match.path): nothing there yet, reopened until it exists",
+                            openByDaemon: open))
         }
         if output.json {
             try printJSON(rows)
             return
         }
-        guard !rows.isEmpty else {
-            print("no USB serial device found")
-            return
-        }
+        if !rows.contains(where: { $0.kind == .usb }) { print("no USB serial device found") }
         for row in rows {
-            print("\(row.node)  \(row.vendorID):\(row.productID)  serial \(row.serial ?? "-")  usb_path \(row.usbPath)  identity \(row.identity)")
+            guard let vendorID = row.vendorID, let productID = row.productID, let usbPath = row.usbPath, let identity = row.identity else {
+                print("\(row.node)  board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")")
+                continue
+            }
+            print("\(row.node)  \(vendorID):\(productID)  serial \(row.serial ?? "-")  usb_path \(usbPath)  identity \(identity)")
             if let product = row.product ?? row.manufacturer { print("    \(product)") }
             print("    board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")")
             if row.board == nil, row.reason?.hasPrefix("no board entry matches") == true {
                 // Ready to paste under `boards:`: only the name is left to choose.
-                let key = row.identity.source == .serial ? "serial" : "usb_path"
-                print("    to add it:  - { name: NAME, match: { \(key): \"\(row.identity.value)\" }, protocol: kv }")
+                let key = identity.source == .serial ? "serial" : "usb_path"
+                print("    to add it:  - { name: NAME, match: { \(key): \"\(identity.value)\" }, protocol: kv }")
             }
         }
     }

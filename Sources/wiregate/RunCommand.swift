@@ -51,6 +51,11 @@ struct RunCommand: AsyncParsableCommand {
                 "commands_written": "\(counters.commandsWritten)", "commands_refused": "\(counters.commandsRefused)",
             ])
         }
-        logger.info("stopped", metadata: ["published": "\(gateway.mqtt.counters.published)", "acknowledged": "\(gateway.mqtt.counters.acknowledged)"])
+        // Events only: "published" counts an event sent again after a lost connection twice, so it
+        // is never below "acknowledged"; the status messages' PUBACKs are apart.
+        let mqtt = gateway.mqtt.counters
+        logger.info("stopped", metadata: [
+            "published": "\(mqtt.published)", "acknowledged": "\(mqtt.acknowledged)", "status_acknowledged": "\(mqtt.statusAcknowledged)",
+        ])
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Glibc
+import UnixSignals
 import Wiregate
 import WiregateCore
 
@@ -10,7 +12,10 @@ struct SimulateCommand: AsyncParsableCommand {
         discussion: """
         Give the printed path (or --link) to a board's match.path. Lines come from --file, \
         played in a loop, or from the pattern of --protocol, each with a sequence number. \
-        Commands the gateway writes are printed and answered as a sketch would.
+        Commands the gateway writes are printed and answered as a sketch would. \
+        For the installed service, which runs as the wiregate user: run this as root with \
+        --owner wiregate and a --link outside /tmp (the service has its own /tmp), e.g. \
+        /run/wiregate-demo/board. SIGTERM and SIGINT remove the link.
         """
     )
 
@@ -29,14 +34,71 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Create this symlink to the pty, for a stable path in a config.")
     var link: String?
 
+    @Option(help: ArgumentHelp("Give the pty to this user (and group): the daemon's, when it runs as another user.",
+                               valueName: "user[:group]"))
+    var owner: String?
+
+    @Option(help: ArgumentHelp("The pty's mode, in octal (default: 0600 with --owner).", valueName: "mode"))
+    var mode: String?
+
     func validate() throws {
         guard LineProtocols.decoderType(named: `protocol`) != nil else {
             throw ValidationError("unknown protocol '\(`protocol`)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
         }
         guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate must be in (0, 100000]") }
+        _ = try access()
+    }
+
+    /// The pty's owner and mode from --owner and --mode; nil when neither is given.
+    private func access() throws -> SimulatedBoard.Access? {
+        guard owner != nil || mode != nil else { return nil }
+        var uid = getuid(), gid = getgid()
+        if let owner {
+            let parts = owner.split(separator: ":", maxSplits: 1).map(String.init)
+            guard let user = getpwnam(parts[0]) else { throw ValidationError("--owner: no user '\(parts[0])'") }
+            uid = user.pointee.pw_uid
+            gid = user.pointee.pw_gid
+            if parts.count == 2 {
+                guard let group = getgrnam(parts[1]) else { throw ValidationError("--owner: no group '\(parts[1])'") }
+                gid = group.pointee.gr_gid
+            }
+        }
+        var bits: mode_t = 0o600
+        if let mode {
+            guard let value = mode_t(mode, radix: 8), value <= 0o666 else {
+                throw ValidationError("--mode: '\(mode)' is not a file mode in octal, at most 0666 (e.g. 0660)")
+            }
+            bits = value
+        }
+        return SimulatedBoard.Access(uid: uid, gid: gid, mode: bits)
     }
 
     func run() async throws {
+        // Trapped before the link exists: a SIGTERM sent as soon as it appears still removes it.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let board: SimulatedBoard
+        do {
+            board = try SimulatedBoard(link: link, access: try access())
+        } catch let error as SystemCallError where error.call == "symlink" && error.code == EEXIST {
+            throw ValidationError("--link \(error.path): something that is not a simulator's link is there; remove it or choose another path")
+        } catch let error as SystemCallError where error.call == "fchown" {
+            throw ValidationError("--owner: cannot give the pty away (\(error)): only root can")
+        }
+        // However the playback ends (SIGTERM and SIGINT cancel it), the board hangs up, which removes the link.
+        defer { board.hangUp() }
+        say(board.path)
+        let playback = Task { try await play(on: board) }
+        let stopper = Task {
+            for await _ in signals {
+                playback.cancel()
+                return
+            }
+        }
+        defer { stopper.cancel() }
+        try await playback.value
+    }
+
+    private func play(on board: SimulatedBoard) async throws {
         var lines: [String]?
         if let file {
             let text: String
@@ -46,8 +108,6 @@ struct SimulateCommand: AsyncParsableCommand {
             lines = text.split(whereSeparator: \.isNewline).map(String.init)
             guard lines?.isEmpty == false else { throw ValidationError("\(file) holds no lines") }
         }
-        let board = try SimulatedBoard(link: link)
-        say(board.path)
         let protocolName = `protocol`
         let answering = Task.detached {
             while !Task.isCancelled {
@@ -73,7 +133,6 @@ struct SimulateCommand: AsyncParsableCommand {
         if board.droppedLines > 0 {
             FileHandle.standardError.write(Data("simulate: \(board.droppedLines) line(s) dropped: nobody read the port\n".utf8))
         }
-        board.hangUp()
     }
 }
 

@@ -189,10 +189,13 @@ import Testing
         #expect(insecure.path == "mqtt.tls.insecure" && insecure.message.contains("always verified"), "\(insecure)")
         let lonelyCertificate = try #require(self.error(mqtt("cert_file: \(path("gw.crt"))")))
         #expect(lonelyCertificate.path == "mqtt.tls.cert_file" && lonelyCertificate.message.contains("key_file"), "\(lonelyCertificate)")
-        let missing = try #require(self.error(mqtt("ca_file: \(path("nope.crt"))")))
-        #expect(missing.path == "mqtt.tls.ca_file" && missing.message.contains("does not exist"), "\(missing)")
-        let directoryGiven = try #require(self.error(mqtt("ca_file: \(directory.path)")))
-        #expect(directoryGiven.message.contains("is a directory"), "\(directoryGiven)")
+        // Parsing reads no file: each file is named with the place that names it, and checked
+        // where files are read (ConfigFileCheckTests).
+        #expect(config.files.map(\.key) == ["gateway.state_dir", "mqtt.password_file", "mqtt.tls.ca_file", "mqtt.tls.cert_file", "mqtt.tls.key_file"])
+        #expect(config.files.map(\.role) == [.directory, .secret, .certificate, .certificate, .secret])
+        let missingCA = try GatewayConfig.parse(yaml: mqtt("ca_file: \(path("nope.crt"))"), file: "t")
+        #expect(missingCA.files.first { $0.key == "mqtt.tls.ca_file" }?.path == path("nope.crt"))
+        #expect(missingCA.files.first { $0.key == "mqtt.tls.ca_file" }?.line == 2)
         #expect(try #require(self.error(mqtt("server_name: \"a b\""))).path == "mqtt.tls.server_name")
 
         // Secrets that others can read are reported, by key and path.
@@ -202,6 +205,57 @@ import Testing
         chmod(path("gw.key"), 0o644)
         #expect(config.secretFilesReadableByOthers.map(\.key) == ["mqtt.tls.key_file"])
         #expect(config.secretFilesReadableByOthers.map(\.path) == [path("gw.key")])
+    }
+
+    /// A first-hour config holds several mistakes: all of them are reported at once, in file order.
+    @Test func everyMistakeIsReportedAtOnce() throws {
+        let yaml = """
+        gateway: { id: "a/b" }
+        mqtt: { port: 99999, pasword_file: x }
+        boards:
+          - { name: a, match: { path: /dev/ttyACM0 }, protocol: raw, baud: lots }
+          - { name: b, match: { path: /dev/ttyACM1 }, protocol: nope }
+          - { name: c, match: { path: /dev/ttyACM2 }, protocol: kv }
+        backend: { url: "ftp://x" }
+        """
+        let result = GatewayConfig.parseReportingAll(yaml: yaml, file: "test.yaml")
+        #expect(result.config == nil)
+        #expect(result.problems.map(\.path) == ["gateway.id", "mqtt.pasword_file", "boards[0].baud", "boards[1].protocol", "backend.url"],
+                "\(result.problems)")
+        #expect(result.problems.map(\.line) == [1, 2, 4, 5, 7])
+        // The first is what `parse` throws.
+        #expect(self.error(yaml) == result.problems.first)
+        // A valid document has none, and its config.
+        let valid = GatewayConfig.parseReportingAll(yaml: Self.valid, file: "t")
+        #expect(valid.problems.isEmpty && valid.config != nil)
+    }
+
+    /// `wiregate init`'s text is a valid config whatever the names and paths hold: each value is quoted.
+    @Test func startingConfigQuotesWhatItIsGiven() throws {
+        var starting = StartingConfig(gatewayID: "house-1")
+        starting.host = "broker.lan"
+        starting.port = 8883
+        starting.tlsCAFile = "/etc/wiregate/ca #1.crt"
+        starting.boards = [.init(name: "front-door", match: BoardMatch(path: "/run/demo/board: {x}, #y"))]
+        let config = try GatewayConfig.parse(yaml: starting.yaml, file: "t")
+        #expect(config.gateway.id == "house-1" && config.mqtt.host == "broker.lan" && config.mqtt.port == 8883)
+        #expect(config.mqtt.tls?.caFile == "/etc/wiregate/ca #1.crt")
+        #expect(config.boards.map(\.name) == ["front-door"])
+        #expect(config.boards[0].match.path == "/run/demo/board: {x}, #y")
+        #expect(config.discovery.adoptUnknown && config.adoptTemplate?.protocolName == "kv")
+        // With nothing plugged in, it is still a config that runs: every board adopted.
+        #expect(try GatewayConfig.parse(yaml: StartingConfig(gatewayID: "h").yaml, file: "t").boards.isEmpty)
+
+        // Plugged-in devices: allowed ones by serial, else port; others left out.
+        let devices = [
+            TTYDevice(node: "/dev/ttyACM0", sysPath: "/sys/a", usb: .init(vendorID: "2341", productID: "0043", serial: "A1B2", portPath: "1-1")),
+            TTYDevice(node: "/dev/ttyUSB0", sysPath: "/sys/b", usb: .init(vendorID: "1a86", productID: "7523", portPath: "1-2")),
+            TTYDevice(node: "/dev/ttyUSB1", sysPath: "/sys/c", usb: .init(vendorID: "046d", productID: "c52b", portPath: "1-3")),
+        ]
+        var found = StartingConfig(gatewayID: "h")
+        found.addDevices(devices)
+        #expect(found.boards == [.init(name: "A1B2", match: BoardMatch(serial: "A1B2")), .init(name: "usb-1-2", match: BoardMatch(usbPath: "1-2"))])
+        #expect(try GatewayConfig.parse(yaml: found.yaml, file: "t").boards.map(\.match) == found.boards.map(\.match))
     }
 
     @Test func durations() {

@@ -9,6 +9,19 @@ import WiregateCore
         await checkModel("InFlightWindow", seeds: SeededGenerator.seeds(count: 2000), Self.run)
     }
 
+    /// The shutdown summary once said acknowledged=317 published=313: status messages' PUBACKs
+    /// were counted with the events'. They are counted apart.
+    @Test func statusAnswersAreCountedApartFromEvents() {
+        var window = InFlightWindow<Int>(limit: 8)
+        _ = window.sent(mid: 1, item: 10)
+        _ = window.sent(mid: 2, item: nil)
+        _ = window.sent(mid: 3, item: nil)
+        for mid: Int32 in 1...3 { #expect(window.answered(mid: mid, reasonCode: 0) == .accepted) }
+        #expect(window.acknowledgedCount == 1)
+        #expect(window.acknowledgedStatusCount == 2)
+        #expect(window.takeAcknowledged() == [10])
+    }
+
     /// One seeded sequence against the model; throws the first broken invariant.
     @Sendable static func run(seed: UInt64) throws(ModelViolation) {
         var random = SeededGenerator(seed: seed)

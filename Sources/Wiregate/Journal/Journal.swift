@@ -175,8 +175,10 @@ public actor Journal: EventOutbox {
                     "error": "\(error)", "floor": "\(diskLastSeq)",
                 ])
             }
+            // In words an operator can act on (which directory, whose, what mode), the raw error beside.
+            let problem = FileAccess().directoryWriteProblem(directory) ?? "\(error)"
             logger.critical("journal cannot be written in state_dir: journaling to memory, lost on power cut", metadata: [
-                "state_dir": "\(directory)", "error": "\(error)", "memory_journal": "\(memoryFallback)",
+                "state_dir": "\(directory)", "problem": "\(problem)", "error": "\(error)", "memory_journal": "\(memoryFallback)",
                 "disk_last_seq": "\(diskLastSeq)",
             ])
             var bounded = settings

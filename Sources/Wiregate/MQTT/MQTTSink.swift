@@ -10,9 +10,12 @@ import WiregateCore
 /// subscribed topics to the router.
 public final class MQTTSink: Service, Sendable {
     public struct Counters: Sendable, Equatable {
+        /// Events handed to libmosquitto; an event sent again after a lost connection counts again.
         public var published = 0
-        /// PUBACKs received, status messages included.
+        /// Events the broker acknowledged (accepted PUBACKs); at most `published`.
         public var acknowledged = 0
+        /// Status messages (availability, boards' status) the broker acknowledged.
+        public var statusAcknowledged = 0
         /// PUBACKs with a failure reason code (MQTT 5), e.g. not authorised.
         public var refusedByBroker = 0
         /// Events moved to the quarantine: libmosquitto or the broker can never take them as they are.
@@ -75,6 +78,7 @@ public final class MQTTSink: Service, Sendable {
         return counterState.withLock { counters in
             var counters = counters
             counters.acknowledged = window.acknowledged
+            counters.statusAcknowledged = window.statusAcknowledged
             counters.refusedByBroker = window.refused
             counters.unknownAcknowledgements = window.unknown
             return counters

@@ -139,8 +139,10 @@ final class PublishWindow: Sendable {
         state.withLock { $0.window.takeRefused() }
     }
 
-    var counts: (inFlight: Int, acknowledged: Int, refused: Int, unknown: Int) {
-        state.withLock { ($0.window.inFlight, $0.window.acknowledgedCount, $0.window.refusedCount, $0.window.unknownCount) }
+    var counts: (inFlight: Int, acknowledged: Int, statusAcknowledged: Int, refused: Int, unknown: Int) {
+        state.withLock {
+            ($0.window.inFlight, $0.window.acknowledgedCount, $0.window.acknowledgedStatusCount, $0.window.refusedCount, $0.window.unknownCount)
+        }
     }
 
     /// Telemetry's share on the current connection.

@@ -20,9 +20,27 @@ public final class SimulatedBoard: Sendable {
     public var droppedLines: Int { dropped.load(ordering: .relaxed) }
     private let dropped = Atomic<Int>(0)
 
+    /// Who may open the board's device besides root, and how: a pty belongs to whoever made it,
+    /// mode 0620, so a daemon running as another user (the service's `wiregate`) could not open it.
+    public struct Access: Sendable {
+        public var uid: uid_t
+        public var gid: gid_t
+        public var mode: mode_t
+
+        public init(uid: uid_t, gid: gid_t, mode: mode_t) {
+            self.uid = uid
+            self.gid = gid
+            self.mode = mode
+        }
+    }
+
     /// Opens a new pseudo-terminal in raw mode.
-    /// - Parameter link: a symlink to create to the device, for a stable path in a config.
-    public init(link: String? = nil) throws(SystemCallError) {
+    /// - Parameters:
+    ///   - link: a symlink to create to the device, for a stable path in a config. A symlink left
+    ///     there by a simulator that was killed is replaced; anything else there is an error.
+    ///   - access: the device's owner, group and mode; the creator's, 0620, when nil.
+    /// - Throws: `SystemCallError` naming the call and the path.
+    public init(link: String? = nil, access: Access? = nil) throws(SystemCallError) {
         var controller: CInt = -1, device: CInt = -1
         var raw = termios()
         cfmakeraw(&raw)
@@ -34,13 +52,19 @@ public final class SimulatedBoard: Sendable {
         _ = fcntl(controller, F_SETFD, FD_CLOEXEC)
         _ = fcntl(device, F_SETFD, FD_CLOEXEC)
         devicePath = String(cString: ttyname(device))
+        func fail(_ call: String, _ path: String, _ code: CInt) -> SystemCallError {
+            close(controller); close(device)
+            return SystemCallError(call: call, path: path, code: code)
+        }
+        if let access {
+            guard fchown(device, access.uid, access.gid) == 0 else { throw fail("fchown", devicePath, errno) }
+            guard fchmod(device, access.mode) == 0 else { throw fail("fchmod", devicePath, errno) }
+        }
         if let link {
-            unlink(link)
-            guard symlink(devicePath, link) == 0 else {
-                let code = errno
-                close(controller); close(device)
-                throw SystemCallError(call: "symlink", path: link, code: code)
+            if Self.isStaleLink(link) {
+                guard unlink(link) == 0 || errno == ENOENT else { throw fail("unlink", link, errno) }
             }
+            guard symlink(devicePath, link) == 0 else { throw fail("symlink", link, errno) }
         }
         self.link = link
         path = link ?? devicePath
@@ -48,6 +72,12 @@ public final class SimulatedBoard: Sendable {
     }
 
     deinit { hangUp() }
+
+    /// Whether `link` is a symlink to a pty (a simulator's, left by a SIGKILL). Anything else
+    /// there is left alone, and `symlink` refuses it (EEXIST): this never deletes a file it did not make.
+    private static func isStaleLink(_ link: String) -> Bool {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: link))?.hasPrefix("/dev/pts/") ?? false
+    }
 
     /// Writes one line (a newline is added).
     /// - Returns: false when the line was dropped because the port's buffer is full or the board hung up.

@@ -8,20 +8,74 @@ extension GatewayConfig {
     /// Reads, decodes and validates a config file.
     /// - Throws: `ConfigError` naming the file, line, key path and mistake.
     public static func load(path: String) throws(ConfigError) -> GatewayConfig {
+        let result = loadReportingAll(path: path)
+        guard let config = result.config else { throw result.problems[0] }
+        return config
+    }
+
+    /// A config checked to the end: the config when it holds no mistake, else every mistake found,
+    /// and in both cases the files it names (checked where files are read, even when other keys
+    /// hold mistakes: every mistake is reported at once).
+    public struct ParseResult: Sendable {
+        /// nil when `problems` is not empty.
+        public var config: GatewayConfig?
+        /// In file order.
+        public var problems: [ConfigError]
+        public var files: [FileReference]
+    }
+
+    /// Reads, decodes and validates a config file, finding every mistake it can (see `parseReportingAll`).
+    public static func loadReportingAll(path: String) -> ParseResult {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigError(file: path, line: nil, column: nil, path: "", message: "cannot read the file: \(Self.reason(error))")
+            return ParseResult(problems: [ConfigError(file: path, line: nil, column: nil, path: "", message: "cannot read the file: \(Self.reason(error))")],
+                               files: [])
         }
-        return try parse(yaml: text, file: path)
+        return parseReportingAll(yaml: text, file: path)
     }
 
     /// Decodes and validates config text.
     /// - Parameters:
     ///   - yaml: the YAML document.
     ///   - file: the name used in errors.
+    /// - Throws: the first mistake, as `ConfigError`; `parseReportingAll` gives every one.
     public static func parse(yaml: String, file: String) throws(ConfigError) -> GatewayConfig {
+        let result = parseReportingAll(yaml: yaml, file: file)
+        guard let config = result.config else { throw result.problems[0] }
+        return config
+    }
+
+    /// Decodes and validates config text, going on after a mistake to find the others: each
+    /// section, and each board, is checked whatever the ones before it held.
+    /// Within a section or a board, the first mistake ends that one's check.
+    public static func parseReportingAll(yaml: String, file: String) -> ParseResult {
+        let problems = ProblemList()
+        let config = problems.attempt { () throws(ConfigError) -> GatewayConfig? in try parseSections(yaml: yaml, file: file, problems: problems) } ?? nil
+        let sorted = problems.errors.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
+        return ParseResult(config: sorted.isEmpty ? config : nil, problems: sorted, files: problems.files)
+    }
+
+    /// The mistakes found so far, while parsing goes on past them.
+    final class ProblemList {
+        private(set) var errors: [ConfigError] = []
+        /// The files the document names, once its top level could be read.
+        var files: [FileReference] = []
+
+        /// The value `body` makes, or nil with its mistake recorded.
+        func attempt<T>(_ body: () throws(ConfigError) -> T) -> T? {
+            do throws(ConfigError) { return try body() } catch {
+                errors.append(error)
+                return nil
+            }
+        }
+    }
+
+    /// The document's sections, each checked whatever became of the others.
+    /// - Returns: the config; nil when a section held a mistake (recorded in `problems`).
+    /// - Throws: a mistake that leaves nothing else to check (not YAML, not a mapping).
+    private static func parseSections(yaml: String, file: String, problems: ProblemList) throws(ConfigError) -> GatewayConfig? {
         let root: Yams.Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
@@ -36,41 +90,123 @@ extension GatewayConfig {
             throw ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
         }
         let document = try ConfigNode(node: root, path: "", file: file).mapping()
-        try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"])
+        problems.files = Self.fileReferences(document)
+        _ = problems.attempt { () throws(ConfigError) in
+            try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"])
+        }
 
-        let gateway = try Self.gateway(try document.required("gateway").mapping())
-        let mqtt = try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway.id)
-        var log = Log(level: "info")
-        if let node = document.optional("log") {
-            let section = try node.mapping()
-            try section.rejectUnknownKeys(["level"])
-            if let level = section.optional("level") {
-                log.level = try level.oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
-            }
+        let gateway = problems.attempt { () throws(ConfigError) in try Self.gateway(try document.required("gateway").mapping()) }
+        // The client id's default needs the gateway's id: a placeholder lets mqtt's own mistakes be found.
+        let mqtt = problems.attempt { () throws(ConfigError) in
+            try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway?.id ?? "gateway")
         }
+        let log = problems.attempt { () throws(ConfigError) in
+            var log = Log(level: "info")
+            if let node = document.optional("log") {
+                let section = try node.mapping()
+                try section.rejectUnknownKeys(["level"])
+                if let level = section.optional("level") {
+                    log.level = try level.oneOf(["trace", "debug", "info", "notice", "warning", "error", "critical"])
+                }
+            }
+            return log
+        }
+        let journal = problems.attempt { () throws(ConfigError) in try Self.journal(document.optional("journal")) }
+        let discovery = problems.attempt { () throws(ConfigError) in try Self.discovery(document) }
+        let adoptTemplate = problems.attempt { () throws(ConfigError) -> Board? in
+            if let node = document.optional("defaults") {
+                return try Self.boardSettings(try node.mapping(), name: "", match: BoardMatch(), known: [])
+            } else if discovery?.adoptUnknown == true, let node = document.optional("unknown_boards") {
+                throw node.error("adopt needs a 'defaults:' section with at least the protocol adopted boards speak")
+            }
+            return nil
+        }
+
+        var boards: [Board] = []
+        var boardsValid = true
+        if let boardNodes = problems.attempt({ () throws(ConfigError) -> [ConfigNode] in
+            let boardsNode = try document.required("boards")
+            let boardNodes = try boardsNode.sequence()
+            guard !boardNodes.isEmpty || discovery?.adoptUnknown != false else {
+                throw boardsNode.error("needs at least one board (or unknown_boards: adopt)")
+            }
+            return boardNodes
+        }) {
+            for node in boardNodes {
+                let added: Void? = problems.attempt { () throws(ConfigError) in
+                    let board = try Self.board(node)
+                    if boards.contains(where: { $0.name == board.name }) {
+                        throw (try node.mapping().required("name")).error("the board name '\(board.name)' is used twice")
+                    }
+                    if boards.contains(where: { $0.match == board.match }) {
+                        throw (try node.mapping().required("match")).error("the same match is given to two boards: the second could never match")
+                    }
+                    boards.append(board)
+                }
+                if added == nil { boardsValid = false }
+            }
+        } else {
+            boardsValid = false
+        }
+        let backend = problems.attempt { () throws(ConfigError) in
+            try document.optional("backend").map { node throws(ConfigError) in try Self.backend(try node.mapping()) }
+        }
+        guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend else { return nil }
+        var config = GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
+                                   discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
+        config.files = problems.files
+        return config
+    }
+
+    /// The keys that name files, and where: for the checks made where files are read.
+    private static func fileReferences(_ document: ConfigMapping) -> [FileReference] {
+        let keys: [(section: [String], key: String, role: FileReference.Role)] = [
+            (["gateway"], "state_dir", .directory), (["mqtt"], "password_file", .secret), (["mqtt", "tls"], "ca_file", .certificate),
+            (["mqtt", "tls"], "cert_file", .certificate), (["mqtt", "tls"], "key_file", .secret),
+            (["backend"], "token_file", .secret), (["backend"], "ca_file", .certificate),
+        ]
+        var references = keys.compactMap { section, key, role -> FileReference? in
+            var mapping: ConfigMapping? = document
+            for name in section { mapping = try? mapping?.optional(name)?.mapping() }
+            guard let node = mapping?.optional(key), let path = try? node.nonEmptyString() else { return nil }
+            return FileReference(key: (section + [key]).joined(separator: "."), path: path, role: role,
+                                 line: node.node.mark?.line, column: node.node.mark?.column)
+        }
+        if !references.contains(where: { $0.key == "gateway.state_dir" }) {
+            // Not written: the default, checked all the same.
+            references.insert(FileReference(key: "gateway.state_dir", path: defaultStateDirectory, role: .directory), at: 0)
+        }
+        return references
+    }
+
+    static func journal(_ node: ConfigNode?) throws(ConfigError) -> Journal {
         var journal = Journal()
-        if let node = document.optional("journal") {
-            let section = try node.mapping()
-            try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age", "quarantine_max_count", "quarantine_max_bytes"])
-            if let count = section.optional("quarantine_max_count") {
-                journal.quarantineMaxCount = try count.int(in: 0...10_000_000)
-            }
-            if let size = section.optional("quarantine_max_bytes") {
-                journal.quarantineMaxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
-            }
-            if let size = section.optional("max_bytes") {
-                journal.maxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
-            }
-            if let age = section.optional("max_age") {
-                journal.maxAge = try age.duration(in: .seconds(60)...(.seconds(10 * 365 * 86400)))
-            }
-            if let window = section.optional("commit_window_ms") {
-                journal.commitWindow = .milliseconds(try window.int(in: 0...60_000))
-            }
-            if let sync = section.optional("sync") {
-                journal.sync = Journal.Sync(rawValue: try sync.oneOf(["normal", "full"]))!
-            }
+        guard let node else { return journal }
+        let section = try node.mapping()
+        try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age", "quarantine_max_count", "quarantine_max_bytes"])
+        if let count = section.optional("quarantine_max_count") {
+            journal.quarantineMaxCount = try count.int(in: 0...10_000_000)
         }
+        if let size = section.optional("quarantine_max_bytes") {
+            journal.quarantineMaxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
+        }
+        if let size = section.optional("max_bytes") {
+            journal.maxBytes = try size.byteSize(in: (64 << 10)...(1 << 40))
+        }
+        if let age = section.optional("max_age") {
+            journal.maxAge = try age.duration(in: .seconds(60)...(.seconds(10 * 365 * 86400)))
+        }
+        if let window = section.optional("commit_window_ms") {
+            journal.commitWindow = .milliseconds(try window.int(in: 0...60_000))
+        }
+        if let sync = section.optional("sync") {
+            journal.sync = Journal.Sync(rawValue: try sync.oneOf(["normal", "full"]))!
+        }
+        return journal
+    }
+
+    /// `discovery:` and `unknown_boards:`.
+    static func discovery(_ document: ConfigMapping) throws(ConfigError) -> Discovery {
         var discovery = Discovery()
         if let node = document.optional("discovery") {
             let section = try node.mapping()
@@ -96,32 +232,7 @@ extension GatewayConfig {
         if let node = document.optional("unknown_boards") {
             discovery.adoptUnknown = try node.oneOf(["ignore", "adopt"]) == "adopt"
         }
-        var adoptTemplate: Board?
-        if let node = document.optional("defaults") {
-            adoptTemplate = try Self.boardSettings(try node.mapping(), name: "", match: BoardMatch(), known: [])
-        } else if discovery.adoptUnknown, let node = document.optional("unknown_boards") {
-            throw node.error("adopt needs a 'defaults:' section with at least the protocol adopted boards speak")
-        }
-
-        let boardsNode = try document.required("boards")
-        let boardNodes = try boardsNode.sequence()
-        guard !boardNodes.isEmpty || discovery.adoptUnknown else {
-            throw boardsNode.error("needs at least one board (or unknown_boards: adopt)")
-        }
-        var boards: [Board] = []
-        for node in boardNodes {
-            let board = try Self.board(node)
-            if boards.contains(where: { $0.name == board.name }) {
-                throw (try node.mapping().required("name")).error("the board name '\(board.name)' is used twice")
-            }
-            if boards.contains(where: { $0.match == board.match }) {
-                throw (try node.mapping().required("match")).error("the same match is given to two boards: the second could never match")
-            }
-            boards.append(board)
-        }
-        let backend = try document.optional("backend").map { node throws(ConfigError) in try Self.backend(try node.mapping()) }
-        return GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
-                             discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
+        return discovery
     }
 
     /// The MQTT password: from `mqtt.password_file` when set, else from `WIREGATE_MQTT_PASSWORD`.
@@ -201,19 +312,22 @@ extension GatewayConfig {
         if let retry = section.optional("retry_max") { backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600))) }
         if let caNode = section.optional("ca_file") {
             guard scheme == "https" else { throw caNode.error("a CA file is for an https:// url") }
-            backend.caFile = try Self.readableFile(caNode)
+            backend.caFile = try Self.filePath(caNode)
         }
         return backend
     }
 
     // MARK: - Sections
 
+    /// `gateway.state_dir` when the config does not say.
+    public static let defaultStateDirectory = "/var/lib/wiregate"
+
     static func gateway(_ section: ConfigMapping) throws(ConfigError) -> Gateway {
         try section.rejectUnknownKeys(["id", "state_dir"])
         let idNode = try section.required("id")
         let id = try idNode.nonEmptyString()
         if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
-        let stateDirectory = try section.optional("state_dir")?.nonEmptyString() ?? "/var/lib/wiregate"
+        let stateDirectory = try section.optional("state_dir")?.nonEmptyString() ?? defaultStateDirectory
         return Gateway(id: id, stateDirectory: stateDirectory)
     }
 
@@ -257,11 +371,11 @@ extension GatewayConfig {
                                               "cafile": "ca_file", "certfile": "cert_file", "keyfile": "key_file",
                                               "version": "TLS 1.2 is the oldest accepted, 1.3 is used when the broker offers it"])
         var tls = MQTT.TLS()
-        tls.caFile = try Self.readableFile(section.optional("ca_file"))
+        tls.caFile = try Self.filePath(section.optional("ca_file"))
         let certNode = section.optional("cert_file")
         let keyNode = section.optional("key_file")
-        tls.certFile = try Self.readableFile(certNode)
-        tls.keyFile = try Self.readableFile(keyNode)
+        tls.certFile = try Self.filePath(certNode)
+        tls.keyFile = try Self.filePath(keyNode)
         if tls.certFile != nil && tls.keyFile == nil {
             throw (certNode ?? section.owner).error("a client certificate needs its key: add key_file")
         }
@@ -278,17 +392,9 @@ extension GatewayConfig {
         return tls
     }
 
-    /// The path in `node`, which must name a readable file.
-    static func readableFile(_ node: ConfigNode?) throws(ConfigError) -> String? {
-        guard let node else { return nil }
-        let path = try node.nonEmptyString()
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw node.error("'\(path)' does not exist")
-        }
-        guard !isDirectory.boolValue else { throw node.error("'\(path)' is a directory, not a file") }
-        guard FileManager.default.isReadableFile(atPath: path) else { throw node.error("cannot read '\(path)': permission denied") }
-        return path
+    /// The path in `node`: whether it can be read is checked where files are read (see `files`).
+    static func filePath(_ node: ConfigNode?) throws(ConfigError) -> String? {
+        try node?.nonEmptyString()
     }
 
     /// Baud rates termios can set on Linux.

@@ -15,6 +15,41 @@ public struct GatewayConfig: Sendable {
     public var adoptTemplate: Board?
     /// `backend:`: where the journal is uploaded; nil when there is no backend.
     public var backend: Backend?
+    /// Every file the config names (secrets, certificates), with the place that names it: they are
+    /// checked, all at once, where files are read (not here: parsing does no I/O).
+    public var files: [FileReference] = []
+
+    /// A file named by a key of the config.
+    public struct FileReference: Sendable, Equatable {
+        public enum Role: Sendable, Equatable {
+            /// A password, a token or a private key: its mode matters, and an empty one is a mistake.
+            case secret
+            /// A certificate or CA bundle.
+            case certificate
+            /// A directory the daemon writes in (`gateway.state_dir`).
+            case directory
+        }
+
+        /// The key path, e.g. `mqtt.password_file`.
+        public var key: String
+        public var path: String
+        public var role: Role
+        public var line: Int?
+        public var column: Int?
+
+        public init(key: String, path: String, role: Role, line: Int? = nil, column: Int? = nil) {
+            self.key = key
+            self.path = path
+            self.role = role
+            self.line = line
+            self.column = column
+        }
+
+        /// A mistake about this file, placed at the key that names it.
+        public func error(file: String, _ message: String) -> ConfigError {
+            ConfigError(file: file, line: line, column: column, path: key, message: message)
+        }
+    }
 
     /// The Django backend of the house, which keeps the history (see deploy/django).
     public struct Backend: Sendable, Equatable {

@@ -22,7 +22,11 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     public private(set) var acknowledged: [Item] = []
     /// Answered and refused, until the sink takes them.
     public private(set) var refused: [(item: Item, verdict: PubackVerdict)] = []
+    /// Accepted PUBACKs of items (events).
     public private(set) var acknowledgedCount = 0
+    /// Accepted PUBACKs of status messages (nil items): counted apart, so that the events'
+    /// count compares with the events sent.
+    public private(set) var acknowledgedStatusCount = 0
     public private(set) var refusedCount = 0
     /// Answers for message ids the window did not hold.
     public private(set) var unknownCount = 0
@@ -83,8 +87,12 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
         if let item, isOrdinary(item) { ordinaryInFlight -= 1 }
         let verdict = PubackVerdict(reasonCode: reasonCode)
         if verdict == .accepted {
-            acknowledgedCount += 1
-            if let item { acknowledged.append(item) }
+            if let item {
+                acknowledgedCount += 1
+                acknowledged.append(item)
+            } else {
+                acknowledgedStatusCount += 1
+            }
             return .accepted
         }
         refusedCount += 1

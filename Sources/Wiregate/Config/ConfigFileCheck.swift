@@ -1,0 +1,67 @@
+import Foundation
+import Glibc
+import WiregateCore
+
+/// The files a config names (secrets, certificates) and its state directory, checked all at once
+/// for the user the daemon runs as: each mistake placed at the key that names the file, with what
+/// is wrong and the command that fixes it.
+public enum ConfigFileCheck {
+    /// The group of the packaged unit's user, whose members read the secrets (0640 root:wiregate).
+    public static let serviceGroup = "wiregate"
+
+    /// Every problem found.
+    /// - Parameters:
+    ///   - references: the files a config names (`GatewayConfig.files`, or `ParseResult.files`
+    ///     of a config with mistakes elsewhere).
+    ///   - file: the config file's name, for the errors.
+    ///   - access: whose access is checked (the current process's by default).
+    /// - Returns: the problems in the order of the keys in the file; empty when every file is usable.
+    public static func problems(_ references: [GatewayConfig.FileReference], file: String, access: FileAccess = FileAccess()) -> [ConfigError] {
+        let user = access.user
+        // Root checking a config checks it for the service: the files go to the service's group.
+        let group = user.uid == 0 ? serviceGroup : getgrgid(user.gid).map { String(cString: $0.pointee.gr_name) } ?? "\(user.gid)"
+        return references.compactMap { reference in
+            let path = reference.path
+            switch reference.role {
+            case .directory:
+                guard let problem = access.directoryWriteProblem(path) else { return nil }
+                let fix = problem.contains("read-only file system")
+                    ? "the journal would be kept in memory only; remount it read-write or choose another state_dir"
+                    : "create it for the daemon's user: install -d -o \(user.name) -g \(group) -m 0750 \(path)"
+                return reference.error(file: file, "\(problem): \(fix)")
+            case .secret, .certificate:
+                if let problem = access.readProblem(path) {
+                    return reference.error(file: file, "\(problem): \(fix(for: reference, problem: problem, group: group))")
+                }
+                if reference.role == .secret, let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, size == 0 {
+                    return reference.error(file: file, "'\(path)' is empty: \(fix(for: reference, problem: "empty", group: group))")
+                }
+                return nil
+            }
+        }
+    }
+
+    /// What to do about a file that is missing, empty or unreadable.
+    static func fix(for reference: GatewayConfig.FileReference, problem: String, group: String) -> String {
+        let path = reference.path
+        let variable = [
+            "mqtt.password_file": GatewayConfig.passwordEnvironmentVariable,
+            "backend.token_file": GatewayConfig.tokenEnvironmentVariable,
+        ][reference.key]
+        let orVariable = variable.map { ", or remove this key and set \($0) in the daemon's environment" } ?? ""
+        if let directory = problem.firstMatch(of: /cannot enter '([^']*)'/)?.1 {
+            return "let the daemon's user through \(directory) (chmod o+x \(directory)), or keep the file in /etc/wiregate"
+        }
+        if problem.contains("cannot read") {
+            return "give it to the daemon's group: chgrp \(group) \(path) && chmod 0640 \(path)"
+        }
+        switch reference.role {
+        case .secret:
+            return "write it (alone on one line) with: install -m 0640 -g \(group) /dev/stdin \(path)\(orVariable)"
+        case .certificate:
+            return "copy the certificate there (deploy/mosquitto/make-certs.sh makes a house CA and certificates), or remove this key"
+        case .directory:
+            return ""
+        }
+    }
+}
