@@ -147,6 +147,10 @@ import WiregateTestKit
         let status = try runWiregate(["status", "--config", file])
         #expect(status.status == 0)
         #expect(status.output.contains("the journal is in memory (\(memory))"), "\(status.output)")
+        // check-config names the directory and why, where the daemon could only fall back.
+        let check = try runWiregate(["check-config", "--config", file])
+        #expect(check.status == 78)
+        #expect(check.output.contains("gateway.state_dir: '\(state)' is on a read-only file system"), "\(check.output)")
         await harness.stop()
     }
 
