@@ -39,9 +39,11 @@ echo "$(basename "$deb"): contents, conffiles and maintainer scripts OK; lintian
 # The symbols, apart: the packaged binary has none, and gdb finds them by its build id.
 dbgsym=$(dirname "$deb")/$(basename "$deb" | sed 's/^wiregate_/wiregate-dbgsym_/')
 build_id=$(readelf -n "$work/usr/bin/wiregate" | sed -n 's/^ *Build ID: *//p')
-dpkg-deb --contents "$dbgsym" | grep -q "usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug" \
+# (Read whole first: grep -q closing the pipe early would kill dpkg-deb, and pipefail fail the check.)
+dbgsym_contents=$(dpkg-deb --contents "$dbgsym")
+grep -q "usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug" <<<"$dbgsym_contents" \
   || { echo "$dbgsym lacks the symbols of build id $build_id" >&2; exit 1; }
-readelf -S "$work/usr/bin/wiregate" | grep -q '\.symtab' && { echo "the packaged binary is not stripped" >&2; exit 1; }
+grep -q '\.symtab' <<<"$(readelf -S "$work/usr/bin/wiregate")" && { echo "the packaged binary is not stripped" >&2; exit 1; }
 echo "$(basename "$dbgsym"): the symbols of build id $build_id; installed sizes: $(dpkg-deb -f "$deb" Installed-Size) KiB, symbols $(dpkg-deb -f "$dbgsym" Installed-Size) KiB"
 
 # The package on a fresh Debian: installed, run as its user, purged.
