@@ -25,8 +25,10 @@ for tool in debootstrap unshare; do
 done
 
 # The mirror this machine's apt uses (deb822 sources or sources.list), else Debian's.
-mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
-[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $0 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+# (Each lookup may find nothing: `|| true`, or set -e would end the script there.)
+mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep -v security | head -1 || true)
+[ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list 2>/dev/null | sed 's/\[[^]]*\]//' \
+  | awk '$1 == "deb" && $0 !~ /security/ && $0 ~ / main/ { print $2; exit }' || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 
 # The bare system, with the test's own tools (the broker and its clients): what the package
@@ -36,16 +38,18 @@ if [ ! -s "$base" ]; then
   echo "debootstrap $suite (minbase, $tools) from $mirror..."
   mkdir -p "$cache"
   fresh=$(mktemp -d "$cache/root.XXXXXX")
-  debootstrap --variant=minbase --include="$tools" "$suite" "$fresh" "$mirror" > "$cache/debootstrap.log" 2>&1 \
-    || { tail -20 "$cache/debootstrap.log" >&2; rm -rf "$fresh"; exit 1; }
+  # In a mount namespace of its own: what debootstrap mounts (/proc, /sys) goes with it, even
+  # when it is killed; and rm never crosses into a mount.
+  unshare --mount --propagation private -- debootstrap --variant=minbase --include="$tools" "$suite" "$fresh" "$mirror" \
+    > "$cache/debootstrap.log" 2>&1 || { tail -20 "$cache/debootstrap.log" >&2; rm -rf --one-file-system "$fresh"; exit 1; }
   rm -rf "$fresh"/var/cache/apt/archives/*.deb
   tar -C "$fresh" -cf "$base.part" . && mv "$base.part" "$base"
-  rm -rf "$fresh"
+  rm -rf --one-file-system "$fresh"
 fi
 
 work=$(mktemp -d)
 chmod 0755 "$work"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf --one-file-system "$work"' EXIT
 root=$work/root
 mkdir "$root"
 tar -C "$root" -xf "$base"
@@ -76,9 +80,14 @@ wait_for() { for _ in $(seq 100); do eval "$1" && return 0; sleep 0.1; done; fai
 [ "$(stat -c '%U:%G %a' /var/lib/wiregate)" = "wiregate:wiregate 750" ] || fail "/var/lib/wiregate: $(stat -c '%U:%G %a' /var/lib/wiregate)"
 [ "$(stat -c '%U:%G %a' /etc/wiregate)" = "root:wiregate 750" ] || fail "/etc/wiregate: $(stat -c '%U:%G %a' /etc/wiregate)"
 id -nG wiregate | grep -qw dialout || fail "wiregate is not in dialout"
+[ -L /etc/systemd/system/multi-user.target.wants/wiregate.service ] || fail "the service is not enabled"
 
 # The config as installed.
-wiregate check-config || fail "check-config on the installed config"
+checked=$(wiregate check-config) || fail "check-config on the installed config"
+echo "$checked"
+# The gateway's id is the host name unless the config names one.
+id=$(echo "$checked" | sed -n "s/.*gateway '\([^']*\)'.*/\1/p")
+[ "$id" = "$(cut -d. -f1 /proc/sys/kernel/hostname)" ] || fail "gateway id '$id' is not the host name"
 $as_service wiregate check-config >/dev/null || fail "check-config as the service's user"
 
 # The house's broker, on the address the installed config names (the chroot has no /etc/hosts:
@@ -89,7 +98,7 @@ wait_for "mosquitto_pub -h 127.0.0.1 -t probe -n 2>/dev/null" "the broker did no
 $as_service wiregate run > /tmp/wiregate.log 2>&1 &
 gateway=$!
 online=$(mosquitto_sub -h 127.0.0.1 -t 'wiregate/+/status' -v -C 1 -W 15) || { cat /tmp/wiregate.log; fail "no retained status from the daemon"; }
-[ "$online" = "wiregate/house-1/status online" ] || fail "status: '$online'"
+[ "$online" = "wiregate/$id/status online" ] || fail "status: '$online'"
 echo "daemon on the installed config, as wiregate: '$online'"
 grep -q 'journal cannot be written\|memory' /tmp/wiregate.log && { cat /tmp/wiregate.log; fail "the journal is not on disk"; }
 [ -f /var/lib/wiregate/journal.sqlite ] || fail "no journal in /var/lib/wiregate"
@@ -101,13 +110,15 @@ wiregate simulate --owner wiregate --link /run/wiregate-demo/board --rate 5 > /t
 board=$!
 wait_for "[ -e /run/wiregate-demo/board ]" "simulate made no link"
 [ "$(stat -L -c '%U %a' /run/wiregate-demo/board)" = "wiregate 600" ] || fail "pty: $(stat -L -c '%U %a' /run/wiregate-demo/board)"
-wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo --path front-door=/run/wiregate-demo/board >/dev/null
+wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo --state-dir /run/wiregate-demo/state \
+  --path front-door=/run/wiregate-demo/board >/dev/null
+install -d -o wiregate -g wiregate /run/wiregate-demo/state
 wiregate init --output /etc/wiregate/demo.yaml --gateway-id demo 2>/dev/null && fail "init overwrote a config without --force"
 $as_service wiregate run --config /etc/wiregate/demo.yaml > /tmp/demo.log 2>&1 &
 gateway=$!
 message=$(mosquitto_sub -h 127.0.0.1 -t 'wiregate/demo/front-door/#' -v -C 3 -W 20) || { cat /tmp/demo.log; fail "no message from the simulated board"; }
 echo "the simulated board through the daemon:"; echo "$message" | sed 's/^/  /'
-kill -TERM "$gateway"; wait "$gateway" || { status=$?; tail -5 /tmp/wiregate.log; fail "the daemon's stop: exit $status"; }
+kill -TERM "$gateway"; wait "$gateway" || { status=$?; tail -5 /tmp/demo.log; fail "the daemon's stop: exit $status"; }
 kill -TERM "$board"; wait "$board" || true
 [ -e /run/wiregate-demo/board ] && fail "simulate left its link behind on SIGTERM"
 summary=$(grep '\] stopped' /tmp/demo.log) || fail "no shutdown summary"
@@ -124,6 +135,11 @@ apt-get -qq purge -y wiregate > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; exi
 dpkg-query -W wiregate 2>/dev/null | grep -q . && dpkg -s wiregate 2>/dev/null | grep -q '^Status: install' && { echo "FAIL: still installed"; exit 1; }
 [ -e /usr/bin/wiregate ] && { echo "FAIL: /usr/bin/wiregate remains"; exit 1; }
 [ -e /var/lib/wiregate ] && { echo "FAIL: /var/lib/wiregate remains"; exit 1; }
+[ -e /etc/systemd/system/multi-user.target.wants/wiregate.service ] && { echo "FAIL: still enabled"; exit 1; }
+[ -e /etc/wiregate/wiregate.yaml ] && { echo "FAIL: the package's config remains"; exit 1; }
+# Kept on purpose (deploy/README.md): the user, and what the operator added to /etc/wiregate.
+getent passwd wiregate >/dev/null || { echo "FAIL: the wiregate user went"; exit 1; }
+[ -f /etc/wiregate/demo.yaml ] || { echo "FAIL: the operator's file went"; exit 1; }
 echo "after purge, what remains:"
 getent passwd wiregate | sed 's/^/  user: /'
 find /etc/wiregate 2>/dev/null | sed 's/^/  /'
@@ -133,7 +149,16 @@ echo "== the package in a fresh $suite chroot ($(basename "$deb"))"
 unshare --mount --propagation private --pid --fork -- bash -euc '
   root=$1 package=$2
   mount -t proc proc "$root/proc"
-  mount --rbind /dev "$root/dev"
+  # A /dev of its own: the few nodes a system needs, its own ptys and its own /dev/shm (where a
+  # memory journal would go), nothing of the host'"'"'s.
+  mount -t tmpfs -o mode=0755,nosuid tmpfs "$root/dev"
+  for node in null zero full random urandom tty; do
+    touch "$root/dev/$node" && mount --bind "/dev/$node" "$root/dev/$node"
+  done
+  mkdir -p "$root/dev/pts" "$root/dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$root/dev/pts"
+  ln -s pts/ptmx "$root/dev/ptmx"
+  mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
   mount -t tmpfs -o mode=0755 tmpfs "$root/run"
   chroot "$root" sh /tmp/install.sh "$package"
   unshare --net -- bash -euc "ip link set lo up; chroot \"$root\" sh /tmp/run.sh"

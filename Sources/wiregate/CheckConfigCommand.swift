@@ -45,6 +45,17 @@ struct CheckConfigCommand: ParsableCommand {
             }
         }
         if let user { print("  the files were checked as user \(user)") }
+        for warning in ConfigFileCheck.sandboxWarnings(config.files, file: options.config) {
+            print("  warning: \(warning)")
+        }
+        // The packaged unit opens only USB serial ports (DevicePolicy=closed, DeviceAllow by major).
+        for board in config.boards {
+            guard let path = board.match.path else { continue }
+            let device = FileAccess.resolved(path) ?? path
+            guard !device.hasPrefix("/dev/ttyUSB"), !device.hasPrefix("/dev/ttyACM"), !device.hasPrefix("/dev/pts/") else { continue }
+            print("  warning: \(board.name): the packaged unit opens only ttyUSB and ttyACM devices: for \(path), "
+                  + "add DeviceAllow=\(device) rw in a drop-in (systemctl edit wiregate)")
+        }
         for (key, path) in config.secretFilesReadableByOthers {
             print("  warning: \(key) '\(path)' can be read by other users: chmod o-r it (0600, or 0640 with the service's group)")
         }
@@ -64,13 +75,13 @@ func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkSt
     let result = GatewayConfig.loadReportingAll(path: path)
     let files = result.files.filter { checkStateDirectory || $0.role != .directory }
     var problems = result.problems + ConfigFileCheck.problems(files, file: path, access: access)
-    problems.sort { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
     if let parsed = result.config {
         if parsed.backend != nil, parsed.backend?.tokenFile == nil, ProcessInfo.processInfo.environment[GatewayConfig.tokenEnvironmentVariable] == nil {
             problems.append(ConfigError(file: path, line: nil, column: nil, path: "backend",
                                         message: "needs a token: backend.token_file, or the \(GatewayConfig.tokenEnvironmentVariable) environment variable"))
         }
     }
+    problems.sort { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
     guard let config = result.config, problems.isEmpty else {
         for problem in problems { FileHandle.standardError.write(Data("error: \(problem)\n".utf8)) }
         if problems.count > 1 { FileHandle.standardError.write(Data("\(problems.count) mistakes in \(path)\n".utf8)) }

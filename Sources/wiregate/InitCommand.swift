@@ -22,7 +22,7 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Replace the file if it exists.")
     var force = false
 
-    @Option(help: "This house's name: one topic level, the prefix of every event id (default: the host name).")
+    @Option(help: "This house's name: one topic level, the prefix of every event id (default: the host name, '\(GatewayConfig.defaultGatewayID)').")
     var gatewayID: String?
 
     @Option(help: ArgumentHelp("The broker (default 127.0.0.1, port 1883, or 8883 with TLS).", valueName: "host[:port]"))
@@ -59,12 +59,12 @@ struct InitCommand: ParsableCommand {
         }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         for entry in path where !entry.contains("=") {
-            throw ValidationError("--path '\(entry)': expected name=path, e.g. front-door=/dev/ttyAMA0")
+            throw ValidationError("--path '\(entry)': expected name=path, e.g. front-door=/dev/ttyUSB0")
         }
     }
 
     func run() throws {
-        var config = StartingConfig(gatewayID: gatewayID ?? Self.hostName())
+        var config = StartingConfig(gatewayID: gatewayID ?? GatewayConfig.defaultGatewayID)
         config.stateDirectory = stateDir
         config.protocolName = `protocol`
         if let broker {
@@ -118,16 +118,10 @@ struct InitCommand: ParsableCommand {
         }
         print("\(output): gateway '\(config.gatewayID)', broker \(config.host)\(config.port.map { ":\($0)" } ?? ""), "
               + "\(found) board(s) found plugged in, \(path.count) at fixed paths; other boards are adopted")
-        print("next: wiregate check-config --config \(output)")
-    }
-
-    /// The host's name as one clean topic level ("house-1" when it has none).
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count) == 0 else { return "house-1" }
-        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        let name = String(decoding: bytes, as: UTF8.self).split(separator: ".").first.map(String.init) ?? ""
-        return Topic.sanitisedLevel(name) ?? "house-1"
+        if passwordFile != nil, tlsCA == nil, !["127.0.0.1", "::1", "localhost"].contains(config.host) {
+            print("warning: the password would cross the network to \(config.host) in clear text: give --tls-ca (and the broker a TLS listener)")
+        }
+        print("next: wiregate check-config --config \(output)   (as root, --user wiregate checks the files for the service)")
     }
 
     private static func reason(_ error: any Error) -> String {

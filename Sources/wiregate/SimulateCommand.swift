@@ -75,12 +75,13 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func run() async throws {
         // Trapped before the link exists: a SIGTERM sent as soon as it appears still removes it.
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        // SIGHUP too: the terminal or ssh session it ran in closed.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
         let board: SimulatedBoard
         do {
             board = try SimulatedBoard(link: link, access: try access())
         } catch let error as SystemCallError where error.call == "symlink" && error.code == EEXIST {
-            throw ValidationError("--link \(error.path): something that is not a simulator's link is there; remove it or choose another path")
+            throw ValidationError("--link \(error.path): something is there that is not a stale simulator's link (a file, or a running simulator's pty); remove it or choose another path")
         } catch let error as SystemCallError where error.call == "fchown" {
             throw ValidationError("--owner: cannot give the pty away (\(error)): only root can")
         }

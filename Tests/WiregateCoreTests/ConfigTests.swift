@@ -67,6 +67,27 @@ import Testing
         #expect(config.boards.count >= 2)
     }
 
+    /// The config the package installs runs as it is: no board named, the Arduino-class ones
+    /// adopted, the gateway named after the host, nothing but the broker on localhost.
+    @Test func thePackagedConfigRunsAsInstalled() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/debian/wiregate.yaml")
+        let config = try GatewayConfig.load(path: url.standardizedFileURL.path)
+        #expect(config.boards.isEmpty && config.discovery.adoptUnknown && config.adoptTemplate?.protocolName == "kv")
+        #expect(config.gateway.id == GatewayConfig.defaultGatewayID && config.gateway.stateDirectory == "/var/lib/wiregate")
+        #expect(config.mqtt.host == "127.0.0.1" && config.mqtt.port == 1883 && config.mqtt.passwordFile == nil && config.backend == nil)
+        // Not the chips of Zigbee and Z-Wave sticks.
+        #expect(config.discovery.usbIDs.allows(.init(vendorID: "2341", productID: "0043", portPath: "1-1")))
+        #expect(config.discovery.usbIDs.allows(.init(vendorID: "1a86", productID: "7523", portPath: "1-1")))
+        #expect(!config.discovery.usbIDs.allows(.init(vendorID: "10c4", productID: "ea60", portPath: "1-1")))
+        #expect(!config.discovery.usbIDs.allows(.init(vendorID: "0403", productID: "6001", portPath: "1-1")))
+        #expect(config.files.map(\.key) == ["gateway.state_dir"])
+    }
+
+    @Test func relativeFilePathsAreRefused() throws {
+        let error = try #require(self.error(Self.valid.replacingOccurrences(of: "/etc/wiregate/mqtt.pass", with: "mqtt.pass")))
+        #expect(error.path == "mqtt.password_file" && error.message.contains("must be an absolute path"), "\(error)")
+    }
+
     @Test func unknownKeyNamesPathLineAndSuggestion() throws {
         let yaml = Self.valid.replacingOccurrences(of: "    baud: 115200", with: "    baud: 115200\n    prtocol: kv")
         let error = try #require(self.error(yaml))

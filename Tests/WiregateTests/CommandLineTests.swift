@@ -103,11 +103,12 @@ import WiregateTestKit
         #expect(result.output.contains("/nonexistent/tty  board: later (fixed path (match.path): nothing there yet"), "\(result.output)")
     }
 
-    /// `simulate --link` removes its link on SIGTERM and SIGINT, replaces one a SIGKILL left, never
-    /// deletes a file that is not a simulator's link, and gives the pty to `--owner`.
+    /// `simulate --link` removes its link on SIGTERM, SIGINT and SIGHUP, replaces one a SIGKILL left,
+    /// never takes a running simulator's link nor deletes a file that is not a simulator's link, and
+    /// gives the pty to `--owner`.
     @Test func simulateCleansUpItsLinkAndGivesThePtyAway() async throws {
         let link = temporaryPath("sim-link")
-        for signal in [SIGTERM, SIGINT, SIGKILL] {
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGKILL] {
             let simulator = try ChildProcess(Self.binary, ["simulate", "--link", link, "--owner", "nobody", "--mode", "0660"])
             #expect(await eventually { FileManager.default.fileExists(atPath: link) }, "no link")
             var info = stat()
@@ -132,12 +133,16 @@ import WiregateTestKit
             let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link)
             return target?.hasPrefix("/dev/pts/") == true && target != "/dev/pts/999999" && replaced.isRunning
         })
+        // A second simulator does not take a running one's link.
+        let second = try runWiregate(["simulate", "--link", link, "--count", "1"])
+        #expect(second.status != 0 && second.output.contains("running simulator"), "\(second.output)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link))?.hasPrefix("/dev/pts/") == true)
         replaced.terminate()
         _ = replaced.waitForExit()
         // A file that is not a simulator's link stays, and the error says so.
         try "keep me".write(toFile: link, atomically: false, encoding: .utf8)
         let refused = try runWiregate(["simulate", "--link", link])
-        #expect(refused.status != 0 && refused.output.contains("not a simulator's link"), "\(refused.output)")
+        #expect(refused.status != 0 && refused.output.contains("not a stale simulator's link"), "\(refused.output)")
         #expect(try String(contentsOfFile: link, encoding: .utf8) == "keep me")
     }
 

@@ -70,7 +70,40 @@ import WiregateTestKit
         let problems = ConfigFileCheck.problems(try config("password_file: \(closed)/mqtt.pass"), file: "c.yaml",
                                                 access: FileAccess(user: service))
         let message = try #require(problems.first { $0.path == "mqtt.password_file" }?.message)
-        #expect(message.contains("cannot enter '\(closed)'") && message.contains("chmod o+x \(closed)"), "\(message)")
+        #expect(message.contains("cannot enter '\(closed)'") && message.contains("keep it in /etc/wiregate"), "\(message)")
+
+        // A link whose own directory is open, to a file behind the closed one: the target counts.
+        let link = directory + "/linked.pass"
+        symlink(closed + "/mqtt.pass", link)
+        let linked = ConfigFileCheck.problems(try config("password_file: \(link)"), file: "c.yaml", access: FileAccess(user: service))
+        let linkMessage = try #require(linked.first { $0.path == "mqtt.password_file" }?.message)
+        #expect(linkMessage.contains("links to '\(closed)/mqtt.pass'") && linkMessage.contains("cannot enter '\(closed)'"), "\(linkMessage)")
+    }
+
+    /// A first `wiregate run` as root leaves a journal the service cannot open: named, with its fix.
+    @Test func aJournalLeftByRootIsNamed() throws {
+        let state = directory + "/state-root"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: false)
+        chown(state, 64999, 64999)
+        #expect(ConfigFileCheck.problems(try config("", stateDirectory: state), file: "c.yaml", access: FileAccess(user: service)).isEmpty)
+        try "".write(toFile: state + "/journal.sqlite", atomically: false, encoding: .utf8)
+        chmod(state + "/journal.sqlite", 0o644)
+        let problems = ConfigFileCheck.problems(try config("", stateDirectory: state), file: "c.yaml", access: FileAccess(user: service))
+        let message = try #require(problems.first?.message)
+        #expect(message.contains("cannot write '\(state)/journal.sqlite' (owner root:root, mode 0644)") && message.contains("chown -R svc:"),
+                "\(message)")
+    }
+
+    /// Files the packaged unit's sandbox hides, and a state directory it may not write, are warned about.
+    @Test func whatTheUnitsSandboxHidesIsWarnedAbout() throws {
+        let files = try GatewayConfig.parse(yaml: """
+        gateway: { id: h, state_dir: /srv/wiregate }
+        mqtt: { password_file: /root/mqtt.pass, tls: { ca_file: /etc/wiregate/ca.crt, cert_file: /tmp/gw.crt, key_file: /home/pi/gw.key } }
+        boards: [ { name: a, match: { path: /dev/ttyACM0 }, protocol: raw } ]
+        """, file: "c.yaml").files
+        let warnings = ConfigFileCheck.sandboxWarnings(files, file: "c.yaml")
+        #expect(warnings.map(\.path) == ["gateway.state_dir", "mqtt.password_file", "mqtt.tls.cert_file", "mqtt.tls.key_file"], "\(warnings)")
+        #expect(warnings[0].message.contains("ProtectSystem=strict") && warnings[1].message.contains("ProtectHome"))
     }
 
     @Test func theStateDirectoryMustBeWritableOrCreatable() throws {

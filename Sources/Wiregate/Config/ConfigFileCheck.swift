@@ -24,20 +24,48 @@ public enum ConfigFileCheck {
             let path = reference.path
             switch reference.role {
             case .directory:
-                guard let problem = access.directoryWriteProblem(path) else { return nil }
-                let fix = problem.contains("read-only file system")
-                    ? "the journal would be kept in memory only; remount it read-write or choose another state_dir"
-                    : "create it for the daemon's user: install -d -o \(user.name) -g \(group) -m 0750 \(path)"
-                return reference.error(file: file, "\(problem): \(fix)")
+                if let problem = access.directoryWriteProblem(path) {
+                    let fix = problem.contains("read-only file system")
+                        ? "the journal would be kept in memory only; remount it read-write or choose another state_dir"
+                        : "create it for the daemon's user: install -d -o \(user.name) -g \(group) -m 0750 \(path)"
+                    return reference.error(file: file, "\(problem): \(fix)")
+                }
+                // A journal made by a run as root: the service could open none of it, and would journal in memory.
+                let owned = stateFiles.compactMap { access.fileWriteProblem((path as NSString).appendingPathComponent($0)) }
+                guard let problem = owned.first else { return nil }
+                return reference.error(file: file, "\(problem)\(owned.count > 1 ? " (and \(owned.count - 1) more)" : ""): "
+                                       + "give the journal back to the daemon's user: chown -R \(user.name):\(group) \(path)")
             case .secret, .certificate:
                 if let problem = access.readProblem(path) {
                     return reference.error(file: file, "\(problem): \(fix(for: reference, problem: problem, group: group))")
                 }
-                if reference.role == .secret, let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, size == 0 {
+                // Read through links, as the daemon does; a secret of newlines only is empty to it too.
+                if reference.role == .secret, let text = try? String(contentsOfFile: path, encoding: .utf8),
+                   text.trimmingCharacters(in: .newlines).isEmpty {
                     return reference.error(file: file, "'\(path)' is empty: \(fix(for: reference, problem: "empty", group: group))")
                 }
                 return nil
             }
+        }
+    }
+
+    /// The files the daemon keeps in its state directory.
+    static let stateFiles = ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "sequence", "status.json"]
+
+    /// Paths the packaged unit cannot use although a check outside it finds them fine: it hides
+    /// `/home`, `/root` and `/run/user` (`ProtectHome`) and has its own `/tmp` (`PrivateTmp`), and may
+    /// write only `/var/lib/wiregate` (`ProtectSystem=strict`, `StateDirectory=wiregate`).
+    /// - Returns: one warning per such path.
+    public static func sandboxWarnings(_ references: [GatewayConfig.FileReference], file: String) -> [ConfigError] {
+        let hidden = ["/home/", "/root/", "/run/user/", "/tmp/", "/var/tmp/"]
+        return references.compactMap { reference in
+            if reference.role == .directory {
+                guard reference.path != GatewayConfig.defaultStateDirectory else { return nil }
+                return reference.error(file: file, "the packaged unit may write only \(GatewayConfig.defaultStateDirectory) "
+                                       + "(ProtectSystem=strict): elsewhere its journal would go to memory; add ReadWritePaths= in a drop-in")
+            }
+            guard let prefix = hidden.first(where: { reference.path.hasPrefix($0) }) else { return nil }
+            return reference.error(file: file, "the packaged unit cannot see \(prefix) (ProtectHome, PrivateTmp): keep the file in /etc/wiregate")
         }
     }
 
@@ -49,8 +77,9 @@ public enum ConfigFileCheck {
             "backend.token_file": GatewayConfig.tokenEnvironmentVariable,
         ][reference.key]
         let orVariable = variable.map { ", or remove this key and set \($0) in the daemon's environment" } ?? ""
-        if let directory = problem.firstMatch(of: /cannot enter '([^']*)'/)?.1 {
-            return "let the daemon's user through \(directory) (chmod o+x \(directory)), or keep the file in /etc/wiregate"
+        if problem.contains("cannot enter") {
+            // Not "chmod o+x" on someone's home: the file belongs with the config.
+            return "keep it in /etc/wiregate: install -m 0640 -g \(group) \(path) /etc/wiregate/ and point \(reference.key) there"
         }
         if problem.contains("cannot read") {
             return "give it to the daemon's group: chgrp \(group) \(path) && chmod 0640 \(path)"

@@ -73,10 +73,14 @@ public final class SimulatedBoard: Sendable {
 
     deinit { hangUp() }
 
-    /// Whether `link` is a symlink to a pty (a simulator's, left by a SIGKILL). Anything else
-    /// there is left alone, and `symlink` refuses it (EEXIST): this never deletes a file it did not make.
+    /// Whether `link` is a symlink to a pty that is gone (a simulator's, left by a SIGKILL). A link
+    /// to a pty that exists (a running simulator's) and anything else are left alone, and `symlink`
+    /// refuses them (EEXIST): this never deletes a file it did not make, nor takes over a live board.
     private static func isStaleLink(_ link: String) -> Bool {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: link))?.hasPrefix("/dev/pts/") ?? false
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link), target.hasPrefix("/dev/pts/") else {
+            return false
+        }
+        return !FileManager.default.fileExists(atPath: target)
     }
 
     /// Writes one line (a newline is added).
@@ -164,11 +168,12 @@ public final class SimulatedBoard: Sendable {
         return lines
     }
 
-    /// Closes both ends: the gateway sees the board unplugged. The link, if any, is removed.
+    /// Closes both ends: the gateway sees the board unplugged. The link, if any, is removed while
+    /// it still points at this pty (another simulator may have taken the path since).
     public func hangUp() {
         guard let (controller, device) = fds.withLock({ fds in defer { fds = nil }; return fds }) else { return }
+        if let link, (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == devicePath { unlink(link) }
         close(device)
         close(controller)
-        if let link { unlink(link) }
     }
 }

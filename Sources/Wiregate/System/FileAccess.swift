@@ -66,6 +66,10 @@ public struct FileAccess: Sendable {
         }
         if info.st_mode & S_IFMT == S_IFDIR { return "'\(path)' is a directory, not a file" }
         if let blocked = blockedDirectory(above: path) { return blocked }
+        // A symlink's target must be reachable too (the link's own directories were checked above).
+        if let target = Self.resolved(path), target != path, let blocked = blockedDirectory(above: target) {
+            return "'\(path)' links to '\(target)', and \(blocked)"
+        }
         guard allows(info, bit: 4, path: path, mode: R_OK) else {
             return "user \(user.name) cannot read '\(path)' (\(Self.describe(info)))"
         }
@@ -89,6 +93,17 @@ public struct FileAccess: Sendable {
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { return "'\(path)' is not a directory" }
         return writeProblem(directory: path, info: info)
+    }
+
+    /// Why `user` cannot write the existing file `path` (a journal left by a run as root); nil when
+    /// it can, or when there is no such file.
+    public func fileWriteProblem(_ path: String) -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        guard allows(info, bit: 2, path: path, mode: W_OK) else {
+            return "user \(user.name) cannot write '\(path)' (\(Self.describe(info)))"
+        }
+        return nil
     }
 
     private func writeProblem(directory: String, info: stat) -> String? {
@@ -129,6 +144,13 @@ public struct FileAccess: Sendable {
         if info.st_uid == user.uid { return info.st_mode & (bit << 6) != 0 }
         if user.groups.contains(info.st_gid) || info.st_gid == user.gid { return info.st_mode & (bit << 3) != 0 }
         return info.st_mode & bit != 0
+    }
+
+    /// The path with every symlink resolved; nil when it cannot be.
+    public static func resolved(_ path: String) -> String? {
+        guard let pointer = realpath(path, nil) else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
     }
 
     /// `owner root:wiregate, mode 0640`.

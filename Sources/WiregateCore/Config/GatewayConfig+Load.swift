@@ -304,7 +304,7 @@ extension GatewayConfig {
                                 + "or set allow_plain_http: true for a lab")
         }
         var backend = Backend(url: text.hasSuffix("/") ? String(text.dropLast()) : text)
-        backend.tokenFile = try section.optional("token_file")?.nonEmptyString()
+        backend.tokenFile = try Self.filePath(section.optional("token_file"))
         if let size = section.optional("batch_size") { backend.batchSize = try size.int(in: 1...5000) }
         if let rate = section.optional("max_rate") { backend.maxRate = try rate.int(in: 1...1_000_000) }
         if let timeout = section.optional("timeout") { backend.timeout = try timeout.duration(in: .seconds(1)...(.seconds(600))) }
@@ -322,12 +322,26 @@ extension GatewayConfig {
     /// `gateway.state_dir` when the config does not say.
     public static let defaultStateDirectory = "/var/lib/wiregate"
 
+    /// `gateway.id` when the config does not say: this machine's host name (its first label, as
+    /// one clean topic level), so that two gateways installed from the same package do not share
+    /// an identity, a client id and a topic tree. "wiregate" when the host has no usable name.
+    public static let defaultGatewayID: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "wiregate" }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        let name = String(decoding: bytes, as: UTF8.self).split(separator: ".").first.map(String.init) ?? ""
+        guard let level = Topic.sanitisedLevel(name), Topic.problem(inConfiguredLevel: level) == nil else { return "wiregate" }
+        return level
+    }()
+
     static func gateway(_ section: ConfigMapping) throws(ConfigError) -> Gateway {
         try section.rejectUnknownKeys(["id", "state_dir"])
-        let idNode = try section.required("id")
-        let id = try idNode.nonEmptyString()
-        if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
-        let stateDirectory = try section.optional("state_dir")?.nonEmptyString() ?? defaultStateDirectory
+        var id = defaultGatewayID
+        if let idNode = section.optional("id") {
+            id = try idNode.nonEmptyString()
+            if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
+        }
+        let stateDirectory = try Self.filePath(section.optional("state_dir")) ?? defaultStateDirectory
         return Gateway(id: id, stateDirectory: stateDirectory)
     }
 
@@ -347,7 +361,7 @@ extension GatewayConfig {
         let keepalive = try section.optional("keepalive")?.int(in: 5...65535) ?? 10
         let clientID = try section.optional("client_id")?.nonEmptyString() ?? "wiregate-\(gatewayID)"
         let username = try section.optional("username")?.nonEmptyString()
-        let passwordFile = try section.optional("password_file")?.nonEmptyString()
+        let passwordFile = try Self.filePath(section.optional("password_file"))
         let version = try section.optional("protocol").map { node throws(ConfigError) in
             MQTT.ProtocolVersion(rawValue: try node.oneOf(["5", "3.1.1"]))!
         } ?? .v5
@@ -393,8 +407,15 @@ extension GatewayConfig {
     }
 
     /// The path in `node`: whether it can be read is checked where files are read (see `files`).
+    /// It must be absolute: a relative one would depend on the directory the daemon starts in
+    /// (systemd's is `/`, a shell's is wherever `check-config` was run).
     static func filePath(_ node: ConfigNode?) throws(ConfigError) -> String? {
-        try node?.nonEmptyString()
+        guard let node else { return nil }
+        let path = try node.nonEmptyString()
+        guard path.hasPrefix("/") else {
+            throw node.error("'\(path)' must be an absolute path: the daemon's working directory is not the config's")
+        }
+        return path
     }
 
     /// Baud rates termios can set on Linux.
