@@ -131,11 +131,20 @@ SH
 cat > "$root/tmp/purge.sh" <<'SH'
 set -eu
 export DEBIAN_FRONTEND=noninteractive
+# Remove, then install again: the config and journal stay, the unit is masked, then unmasked.
+apt-get -qq remove -y wiregate > /tmp/remove.log 2>&1 || { cat /tmp/remove.log; exit 1; }
+[ -f /etc/wiregate/wiregate.yaml ] && [ -d /var/lib/wiregate ] || { echo "FAIL: remove took the config or the journal"; exit 1; }
+[ "$(readlink /etc/systemd/system/wiregate.service)" = /dev/null ] || { echo "FAIL: not masked after remove"; exit 1; }
+apt-get -qq install -y --no-install-recommends "$1" > /tmp/reinstall.log 2>&1 || { cat /tmp/reinstall.log; exit 1; }
+[ -e /etc/systemd/system/wiregate.service ] && { echo "FAIL: still masked after reinstall"; exit 1; }
+[ -L /etc/systemd/system/multi-user.target.wants/wiregate.service ] || { echo "FAIL: not enabled after reinstall"; exit 1; }
+echo "remove and reinstall: config and journal kept, unit masked then enabled again"
 apt-get -qq purge -y wiregate > /tmp/purge.log 2>&1 || { cat /tmp/purge.log; exit 1; }
 dpkg-query -W wiregate 2>/dev/null | grep -q . && dpkg -s wiregate 2>/dev/null | grep -q '^Status: install' && { echo "FAIL: still installed"; exit 1; }
 [ -e /usr/bin/wiregate ] && { echo "FAIL: /usr/bin/wiregate remains"; exit 1; }
 [ -e /var/lib/wiregate ] && { echo "FAIL: /var/lib/wiregate remains"; exit 1; }
 [ -e /etc/systemd/system/multi-user.target.wants/wiregate.service ] && { echo "FAIL: still enabled"; exit 1; }
+[ -e /etc/systemd/system/wiregate.service ] && { echo "FAIL: still masked"; exit 1; }
 [ -e /etc/wiregate/wiregate.yaml ] && { echo "FAIL: the package's config remains"; exit 1; }
 # Kept on purpose (deploy/README.md): the user, and what the operator added to /etc/wiregate.
 getent passwd wiregate >/dev/null || { echo "FAIL: the wiregate user went"; exit 1; }
@@ -162,6 +171,6 @@ unshare --mount --propagation private --pid --fork -- bash -euc '
   mount -t tmpfs -o mode=0755 tmpfs "$root/run"
   chroot "$root" sh /tmp/install.sh "$package"
   unshare --net -- bash -euc "ip link set lo up; chroot \"$root\" sh /tmp/run.sh"
-  chroot "$root" sh /tmp/purge.sh
+  chroot "$root" sh /tmp/purge.sh "$package"
 ' bash "$root" "$package"
 echo "the package in a fresh chroot: OK"

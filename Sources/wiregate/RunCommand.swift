@@ -43,7 +43,8 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         try await gateway.run()
-        for board in gateway.boards {
+        // Every board, configured and adopted.
+        for board in gateway.directory.all {
             let counters = board.counters
             logger.info("board totals", metadata: [
                 "board": "\(board.board.name)", "lines": "\(counters.lines)", "events": "\(counters.events)",
@@ -56,6 +57,7 @@ struct RunCommand: AsyncParsableCommand {
         let mqtt = gateway.mqtt.counters
         logger.info("stopped", metadata: [
             "published": "\(mqtt.published)", "acknowledged": "\(mqtt.acknowledged)", "status_acknowledged": "\(mqtt.statusAcknowledged)",
+            "commands_unroutable": "\(gateway.router.unroutable)", "commands_retained_refused": "\(gateway.router.retainedRefused)",
         ])
     }
 }

@@ -252,7 +252,7 @@ public final class BackendSink: Service, Sendable {
         return "\(error)"
     }
 
-    /// The batch as the backend's contract has it (DESIGN.md): `id` is `<gateway>:<seq>`.
+    /// The batch as the backend's contract has it (deploy/django's `wiregate_events`): `id` is `<gateway>:<seq>`.
     static func body(gateway: String, _ batch: [JournaledEvent], liveFrom: Int64) -> ByteBuffer {
         struct Body: Encodable {
             var gateway: String

@@ -66,10 +66,11 @@ public final class Gateway: Sendable {
         let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
                                 statuses: statuses, commands: router, logger: logger)
         self.mqtt = mqtt
+        let directory = directory
         notifier = SystemdNotifier(logger: logger) {
             let online = await statuses.snapshot().filter(\.online).count
             let pending = await outbox.pendingCount().values.reduce(0, +)
-            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(online)/\(config.boards.count) boards online, "
+            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(online)/\(directory.all.count) boards online, "
                 + "\(pending) events pending, last seq \(await outbox.lastSeq)"
         }
     }

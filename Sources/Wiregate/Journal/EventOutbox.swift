@@ -3,7 +3,7 @@ import WiregateCore
 /// The seam between the boards and a sink: decoders append events, the sink takes
 /// them out (critical first) and acknowledges what its destination confirmed.
 ///
-/// `Journal` is the one implementation; the backend sink will be a second reader.
+/// `Journal` is the one implementation; the MQTT and backend sinks each read it from their own cursor.
 public protocol EventOutbox: Sendable {
     /// Adds the events of one line, in order; returns once critical ones are committed.
     func append(_ events: [Event]) async

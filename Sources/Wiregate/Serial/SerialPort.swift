@@ -10,7 +10,7 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(call)(\(path)): \(String(cString: strerror(code))) (errno \(code))" }
 }
 
-/// termios set-up of a serial port. The reading itself is NIO's (see `BoardConnection`).
+/// termios set-up of a serial port. The reading itself is NIO's (see `BoardReader`).
 enum SerialPort {
     /// Opens `path` for reading and writing as a raw 8N1 port at `baud`.
     ///
