@@ -63,7 +63,7 @@ import Testing
 
     @Test func theExampleFileIsValid() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/wiregate.example.yaml")
-        let config = try GatewayConfig.load(path: url.standardizedFileURL.path)
+        let config = try GatewayConfig.parse(yaml: String(contentsOfFile: url.standardizedFileURL.path, encoding: .utf8), file: url.path)
         #expect(config.boards.count >= 2)
     }
 
@@ -71,7 +71,7 @@ import Testing
     /// adopted, the gateway named after the host, nothing but the broker on localhost.
     @Test func thePackagedConfigRunsAsInstalled() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/debian/wiregate.yaml")
-        let config = try GatewayConfig.load(path: url.standardizedFileURL.path)
+        let config = try GatewayConfig.parse(yaml: String(contentsOfFile: url.standardizedFileURL.path, encoding: .utf8), file: url.path)
         #expect(config.boards.isEmpty && config.discovery.adoptUnknown && config.adoptTemplate?.protocolName == "kv")
         #expect(config.gateway.id == GatewayConfig.defaultGatewayID && config.gateway.stateDirectory == "/var/lib/wiregate")
         #expect(config.mqtt.host == "127.0.0.1" && config.mqtt.port == 1883 && config.mqtt.passwordFile == nil && config.backend == nil)
@@ -171,23 +171,6 @@ import Testing
         #expect(error.message.hasPrefix("not valid YAML"))
     }
 
-    @Test func passwordComesFromTheFileOrTheEnvironment() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-config-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let file = directory.appendingPathComponent("mqtt.pass")
-        try "s3cret\n".write(to: file, atomically: true, encoding: .utf8)
-        let config = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: "/etc/wiregate/mqtt.pass", with: file.path), file: "t")
-        #expect(try config.mqttPassword(environment: [:]) == "s3cret")
-
-        let noFile = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: ", password_file: /etc/wiregate/mqtt.pass", with: ""), file: "t")
-        #expect(try noFile.mqttPassword(environment: ["WIREGATE_MQTT_PASSWORD": "fromenv"]) == "fromenv")
-        #expect(try noFile.mqttPassword(environment: [:]) == nil)
-
-        let missing = try GatewayConfig.parse(yaml: Self.valid.replacingOccurrences(of: "/etc/wiregate/mqtt.pass", with: directory.path + "/nope"), file: "t")
-        #expect(throws: ConfigError.self) { try missing.mqttPassword(environment: [:]) }
-    }
-
     @Test func tlsSection() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wiregate-tls-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -219,13 +202,6 @@ import Testing
         #expect(missingCA.files.first { $0.key == "mqtt.tls.ca_file" }?.line == 2)
         #expect(try #require(self.error(mqtt("server_name: \"a b\""))).path == "mqtt.tls.server_name")
 
-        // Secrets that others can read are reported, by key and path.
-        chmod(path("gw.key"), 0o600)
-        chmod(path("mqtt.pass"), 0o640)
-        #expect(config.secretFilesReadableByOthers.isEmpty)
-        chmod(path("gw.key"), 0o644)
-        #expect(config.secretFilesReadableByOthers.map(\.key) == ["mqtt.tls.key_file"])
-        #expect(config.secretFilesReadableByOthers.map(\.path) == [path("gw.key")])
     }
 
     /// A first-hour config holds several mistakes: all of them are reported at once, in file order.
