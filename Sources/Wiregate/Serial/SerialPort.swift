@@ -1,15 +1,6 @@
 import Glibc
 import WiregateCore
 
-/// A failed system call, with its name, the path and errno.
-public struct SystemCallError: Error, Sendable, CustomStringConvertible {
-    public var call: String
-    public var path: String
-    public var code: Int32
-
-    public var description: String { "\(call)(\(path)): \(String(cString: strerror(code))) (errno \(code))" }
-}
-
 /// termios set-up of a serial port. The reading itself is NIO's (see `BoardReader`).
 enum SerialPort {
     /// Opens `path` for reading and writing as a raw 8N1 port at `baud`.
@@ -19,10 +10,10 @@ enum SerialPort {
     /// - Parameter hupcl: whether closing the port drops DTR (which resets most Arduinos).
     /// - Returns: the descriptor, owned by the caller.
     static func open(path: String, baud: Int, hupcl: Bool) throws(SystemCallError) -> CInt {
-        let fd = try retryingOnEINTR("open", path) { Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) }
+        let fd = try SystemCall.retrying("open", path) { Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) }
         do {
             var options = termios()
-            _ = try retryingOnEINTR("tcgetattr", path) { tcgetattr(fd, &options) }
+            _ = try SystemCall.retrying("tcgetattr", path) { tcgetattr(fd, &options) }
             cfmakeraw(&options)
             options.c_cflag &= ~(tcflag_t(CSIZE) | tcflag_t(PARENB) | tcflag_t(CSTOPB) | tcflag_t(CRTSCTS))
             options.c_cflag |= tcflag_t(CS8) | tcflag_t(CLOCAL) | tcflag_t(CREAD)
@@ -33,9 +24,9 @@ enum SerialPort {
                 cc[Int(VTIME)] = 0
             }
             let speed = speedConstant(baud)
-            _ = try retryingOnEINTR("cfsetispeed", path) { cfsetispeed(&options, speed) }
-            _ = try retryingOnEINTR("cfsetospeed", path) { cfsetospeed(&options, speed) }
-            _ = try retryingOnEINTR("tcsetattr", path) { tcsetattr(fd, TCSANOW, &options) }
+            _ = try SystemCall.retrying("cfsetispeed", path) { cfsetispeed(&options, speed) }
+            _ = try SystemCall.retrying("cfsetospeed", path) { cfsetospeed(&options, speed) }
+            _ = try SystemCall.retrying("tcsetattr", path) { tcsetattr(fd, TCSANOW, &options) }
         } catch {
             Glibc.close(fd)
             throw error
@@ -55,45 +46,19 @@ enum SerialPort {
         var last: UInt8?
         // Bounded: a board that never stops talking must not keep the port from opening.
         for _ in 0..<256 {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                last = buffer[count - 1]
-                continue
+            let outcome = try? SystemCall.retryingUnlessWouldBlock("read", "") {
+                buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             }
-            if count < 0 && errno == EINTR { continue }
-            // EAGAIN: nothing more queued (the port is non-blocking). Anything else: the read
-            // loop will meet it too.
-            break
+            // Would block: nothing more queued (the port is non-blocking). End of file or an
+            // error: the read loop will meet it too.
+            guard case .done(let count)? = outcome, count > 0 else { break }
+            last = buffer[count - 1]
         }
         return last == nil || last == UInt8(ascii: "\n")
     }
 
+    /// The termios constant of `baud`; the config lets through only rates that have one.
     static func speedConstant(_ baud: Int) -> speed_t {
-        switch baud {
-        case 1200: return speed_t(B1200)
-        case 2400: return speed_t(B2400)
-        case 4800: return speed_t(B4800)
-        case 9600: return speed_t(B9600)
-        case 19200: return speed_t(B19200)
-        case 38400: return speed_t(B38400)
-        case 57600: return speed_t(B57600)
-        case 230400: return speed_t(B230400)
-        case 460800: return speed_t(B460800)
-        case 500000: return speed_t(B500000)
-        case 921600: return speed_t(B921600)
-        case 1000000: return speed_t(B1000000)
-        case 2000000: return speed_t(B2000000)
-        default: return speed_t(B115200) // config validation allows only the rates above and 115200
-        }
-    }
-
-    /// Runs a system call, retrying on EINTR and throwing with errno on failure.
-    static func retryingOnEINTR(_ call: String, _ path: String, _ body: () -> CInt) throws(SystemCallError) -> CInt {
-        while true {
-            let result = body()
-            if result >= 0 { return result }
-            if errno == EINTR { continue }
-            throw SystemCallError(call: call, path: path, code: errno)
-        }
+        GatewayConfig.termiosSpeeds[baud] ?? speed_t(B115200)
     }
 }

@@ -359,7 +359,16 @@ extension GatewayConfig {
     }
 
     /// Baud rates termios can set on Linux.
-    public static let baudRates = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000, 2000000]
+    /// The one list of them: `termiosSpeeds`' rates, in order.
+    public static let baudRates = termiosSpeeds.keys.sorted()
+
+    /// Each baud rate Linux's termios can set, and its `speed_t` constant (what `cfsetspeed` takes).
+    public static let termiosSpeeds: [Int: speed_t] = [
+        1200: speed_t(B1200), 2400: speed_t(B2400), 4800: speed_t(B4800), 9600: speed_t(B9600), 19200: speed_t(B19200),
+        38400: speed_t(B38400), 57600: speed_t(B57600), 115200: speed_t(B115200), 230400: speed_t(B230400),
+        460800: speed_t(B460800), 500000: speed_t(B500000), 921600: speed_t(B921600), 1000000: speed_t(B1000000),
+        2000000: speed_t(B2000000),
+    ]
 
     /// The keys of a board entry besides `name` and `match`; `defaults:` takes these.
     static let boardSettingKeys = ["baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"]

@@ -1,0 +1,58 @@
+import Glibc
+
+/// A failed system call, with its name, the path (or what it worked on) and errno.
+public struct SystemCallError: Error, Sendable, CustomStringConvertible {
+    public var call: String
+    public var path: String
+    public var code: Int32
+
+    public init(call: String, path: String, code: Int32) {
+        self.call = call
+        self.path = path
+        self.code = code
+    }
+
+    public var description: String { "\(call)(\(path)): \(String(cString: strerror(code))) (errno \(code))" }
+}
+
+/// The one way this project makes a system call that can be interrupted or would block: EINTR is
+/// retried, EAGAIN/EWOULDBLOCK comes back as a value (a non-blocking descriptor with nothing to
+/// do is not an error), anything else is thrown with the call's name and errno. swift-nio's
+/// `System.swift` is the model.
+public enum SystemCall {
+    /// What a call on a non-blocking descriptor did.
+    public enum Outcome<Value: Sendable>: Sendable {
+        case done(Value)
+        /// EAGAIN or EWOULDBLOCK: nothing to read, or no room to write, now.
+        case wouldBlock
+    }
+
+    /// Runs `body` until it is not interrupted.
+    /// - Parameters:
+    ///   - call: the system call's name, for the error.
+    ///   - path: what it worked on, for the error.
+    ///   - body: the call; a negative result means failure, with `errno` set.
+    /// - Returns: the call's result.
+    /// - Throws: `SystemCallError` with errno, EAGAIN included.
+    @discardableResult
+    public static func retrying<Result: BinaryInteger>(_ call: String, _ path: String = "", _ body: () -> Result) throws(SystemCallError) -> Result {
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            if errno == EINTR { continue }
+            throw SystemCallError(call: call, path: path, code: errno)
+        }
+    }
+
+    /// As `retrying`, but EAGAIN/EWOULDBLOCK is `.wouldBlock`, not an error.
+    /// - Throws: `SystemCallError` with errno for any other failure.
+    public static func retryingUnlessWouldBlock<Result: BinaryInteger & Sendable>(
+        _ call: String, _ path: String = "", _ body: () -> Result
+    ) throws(SystemCallError) -> Outcome<Result> {
+        do throws(SystemCallError) {
+            return .done(try retrying(call, path, body))
+        } catch where error.code == EAGAIN || error.code == EWOULDBLOCK {
+            return .wouldBlock
+        }
+    }
+}
