@@ -8,7 +8,7 @@ import WiregateTestKit
 /// One journal, two sinks (the MQTT sink and the backend's): each reads everything from its
 /// own cursor, and a row goes only once both have it.
 @Suite struct JournalSinksTests {
-    static let settings = GatewayConfig.Journal(commitWindow: .zero, sync: .normal)
+    static let settings = GatewayConfig.JournalSettings(commitWindow: .zero, sync: .normal)
 
     static func events(_ range: ClosedRange<Int>) -> [Event] {
         range.map { n in

@@ -155,7 +155,7 @@ public actor Journal: EventOutbox {
     /// sequence going on after the disk journal's last one where that can be read, and
     /// `isDurable` false. The fallback is reused by a restart while the disk stays unwritable.
     /// - Throws: when neither directory can hold a journal.
-    public static func open(directory: String, memoryFallback: String? = nil, settings: GatewayConfig.Journal,
+    public static func open(directory: String, memoryFallback: String? = nil, settings: GatewayConfig.JournalSettings,
                             sinks: [String] = [mqttSink], logger: Logger) throws -> Journal {
         // What the other journal reserved: a disk journal opening again after the memory fallback
         // was used (the daemon restarted, the disk writable again) goes on after its numbers.
@@ -222,7 +222,7 @@ public actor Journal: EventOutbox {
         "/dev/shm/wiregate-\(gatewayID)"
     }
 
-    private static func openReplacingDamage(directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
+    private static func openReplacingDamage(directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
                                             durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil) throws -> Journal {
         do {
             return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
@@ -265,7 +265,7 @@ public actor Journal: EventOutbox {
     ///   - clockSynchronised: whether the wall clock is known to be right now (the system's, but for tests).
     ///   - drainFrom: a memory fallback's directory whose unsent events this journal takes over.
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
-    public init(directory: String, settings: GatewayConfig.Journal, sinks: [String] = [mqttSink], logger: Logger,
+    public init(directory: String, settings: GatewayConfig.JournalSettings, sinks: [String] = [mqttSink], logger: Logger,
                 durable: Bool = true, seqAfter: Int64 = 0,
                 clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -277,7 +277,7 @@ public actor Journal: EventOutbox {
         }
     }
 
-    private init(opening directory: String, settings: GatewayConfig.Journal, sinks: [String], logger: Logger,
+    private init(opening directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
                  durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?) throws {
         self.clockSynchronised = clockSynchronised
         precondition(!sinks.isEmpty, "a journal needs a sink")

@@ -165,8 +165,8 @@ extension GatewayConfig {
         return references
     }
 
-    static func journal(_ node: ConfigNode?) throws(ConfigError) -> Journal {
-        var journal = Journal()
+    static func journal(_ node: ConfigNode?) throws(ConfigError) -> JournalSettings {
+        var journal = JournalSettings()
         guard let node else { return journal }
         let section = try node.mapping()
         try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age", "quarantine_max_count", "quarantine_max_bytes"])
@@ -186,7 +186,7 @@ extension GatewayConfig {
             journal.commitWindow = .milliseconds(try window.int(in: 0...60_000))
         }
         if let sync = section.optional("sync") {
-            journal.sync = Journal.Sync(rawValue: try sync.oneOf(["normal", "full"]))!
+            journal.sync = JournalSettings.Sync(rawValue: try sync.oneOf(["normal", "full"]))!
         }
         return journal
     }
@@ -274,7 +274,7 @@ extension GatewayConfig {
         return level
     }()
 
-    static func gateway(_ section: ConfigMapping) throws(ConfigError) -> Gateway {
+    static func gateway(_ section: ConfigMapping) throws(ConfigError) -> GatewaySettings {
         try section.rejectUnknownKeys(["id", "state_dir"])
         var id = defaultGatewayID
         if let idNode = section.optional("id") {
@@ -282,7 +282,7 @@ extension GatewayConfig {
             if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
         }
         let stateDirectory = try Self.filePath(section.optional("state_dir")) ?? defaultStateDirectory
-        return Gateway(id: id, stateDirectory: stateDirectory)
+        return GatewaySettings(id: id, stateDirectory: stateDirectory)
     }
 
     static func mqtt(_ section: ConfigMapping, gatewayID: String) throws(ConfigError) -> MQTT {

@@ -5,11 +5,11 @@ import Foundation
 /// Built only by `GatewayConfig.load(path:)` / `parse(yaml:file:)`, so a value of
 /// this type is always valid: the daemon starts nothing until it has one.
 public struct GatewayConfig: Sendable {
-    public var gateway: Gateway
+    public var gateway: GatewaySettings
     public var mqtt: MQTT
     public var boards: [Board]
     public var log: Log
-    public var journal: Journal
+    public var journal: JournalSettings
     public var discovery: Discovery
     /// `defaults:`: the settings of boards adopted under `unknown_boards: adopt` (name and match empty).
     public var adoptTemplate: Board?
@@ -97,7 +97,7 @@ public struct GatewayConfig: Sendable {
     /// Whether any board is found through udev rather than at a fixed path.
     public var needsDiscovery: Bool { discovery.adoptUnknown || boards.contains { $0.match.needsDiscovery } }
 
-    public struct Gateway: Sendable, Equatable {
+    public struct GatewaySettings: Sendable, Equatable {
         /// This gateway's id: one topic level, and the prefix of every event id.
         public var id: String
         /// Where the daemon keeps its state: the journal, `journal.sqlite`.
@@ -168,7 +168,7 @@ public struct GatewayConfig: Sendable {
         public var reopenMax: Duration
     }
 
-    public struct Journal: Sendable, Equatable {
+    public struct JournalSettings: Sendable, Equatable {
         public enum Sync: String, Sendable, Equatable {
             /// SQLite `synchronous=NORMAL`: in WAL mode, a power cut may lose the last commits, never corrupt.
             case normal
