@@ -10,8 +10,10 @@
 #     retained `online` arrives;
 #   - a simulated board made for the service's user (`simulate --owner wiregate`), a config for it
 #     written by `wiregate init`, and the board's lines arriving through the daemon;
-#   - `apt-get purge`, then a list of what remains (the user, and /etc/wiregate when the operator
-#     added files there).
+#   - `apt-get remove` (config and journal kept, the unit masked) and a reinstall (unmasked,
+#     enabled again);
+#   - `apt-get purge`: the package's files, journal and enablement gone; the user and the files
+#     the operator added to /etc/wiregate kept, and listed.
 # The chroot runs in its own mount and PID namespaces (everything it started dies with it) and,
 # once installed, its own network namespace: its broker's 127.0.0.1:1883 is its own.
 set -euo pipefail
@@ -85,9 +87,9 @@ id -nG wiregate | grep -qw dialout || fail "wiregate is not in dialout"
 # The config as installed.
 checked=$(wiregate check-config) || fail "check-config on the installed config"
 echo "$checked"
-# The gateway's id is the host name unless the config names one.
+# The gateway's id is the host name (set to gw-test for the chroot) unless the config names one.
 id=$(echo "$checked" | sed -n "s/.*gateway '\([^']*\)'.*/\1/p")
-[ "$id" = "$(cut -d. -f1 /proc/sys/kernel/hostname)" ] || fail "gateway id '$id' is not the host name"
+[ "$id" = gw-test ] || fail "gateway id '$id' is not the host name"
 $as_service wiregate check-config >/dev/null || fail "check-config as the service's user"
 
 # The house's broker, on the address the installed config names (the chroot has no /etc/hosts:
@@ -155,8 +157,10 @@ find /etc/wiregate 2>/dev/null | sed 's/^/  /'
 SH
 
 echo "== the package in a fresh $suite chroot ($(basename "$deb"))"
-unshare --mount --propagation private --pid --fork -- bash -euc '
+# A host name of its own (UTS namespace): the gateway's default id is the host name's.
+unshare --mount --propagation private --pid --fork --uts -- bash -euc '
   root=$1 package=$2
+  hostname gw-test
   mount -t proc proc "$root/proc"
   # A /dev of its own: the few nodes a system needs, its own ptys and its own /dev/shm (where a
   # memory journal would go), nothing of the host'"'"'s.
@@ -167,6 +171,8 @@ unshare --mount --propagation private --pid --fork -- bash -euc '
   mkdir -p "$root/dev/pts" "$root/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$root/dev/pts"
   ln -s pts/ptmx "$root/dev/ptmx"
+  ln -s /proc/self/fd "$root/dev/fd"
+  ln -s /proc/self/fd/0 "$root/dev/stdin"; ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
   mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
   mount -t tmpfs -o mode=0755 tmpfs "$root/run"
   chroot "$root" sh /tmp/install.sh "$package"

@@ -37,6 +37,14 @@ struct CheckConfigCommand: ParsableCommand {
             throw ExitCode(78)
         }
         print("\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)")
+        if config.gateway.idIsDefault {
+            print("  the gateway's id is the host name's: set gateway.id to keep it if the host is renamed "
+                  + "(the id names its topics, its client id and its events in the backend)")
+            if GatewayConfig.isGenericHostName(config.gateway.id) {
+                print("  warning: '\(config.gateway.id)' is the host name every such machine starts with: set gateway.id "
+                      + "(or rename the host) before a second gateway meets this broker")
+            }
+        }
         if let tls = config.mqtt.tls {
             print("  TLS: the CA\(tls.certFile == nil ? "" : ", certificate and key") load; the broker's certificate must name '\(tls.serverName ?? config.mqtt.host)'")
         }
@@ -56,8 +64,8 @@ struct CheckConfigCommand: ParsableCommand {
             // It opens only USB serial ports (DevicePolicy=closed, DeviceAllow by major); a pty is
             // for a simulated board, run by hand.
             for board in config.boards {
-                guard let path = board.match.path else { continue }
-                let device = FileAccess.resolved(path) ?? path
+                // A device that is not there (unplugged) says nothing about its kind.
+                guard let path = board.match.path, let device = FileAccess.resolved(path) else { continue }
                 guard !["/dev/ttyUSB", "/dev/ttyACM", "/dev/pts/"].contains(where: device.hasPrefix) else { continue }
                 print("  warning: \(board.name): the packaged unit opens only ttyUSB and ttyACM devices: for \(path), "
                       + "add DeviceAllow=\(device) rw in a drop-in (systemctl edit wiregate)")
@@ -73,7 +81,10 @@ struct CheckConfigCommand: ParsableCommand {
 }
 
 /// Loads and validates the config, the files it names and the password included; prints every
-/// mistake found and exits 78 (EX_CONFIG) when there is one.
+/// mistake found and exits when there is one: 78 (EX_CONFIG) for a mistake in the config's text,
+/// which only an edit fixes (the unit does not restart on it), 66 (EX_NOINPUT) when only files
+/// it names are missing or unreadable, which may come right by themselves (a secret another unit
+/// writes late in boot), so systemd retries.
 /// - Parameters:
 ///   - access: whose access to the files is checked: the process's own unless told.
 ///   - checkStateDirectory: whether an unwritable `state_dir` is a mistake. Not for `run`: a
@@ -81,7 +92,8 @@ struct CheckConfigCommand: ParsableCommand {
 func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkStateDirectory: Bool = false) throws -> GatewayConfig {
     let result = GatewayConfig.loadReportingAll(path: path)
     let files = result.files.filter { checkStateDirectory || $0.role != .directory }
-    var problems = result.problems + ConfigFileCheck.problems(files, file: path, access: access)
+    let fileProblems = ConfigFileCheck.problems(files, file: path, access: access)
+    var problems = result.problems + fileProblems
     if let parsed = result.config {
         if parsed.backend != nil, parsed.backend?.tokenFile == nil, ProcessInfo.processInfo.environment[GatewayConfig.tokenEnvironmentVariable] == nil {
             problems.append(ConfigError(file: path, line: nil, column: nil, path: "backend",
@@ -92,7 +104,7 @@ func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkSt
     guard let config = result.config, problems.isEmpty else {
         for problem in problems { FileHandle.standardError.write(Data("error: \(problem)\n".utf8)) }
         if problems.count > 1 { FileHandle.standardError.write(Data("\(problems.count) mistakes in \(path)\n".utf8)) }
-        throw ExitCode(78)
+        throw ExitCode(problems.count == fileProblems.count ? 66 : 78)
     }
     do {
         // Read as the daemon reads them: a file that changed since the check above still fails here.
@@ -100,7 +112,7 @@ func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkSt
         _ = try config.backendToken()
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        throw ExitCode(78)
+        throw ExitCode(66)
     }
     return config
 }

@@ -22,7 +22,7 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Replace the file if it exists.")
     var force = false
 
-    @Option(help: "This house's name: one topic level, the prefix of every event id (default: the host name, '\(GatewayConfig.defaultGatewayID)').")
+    @Option(help: "This house's name: one topic level, the prefix of every event id (default: the host name, '\(GatewayConfig.hostGatewayID)').")
     var gatewayID: String?
 
     @Option(help: ArgumentHelp("The broker (default 127.0.0.1, port 1883, or 8883 with TLS).", valueName: "host[:port]"))
@@ -53,6 +53,10 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Where the daemon keeps its journal.")
     var stateDir: String = "/var/lib/wiregate"
 
+    @Option(help: ArgumentHelp("A USB vendor:product pair (vvvv:pppp, or vvvv:* for every product) to take as a board, "
+                               + "beside Arduino's and CH340's. Repeatable.", valueName: "vvvv:pppp"))
+    var usbID: [String] = []
+
     func validate() throws {
         guard LineProtocols.decoderType(named: `protocol`) != nil else {
             throw ValidationError("unknown protocol '\(`protocol`)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
@@ -64,9 +68,14 @@ struct InitCommand: ParsableCommand {
     }
 
     func run() throws {
-        var config = StartingConfig(gatewayID: gatewayID ?? GatewayConfig.defaultGatewayID)
+        var config = StartingConfig(gatewayID: gatewayID ?? GatewayConfig.hostGatewayID)
         config.stateDirectory = stateDir
         config.protocolName = `protocol`
+        do {
+            config.usbIDs = try USBAllowList(USBAllowList.arduinoOnly.configText + usbID)
+        } catch {
+            throw ValidationError("--usb-id '\(error.entry)': expected vvvv:pppp or vvvv:*, four hex digits each")
+        }
         if let broker {
             let parts = broker.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count <= 2, !parts[0].isEmpty else { throw ValidationError("--broker '\(broker)': expected host or host:port") }

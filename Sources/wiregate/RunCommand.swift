@@ -31,6 +31,10 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "wiregate")
         logger[metadataKey: "gateway"] = "\(config.gateway.id)"
         logger.info("starting", metadata: ["config": "\(options.config)", "boards": "\(config.boards.count)"])
+        if config.gateway.idIsDefault {
+            logger.notice("gateway.id is not set: the host name names this gateway; set it to keep the id if the host is renamed",
+                          metadata: ["id": "\(config.gateway.id)"])
+        }
         for (key, path) in config.secretFilesReadableByOthers {
             logger.warning("other users can read this secret: chmod o-r it (0600, or 0640 with the service's group)",
                            metadata: ["key": "\(key)", "file": "\(path)"])

@@ -71,9 +71,10 @@ import Testing
     /// adopted, the gateway named after the host, nothing but the broker on localhost.
     @Test func thePackagedConfigRunsAsInstalled() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/debian/wiregate.yaml")
-        let config = try GatewayConfig.parse(yaml: String(contentsOfFile: url.standardizedFileURL.path, encoding: .utf8), file: url.path)
+        let config = try GatewayConfig.parse(yaml: String(contentsOfFile: url.standardizedFileURL.path, encoding: .utf8), file: url.path,
+                                             defaultGatewayID: "pi-hall")
         #expect(config.boards.isEmpty && config.discovery.adoptUnknown && config.adoptTemplate?.protocolName == "kv")
-        #expect(config.gateway.id == GatewayConfig.defaultGatewayID && config.gateway.stateDirectory == "/var/lib/wiregate")
+        #expect(config.gateway.id == "pi-hall" && config.gateway.idIsDefault && config.gateway.stateDirectory == "/var/lib/wiregate")
         #expect(config.mqtt.host == "127.0.0.1" && config.mqtt.port == 1883 && config.mqtt.passwordFile == nil && config.backend == nil)
         // Not the chips of Zigbee and Z-Wave sticks.
         #expect(config.discovery.usbIDs.allows(.init(vendorID: "2341", productID: "0043", portPath: "1-1")))
@@ -81,6 +82,28 @@ import Testing
         #expect(!config.discovery.usbIDs.allows(.init(vendorID: "10c4", productID: "ea60", portPath: "1-1")))
         #expect(!config.discovery.usbIDs.allows(.init(vendorID: "0403", productID: "6001", portPath: "1-1")))
         #expect(config.files.map(\.key) == ["gateway.state_dir"])
+    }
+
+    /// Without gateway.id, the host name names the gateway: a clean level, never a non-name.
+    @Test func theGatewayIdComesFromTheHostNameUnlessNamed() throws {
+        #expect(GatewayConfig.gatewayID(fromHostName: "Pi-Hall.lan") == "Pi-Hall")
+        #expect(GatewayConfig.gatewayID(fromHostName: "gw") == "gw")
+        for name in ["(none)", "localhost", "localhost.localdomain", ""] {
+            #expect(GatewayConfig.gatewayID(fromHostName: name) == nil, "\(name)")
+        }
+        for name in ["a+b", "#", "$SYS"] {
+            let id = GatewayConfig.gatewayID(fromHostName: name)
+            #expect(id == nil || Topic.problem(inConfiguredLevel: id!) == nil, "\(name): \(String(describing: id))")
+        }
+        #expect(GatewayConfig.isGenericHostName("raspberrypi") && !GatewayConfig.isGenericHostName("pi-hall"))
+        // No gateway section at all, or an empty one: the default id and state directory.
+        for gateway in ["", "gateway:\n"] {
+            let config = try GatewayConfig.parse(yaml: gateway + "mqtt: {}\nunknown_boards: adopt\ndefaults: { protocol: kv }\nboards: []\n",
+                                                 file: "t", defaultGatewayID: "pi-hall")
+            #expect(config.gateway == .init(id: "pi-hall", stateDirectory: "/var/lib/wiregate", idIsDefault: true))
+        }
+        let named = try GatewayConfig.parse(yaml: Self.valid, file: "t", defaultGatewayID: "pi-hall")
+        #expect(named.gateway.id == "house-1" && !named.gateway.idIsDefault)
     }
 
     @Test func relativeFilePathsAreRefused() throws {
@@ -243,16 +266,21 @@ import Testing
         // With nothing plugged in, it is still a config that runs: every board adopted.
         #expect(try GatewayConfig.parse(yaml: StartingConfig(gatewayID: "h").yaml, file: "t").boards.isEmpty)
 
-        // Plugged-in devices: allowed ones by serial, else port; others left out.
+        // Plugged-in devices: allowed ones by serial, else port; others (a CP210x Zigbee stick) left out.
         let devices = [
             TTYDevice(node: "/dev/ttyACM0", sysPath: "/sys/a", usb: .init(vendorID: "2341", productID: "0043", serial: "A1B2", portPath: "1-1")),
             TTYDevice(node: "/dev/ttyUSB0", sysPath: "/sys/b", usb: .init(vendorID: "1a86", productID: "7523", portPath: "1-2")),
             TTYDevice(node: "/dev/ttyUSB1", sysPath: "/sys/c", usb: .init(vendorID: "046d", productID: "c52b", portPath: "1-3")),
+            TTYDevice(node: "/dev/ttyUSB2", sysPath: "/sys/d", usb: .init(vendorID: "10c4", productID: "ea60", serial: "ZB1", portPath: "1-4")),
         ]
         var found = StartingConfig(gatewayID: "h")
         found.addDevices(devices)
         #expect(found.boards == [.init(name: "A1B2", match: BoardMatch(serial: "A1B2")), .init(name: "usb-1-2", match: BoardMatch(usbPath: "1-2"))])
-        #expect(try GatewayConfig.parse(yaml: found.yaml, file: "t").boards.map(\.match) == found.boards.map(\.match))
+        let written = try GatewayConfig.parse(yaml: found.yaml, file: "t")
+        #expect(written.boards.map(\.match) == found.boards.map(\.match))
+        // The written config keeps the same ids: the stick is not adopted later either.
+        #expect(!written.discovery.usbIDs.allows(.init(vendorID: "10c4", productID: "ea60", portPath: "1-4")))
+        #expect(written.discovery.usbIDs.allows(.init(vendorID: "1a86", productID: "7523", portPath: "1-2")))
     }
 
     @Test func durations() {

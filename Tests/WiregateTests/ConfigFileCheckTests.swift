@@ -86,6 +86,9 @@ import WiregateTestKit
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: false)
         chown(state, 64999, 64999)
         #expect(ConfigFileCheck.problems(try config("", stateDirectory: state), file: "c.yaml", access: FileAccess(user: service)).isEmpty)
+        // Files replaced by rename are no obstacle; a journal opened in place is.
+        try "".write(toFile: state + "/status.json", atomically: false, encoding: .utf8)
+        #expect(ConfigFileCheck.problems(try config("", stateDirectory: state), file: "c.yaml", access: FileAccess(user: service)).isEmpty)
         try "".write(toFile: state + "/journal.sqlite", atomically: false, encoding: .utf8)
         chmod(state + "/journal.sqlite", 0o644)
         let problems = ConfigFileCheck.problems(try config("", stateDirectory: state), file: "c.yaml", access: FileAccess(user: service))
@@ -97,13 +100,18 @@ import WiregateTestKit
     /// Files the packaged unit's sandbox hides, and a state directory it may not write, are warned about.
     @Test func whatTheUnitsSandboxHidesIsWarnedAbout() throws {
         let files = try GatewayConfig.parse(yaml: """
-        gateway: { id: h, state_dir: /srv/wiregate }
+        gateway: { id: h, state_dir: /srv/wiregate/ }
         mqtt: { password_file: /root/mqtt.pass, tls: { ca_file: /etc/wiregate/ca.crt, cert_file: /tmp/gw.crt, key_file: /home/pi/gw.key } }
         boards: [ { name: a, match: { path: /dev/ttyACM0 }, protocol: raw } ]
         """, file: "c.yaml").files
         let warnings = ConfigFileCheck.sandboxWarnings(files, file: "c.yaml")
         #expect(warnings.map(\.path) == ["gateway.state_dir", "mqtt.password_file", "mqtt.tls.cert_file", "mqtt.tls.key_file"], "\(warnings)")
         #expect(warnings[0].message.contains("ProtectSystem=strict") && warnings[1].message.contains("ProtectHome"))
+        // Below /var/lib/wiregate, or written with a trailing slash, is where the unit may write.
+        for stateDirectory in ["/var/lib/wiregate/", "/var/lib/wiregate/house"] {
+            let inside = try config("", stateDirectory: stateDirectory)
+            #expect(ConfigFileCheck.sandboxWarnings(inside, file: "c.yaml").isEmpty, "\(stateDirectory)")
+        }
     }
 
     @Test func theStateDirectoryMustBeWritableOrCreatable() throws {

@@ -49,8 +49,9 @@ public enum ConfigFileCheck {
         }
     }
 
-    /// The files the daemon keeps in its state directory.
-    static let stateFiles = ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "sequence", "status.json"]
+    /// The files of the state directory the daemon opens for writing in place (the others it
+    /// replaces by rename, which the directory's own permission allows).
+    static let stateFiles = ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "sequence.tmp"]
 
     /// Paths the packaged unit cannot use although a check outside it finds them fine: it hides
     /// `/home`, `/root` and `/run/user` (`ProtectHome`) and has its own `/tmp` (`PrivateTmp`), and may
@@ -59,12 +60,14 @@ public enum ConfigFileCheck {
     public static func sandboxWarnings(_ references: [GatewayConfig.FileReference], file: String) -> [ConfigError] {
         let hidden = ["/home/", "/root/", "/run/user/", "/tmp/", "/var/tmp/"]
         return references.compactMap { reference in
+            let path = (reference.path as NSString).standardizingPath
             if reference.role == .directory {
-                guard reference.path != GatewayConfig.defaultStateDirectory else { return nil }
+                let allowed = GatewayConfig.defaultStateDirectory
+                guard path != allowed, !path.hasPrefix(allowed + "/") else { return nil }
                 return reference.error(file: file, "the packaged unit may write only \(GatewayConfig.defaultStateDirectory) "
                                        + "(ProtectSystem=strict): elsewhere its journal would go to memory; add ReadWritePaths= in a drop-in")
             }
-            guard let prefix = hidden.first(where: { reference.path.hasPrefix($0) }) else { return nil }
+            guard let prefix = hidden.first(where: { path.hasPrefix($0) }) else { return nil }
             return reference.error(file: file, "the packaged unit cannot see \(prefix) (ProtectHome, PrivateTmp): keep the file in /etc/wiregate")
         }
     }

@@ -5,6 +5,15 @@ import WiregateCore
 // Reading a config and its secrets from files: here, beside the other I/O, so that WiregateCore
 // parses text and does no file I/O of its own.
 extension GatewayConfig {
+    /// The gateway id this machine's host name gives (see `gatewayID(fromHostName:)`), read once:
+    /// systemd's `ProtectHostname` freezes it for the daemon too. "wiregate" when the host has no
+    /// usable name.
+    public static let hostGatewayID: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "wiregate" }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return gatewayID(fromHostName: String(decoding: bytes, as: UTF8.self)) ?? "wiregate"
+    }()
     /// Reads, decodes and validates a config file.
     /// - Throws: `ConfigError` naming the file, line, key path and mistake.
     public static func load(path: String) throws(ConfigError) -> GatewayConfig {
@@ -22,7 +31,7 @@ extension GatewayConfig {
             return ParseResult(problems: [ConfigError(file: path, line: nil, column: nil, path: "", message: "cannot read the file: \(Self.reason(error))")],
                                files: [])
         }
-        return parseReportingAll(yaml: text, file: path)
+        return parseReportingAll(yaml: text, file: path, defaultGatewayID: hostGatewayID)
     }
 
     /// The MQTT password: from `mqtt.password_file` when set, else from `WIREGATE_MQTT_PASSWORD`.

@@ -41,6 +41,11 @@ public final class SimulatedBoard: Sendable {
     ///   - access: the device's owner, group and mode; the creator's, 0620, when nil.
     /// - Throws: `SystemCallError` naming the call and the path.
     public init(link: String? = nil, access: Access? = nil) throws(SystemCallError) {
+        // Judged before this pty exists: it would likely get the killed simulator's number, and
+        // make the stale link look alive.
+        if let link, Self.isStaleLink(link) {
+            guard unlink(link) == 0 || errno == ENOENT else { throw SystemCallError(call: "unlink", path: link, code: errno) }
+        }
         var controller: CInt = -1, device: CInt = -1
         var raw = termios()
         cfmakeraw(&raw)
@@ -61,9 +66,6 @@ public final class SimulatedBoard: Sendable {
             guard fchmod(device, access.mode) == 0 else { throw fail("fchmod", devicePath, errno) }
         }
         if let link {
-            if Self.isStaleLink(link) {
-                guard unlink(link) == 0 || errno == ENOENT else { throw fail("unlink", link, errno) }
-            }
             guard symlink(devicePath, link) == 0 else { throw fail("symlink", link, errno) }
         }
         self.link = link

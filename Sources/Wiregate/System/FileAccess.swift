@@ -99,7 +99,7 @@ public struct FileAccess: Sendable {
     /// it can, or when there is no such file.
     public func fileWriteProblem(_ path: String) -> String? {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
+        guard stat(path, &info) == 0 else { return nil }
         guard allows(info, bit: 2, path: path, mode: W_OK) else {
             return "user \(user.name) cannot write '\(path)' (\(Self.describe(info)))"
         }

@@ -15,10 +15,11 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(call)(\(path)): \(String(cString: strerror(code))) (errno \(code))" }
 }
 
-/// The one way this project makes a system call that can be interrupted or would block: EINTR is
-/// retried, EAGAIN/EWOULDBLOCK comes back as a value (a non-blocking descriptor with nothing to
-/// do is not an error), anything else is thrown with the call's name and errno. swift-nio's
-/// `System.swift` is the model.
+/// System calls that can be interrupted or would block: EINTR is retried, EAGAIN/EWOULDBLOCK comes
+/// back as a value (a non-blocking descriptor with nothing to do is not an error), anything else
+/// is thrown with the call's name and errno. swift-nio's `System.swift` is the model. The serial
+/// port's calls use it; the notifier's, the MQTT wake pipe's, the sequence file's and the
+/// simulator's are still their own, and move here next.
 public enum SystemCall {
     /// What a call on a non-blocking descriptor did.
     public enum Outcome<Value: Sendable>: Sendable {

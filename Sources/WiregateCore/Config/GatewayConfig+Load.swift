@@ -27,8 +27,9 @@ extension GatewayConfig {
     ///   - yaml: the YAML document.
     ///   - file: the name used in errors.
     /// - Throws: the first mistake, as `ConfigError`; `parseReportingAll` gives every one.
-    public static func parse(yaml: String, file: String) throws(ConfigError) -> GatewayConfig {
-        let result = parseReportingAll(yaml: yaml, file: file)
+    ///   - defaultGatewayID: the id when the config names none (the host name's, where files are read).
+    public static func parse(yaml: String, file: String, defaultGatewayID: String = "wiregate") throws(ConfigError) -> GatewayConfig {
+        let result = parseReportingAll(yaml: yaml, file: file, defaultGatewayID: defaultGatewayID)
         guard let config = result.config else { throw result.problems[0] }
         return config
     }
@@ -36,9 +37,11 @@ extension GatewayConfig {
     /// Decodes and validates config text, going on after a mistake to find the others: each
     /// section, and each board, is checked whatever the ones before it held.
     /// Within a section or a board, the first mistake ends that one's check.
-    public static func parseReportingAll(yaml: String, file: String) -> ParseResult {
+    public static func parseReportingAll(yaml: String, file: String, defaultGatewayID: String = "wiregate") -> ParseResult {
         let problems = ProblemList()
-        let config = problems.attempt { () throws(ConfigError) -> GatewayConfig? in try parseSections(yaml: yaml, file: file, problems: problems) } ?? nil
+        let config = problems.attempt { () throws(ConfigError) -> GatewayConfig? in
+            try parseSections(yaml: yaml, file: file, defaultGatewayID: defaultGatewayID, problems: problems)
+        } ?? nil
         let sorted = problems.errors.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
         return ParseResult(config: sorted.isEmpty ? config : nil, problems: sorted, files: problems.files)
     }
@@ -61,7 +64,8 @@ extension GatewayConfig {
     /// The document's sections, each checked whatever became of the others.
     /// - Returns: the config; nil when a section held a mistake (recorded in `problems`).
     /// - Throws: a mistake that leaves nothing else to check (not YAML, not a mapping).
-    private static func parseSections(yaml: String, file: String, problems: ProblemList) throws(ConfigError) -> GatewayConfig? {
+    private static func parseSections(yaml: String, file: String, defaultGatewayID: String,
+                                      problems: ProblemList) throws(ConfigError) -> GatewayConfig? {
         let root: Yams.Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
@@ -81,7 +85,9 @@ extension GatewayConfig {
             try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"])
         }
 
-        let gateway = problems.attempt { () throws(ConfigError) in try Self.gateway(try document.required("gateway").mapping()) }
+        let gateway = problems.attempt { () throws(ConfigError) in
+            try Self.gateway(try document.optional("gateway")?.mapping(), defaultID: defaultGatewayID)
+        }
         // The client id's default needs the gateway's id: a placeholder lets mqtt's own mistakes be found.
         let mqtt = problems.attempt { () throws(ConfigError) in
             try Self.mqtt(try document.required("mqtt").mapping(), gatewayID: gateway?.id ?? "gateway")
@@ -154,7 +160,7 @@ extension GatewayConfig {
         var references = keys.compactMap { section, key, role -> FileReference? in
             var mapping: ConfigMapping? = document
             for name in section { mapping = try? mapping?.optional(name)?.mapping() }
-            guard let node = mapping?.optional(key), let path = try? node.nonEmptyString() else { return nil }
+            guard let node = mapping?.optional(key), let path = try? node.nonEmptyString(), path.hasPrefix("/") else { return nil }
             return FileReference(key: (section + [key]).joined(separator: "."), path: path, role: role,
                                  line: node.node.mark?.line, column: node.node.mark?.column)
         }
@@ -262,27 +268,34 @@ extension GatewayConfig {
     /// `gateway.state_dir` when the config does not say.
     public static let defaultStateDirectory = "/var/lib/wiregate"
 
-    /// `gateway.id` when the config does not say: this machine's host name (its first label, as
-    /// one clean topic level), so that two gateways installed from the same package do not share
-    /// an identity, a client id and a topic tree. "wiregate" when the host has no usable name.
-    public static let defaultGatewayID: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count) == 0 else { return "wiregate" }
-        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        let name = String(decoding: bytes, as: UTF8.self).split(separator: ".").first.map(String.init) ?? ""
-        guard let level = Topic.sanitisedLevel(name), Topic.problem(inConfiguredLevel: level) == nil else { return "wiregate" }
+    /// The gateway id a host name gives when the config names none: its first label, as one clean
+    /// topic level, so that two gateways installed from the same package do not share an identity,
+    /// a client id and a topic tree.
+    /// - Returns: nil for a name that names no machine (empty, `(none)`, `localhost`).
+    public static func gatewayID(fromHostName hostName: String) -> String? {
+        let label = hostName.split(separator: ".").first.map(String.init) ?? ""
+        guard !["", "(none)", "localhost"].contains(label.lowercased()), let level = Topic.sanitisedLevel(label),
+              Topic.problem(inConfiguredLevel: level) == nil else { return nil }
         return level
-    }()
+    }
 
-    static func gateway(_ section: ConfigMapping) throws(ConfigError) -> GatewaySettings {
-        try section.rejectUnknownKeys(["id", "state_dir"])
-        var id = defaultGatewayID
-        if let idNode = section.optional("id") {
-            id = try idNode.nonEmptyString()
-            if let problem = Topic.problem(inConfiguredLevel: id) { throw idNode.error("the gateway id \(problem)") }
+    /// Host names every machine of a kind starts with: a gateway named after one is likely to meet
+    /// another of the same name on the broker.
+    public static func isGenericHostName(_ id: String) -> Bool {
+        ["raspberrypi", "debian", "ubuntu", "raspberry", "pi", "dietpi", "armbian"].contains(id.lowercased())
+    }
+
+    /// `gateway:`; the whole section may be left out.
+    static func gateway(_ section: ConfigMapping?, defaultID: String) throws(ConfigError) -> GatewaySettings {
+        try section?.rejectUnknownKeys(["id", "state_dir"])
+        var settings = GatewaySettings(id: defaultID, stateDirectory: defaultStateDirectory, idIsDefault: true)
+        if let idNode = section?.optional("id") {
+            settings.id = try idNode.nonEmptyString()
+            settings.idIsDefault = false
+            if let problem = Topic.problem(inConfiguredLevel: settings.id) { throw idNode.error("the gateway id \(problem)") }
         }
-        let stateDirectory = try Self.filePath(section.optional("state_dir")) ?? defaultStateDirectory
-        return GatewaySettings(id: id, stateDirectory: stateDirectory)
+        settings.stateDirectory = try Self.filePath(section?.optional("state_dir")) ?? defaultStateDirectory
+        return settings
     }
 
     static func mqtt(_ section: ConfigMapping, gatewayID: String) throws(ConfigError) -> MQTT {

@@ -102,6 +102,8 @@ public struct GatewayConfig: Sendable {
         public var id: String
         /// Where the daemon keeps its state: the journal, `journal.sqlite`.
         public var stateDirectory: String
+        /// Whether `id` is the default (the host name), not written in the config.
+        public var idIsDefault = false
     }
 
     public struct MQTT: Sendable, Equatable {

@@ -29,6 +29,8 @@ public struct StartingConfig: Sendable {
     public var boards: [Board] = []
     /// What every board speaks, named and adopted alike.
     public var protocolName = "kv"
+    /// The USB ids taken as boards, written as `discovery.usb_ids`.
+    public var usbIDs = USBAllowList.arduinoOnly
 
     public init(gatewayID: String) {
         self.gatewayID = gatewayID
@@ -36,9 +38,9 @@ public struct StartingConfig: Sendable {
 
     /// The entries for the USB serial devices plugged in: the ones discovery's allow-list has,
     /// named by their identity (as an adopted board would be), skipping what is already named.
-    public mutating func addDevices(_ devices: [TTYDevice], allowList: USBAllowList = .defaults) {
+    public mutating func addDevices(_ devices: [TTYDevice]) {
         for device in devices {
-            guard let usb = device.usb, allowList.allows(usb), let identity = BoardIdentity(device: device) else { continue }
+            guard let usb = device.usb, usbIDs.allows(usb), let identity = BoardIdentity(device: device) else { continue }
             let match = identity.source == .serial ? BoardMatch(serial: identity.value) : BoardMatch(usbPath: identity.value)
             guard !boards.contains(where: { $0.match == match || $0.name == identity.adoptedName }) else { continue }
             boards.append(Board(name: identity.adoptedName, match: match))
@@ -73,6 +75,10 @@ public struct StartingConfig: Sendable {
             if let tlsKeyFile { lines.append("    key_file: \(Self.quoted(tlsKeyFile))") }
         }
         lines += [
+            "",
+            "discovery:                      # the USB ids that are boards (FTDI 0403:6001 and CP210x 10c4:ea60 are also",
+            "                                # Zigbee/Z-Wave sticks': add them only for boards that use them)",
+            "  usb_ids: [ \(usbIDs.configText.map(Self.quoted).joined(separator: ", ")) ]",
             "",
             "unknown_boards: adopt           # a board plugged in later, not named below, is published under its identity",
             "defaults:",

@@ -54,6 +54,14 @@ public struct USBAllowList: Sendable, Hashable {
     /// Arduino (2341, 2a03: every product), CH340 (1a86:7523), FTDI FT232 (0403:6001), CP210x (10c4:ea60).
     public static let defaults = try! USBAllowList(["2341:*", "2a03:*", "1a86:7523", "0403:6001", "10c4:ea60"])
 
+    /// What a config that starts on its own allows (the package's, `wiregate init`'s): Arduino and
+    /// CH340 only. FTDI and CP210x chips are on Zigbee and Z-Wave sticks, GPS receivers and UPS
+    /// cables too, which a gateway started at install must not take over.
+    public static let arduinoOnly = try! USBAllowList(["2341:*", "2a03:*", "1a86:7523"])
+
+    /// The entries as the config writes them (`vvvv:pppp`, `vvvv:*`).
+    public var configText: [String] { pairs.map { "\($0.vendor):\($0.product ?? "*")" } }
+
     /// - Parameter entries: `vvvv:pppp` or `vvvv:*`, hex.
     /// - Throws: `Problem` naming the first entry that is not such a pair.
     public init(_ entries: [String]) throws(Problem) {
