@@ -14,6 +14,9 @@ public final class SimulatedBoard: Sendable {
     /// The pts device itself.
     public let devicePath: String
     private let link: String?
+    /// `<link>.lock`, held (flock) for the simulator's life: the proof that a link is alive, which
+    /// its target cannot give (a killed simulator's pty number is soon another pty's).
+    private let linkLock: CInt
     private let fds = Mutex<(controller: CInt, device: CInt)?>(nil)
     private let pending = Mutex<[UInt8]>([])
     /// Lines that could not be written because nobody drained the port (a real board's USB buffer overflows the same way).
@@ -41,16 +44,17 @@ public final class SimulatedBoard: Sendable {
     ///   - access: the device's owner, group and mode; the creator's, 0620, when nil.
     /// - Throws: `SystemCallError` naming the call and the path.
     public init(link: String? = nil, access: Access? = nil) throws(SystemCallError) {
-        // Judged before this pty exists: it would likely get the killed simulator's number, and
-        // make the stale link look alive.
-        if let link, Self.isStaleLink(link) {
-            guard unlink(link) == 0 || errno == ENOENT else { throw SystemCallError(call: "unlink", path: link, code: errno) }
+        var linkLock: CInt = -1
+        if let link {
+            linkLock = try Self.lockLink(link)
         }
         var controller: CInt = -1, device: CInt = -1
         var raw = termios()
         cfmakeraw(&raw)
         guard openpty(&controller, &device, nil, &raw, nil) == 0 else {
-            throw SystemCallError(call: "openpty", path: "", code: errno)
+            let code = errno
+            if linkLock >= 0 { close(linkLock) }
+            throw SystemCallError(call: "openpty", path: "", code: code)
         }
         let flags = fcntl(controller, F_GETFL)
         _ = fcntl(controller, F_SETFL, flags | O_NONBLOCK)
@@ -59,6 +63,7 @@ public final class SimulatedBoard: Sendable {
         devicePath = String(cString: ttyname(device))
         func fail(_ call: String, _ path: String, _ code: CInt) -> SystemCallError {
             close(controller); close(device)
+            if linkLock >= 0 { close(linkLock) }
             return SystemCallError(call: call, path: path, code: code)
         }
         if let access {
@@ -69,20 +74,34 @@ public final class SimulatedBoard: Sendable {
             guard symlink(devicePath, link) == 0 else { throw fail("symlink", link, errno) }
         }
         self.link = link
+        self.linkLock = linkLock
         path = link ?? devicePath
         fds.withLock { $0 = (controller, device) }
     }
 
     deinit { hangUp() }
 
-    /// Whether `link` is a symlink to a pty that is gone (a simulator's, left by a SIGKILL). A link
-    /// to a pty that exists (a running simulator's) and anything else are left alone, and `symlink`
-    /// refuses them (EEXIST): this never deletes a file it did not make, nor takes over a live board.
-    private static func isStaleLink(_ link: String) -> Bool {
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link), target.hasPrefix("/dev/pts/") else {
-            return false
+    /// Takes `<link>.lock`, then removes a pty link left at `link` by a simulator that was killed
+    /// (whoever made it no longer holds the lock). Anything else at `link` is left alone, and
+    /// `symlink` refuses it (EEXIST): this never deletes a file it did not make.
+    /// - Returns: the lock's descriptor, held until `hangUp`.
+    /// - Throws: EEXIST as a `symlink` error when a running simulator holds the link.
+    private static func lockLink(_ link: String) throws(SystemCallError) -> CInt {
+        let lockPath = link + ".lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lock >= 0 else { throw SystemCallError(call: "open", path: lockPath, code: errno) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            close(lock)
+            throw SystemCallError(call: "symlink", path: link, code: EEXIST)
         }
-        return !FileManager.default.fileExists(atPath: target)
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link))?.hasPrefix("/dev/pts/") == true {
+            guard unlink(link) == 0 || errno == ENOENT else {
+                let code = errno
+                close(lock)
+                throw SystemCallError(call: "unlink", path: link, code: code)
+            }
+        }
+        return lock
     }
 
     /// Writes one line (a newline is added).
@@ -174,7 +193,13 @@ public final class SimulatedBoard: Sendable {
     /// it still points at this pty (another simulator may have taken the path since).
     public func hangUp() {
         guard let (controller, device) = fds.withLock({ fds in defer { fds = nil }; return fds }) else { return }
-        if let link, (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == devicePath { unlink(link) }
+        if let link {
+            // Only while it is still this pty's; the lock file goes with it, unlinked before the
+            // lock is let go so that no one else's lock is removed.
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == devicePath { unlink(link) }
+            unlink(link + ".lock")
+            close(linkLock)
+        }
         close(device)
         close(controller)
     }
