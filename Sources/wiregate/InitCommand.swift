@@ -122,7 +122,7 @@ struct InitCommand: ParsableCommand {
             try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
             chmod(output, 0o644)
         } catch {
-            FileHandle.standardError.write(Data("error: cannot write \(output): \(Self.reason(error))\n".utf8))
+            FileHandle.standardError.write(Data("error: cannot write \(output): \(GatewayConfig.reason(error))\n".utf8))
             throw ExitCode(73)
         }
         print("\(output): gateway '\(config.gatewayID)', broker \(config.host)\(config.port.map { ":\($0)" } ?? ""), "
@@ -131,13 +131,5 @@ struct InitCommand: ParsableCommand {
             print("warning: the password would cross the network to \(config.host) in clear text: give --tls-ca (and the broker a TLS listener)")
         }
         print("next: wiregate check-config --config \(output)   (as root, --user wiregate checks the files for the service)")
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
-        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(code)))
-        }
-        return error.localizedDescription
     }
 }

@@ -80,7 +80,8 @@ extension GatewayConfig {
         return secret
     }
 
-    static func reason(_ error: any Error) -> String {
+    /// A file error as an operator reads it ("no such file", "permission denied", strerror).
+    public static func reason(_ error: any Error) -> String {
         if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
            underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
             return String(cString: strerror(code.rawValue))
