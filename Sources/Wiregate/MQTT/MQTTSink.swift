@@ -225,12 +225,17 @@ public final class MQTTSink: Service, Sendable {
                 continue
             }
             let firstLive = liveFrom.withLock { $0 }
-            for event in due where await send(event, firstLive: firstLive, timestamps: &timestamps) != nil {
-                // Not taken by libmosquitto (a broker setting, memory): held again, not orphaned.
+            for event in due {
+                guard let deferral = await send(event, firstLive: firstLive, timestamps: &timestamps) else { continue }
+                // Not taken (the connection went, a broker setting, memory): held again, not orphaned.
                 held.withLock { state in
                     state.events.append(event)
                     state.retried.remove(event.seq)
-                    state.retryAt = state.retryAt ?? .now + state.backoff.nextDelay()
+                    if case .notConnected = deferral {
+                        state.retryAt = state.retryAt ?? .now + .seconds(1)
+                    } else {
+                        state.retryAt = state.retryAt ?? .now + state.backoff.nextDelay()
+                    }
                 }
             }
         }
@@ -296,9 +301,15 @@ public final class MQTTSink: Service, Sendable {
             guard !events.isEmpty else { return }
             let firstLive = liveFrom.withLock { $0 }
             for (index, event) in events.enumerated() {
-                guard let error = await send(event, firstLive: firstLive, timestamps: &timestamps) else { continue }
+                guard let deferral = await send(event, firstLive: firstLive, timestamps: &timestamps) else { continue }
                 // Not taken, for a reason that may pass (or a broker setting): the rest goes back, first.
                 await outbox.putBack(Array(events[index...]))
+                guard case .notTaken(let error) = deferral else {
+                    // The connection went (or is being made again): the window learns it from the
+                    // client's events, and holds the sender until the next `connected`.
+                    try? await Task.sleep(for: .milliseconds(20))
+                    break
+                }
                 let delay = notTaken.nextDelay()
                 if notTakenSince == nil {
                     // Once per episode: a broker setting (max_qos 0) would otherwise log forever.
@@ -318,11 +329,18 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
+    /// Why `send` left an event with its caller.
+    private enum Deferral {
+        /// No connection, or one not ready for new messages yet (see `MosquittoClient`'s publish gate).
+        case notConnected
+        /// libmosquitto did not take it, for a reason that may pass (memory, a broker setting).
+        case notTaken(MosquittoError)
+    }
+
     /// Publishes one event through the window.
-    /// - Returns: the error when libmosquitto did not take it for a reason that may pass (the event
-    ///   is then still the caller's); nil when it was queued, or quarantined as never publishable.
-    @discardableResult
-    private func send(_ event: JournaledEvent, firstLive: Int64, timestamps: inout TimestampFormatter) async -> MosquittoError? {
+    /// - Returns: why the event is still the caller's; nil when it was queued, or quarantined as
+    ///   never publishable.
+    private func send(_ event: JournaledEvent, firstLive: Int64, timestamps: inout TimestampFormatter) async -> Deferral? {
         let timestamp = timestamps.string(from: event.event.receivedAt)
         let (result, resend) = window.publish(event) {
             client.publish(topic: event.event.topic, payload: event.event.payload,
@@ -345,7 +363,9 @@ public final class MQTTSink: Service, Sendable {
             await quarantine(event, code: error.rawValue, reason: "libmosquitto: \(error)")
             return nil
         case .notTaken(let error):
-            return error
+            return .notTaken(error)
+        case .notConnected:
+            return .notConnected
         }
     }
 

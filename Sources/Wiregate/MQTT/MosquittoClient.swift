@@ -6,9 +6,11 @@ import WiregateCore
 
 /// What the broker connection reports, in the order it happened.
 public enum MQTTClientEvent: Sendable {
-    /// CONNACK accepted; `version` is the protocol spoken ("5" or "3.1.1"); `receiveMaximum` is how
-    /// many QoS 1 messages libmosquitto keeps on the wire at once on this connection (the broker's
-    /// CONNACK receive maximum, else the client's send maximum): beyond it, messages wait in
+    /// CONNACK accepted, and libmosquitto has sent again what was in flight when the last
+    /// connection went away: from now on `publish` takes messages, and they go out after those.
+    /// `version` is the protocol spoken ("5" or "3.1.1"); `receiveMaximum` is how many QoS 1
+    /// messages libmosquitto keeps on the wire at once on this connection (the broker's CONNACK
+    /// receive maximum, else the client's send maximum): beyond it, messages wait in
     /// libmosquitto's queue, in order.
     case connected(version: GatewayConfig.MQTT.ProtocolVersion, receiveMaximum: Int)
     /// CONNACK refused, or the attempt failed before it; the client retries after a backoff.
@@ -36,6 +38,15 @@ public enum MQTTClientEvent: Sendable {
 /// `publish` and `subscribe` may be called from any thread: the handle is created
 /// with `mosquitto_threaded_set(true)`, which makes libmosquitto lock its state and
 /// wake the network thread when there is something to send.
+///
+/// `publish` takes messages only while the connection is up, from the end of the read that
+/// handled the CONNACK until the connection is lost (the publish gate). libmosquitto (2.0.11,
+/// handle_connack.c) calls the CONNACK callback before it sends again the messages that were in
+/// flight across the loss (`message__retry_check`), and writes a message published meanwhile at
+/// once: a new event would overtake older ones of its class. Between a loss and the next CONNACK a
+/// publish could likewise go out, right behind the CONNECT, ahead of the messages being re-sent.
+/// With the gate, whatever libmosquitto holds from the last connection goes first, and the caller
+/// keeps what was not taken (`PublishResult.notConnected`).
 public final class MosquittoClient: Sendable {
     public struct Options: Sendable {
         public var host: String
@@ -50,6 +61,9 @@ public final class MosquittoClient: Sendable {
         public var connectTimeout: Duration
         /// The last will: topic and payload, published retained by the broker if we vanish.
         public var will: (topic: String, payload: String)?
+        /// A test's seam: called on the network thread at the end of the CONNACK callback, before
+        /// libmosquitto sends again what was in flight, to hold that moment open (see the publish gate).
+        public var afterCONNACKForTests: (@Sendable () -> Void)?
         /// TLS settings; nil: plain TCP.
         public var tls: GatewayConfig.MQTT.TLS?
         /// Most QoS 1 messages on the wire at once unless the broker says fewer (MOSQ_OPT_SEND_MAXIMUM).
@@ -106,7 +120,7 @@ public final class MosquittoClient: Sendable {
         self.options = options
         let (stream, continuation) = AsyncStream.makeStream(of: MQTTClientEvent.self)
         events = stream
-        context = CallbackContext(continuation: continuation, onPublished: onPublished)
+        context = CallbackContext(continuation: continuation, onPublished: onPublished, afterCONNACK: options.afterCONNACKForTests)
         // clean_session true: what must survive an outage is in our queue, not in a broker session.
         guard let mosq = mosquitto_new(options.clientID, true, Unmanaged.passUnretained(context).toOpaque()) else {
             throw MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
@@ -170,8 +184,9 @@ public final class MosquittoClient: Sendable {
     /// What is wrong with this gateway's own TLS certificate (expired, not yet valid), if anything.
     public var clientCertificateProblem: String? { tls?.clientCertificateProblem }
 
-    /// Whether a CONNACK was accepted and the connection has not been lost since.
-    public var isConnected: Bool { context.connected.load(ordering: .acquiring) }
+    /// Whether a CONNACK was accepted, what was in flight has been sent again, and the connection
+    /// has not been lost since: whether `publish` takes messages.
+    public var isConnected: Bool { context.gate.withLock { $0 } }
 
     /// What became of a message handed to `publish`.
     public enum PublishResult: Sendable, Equatable {
@@ -185,6 +200,9 @@ public final class MosquittoClient: Sendable {
         /// Not taken, for a reason that is not the message's (out of memory, a QoS the broker does not
         /// allow): try again later.
         case notTaken(MosquittoError)
+        /// Not taken: no connection, or one whose CONNACK is still being handled (see the publish
+        /// gate). Nothing is wrong with the message: send it after the next `connected` event.
+        case notConnected
 
         /// The message id of a queued message.
         /// - Throws: the error of a message that was not queued.
@@ -192,15 +210,24 @@ public final class MosquittoClient: Sendable {
             switch self {
             case .queued(let mid): return mid
             case .refused(let error), .notTaken(let error): throw error
+            case .notConnected: throw .noConnection
             }
         }
     }
 
-    /// Queues a QoS 1 message.
+    /// Queues a QoS 1 message, while connected (see the publish gate).
     /// - Parameter userProperties: MQTT 5 user properties; left out on a 3.1.1 connection, which has none.
     /// - Returns: the message id that the `published` event will carry, or why the message was not taken.
     public func publish(topic: String, payload: String, retain: Bool = false,
                         userProperties: KeyValuePairs<String, String> = [:]) -> PublishResult {
+        // Held across the library call: the network thread closes the gate under this lock, so no
+        // publish that saw it open is still on its way into libmosquitto once a loss is handled.
+        context.gate.withLock { open in
+            open ? queue(topic: topic, payload: payload, retain: retain, userProperties: userProperties) : .notConnected
+        }
+    }
+
+    private func queue(topic: String, payload: String, retain: Bool, userProperties: KeyValuePairs<String, String>) -> PublishResult {
         var properties: OpaquePointer?
         defer { mosquitto_property_free_all(&properties) }
         if !userProperties.isEmpty && context.version.load(ordering: .relaxed) == 5 {
@@ -340,19 +367,23 @@ public final class MosquittoClient: Sendable {
         var everConnected = false
         while true {
             let code = serviceOnce(mosq)
-            let connected = context.connected.load(ordering: .acquiring)
-            if connected && !everConnected {
+            // The read that handled an accepted CONNACK has returned: libmosquitto has sent again
+            // what was in flight (after our callback), so new messages may follow it now.
+            let accepted = context.accepted.withLock { accepted in defer { accepted = nil }; return accepted }
+            if let accepted, code == MOSQ_ERR_SUCCESS.rawValue, !stopping.load(ordering: .relaxed) {
                 everConnected = true
                 mosquitto_log_callback_set(mosq, nil)
+                context.gate.withLock { $0 = true }
+                context.continuation.yield(.connected(version: accepted.version, receiveMaximum: accepted.receiveMaximum))
             }
             if stopping.load(ordering: .relaxed) {
+                context.gate.withLock { $0 = false }
                 // Let the DISCONNECT queued by shutdown() go out before the socket closes.
                 for _ in 0..<5 where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue {}
-                context.connected.store(false, ordering: .releasing)
                 return .stopped
             }
             if code != MOSQ_ERR_SUCCESS.rawValue {
-                let wasConnected = context.connected.exchange(false, ordering: .acquiringAndReleasing)
+                let wasConnected = context.gate.withLock { open in defer { open = false }; return open }
                 let connack = context.connackCode.load(ordering: .relaxed)
                 if connack == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) || connack == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
                     return .protocolRefused
@@ -452,7 +483,12 @@ struct Handle: @unchecked Sendable {
 /// What the C callbacks reach through their userdata pointer.
 final class CallbackContext: Sendable {
     let continuation: AsyncStream<MQTTClientEvent>.Continuation
-    let connected = Atomic<Bool>(false)
+    /// The publish gate: whether `publish` hands messages to libmosquitto (see `MosquittoClient`).
+    /// Opened and closed by the network thread only, outside any libmosquitto call.
+    let gate = Mutex<Bool>(false)
+    /// What the CONNACK callback learnt of an accepted connection, until the network thread,
+    /// once the read that handled it has returned, opens the gate and reports it.
+    let accepted = Mutex<(version: GatewayConfig.MQTT.ProtocolVersion, receiveMaximum: Int)?>(nil)
     /// The CONNACK code of the current attempt, -1 before one arrived.
     let connackCode = Atomic<Int32>(-1)
     /// 5 or 4 (3.1.1), the protocol of the current connection.
@@ -462,10 +498,13 @@ final class CallbackContext: Sendable {
     let lastLibraryError = Mutex<String?>(nil)
     /// MOSQ_OPT_SEND_MAXIMUM, set once before the network thread starts.
     let sendMaximum = Atomic<Int>(20)
+    let afterCONNACK: (@Sendable () -> Void)?
 
-    init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?) {
+    init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?,
+         afterCONNACK: (@Sendable () -> Void)?) {
         self.continuation = continuation
         self.onPublished = onPublished
+        self.afterCONNACK = afterCONNACK
     }
 
     static func from(_ userdata: UnsafeMutableRawPointer?) -> CallbackContext {
@@ -482,14 +521,15 @@ private func onConnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     let context = CallbackContext.from(userdata)
     context.connackCode.store(code, ordering: .relaxed)
     guard code == 0 else { return }
-    context.connected.store(true, ordering: .releasing)
+    defer { context.afterCONNACK?() }
     let version: GatewayConfig.MQTT.ProtocolVersion = context.version.load(ordering: .relaxed) == 5 ? .v5 : .v311
     // What libmosquitto itself does with the property (handle_connack): it replaces the send maximum.
     var receiveMaximum = UInt16(clamping: context.sendMaximum.load(ordering: .relaxed))
     if version == .v5 {
         _ = mosquitto_property_read_int16(properties, Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue), &receiveMaximum, false)
     }
-    context.continuation.yield(.connected(version: version, receiveMaximum: Int(receiveMaximum)))
+    // Reported by the network thread once libmosquitto has re-sent what was in flight (the gate).
+    context.accepted.withLock { $0 = (version, Int(receiveMaximum)) }
 }
 
 private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32, _ properties: OpaquePointer?) {
