@@ -54,6 +54,30 @@ import WiregateTestKit
         #expect(rows == 0)
     }
 
+    /// The telemetry sender asks `hasUnsent(.critical)` before it takes a batch: a critical batch
+    /// handed out but not yet published must count, or a replay's telemetry overtakes its alarms
+    /// (JournalTests.backlogIsReplayedCriticalFirst failed so on a loaded machine).
+    @Test func aCriticalBatchInHandCountsAsUnsentUntilItsSenderComesBack() async throws {
+        let state = try makeTemporaryDirectory("in-hand")
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let journal = try Journal(directory: state, settings: Self.settings, logger: Logger(label: "test"))
+        await journal.append(Self.events(1...8))
+        #expect(await journal.hasUnsent(.critical))
+        let critical = await journal.next(max: 10, classes: [.critical], acknowledging: [])
+        #expect(critical.map(\.seq) == [4, 8])
+        // Handed out, nothing more to hand out, but its sender has not published them yet.
+        #expect(await journal.hasUnsent(.critical))
+        // Its sender comes back for more (it sent them): nothing of the class is unsent then.
+        let waiting = Task { await journal.next(max: 10, classes: [.critical], acknowledging: critical) }
+        #expect(await eventually { await !journal.hasUnsent(.critical) })
+        waiting.cancel()
+        #expect(await waiting.value.isEmpty)
+        // A batch put back is unsent again, whatever its sender does.
+        let telemetry = await journal.next(max: 2, classes: [.telemetry], acknowledging: [])
+        await journal.putBack(telemetry)
+        #expect(await journal.hasUnsent(.telemetry))
+    }
+
     @Test func telemetryEverySinkAcknowledgedIsNeverWrittenButOneSinkIsNotEnough() async throws {
         let state = try makeTemporaryDirectory("sinks")
         let journal = try Journal(directory: state, settings: .init(commitWindow: .seconds(60), sync: .normal),

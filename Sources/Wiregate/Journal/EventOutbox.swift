@@ -18,7 +18,8 @@ public protocol EventOutbox: Sendable {
     /// - Parameter classes: the classes to take, in that order (one caller per class at a time).
     func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent]
 
-    /// Whether events of `eventClass` are waiting to be handed out to this sink.
+    /// Whether events of `eventClass` are waiting to be handed out to this sink, or were handed out
+    /// by the last call of `next` and its caller has not come back for more (they may not be sent yet).
     func hasUnsent(_ eventClass: EventClass) async -> Bool
 
     /// Gives back events taken by `next(max:)` that could not be sent, to be sent first next time.

@@ -39,6 +39,8 @@ extension Journal {
         inNext.insert(key)
         defer { inNext.remove(key) }
         acknowledge(sink: sink, acknowledging)
+        // The caller is done with its last batch: sent, or put back.
+        readers[sink]!.inHand.subtract(classes)
         while !Task.isCancelled {
             // A wake-up that comes while this pass runs (an alarm appended during a telemetry read)
             // must not be lost: the pass runs again instead of waiting.
@@ -63,7 +65,10 @@ extension Journal {
                 putBack(sink: sink, events)
                 return []
             }
-            if !events.isEmpty { return events }
+            if !events.isEmpty {
+                readers[sink]!.inHand.formUnion(events.map(\.event.eventClass))
+                return events
+            }
             if wokenDuringPass.contains(key) { continue }
             trimIfIdle()
             await withTaskCancellationHandler {
@@ -194,7 +199,7 @@ extension Journal {
     /// memory, or committed after its read position (one indexed lookup).
     func hasUnsent(sink: String, _ eventClass: EventClass) async -> Bool {
         guard let reader = readers[sink], let cursor = reader.cursors[eventClass] else { return false }
-        if !(reader.buffered[eventClass]?.isEmpty ?? true) { return true }
+        if reader.inHand.contains(eventClass) || !(reader.buffered[eventClass]?.isEmpty ?? true) { return true }
         let after = cursor.position
         // The common answer, without a scan or a query: nothing of the class was numbered after it.
         if after >= lastSeqByClass[eventClass, default: 0] { return false }
