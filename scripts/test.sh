@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/django-venv.sh
+# Arrows between the folders run one way (the README's architecture draws them).
+./scripts/check-layers.py Sources/Wiregate
 swift build --build-tests -Xswiftc -warnings-as-errors
 # The backend sync tests serve the Django app over this private PostgreSQL.
 source scripts/postgres.sh

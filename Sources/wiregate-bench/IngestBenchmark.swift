@@ -79,9 +79,9 @@ struct IngestBenchmark: AsyncParsableCommand {
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
         let journal = try Journal(directory: state, settings: config.journal, logger: logger)
-        let statuses = BoardStatusRegistry(boards: [])
-        let sink = try MQTTSink(config: config, password: password, outbox: journal, statusDirectory: journal.directory, statuses: statuses,
-                                commands: CommandRouter(config: config, boards: BoardDirectory([]), logger: logger), logger: logger)
+        let boards = BoardDirectory(boards: [])
+        let sink = try MQTTSink(config: config, password: password, outbox: journal, statusDirectory: journal.directory, boards: boards,
+                                handler: CommandRouter(config: config, boards: boards, logger: logger), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [.init(service: sink)], logger: logger))
         let running = Task { try await group.run() }
         while !sink.isConnected { try await Task.sleep(for: .milliseconds(10)) }

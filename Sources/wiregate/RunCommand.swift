@@ -48,12 +48,14 @@ struct RunCommand: AsyncParsableCommand {
         }
         try await gateway.run()
         // Every board, configured and adopted.
+        let commands = gateway.router.counters
         for board in gateway.directory.all {
             let counters = board.counters
             logger.info("board totals", metadata: [
                 "board": "\(board.board.name)", "lines": "\(counters.lines)", "events": "\(counters.events)",
                 "malformed": "\(counters.malformed)", "discarded": "\(counters.rejected.values.reduce(0, +))",
-                "commands_written": "\(counters.commandsWritten)", "commands_refused": "\(counters.commandsRefused)",
+                "commands_written": "\(counters.commandsWritten)", "commands_not_written": "\(counters.commandsNotWritten)",
+                "commands_refused": "\(commands.refused[board.board.name, default: 0])",
             ])
         }
         // Events only: "published" counts an event sent again after a lost connection twice, so it
@@ -61,7 +63,8 @@ struct RunCommand: AsyncParsableCommand {
         let mqtt = gateway.mqtt.counters
         logger.info("stopped", metadata: [
             "published": "\(mqtt.published)", "acknowledged": "\(mqtt.acknowledged)", "status_acknowledged": "\(mqtt.statusAcknowledged)",
-            "commands_unroutable": "\(gateway.router.unroutable)", "commands_retained_refused": "\(gateway.router.retainedRefused)",
+            "commands_unroutable": "\(commands.unroutable)", "commands_retained_refused": "\(commands.retained)",
+            "commands_dropped": "\(mqtt.messagesDropped)",
         ])
     }
 }

@@ -14,7 +14,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
         """, mqttExtra: ", connect_timeout: 2s"))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("prime")
         broker.pause()   // SIGSTOP: no RST, the socket just goes quiet
         #expect(await eventually(timeout: .seconds(20)) { !harness.gateway.mqtt.isConnected })
@@ -35,7 +35,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s, commands: [ PING ] }
         """, mqttExtra: ", protocol: \"3.1.1\""))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("prime")
         board.send("hello-311")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "hello-311" } })
@@ -55,7 +55,7 @@ import WiregateTestKit
         """))
         try await Task.sleep(for: .seconds(1))
         #expect(!harness.gateway.mqtt.isConnected)
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         board.send("queued-before-the-broker")
         #expect(await eventually { await harness.gateway.journal.pendingCount()[.telemetry] == 1 })
         let broker = try MosquittoBroker(port: port)

@@ -24,7 +24,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
         """, stateDirectory: stateDirectory, journal: "commit_window_ms: 50"))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         return Running(broker: broker, board: board, subscriber: subscriber, harness: harness)
     }
 
@@ -42,7 +42,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
         """, stateDirectory: state))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         board.send("prime")
         board.send("after-recovery")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "after-recovery" } })
@@ -135,7 +135,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: config)
         #expect(!harness.gateway.journal.isDurable)
         #expect(harness.gateway.journal.directory == memory)
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("door=prime")
         board.send("door=ready")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "ready" } })

@@ -92,7 +92,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical, motion: critical } }
         """, journal: "commit_window_ms: 100"))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         for n in 0..<100 {
             board.send(n % 10 == 0 ? "door=\(n);temperature=\(n)" : "temperature=\(n);battery=\(n)")
         }
@@ -121,7 +121,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, latest: [ temperature, "env/*" ] }
         """, journal: "commit_window_ms: 0"))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         for n in 0..<50 { board.send("temperature=\(n);battery=\(n)") }
         #expect(await eventually { await harness.gateway.journal.pendingCount()[.telemetry] == 100 })
         try broker.start()

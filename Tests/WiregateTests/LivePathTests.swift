@@ -33,7 +33,7 @@ import WiregateTestKit
         let topic = "wiregate/test-gw/sim/\(subtopic)"
         // Live means the broker is there: a line read before the first CONNACK is a replay
         // (since the first line after the open is kept, that race shows here).
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         await feed(board, protocol: protocolName) { subscriber.messages.filter { $0.topic == topic }.count >= 5 }
         let received = subscriber.messages.filter { $0.topic == topic }
         #expect(received.count >= 5, "\(subscriber.messages.suffix(10))")
@@ -83,7 +83,8 @@ import WiregateTestKit
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/test-gw/sim/siren" && $0.payload == "ON" } })
         let counters = harness.board("sim")!.counters
         #expect(counters.commandsWritten == 2)
-        #expect(counters.commandsRefused == 3)
+        #expect(harness.gateway.router.counters.refused["sim"] == 3)
+        #expect(counters.commandsNotWritten == 0)
         await harness.stop()
     }
 
@@ -100,7 +101,7 @@ import WiregateTestKit
         var written = await board.receivedLines(within: .seconds(10)) { !$0.isEmpty }
         written += await board.receivedLines(within: .milliseconds(500)) { _ in false }
         #expect(written == ["1;1;1;0;2;1"])
-        #expect(harness.board("ms")!.counters.commandsRefused == 1)
+        #expect(harness.gateway.router.counters.refused["ms"] == 1)
         await harness.stop()
     }
 
@@ -150,8 +151,8 @@ import WiregateTestKit
           - { name: torn, match: { path: \(torn.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
         """))
         let online = await eventually {
-            let quietOnline = await harness.gateway.statuses.isOnline("quiet")
-            let tornOnline = await harness.gateway.statuses.isOnline("torn")
+            let quietOnline = harness.gateway.directory.isOnline("quiet")
+            let tornOnline = harness.gateway.directory.isOnline("torn")
             return quietOnline && tornOnline
         }
         #expect(online)
@@ -200,7 +201,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
         """))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("prime")   // a line before the ones that count
         board.send("before")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "before" } })
@@ -230,7 +231,7 @@ extension LivePathTests {
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
         """))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("door=prime")
         for n in 0..<50 { board.send(n % 5 == 0 ? "door=before-\(n)" : "temperature=before-\(n)") }
         #expect(await subscriber.waitAsync(timeout: .seconds(10)) { Set($0.filter { $0.payload.hasPrefix("before-") }.map(\.payload)).count == 50 })

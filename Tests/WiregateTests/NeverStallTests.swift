@@ -24,8 +24,8 @@ import WiregateTestKit
           - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
         """, stateDirectory: state))
         #expect(await eventually {
-            let hostileOnline = await harness.gateway.statuses.isOnline("hostile")
-            let doorOnline = await harness.gateway.statuses.isOnline("door")
+            let hostileOnline = harness.gateway.directory.isOnline("hostile")
+            let doorOnline = harness.gateway.directory.isOnline("door")
             return hostileOnline && doorOnline && harness.gateway.mqtt.isConnected
         })
         hostile.send("primer=1")
@@ -63,7 +63,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
         """, stateDirectory: state))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("primer=1")
         board.send("secret=42")
         #expect(await eventually { harness.gateway.mqtt.counters.refusedByBroker >= 1 })
@@ -94,7 +94,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "SIREN=OFF" ] }
         """))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         try await Task.sleep(for: .milliseconds(500))
         // A retained one published while the gateway listens is refused too; a plain one is written.
         try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
@@ -102,7 +102,7 @@ import WiregateTestKit
         var written = await board.receivedLines(within: .seconds(10)) { $0.contains("SIREN=OFF") }
         written += await board.receivedLines(within: .milliseconds(300)) { _ in false }
         #expect(written == ["SIREN=OFF"])
-        #expect(harness.gateway.router.retainedRefused == 1)
+        #expect(harness.gateway.router.counters.retained == 1)
         // A reconnect does not bring the retained one back.
         broker.stop()
         try broker.start()
@@ -127,7 +127,7 @@ import WiregateTestKit
         let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
           - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
         """))
-        #expect(await eventually { await harness.gateway.statuses.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("door=prime")
         await harness.gateway.journal.stallCommits(for: .seconds(2))
         // 115200 baud is about 11,500 bytes/s: lines of 32 bytes at 300 a second, for 6 s.

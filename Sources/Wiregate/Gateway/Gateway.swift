@@ -7,17 +7,17 @@ import WiregateCore
 /// The composition root: builds the data path from a validated config.
 ///
 /// ```
-/// udev → DeviceWatcher (DeviceMatcher) → attaches boards to their readers
+/// udev → DeviceWatcher (DeviceMatcher) → attaches boards to their readers, adds adopted ones to the BoardDirectory
 /// board → BoardReader (termios + NIO, LineFramer, EventBuilder) → Journal (SQLite) → MQTTSink → broker
+/// BoardReader → BoardDirectory (online, where) → MQTTSink (retained statuses, status.json)
 /// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
 /// ```
 public final class Gateway: Sendable {
     public let config: GatewayConfig
     public let journal: Journal
-    public let statuses: BoardStatusRegistry
     /// The configured boards' readers (adopted ones are in `directory` only).
     public let boards: [BoardReader]
-    /// Every board by name, adopted ones included.
+    /// Every board by name, adopted ones included, with its status.
     public let directory: BoardDirectory
     public let router: CommandRouter
     public let mqtt: MQTTSink
@@ -51,26 +51,27 @@ public final class Gateway: Sendable {
             }
             backend = nil
         }
-        let statuses = BoardStatusRegistry(boards: config.boards.map(\.name))
         journal = outbox
-        self.statuses = statuses
-        let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = {
-            BoardReader(board: $0, config: config, outbox: outbox, statuses: statuses, logger: logger)
+        let directory = BoardDirectory(boards: config.boards.map(\.name))
+        let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = { board in
+            BoardReader(board: board, config: config, outbox: outbox, logger: logger) { online, node in
+                directory.report(board.name, online: online, node: node)
+            }
         }
         boards = config.boards.map(makeReader)
-        directory = BoardDirectory(boards)
+        for reader in boards { directory.add(reader) }
+        self.directory = directory
         discovery = config.needsDiscovery
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
         router = CommandRouter(config: config, boards: directory, logger: logger)
         let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
-                                statuses: statuses, commands: router, logger: logger)
+                                boards: directory, handler: router, logger: logger)
         self.mqtt = mqtt
-        let directory = directory
         notifier = SystemdNotifier(logger: logger) {
-            let online = await statuses.snapshot().filter(\.online).count
+            let boards = directory.counts
             let pending = await outbox.pendingCount().values.reduce(0, +)
-            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(online)/\(directory.all.count) boards online, "
+            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(boards.online)/\(boards.known) boards online, "
                 + "\(pending) events pending, last seq \(await outbox.lastSeq)"
         }
     }

@@ -21,18 +21,22 @@ struct SequenceFile: Sendable {
     /// - Throws: `SystemCallError` naming the call that failed.
     func write(_ value: Int64) throws(SystemCallError) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw SystemCallError(call: "open", path: temporary, code: errno) }
+        let fd = try SystemCall.retrying("open", temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640) }
         defer { close(fd) }
         let bytes = Array("\(value)\n".utf8)
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SystemCallError(call: "write", path: temporary, code: errno) }
-        guard fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: temporary, code: errno) }
-        guard rename(temporary, path) == 0 else { throw SystemCallError(call: "rename", path: temporary, code: errno) }
+        var written = 0
+        while written < bytes.count {
+            written += try SystemCall.retrying("write", temporary) {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            }
+        }
+        try SystemCall.retrying("fsync", temporary) { fsync(fd) }
+        try SystemCall.retrying("rename", temporary) { rename(temporary, path) }
         // The rename itself must survive a power cut, or the old, lower ceiling could come back.
         let directory = (path as NSString).deletingLastPathComponent
-        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dirfd >= 0 else { throw SystemCallError(call: "open", path: directory, code: errno) }
+        let directoryPath = directory.isEmpty ? "." : directory
+        let dirfd = try SystemCall.retrying("open", directoryPath) { open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { close(dirfd) }
-        guard fsync(dirfd) == 0 else { throw SystemCallError(call: "fsync", path: directory, code: errno) }
+        try SystemCall.retrying("fsync", directoryPath) { fsync(dirfd) }
     }
 }

@@ -6,8 +6,8 @@ import WiregateCore
 
 /// The MQTT side of the gateway: keeps the broker connection, publishes events from
 /// the journal (QoS 1, bounded window, critical first), acknowledges them to the
-/// journal on PUBACK, publishes availability, and hands commands received on
-/// subscribed topics to the router.
+/// journal on PUBACK, publishes availability, and hands the messages received on
+/// subscribed topics to its handler (the command router).
 public final class MQTTSink: Service, Sendable {
     public struct Counters: Sendable, Equatable {
         /// Events handed to libmosquitto; an event sent again after a lost connection counts again.
@@ -24,13 +24,21 @@ public final class MQTTSink: Service, Sendable {
         public var unknownAcknowledgements = 0
         public var connects = 0
         public var connectionLosses = 0
+        /// Messages on subscribed topics dropped because the handler had fallen `handlerQueue` behind.
+        public var messagesDropped = 0
     }
+
+    /// Received messages waiting for the handler at most: beyond, a flood of commands is dropped
+    /// (logged and counted) rather than held in memory behind a stalled board.
+    static let handlerQueue = 256
 
     private let config: GatewayConfig
     private let client: MosquittoClient
     private let outbox: any EventOutbox
-    private let statuses: BoardStatusRegistry
-    private let commands: CommandRouter
+    private let boards: BoardDirectory
+    private let handler: any MQTTMessageHandler
+    private let received: AsyncStream<(topic: String, payload: [UInt8], retained: Bool)>
+    private let receivedContinuation: AsyncStream<(topic: String, payload: [UInt8], retained: Bool)>.Continuation
     private let window: PublishWindow
     private let logger: Logger
     private let statusFile: StatusFile
@@ -55,17 +63,22 @@ public final class MQTTSink: Service, Sendable {
         var retryAt: ContinuousClock.Instant?
     }
 
-    /// - Parameter statusDirectory: where `status.json` goes: beside the journal.
-    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statusDirectory: String, statuses: BoardStatusRegistry,
-                commands: CommandRouter, logger: Logger) throws {
+    /// - Parameters:
+    ///   - statusDirectory: where `status.json` goes: beside the journal.
+    ///   - boards: whose statuses are published (retained) and written to `status.json`.
+    ///   - handler: what messages on its `filters` go to (the command router).
+    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statusDirectory: String, boards: BoardDirectory,
+                handler: any MQTTMessageHandler, logger: Logger) throws {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
         self.client = try MosquittoClient(options: .init(config: config, password: password)) { mid, reasonCode in
             window.answered(mid: mid, reasonCode: reasonCode)
         }
         self.outbox = outbox
-        self.statuses = statuses
-        self.commands = commands
+        self.boards = boards
+        self.handler = handler
+        (received, receivedContinuation) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8], retained: Bool).self,
+                                                                  bufferingPolicy: .bufferingOldest(Self.handlerQueue))
         self.window = window
         self.logger = logger
         self.statusFile = StatusFile(directory: statusDirectory, boards: config.boards.map(\.name)) { error in
@@ -99,16 +112,19 @@ public final class MQTTSink: Service, Sendable {
             logger.error("the broker will refuse this gateway's certificate", metadata: ["problem": "\(problem)"])
         }
         await statusFile.start()
+        // The statuses now (written to status.json), then each change.
+        let statusChanges = boards.changes()
         client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.handleClientEvents() }
+            group.addTask { await self.handleReceivedMessages() }
             group.addTask { await self.forwardAcknowledgements() }
             await withTaskGroup(of: Void.self) { senders in
                 // A sender per class: an alarm waits for one free place on the wire, never for telemetry's room.
                 senders.addTask { await self.publishEvents(.critical) }
                 senders.addTask { await self.publishEvents(.telemetry) }
                 senders.addTask { await self.retryHeldBack() }
-                senders.addTask { await self.publishStatusChanges() }
+                senders.addTask { await self.publishStatusChanges(statusChanges) }
                 // Until SIGTERM / SIGINT (or cancellation); then stop taking events from the journal.
                 try? await gracefulShutdown()
                 senders.cancelAll()
@@ -137,8 +153,8 @@ public final class MQTTSink: Service, Sendable {
                 liveFrom.withLock { $0 = firstLive }
                 subscribeToCommands()
                 publishStatus(config.gatewayStatusTopic, online: true)
-                for change in await statuses.snapshot() {
-                    publishStatus(config.boardStatusTopic(change.board), online: change.online)
+                for status in boards.snapshot() {
+                    publishStatus(config.boardStatusTopic(status.board), online: status.online)
                 }
                 window.setConnected(true, receiveMaximum: receiveMaximum)
                 await statusFile.broker(connected: true)
@@ -152,8 +168,27 @@ public final class MQTTSink: Service, Sendable {
             case .published:
                 break // PUBACKs go to the window directly (see init)
             case .message(let topic, let payload, let retained):
-                await commands.handle(topic: topic, payload: payload, retained: retained)
+                if case .dropped = receivedContinuation.yield((topic, payload, retained)) {
+                    let dropped = counterState.withLock { counters in
+                        counters.messagesDropped += 1
+                        return counters.messagesDropped
+                    }
+                    // The first and then every hundredth: a flood must not flood the log too.
+                    if dropped % 100 == 1 {
+                        logger.error("message dropped: the command handler is \(Self.handlerQueue) messages behind", metadata: [
+                            "topic": "\(topic)", "dropped_total": "\(dropped)",
+                        ])
+                    }
+                }
             }
+        }
+        receivedContinuation.finish()
+    }
+
+    /// Hands the received messages to the handler, in order, off the connection's loop.
+    private func handleReceivedMessages() async {
+        for await message in received {
+            await handler.handle(topic: message.topic, payload: message.payload, retained: message.retained)
         }
     }
 
@@ -369,8 +404,8 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
-    private func publishStatusChanges() async {
-        for await change in statuses.changes {
+    private func publishStatusChanges(_ changes: AsyncStream<BoardDirectory.Status>) async {
+        for await change in changes {
             await statusFile.board(change.board, online: change.online, node: change.node)
             guard client.isConnected else { continue } // republished from the snapshot on connect
             publishStatus(config.boardStatusTopic(change.board), online: change.online)
@@ -387,7 +422,7 @@ public final class MQTTSink: Service, Sendable {
     }
 
     private func subscribeToCommands() {
-        for filter in commands.filters {
+        for filter in handler.filters {
             do { try client.subscribe(filter) } catch {
                 logger.error("cannot subscribe", metadata: ["filter": "\(filter)", "error": "\(error)"])
             }
@@ -397,10 +432,9 @@ public final class MQTTSink: Service, Sendable {
     /// Marks every board and the gateway offline, and waits briefly for the PUBACKs.
     private func publishFarewell() async {
         guard client.isConnected else { return }
-        // Adopted boards too: they are in the registry, not in the config.
-        let boards = Set(config.boards.map(\.name)).union(await statuses.snapshot().map(\.board))
-        for board in boards.sorted() {
-            publishStatus(config.boardStatusTopic(board), online: false)
+        // Adopted boards too: the directory has every board.
+        for status in boards.snapshot() {
+            publishStatus(config.boardStatusTopic(status.board), online: false)
         }
         publishStatus(config.gatewayStatusTopic, online: false)
         let deadline = ContinuousClock.now + .seconds(2)

@@ -268,7 +268,9 @@ public final class MosquittoClient: Sendable {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         if polling.exchange(false, ordering: .sequentiallyConsistent) {
             var byte: UInt8 = 1
-            _ = write(wakePipe.write, &byte, 1)
+            // A full pipe (would block) has a wake-up in it already; nothing else can fail on a
+            // pipe whose read end we hold.
+            _ = try? SystemCall.retryingUnlessWouldBlock("write", "the MQTT wake pipe") { write(wakePipe.write, &byte, 1) }
         }
     }
 
@@ -422,7 +424,7 @@ public final class MosquittoClient: Sendable {
         if ready < 0 && errno != EINTR { return Int32(MOSQ_ERR_ERRNO.rawValue) }
         if fds[1].revents != 0 {
             var drain = (UInt64(0), UInt64(0))
-            _ = read(wakePipe.read, &drain, 16)
+            _ = try? SystemCall.retryingUnlessWouldBlock("read", "the MQTT wake pipe") { read(wakePipe.read, &drain, 16) }
         }
         var code = Int32(MOSQ_ERR_SUCCESS.rawValue)
         if fds[0].revents != 0 {

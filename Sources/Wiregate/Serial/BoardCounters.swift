@@ -14,8 +14,9 @@ public struct BoardCounters: Sendable, Equatable {
     public var rejected: [LineFramer.Rejection: Int] = [:]
     /// Commands written to the board.
     public var commandsWritten = 0
-    /// Commands refused: not allow-listed, unknown topic, or the board was offline.
-    public var commandsRefused = 0
+    /// Commands the router passed that could not be written: the board offline, the write failed.
+    /// (What the router refuses it counts itself: `CommandRouter.Counters`.)
+    public var commandsNotWritten = 0
     /// Times the port was opened.
     public var opens = 0
     /// Times an open port went away (hang-up, read error, unplug).

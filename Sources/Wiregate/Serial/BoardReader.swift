@@ -20,7 +20,8 @@ public final class BoardReader: Service, Sendable {
     public let board: GatewayConfig.Board
     private let builder: EventBuilder
     private let outbox: any EventOutbox
-    private let statuses: BoardStatusRegistry
+    /// Where the reader says the board is online (at a node) or offline: the board directory.
+    private let reportStatus: @Sendable (_ online: Bool, _ node: String?) -> Void
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -35,12 +36,12 @@ public final class BoardReader: Service, Sendable {
     }
 
     public init(board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
-                statuses: BoardStatusRegistry, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                logger: Logger) {
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+                reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void) {
         self.board = board
         self.builder = EventBuilder(board: board, config: config)
         self.outbox = outbox
-        self.statuses = statuses
+        self.reportStatus = reportStatus
         self.group = group
         var logger = logger
         logger[metadataKey: "board"] = "\(board.name)"
@@ -128,7 +129,7 @@ public final class BoardReader: Service, Sendable {
                 group.cancelAll()
                 return first ?? .failure(CancellationError())
             }
-            await statuses.set(board.name, online: false)
+            reportStatus(false, nil)
             if counters.opens != opensBefore {
                 // It was open: a new failure is worth a log line, and the next attempt comes soon.
                 backoff.reset()
@@ -146,7 +147,7 @@ public final class BoardReader: Service, Sendable {
             }
             do { try await Task.sleep(for: backoff.nextDelay()) } catch { break }
         }
-        await statuses.set(board.name, online: false)
+        reportStatus(false, nil)
     }
 
     /// Opens the port and reads it until it goes away.
@@ -169,7 +170,7 @@ public final class BoardReader: Service, Sendable {
             try await channel.executeThenClose { inbound, outbound in
                 state.withLock { $0.writer = outbound }
                 defer { state.withLock { $0.writer = nil } }
-                await statuses.set(board.name, online: true, node: path)
+                reportStatus(true, path)
                 for try await buffer in inbound {
                     let events = process(buffer, framer: &framer, throttle: &throttle)
                     // Never waits for the disk: see `Journal.enqueue`.
@@ -229,11 +230,11 @@ public final class BoardReader: Service, Sendable {
         return events
     }
 
-    /// Writes one command line to the board.
+    /// Writes one command line to the board (the command router has checked it against the allow-list).
     /// - Returns: false when the board is offline or the write failed.
     public func write(commandLine line: String) async -> Bool {
         guard let writer = state.withLock({ $0.writer }) else {
-            countRefused()
+            countNotWritten()
             return false
         }
         do {
@@ -242,14 +243,13 @@ public final class BoardReader: Service, Sendable {
             return true
         } catch {
             logger.warning("command write failed", metadata: ["error": "\(error)"])
-            countRefused()
+            countNotWritten()
             return false
         }
     }
 
-    /// Counts a command that was not written (the router refused it or the board was offline).
-    public func countRefused() {
-        state.withLock { $0.counters.commandsRefused += 1 }
+    private func countNotWritten() {
+        state.withLock { $0.counters.commandsNotWritten += 1 }
     }
 }
 

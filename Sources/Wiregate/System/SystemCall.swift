@@ -18,8 +18,8 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
 /// System calls that can be interrupted or would block: EINTR is retried, EAGAIN/EWOULDBLOCK comes
 /// back as a value (a non-blocking descriptor with nothing to do is not an error), anything else
 /// is thrown with the call's name and errno. swift-nio's `System.swift` is the model. The serial
-/// port's calls use it; the notifier's, the MQTT wake pipe's, the sequence file's and the
-/// simulator's are still their own, and move here next.
+/// port, the sequence file, systemd's notifier and the MQTT wake pipe use it; the simulator's
+/// calls are still its own.
 public enum SystemCall {
     /// What a call on a non-blocking descriptor did.
     public enum Outcome<Value: Sendable>: Sendable {

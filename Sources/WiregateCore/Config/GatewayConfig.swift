@@ -211,13 +211,16 @@ public struct GatewayConfig: Sendable {
     }
 
     /// `<base>/<gateway>/status`, retained `online`/`offline`, the last will.
-    public var gatewayStatusTopic: String { "\(mqtt.baseTopic)/\(gateway.id)/status" }
+    public var gatewayStatusTopic: String { gatewayTopicPrefix + "status" }
+
+    /// `<base>/<gateway>/`, the prefix of everything this gateway publishes and listens to.
+    public var gatewayTopicPrefix: String { "\(mqtt.baseTopic)/\(gateway.id)/" }
 
     /// `<base>/<gateway>/<board>/status`, retained `online`/`offline`.
-    public func boardStatusTopic(_ board: String) -> String { "\(mqtt.baseTopic)/\(gateway.id)/\(board)/status" }
+    public func boardStatusTopic(_ board: String) -> String { boardTopicPrefix(board) + "status" }
 
     /// `<base>/<gateway>/<board>/`, the prefix of everything a board's events and commands use.
-    public func boardTopicPrefix(_ board: String) -> String { "\(mqtt.baseTopic)/\(gateway.id)/\(board)/" }
+    public func boardTopicPrefix(_ board: String) -> String { gatewayTopicPrefix + "\(board)/" }
 }
 
 /// Which class an event gets, from the board's `classes:` mapping.

@@ -47,24 +47,32 @@ public final class SystemdNotifier: Service, Sendable {
         send("STOPPING=1")
     }
 
-    /// One datagram; `@name` is an abstract socket.
+    /// One datagram; `@name` is an abstract socket. A failure is logged at debug level: systemd
+    /// missing a STATUS= is no reason to stop, and a missed WATCHDOG=1 is what it watches for.
     func send(_ message: String) {
         guard let socketPath else { return }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var path = Array(socketPath.utf8)
         if path.first == UInt8(ascii: "@") { path[0] = 0 }
-        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
+        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            logger.debug("sd_notify: NOTIFY_SOCKET is too long for a socket address", metadata: ["path": "\(socketPath)"])
+            return
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
-        let sent = message.withCString { text in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, text, strlen(text), 0, $0, length) }
+        do throws(SystemCallError) {
+            let fd = try SystemCall.retrying("socket", socketPath) { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            defer { close(fd) }
+            try SystemCall.retrying("sendto", socketPath) {
+                message.withCString { text in
+                    withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, text, strlen(text), 0, $0, length) }
+                    }
+                }
             }
+        } catch {
+            logger.debug("sd_notify failed", metadata: ["error": "\(error)"])
         }
-        if sent < 0 { logger.debug("sd_notify failed", metadata: ["errno": "\(errno)"]) }
     }
 }

@@ -7,12 +7,22 @@ import WiregateCore
 ///
 /// A command is written only when the board's `commands:` list allows the exact
 /// line; anything else is refused, logged and counted, never written.
-public final class CommandRouter: Sendable {
+public final class CommandRouter: MQTTMessageHandler {
+    /// What the router refused since the daemon started. The commands it passed on are counted
+    /// by the boards' readers (written, or not written: the board offline).
+    public struct Counters: Sendable, Equatable {
+        /// Commands that named no known board or topic.
+        public var unroutable = 0
+        /// Commands refused because they came retained.
+        public var retained = 0
+        /// Commands for a board refused by its allow-list, its protocol or their encoding, by board.
+        public var refused: [String: Int] = [:]
+    }
+
     private let config: GatewayConfig
     private let boards: BoardDirectory
     private let logger: Logger
-    private let unknown = Mutex(0)
-    private let retained = Mutex(0)
+    private let counterState = Mutex(Counters())
 
     public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger) {
         self.config = config
@@ -37,11 +47,7 @@ public final class CommandRouter: Sendable {
         return filters
     }
 
-    /// Commands that named no known board or topic.
-    public var unroutable: Int { unknown.withLock { $0 } }
-
-    /// Commands refused because they came retained.
-    public var retainedRefused: Int { retained.withLock { $0 } }
+    public var counters: Counters { counterState.withLock { $0 } }
 
     /// Routes one received message; refuses it unless it is allowed.
     ///
@@ -50,13 +56,13 @@ public final class CommandRouter: Sendable {
     /// refused and counted, whatever it says.
     public func handle(topic: String, payload: [UInt8], retained isRetained: Bool = false) async {
         if isRetained {
-            retained.withLock { $0 += 1 }
+            counterState.withLock { $0.retained += 1 }
             logger.warning("command refused: it was published retained, and a command is an action, never a state", metadata: [
                 "topic": "\(topic)",
             ])
             return
         }
-        let gatewayPrefix = "\(config.mqtt.baseTopic)/\(config.gateway.id)/"
+        let gatewayPrefix = config.gatewayTopicPrefix
         guard topic.hasPrefix(gatewayPrefix) else { return refuseUnroutable(topic, "outside this gateway's tree") }
         let levels = topic.dropFirst(gatewayPrefix.count).split(separator: "/", omittingEmptySubsequences: false)
         guard let boardName = levels.first, let reader = boards[String(boardName)] else {
@@ -64,7 +70,7 @@ public final class CommandRouter: Sendable {
         }
         let board = reader.board
         guard let text = String(validating: payload, as: UTF8.self) else {
-            reader.countRefused()
+            refuse(board.name)
             logger.warning("command refused: payload is not UTF-8 text", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
             return
         }
@@ -76,7 +82,7 @@ public final class CommandRouter: Sendable {
             line = board.decoder.commandLine(levels: below, payload: text)
         }
         guard let line else {
-            reader.countRefused()
+            refuse(board.name)
             logger.warning("command refused: not a command topic of this board's protocol", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
             return
         }
@@ -86,7 +92,7 @@ public final class CommandRouter: Sendable {
         let exact = board.commands.allowed.contains(line)
         let named = String(line.prefix { $0 != "=" && $0 != " " && $0 != ";" }.prefix(40))
         guard board.commands.allows(line) else {
-            reader.countRefused()
+            refuse(board.name)
             // Its name only if the list knows that name: a bare refused line may be a mistyped code.
             let known = board.commands.allowed.contains { $0.hasPrefix(named) }
             logger.warning("command refused: not in the board's commands list", metadata: [
@@ -102,8 +108,12 @@ public final class CommandRouter: Sendable {
         }
     }
 
+    private func refuse(_ board: String) {
+        counterState.withLock { $0.refused[board, default: 0] += 1 }
+    }
+
     private func refuseUnroutable(_ topic: String, _ reason: String) {
-        unknown.withLock { $0 += 1 }
+        counterState.withLock { $0.unroutable += 1 }
         logger.warning("command refused: \(reason)", metadata: ["topic": "\(topic)"])
     }
 }

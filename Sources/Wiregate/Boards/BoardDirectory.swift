@@ -1,0 +1,98 @@
+import Synchronization
+
+/// The gateway's boards by name, configured and adopted alike, each with its status: the one
+/// holder of which board is online, and where. Every snapshot, count and `status.json` line is
+/// derived from it.
+///
+/// Discovery adds adopted boards, readers report their status through `report(_:online:node:)`,
+/// and any number of consumers follow the changes (`changes()`): the MQTT sink's retained
+/// statuses and `status.json` today, the alarm and the metrics of later issues.
+public final class BoardDirectory: Sendable {
+    /// One board's status.
+    public struct Status: Sendable, Equatable {
+        public var board: String
+        public var online: Bool
+        /// The device node it is open at, while online.
+        public var node: String?
+
+        public init(board: String, online: Bool, node: String? = nil) {
+            self.board = board
+            self.online = online
+            self.node = online ? node : nil
+        }
+    }
+
+    private struct State {
+        var readers: [String: BoardReader] = [:]
+        var statuses: [String: Status] = [:]
+        var followers: [Int: AsyncStream<Status>.Continuation] = [:]
+        var nextFollower = 0
+    }
+
+    private let state: Mutex<State>
+
+    /// - Parameter boards: the configured boards' names, offline until their readers say otherwise.
+    public init(boards: [String]) {
+        var state = State()
+        for name in boards { state.statuses[name] = Status(board: name, online: false) }
+        self.state = Mutex(state)
+    }
+
+    public subscript(name: String) -> BoardReader? { state.withLock { $0.readers[name] } }
+
+    /// Every board's reader, configured and adopted, by name.
+    public var all: [BoardReader] { state.withLock { $0.readers.values.sorted { $0.board.name < $1.board.name } } }
+
+    /// Adds `reader` unless a board of its name has one. - Returns: whether it was added.
+    @discardableResult
+    public func add(_ reader: BoardReader) -> Bool {
+        state.withLock { state in
+            let name = reader.board.name
+            guard state.readers[name] == nil else { return false }
+            state.readers[name] = reader
+            if state.statuses[name] == nil { state.statuses[name] = Status(board: name, online: false) }
+            return true
+        }
+    }
+
+    /// A reader's report: `board` is online at `node`, or offline. Followers hear of changes only.
+    public func report(_ board: String, online: Bool, node: String? = nil) {
+        state.withLock { state in
+            let status = Status(board: board, online: online, node: node)
+            guard state.statuses[board] != status else { return }
+            state.statuses[board] = status
+            for follower in state.followers.values { follower.yield(status) }
+        }
+    }
+
+    public func isOnline(_ board: String) -> Bool { state.withLock { $0.statuses[board]?.online ?? false } }
+
+    /// Every board's status, by name.
+    public func snapshot() -> [Status] {
+        state.withLock { state in state.statuses.keys.sorted().map { state.statuses[$0]! } }
+    }
+
+    /// Boards online, and boards known (configured and adopted).
+    public var counts: (online: Int, known: Int) {
+        state.withLock { state in (state.statuses.values.filter(\.online).count, state.statuses.count) }
+    }
+
+    /// Every board's status now, then every change, in order, for one consumer (a consumer that
+    /// starts after a board came online still hears of it); ends when the consumer stops reading.
+    public func changes() -> AsyncStream<Status> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Status.self)
+        let id = state.withLock { state in
+            // Under the lock: no change can come between the statuses now and the first change.
+            for name in state.statuses.keys.sorted() { continuation.yield(state.statuses[name]!) }
+            defer { state.nextFollower += 1 }
+            state.followers[state.nextFollower] = continuation
+            return state.nextFollower
+        }
+        // Runs on the thread that ends the stream (the consumer's cancellation, or the stream
+        // dropped), never inside `report`, which only yields.
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.followers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+}
