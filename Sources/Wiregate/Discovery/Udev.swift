@@ -8,9 +8,12 @@ import WiregateCore
 /// Identity is read from sysfs attributes of the tty's USB parent (`idVendor`,
 /// `idProduct`, `serial`, …) rather than from udev properties (`ID_SERIAL`…): sysfs is
 /// there even where no udev daemon fills the properties in (a container, this machine).
-/// The handle is used from one queue at a time (libudev is not thread-safe).
+///
+/// libudev is not thread-safe: every call on the handle, its enumerations and its monitors runs
+/// on `queue`, one at a time (`@unchecked Sendable` rests on that).
 final class Udev: @unchecked Sendable {
     private let handle: OpaquePointer
+    private let queue = DispatchQueue(label: "wiregate.udev")
 
     init() throws(DiscoveryError) {
         guard let handle = udev_new() else { throw DiscoveryError("udev_new failed") }
@@ -19,8 +22,13 @@ final class Udev: @unchecked Sendable {
 
     deinit { udev_unref(handle) }
 
-    /// Every tty with a device node, in sysfs order.
+    /// Every tty with a device node, in sysfs order. Blocks for the enumeration (milliseconds),
+    /// on the udev queue behind any monitor event being read.
     func ttys() -> [TTYDevice] {
+        queue.sync { enumerateTTYs() }
+    }
+
+    private func enumerateTTYs() -> [TTYDevice] {
         guard let enumerate = udev_enumerate_new(handle) else { return [] }
         defer { udev_enumerate_unref(enumerate) }
         udev_enumerate_add_match_subsystem(enumerate, "tty")
@@ -78,6 +86,11 @@ final class Udev: @unchecked Sendable {
     /// The same event may come from both: the consumer treats a known add as a no-op.
     /// The sockets are read from a dispatch source (epoll), no thread of our own.
     func changes() throws(DiscoveryError) -> AsyncStream<Change> {
+        try queue.sync { Result { () throws(DiscoveryError) in try makeMonitors() } }.get()
+    }
+
+    /// On `queue`.
+    private func makeMonitors() throws(DiscoveryError) -> AsyncStream<Change> {
         var monitors: [OpaquePointer] = []
         for source in ["udev", "kernel"] {
             guard let monitor = udev_monitor_new_from_netlink(handle, source) else { continue }
@@ -90,7 +103,7 @@ final class Udev: @unchecked Sendable {
         }
         guard !monitors.isEmpty else { throw DiscoveryError("cannot listen to udev or kernel uevents (netlink)") }
         let (stream, continuation) = AsyncStream.makeStream(of: Change.self)
-        let queue = DispatchQueue(label: "wiregate.udev")
+        let queue = self.queue
         let sources = monitors.map { monitor in
             let source = DispatchSource.makeReadSource(fileDescriptor: udev_monitor_get_fd(monitor), queue: queue)
             source.setEventHandler {
