@@ -20,12 +20,14 @@ DECLARATION = re.compile(
 IDENTIFIER = re.compile(r"\b[A-Z]\w*\b")
 
 
+# One pass, leftmost first: a `/*` inside a string is not a comment, a `"` inside a comment not a string.
+LEXEMES = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"|/\*(?:.|\n)*?\*/|//[^\n]*')
+
+
 def strip(source: str) -> str:
-    """The source without comments and string literals (multi-line ones included)."""
-    source = re.sub(r'"""(?:.|\n)*?"""', '""', source)
-    source = re.sub(r"/\*(?:.|\n)*?\*/", "", source)
-    source = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', source)
-    return re.sub(r"//[^\n]*", "", source)
+    """The source without comments and string literals (multi-line ones included). Names inside
+    a string's interpolation go with it: a type used only there is not seen."""
+    return LEXEMES.sub(lambda lexeme: '""' if lexeme.group(0).startswith('"') else " ", source)
 
 
 def rooms(root: str) -> dict[str, list[str]]:

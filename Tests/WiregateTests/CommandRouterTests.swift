@@ -70,4 +70,45 @@ import WiregateTestKit
         #expect(directory["ms"]?.counters.commandsNotWritten == 1)
         #expect(directory["ms"]?.counters.commandsWritten == 0)
     }
+
+    /// A board that stops reading (a hung USB-serial chip) fills the port's buffers; its next write
+    /// waits at most `BoardReader.commandWriteTimeout`, is counted as not written, and the siren
+    /// on another board is written the moment its command comes.
+    @Test func aBoardThatStopsReadingHoldsUpTheNextCommandOnlyForTheWriteTimeout() async throws {
+        let stuck = try SimulatedBoard()   // never read
+        let siren = try SimulatedBoard()
+        let config = try GatewayConfig.parse(yaml: GatewayHarness.yaml(port: 1883, gatewayID: "house", boards: """
+          - { name: stuck, match: { path: \(stuck.path) }, protocol: kv, settle: 0s, commands: [ "LED=*" ] }
+          - { name: siren, match: { path: \(siren.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON" ] }
+        """), file: "stuck.yaml")
+        let state = try makeTemporaryDirectory("router-stuck")
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let journal = try Journal(directory: state, settings: config.journal, logger: Self.logger)
+        let directory = BoardDirectory(boards: config.boards.map(\.name))
+        for entry in config.boards {
+            directory.add(BoardReader(board: entry, config: config, outbox: journal, logger: Self.logger) { online, node in
+                directory.report(entry.name, online: online, node: node)
+            })
+        }
+        let readers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for reader in directory.all { group.addTask { await reader.run() } }
+            }
+        }
+        defer { readers.cancel() }
+        #expect(await eventually { directory.isOnline("stuck") && directory.isOnline("siren") })
+        let router = CommandRouter(config: config, boards: directory, logger: Self.logger)
+        let line = "LED=" + String(repeating: "7", count: 1000)
+        var sent = 0
+        while directory["stuck"]!.counters.commandsNotWritten == 0, sent < 5000 {
+            await router.handle(topic: "wiregate/house/stuck/set", payload: Array(line.utf8), retained: false)
+            sent += 1
+        }
+        #expect(directory["stuck"]!.counters.commandsNotWritten == 1, "\(sent) commands sent, all taken")
+        #expect(directory["stuck"]!.counters.commandsWritten == sent - 1)
+        let start = ContinuousClock.now
+        await router.handle(topic: "wiregate/house/siren/set", payload: Array("SIREN=ON".utf8), retained: false)
+        #expect(ContinuousClock.now - start < BoardReader.commandWriteTimeout)
+        #expect(await siren.receivedLines(within: .seconds(5)) { !$0.isEmpty } == ["SIREN=ON"])
+    }
 }

@@ -38,14 +38,32 @@ import WiregateTestKit
         let yaml = GatewayHarness.yaml(port: broker.port, gatewayID: "order", boards: "  - { name: idle, match: { path: /dev/null }, protocol: raw }")
         var options = MosquittoClient.Options(config: try GatewayConfig.parse(yaml: yaml, file: "order.yaml"), password: nil)
         options.will = nil
+        // The hold lasts as long as starting a subscriber: the broker must not drop the client meanwhile.
+        options.keepalive = 60
         let hold = CONNACKHold()
         options.afterCONNACKForTests = { hold.pass() }
         let client = try MosquittoClient(options: options)
         client.start()
-        var events = client.events.makeAsyncIterator()
-        func next(_ wanted: (MQTTClientEvent) -> Bool) async -> Bool {
-            while let event = await events.next() { if wanted(event) { return true } }
-            return false
+        // Whatever fails below, the network thread is let go and the client stopped.
+        defer {
+            hold.letGo()
+            Task { await client.shutdown() }
+        }
+        let events = client.events
+        /// The next event `wanted` reports, within 15 s.
+        func next(_ wanted: @escaping @Sendable (MQTTClientEvent) -> Bool) async -> Bool {
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for await event in events where wanted(event) { return true }
+                    return false
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(15))
+                    return false
+                }
+                defer { group.cancelAll() }
+                return await group.next() ?? false
+            }
         }
         #expect(await next { if case .connected = $0 { true } else { false } })
 
@@ -77,6 +95,5 @@ import WiregateTestKit
         #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.count >= 3 })
         try await Task.sleep(for: .milliseconds(200))
         #expect(subscriber.messages.map(\.payload) == ["1", "2", "3"])
-        await client.shutdown()
     }
 }

@@ -31,6 +31,9 @@ public final class BoardDirectory: Sendable {
 
     private let state: Mutex<State>
 
+    /// Changes a consumer may fall behind by (see `changes()`).
+    public static let followerBuffer = 1024
+
     /// - Parameter boards: the configured boards' names, offline until their readers say otherwise.
     public init(boards: [String]) {
         var state = State()
@@ -50,7 +53,11 @@ public final class BoardDirectory: Sendable {
             let name = reader.board.name
             guard state.readers[name] == nil else { return false }
             state.readers[name] = reader
-            if state.statuses[name] == nil { state.statuses[name] = Status(board: name, online: false) }
+            if state.statuses[name] == nil {
+                let status = Status(board: name, online: false)
+                state.statuses[name] = status
+                for follower in state.followers.values { follower.yield(status) }
+            }
             return true
         }
     }
@@ -79,8 +86,10 @@ public final class BoardDirectory: Sendable {
 
     /// Every board's status now, then every change, in order, for one consumer (a consumer that
     /// starts after a board came online still hears of it); ends when the consumer stops reading.
+    /// A consumer that falls `followerBuffer` changes behind loses the oldest: the newest status
+    /// of every board is what matters, and a stalled consumer must not hold memory without bound.
     public func changes() -> AsyncStream<Status> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Status.self)
+        let (stream, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(Self.followerBuffer))
         let id = state.withLock { state in
             // Under the lock: no change can come between the statuses now and the first change.
             for name in state.statuses.keys.sorted() { continuation.yield(state.statuses[name]!) }

@@ -836,7 +836,7 @@ struct SinkReader {
     var cursors: [EventClass: SinkCursor]
     var buffered: [EventClass: Deque<JournaledEvent>] = [:]
     /// The classes whose last batch from `next` its caller may still be handing to the destination:
-    /// until that caller calls `next` again (or puts them back), `hasUnsent` says yes, so that the
+    /// until that caller calls `next` again, `hasUnsent` says yes (events put back are in `buffered`), so that the
     /// telemetry sender does not overtake a critical batch between its hand-out and its publication.
     var inHand: Set<EventClass> = []
     /// The first seq appended since the sink's destination last connected; older ones are a replay.

@@ -26,9 +26,12 @@ struct SequenceFile: Sendable {
         let bytes = Array("\(value)\n".utf8)
         var written = 0
         while written < bytes.count {
-            written += try SystemCall.retrying("write", temporary) {
+            let count = try SystemCall.retrying("write", temporary) {
                 bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
             }
+            // A regular file never takes nothing; should one, this must not spin.
+            guard count > 0 else { throw SystemCallError(call: "write", path: temporary, code: EIO) }
+            written += count
         }
         try SystemCall.retrying("fsync", temporary) { fsync(fd) }
         try SystemCall.retrying("rename", temporary) { rename(temporary, path) }

@@ -24,13 +24,17 @@ public final class MQTTSink: Service, Sendable {
         public var unknownAcknowledgements = 0
         public var connects = 0
         public var connectionLosses = 0
-        /// Messages on subscribed topics dropped because the handler had fallen `handlerQueue` behind.
+        /// Messages on subscribed topics dropped: too large, or the handler had fallen `handlerQueue` behind.
         public var messagesDropped = 0
     }
 
-    /// Received messages waiting for the handler at most: beyond, a flood of commands is dropped
-    /// (logged and counted) rather than held in memory behind a stalled board.
+    /// Received messages waiting for the handler at most: beyond, the oldest are dropped (logged
+    /// and counted) rather than held in memory behind a stalled board; the newest command (a siren
+    /// switched off after it was switched on) is the one kept.
     static let handlerQueue = 256
+    /// The largest message handed to the handler: a command is one short line, and a queue of
+    /// 256 must not hold 256 of the broker's largest packets.
+    static let handlerMessageBytes = 4096
 
     private let config: GatewayConfig
     private let client: MosquittoClient
@@ -78,7 +82,7 @@ public final class MQTTSink: Service, Sendable {
         self.boards = boards
         self.handler = handler
         (received, receivedContinuation) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8], retained: Bool).self,
-                                                                  bufferingPolicy: .bufferingOldest(Self.handlerQueue))
+                                                                  bufferingPolicy: .bufferingNewest(Self.handlerQueue))
         self.window = window
         self.logger = logger
         self.statusFile = StatusFile(directory: statusDirectory, boards: config.boards.map(\.name)) { error in
@@ -168,21 +172,27 @@ public final class MQTTSink: Service, Sendable {
             case .published:
                 break // PUBACKs go to the window directly (see init)
             case .message(let topic, let payload, let retained):
-                if case .dropped = receivedContinuation.yield((topic, payload, retained)) {
-                    let dropped = counterState.withLock { counters in
-                        counters.messagesDropped += 1
-                        return counters.messagesDropped
-                    }
-                    // The first and then every hundredth: a flood must not flood the log too.
-                    if dropped % 100 == 1 {
-                        logger.error("message dropped: the command handler is \(Self.handlerQueue) messages behind", metadata: [
-                            "topic": "\(topic)", "dropped_total": "\(dropped)",
-                        ])
-                    }
+                guard payload.count <= Self.handlerMessageBytes else {
+                    dropReceived(topic: topic, because: "larger than \(Self.handlerMessageBytes) bytes (a command is one short line)")
+                    continue
+                }
+                if case .dropped(let oldest) = receivedContinuation.yield((topic, payload, retained)) {
+                    dropReceived(topic: oldest.topic, because: "the command handler is \(Self.handlerQueue) messages behind (the oldest goes)")
                 }
             }
         }
         receivedContinuation.finish()
+    }
+
+    private func dropReceived(topic: String, because reason: String) {
+        let dropped = counterState.withLock { counters in
+            counters.messagesDropped += 1
+            return counters.messagesDropped
+        }
+        // The first and then every hundredth: a flood must not flood the log too.
+        if dropped % 100 == 1 {
+            logger.error("message dropped: \(reason)", metadata: ["topic": "\(topic)", "dropped_total": "\(dropped)"])
+        }
     }
 
     /// Hands the received messages to the handler, in order, off the connection's loop.
@@ -260,18 +270,21 @@ public final class MQTTSink: Service, Sendable {
                 continue
             }
             let firstLive = liveFrom.withLock { $0 }
-            for event in due {
+            for (index, event) in due.enumerated() {
                 guard let deferral = await send(event, firstLive: firstLive, timestamps: &timestamps) else { continue }
-                // Not taken (the connection went, a broker setting, memory): held again, not orphaned.
+                // Not taken (the connection went, a broker setting, memory): this one and the rest
+                // are held again, in order, not orphaned.
+                let rest = due[index...]
                 held.withLock { state in
-                    state.events.append(event)
-                    state.retried.remove(event.seq)
+                    state.events += rest
+                    state.retried.subtract(rest.map(\.seq))
                     if case .notConnected = deferral {
                         state.retryAt = state.retryAt ?? .now + .seconds(1)
                     } else {
                         state.retryAt = state.retryAt ?? .now + state.backoff.nextDelay()
                     }
                 }
+                break
             }
         }
     }

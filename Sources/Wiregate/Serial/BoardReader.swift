@@ -238,7 +238,28 @@ public final class BoardReader: Service, Sendable {
             return false
         }
         do {
-            try await writer.write(ByteBuffer(string: line + "\n"))
+            // A board that stops reading (a hung USB-serial chip) fills NIO's buffer, and the write
+            // then waits for room: bounded, so that one such board holds up the next command (for
+            // any board) for at most this long.
+            let taken = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try await writer.write(ByteBuffer(string: line + "\n"))
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: Self.commandWriteTimeout)
+                    return false
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? false
+            }
+            guard taken else {
+                logger.warning("command not written: the board has not taken what was written before", metadata: [
+                    "waited": "\(Self.commandWriteTimeout)",
+                ])
+                countNotWritten()
+                return false
+            }
             state.withLock { $0.counters.commandsWritten += 1 }
             return true
         } catch {
@@ -247,6 +268,9 @@ public final class BoardReader: Service, Sendable {
             return false
         }
     }
+
+    /// How long a command may wait for room in the port's output buffer.
+    public static let commandWriteTimeout = Duration.seconds(2)
 
     private func countNotWritten() {
         state.withLock { $0.counters.commandsNotWritten += 1 }
