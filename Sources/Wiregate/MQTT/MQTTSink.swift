@@ -41,8 +41,10 @@ public final class MQTTSink: Service, Sendable {
     private let outbox: any EventOutbox
     private let boards: BoardDirectory
     private let handler: any MQTTMessageHandler
-    private let received: AsyncStream<(topic: String, payload: [UInt8], retained: Bool)>
-    private let receivedContinuation: AsyncStream<(topic: String, payload: [UInt8], retained: Bool)>.Continuation
+    /// A message received on a subscribed topic, waiting for the handler.
+    private typealias Received = (topic: String, payload: [UInt8], retained: Bool)
+    private let received: AsyncStream<Received>
+    private let receivedContinuation: AsyncStream<Received>.Continuation
     private let window: PublishWindow
     private let logger: Logger
     private let statusFile: StatusFile
@@ -81,11 +83,10 @@ public final class MQTTSink: Service, Sendable {
         self.outbox = outbox
         self.boards = boards
         self.handler = handler
-        (received, receivedContinuation) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8], retained: Bool).self,
-                                                                  bufferingPolicy: .bufferingNewest(Self.handlerQueue))
+        (received, receivedContinuation) = AsyncStream.makeStream(of: Received.self, bufferingPolicy: .bufferingNewest(Self.handlerQueue))
         self.window = window
         self.logger = logger
-        self.statusFile = StatusFile(directory: statusDirectory, boards: config.boards.map(\.name)) { error in
+        self.statusFile = StatusFile(directory: statusDirectory, boards: boards.snapshot().map(\.board)) { error in
             logger.warning("cannot write status.json", metadata: ["error": "\(error)"])
         }
     }
