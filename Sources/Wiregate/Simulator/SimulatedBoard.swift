@@ -60,12 +60,17 @@ public final class SimulatedBoard: Sendable {
         _ = fcntl(controller, F_SETFL, flags | O_NONBLOCK)
         _ = fcntl(controller, F_SETFD, FD_CLOEXEC)
         _ = fcntl(device, F_SETFD, FD_CLOEXEC)
-        devicePath = String(cString: ttyname(device))
         func fail(_ call: String, _ path: String, _ code: CInt) -> SystemCallError {
             close(controller); close(device)
             if linkLock >= 0 { close(linkLock) }
             return SystemCallError(call: call, path: path, code: code)
         }
+        // ttyname_r, not ttyname: ttyname's static buffer, shared by boards made at once on other
+        // threads (the tests run in parallel), once gave a path with another's bytes in it.
+        var name = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let named = ttyname_r(device, &name, name.count)
+        guard named == 0 else { throw fail("ttyname_r", "", named) }
+        devicePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if let access {
             guard fchown(device, access.uid, access.gid) == 0 else { throw fail("fchown", devicePath, errno) }
             guard fchmod(device, access.mode) == 0 else { throw fail("fchmod", devicePath, errno) }
