@@ -85,6 +85,37 @@ public final class Testbed: @unchecked Sendable {
     /// The started gateway's open file descriptors.
     public func gatewayDescriptors() throws -> Int { Int(try send("fds")) ?? -1 }
 
+    /// How many of process `pid`'s descriptors are umockdev's own: its preload connects a
+    /// socket to the testbed's ioctl service for every open of a `/dev` node, and for an open
+    /// that *failed* too (umockdev 0.17.16: `ioctl_emulate_open` runs on the -1 result, files
+    /// the socket under fd -1, and nothing closes it). A gateway retrying a node that is already
+    /// gone thus gains sockets that are the harness's, not its own. Counted as the unnamed unix
+    /// stream sockets whose peer is in another process (`ss -x` gives peers; /proc/net/unix
+    /// does not, and lists no connection the service has not accepted yet): the gateway
+    /// connects no unix stream socket of its own to another process.
+    public func umockdevSockets(in pid: Int32) throws -> Int {
+        let fd = "/proc/\(pid)/fd/"
+        let own = Set(try FileManager.default.contentsOfDirectory(atPath: fd).compactMap { name in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: fd + name))
+                .flatMap { $0.hasPrefix("socket:[") ? String($0.dropFirst(8).dropLast()) : nil }
+        })
+        let ss = Process()
+        ss.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ss.arguments = ["ss", "-x", "-a", "-H"]
+        let output = Pipe()
+        ss.standardOutput = output
+        try ss.run()
+        let table = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ss.waitUntilExit()
+        guard ss.terminationStatus == 0 else { throw TestKitError("ss -x: exit \(ss.terminationStatus)") }
+        // Netid State Recv-Q Send-Q Local-address Local-inode Peer-address Peer-inode
+        return table.split(separator: "\n").filter { line in
+            let field = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard field.count >= 8, field[0] == "u_str", field[4] == "*", own.contains(field[5]) else { return false }
+            return field[7] != "0" && !own.contains(field[7])
+        }.count
+    }
+
     /// Waits for the started command to exit by itself. - Returns: its exit status.
     @discardableResult
     public func waitForGateway() throws -> Int32 { Int32(try send("wait")) ?? -1 }
