@@ -1,4 +1,5 @@
 import Synchronization
+import WiregateCore
 
 /// The gateway's boards by name, configured and adopted alike, each with its status: the one
 /// holder of which board is online, and where. Every snapshot, count and `status.json` line is
@@ -25,14 +26,10 @@ public final class BoardDirectory: Sendable {
     private struct State {
         var readers: [String: BoardReader] = [:]
         var statuses: [String: Status] = [:]
-        var followers: [Int: AsyncStream<Status>.Continuation] = [:]
-        var nextFollower = 0
+        var followers = Followers<Status>()
     }
 
     private let state: Mutex<State>
-
-    /// Changes a consumer may fall behind by (see `changes()`).
-    public static let followerBuffer = 1024
 
     /// - Parameter boards: the configured boards' names, offline until their readers say otherwise.
     public init(boards: [String]) {
@@ -56,7 +53,7 @@ public final class BoardDirectory: Sendable {
             if state.statuses[name] == nil {
                 let status = Status(board: name, online: false)
                 state.statuses[name] = status
-                for follower in state.followers.values { follower.yield(status) }
+                state.followers.yield(status)
             }
             return true
         }
@@ -68,7 +65,7 @@ public final class BoardDirectory: Sendable {
             let status = Status(board: board, online: online, node: node)
             guard state.statuses[board] != status else { return }
             state.statuses[board] = status
-            for follower in state.followers.values { follower.yield(status) }
+            state.followers.yield(status)
         }
     }
 
@@ -86,22 +83,16 @@ public final class BoardDirectory: Sendable {
 
     /// Every board's status now, then every change, in order, for one consumer (a consumer that
     /// starts after a board came online still hears of it); ends when the consumer stops reading.
-    /// A consumer that falls `followerBuffer` changes behind loses the oldest: the newest status
-    /// of every board is what matters, and a stalled consumer must not hold memory without bound.
+    /// A consumer that falls `Followers.buffer` changes behind loses the oldest (see `Followers`).
     public func changes() -> AsyncStream<Status> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(Self.followerBuffer))
-        let id = state.withLock { state in
+        state.withLock { state in
             // Under the lock: no change can come between the statuses now and the first change.
-            for name in state.statuses.keys.sorted() { continuation.yield(state.statuses[name]!) }
-            defer { state.nextFollower += 1 }
-            state.followers[state.nextFollower] = continuation
-            return state.nextFollower
+            state.followers.add(startingWith: state.statuses.keys.sorted().map { state.statuses[$0]! }) { [weak self] id in
+                self?.state.withLock { $0.followers.remove(id) }
+            }
         }
-        // Runs on the thread that ends the stream (the consumer's cancellation, or the stream
-        // dropped), never inside `report`, which only yields.
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.followers.removeValue(forKey: id) }
-        }
-        return stream
     }
+
+    /// The status of `board` now; nil for a board the directory does not know.
+    public func status(of board: String) -> Status? { state.withLock { $0.statuses[board] } }
 }

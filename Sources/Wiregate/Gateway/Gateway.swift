@@ -9,7 +9,8 @@ import WiregateCore
 /// ```
 /// udev → DeviceWatcher (DeviceMatcher) → attaches boards to their readers, adds adopted ones to the BoardDirectory
 /// board → BoardReader (termios + NIO, LineFramer, EventBuilder) → Journal (SQLite) → MQTTSink → broker
-/// BoardReader → BoardDirectory (online, where) → MQTTSink (retained statuses, status.json)
+/// BoardReader → BoardDirectory (online, where) → StatusPublisher → status.json, MQTTSink (retained statuses)
+/// MQTTSink (broker connected, refusing) → StatusPublisher → status.json
 /// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
 /// ```
 public final class Gateway: Sendable {
@@ -21,6 +22,8 @@ public final class Gateway: Sendable {
     public let directory: BoardDirectory
     public let router: CommandRouter
     public let mqtt: MQTTSink
+    /// `status.json` and the boards' retained statuses.
+    public let status: StatusPublisher
     /// Finds boards through udev; nil when every board has a fixed path and none is adopted.
     public let discovery: DeviceWatcher?
     /// Uploads the journal to the Django backend; nil without `backend:` (or with a journal in memory).
@@ -65,9 +68,12 @@ public final class Gateway: Sendable {
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
         router = CommandRouter(config: config, boards: directory, logger: logger)
-        let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, statusDirectory: outbox.directory,
-                                boards: directory, handler: router, logger: logger)
+        let availability = Availability(config: config, directory: directory)
+        let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, availability: availability,
+                                handler: router, logger: logger)
         self.mqtt = mqtt
+        status = StatusPublisher(stateDirectory: outbox.directory, directory: directory, availability: availability,
+                                 broker: mqtt, logger: logger)
         notifier = SystemdNotifier(logger: logger) {
             let boards = directory.counts
             let pending = await outbox.pendingCount().values.reduce(0, +)
@@ -77,9 +83,10 @@ public final class Gateway: Sendable {
     }
 
     /// The services in start order; a `ServiceGroup` stops them in reverse, discovery and
-    /// boards first, so the MQTT sink is last and can say every board went offline.
+    /// boards first, so the MQTT sink can say every board went offline, and the status publisher
+    /// last, so `status.json` records everything going away.
     public var services: [any Service] {
-        [mqtt] + (backend.map { [$0] } ?? []) + boards + (discovery.map { [$0] } ?? []) + [notifier]
+        [status, mqtt] + (backend.map { [$0] } ?? []) + boards + (discovery.map { [$0] } ?? []) + [notifier]
     }
 
     /// systemd's READY=1, STATUS= and WATCHDOG=1; started last, so READY=1 comes once everything else has.

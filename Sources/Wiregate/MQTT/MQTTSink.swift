@@ -6,8 +6,9 @@ import WiregateCore
 
 /// The MQTT side of the gateway: keeps the broker connection, publishes events from
 /// the journal (QoS 1, bounded window, critical first), acknowledges them to the
-/// journal on PUBACK, publishes availability, and hands the messages received on
-/// subscribed topics to its handler (the command router).
+/// journal on PUBACK, publishes its availability source's retained messages, and hands the
+/// messages received on subscribed topics to its handler (the command router). It is the one
+/// holder of the broker connection's status (`brokerStatus`, `brokerChanges()`).
 public final class MQTTSink: Service, Sendable {
     public struct Counters: Sendable, Equatable {
         /// Events handed to libmosquitto; an event sent again after a lost connection counts again.
@@ -39,7 +40,7 @@ public final class MQTTSink: Service, Sendable {
     private let config: GatewayConfig
     private let client: MosquittoClient
     private let outbox: any EventOutbox
-    private let boards: BoardDirectory
+    private let availability: any AvailabilitySource
     private let handler: any MQTTMessageHandler
     /// A message received on a subscribed topic, waiting for the handler.
     private typealias Received = (topic: String, payload: [UInt8], retained: Bool)
@@ -47,7 +48,7 @@ public final class MQTTSink: Service, Sendable {
     private let receivedContinuation: AsyncStream<Received>.Continuation
     private let window: PublishWindow
     private let logger: Logger
-    private let statusFile: StatusFile
+    private let broker = Mutex((status: BrokerStatus(), followers: Followers<BrokerStatus>()))
     private let counterState = Mutex(Counters())
     /// The quarantine reasons already logged in this run.
     private let quarantineReasonsLogged = Mutex<Set<String>>([])
@@ -70,10 +71,13 @@ public final class MQTTSink: Service, Sendable {
     }
 
     /// - Parameters:
-    ///   - statusDirectory: where `status.json` goes: beside the journal.
-    ///   - boards: whose statuses are published (retained) and written to `status.json`.
+    ///   - config: a validated config.
+    ///   - password: the MQTT password, never logged.
+    ///   - outbox: the journal the events come from and their acknowledgements go to.
+    ///   - availability: what is announced, retained, at every connection and at a clean disconnect.
     ///   - handler: what messages on its `filters` go to (the command router).
-    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, statusDirectory: String, boards: BoardDirectory,
+    /// - Throws: `MosquittoError` when libmosquitto refuses the options (a TLS file it cannot read).
+    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, availability: any AvailabilitySource,
                 handler: any MQTTMessageHandler, logger: Logger) throws {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
@@ -81,13 +85,33 @@ public final class MQTTSink: Service, Sendable {
             window.answered(mid: mid, reasonCode: reasonCode)
         }
         self.outbox = outbox
-        self.boards = boards
+        self.availability = availability
         self.handler = handler
         (received, receivedContinuation) = AsyncStream.makeStream(of: Received.self, bufferingPolicy: .bufferingNewest(Self.handlerQueue))
         self.window = window
         self.logger = logger
-        self.statusFile = StatusFile(directory: statusDirectory, boards: boards.snapshot().map(\.board)) { error in
-            logger.warning("cannot write status.json", metadata: ["error": "\(error)"])
+    }
+
+    /// The broker connection now.
+    public var brokerStatus: BrokerStatus { broker.withLock { $0.status } }
+
+    /// The broker connection's status now, then every change, in order, for one consumer; ends
+    /// when the consumer stops reading, or when the sink has stopped.
+    public func brokerChanges() -> AsyncStream<BrokerStatus> {
+        broker.withLock { broker in
+            broker.followers.add(startingWith: [broker.status]) { [weak self] id in
+                self?.broker.withLock { $0.followers.remove(id) }
+            }
+        }
+    }
+
+    private func updateBroker(_ change: (inout BrokerStatus) -> Void) {
+        broker.withLock { broker in
+            var status = broker.status
+            change(&status)
+            guard status != broker.status else { return }
+            broker.status = status
+            broker.followers.yield(status)
         }
     }
 
@@ -116,9 +140,6 @@ public final class MQTTSink: Service, Sendable {
         if let problem = client.clientCertificateProblem {
             logger.error("the broker will refuse this gateway's certificate", metadata: ["problem": "\(problem)"])
         }
-        await statusFile.start()
-        // The statuses now (written to status.json), then each change.
-        let statusChanges = boards.changes()
         client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.handleClientEvents() }
@@ -129,7 +150,6 @@ public final class MQTTSink: Service, Sendable {
                 senders.addTask { await self.publishEvents(.critical) }
                 senders.addTask { await self.publishEvents(.telemetry) }
                 senders.addTask { await self.retryHeldBack() }
-                senders.addTask { await self.publishStatusChanges(statusChanges) }
                 // Until SIGTERM / SIGINT (or cancellation); then stop taking events from the journal.
                 try? await gracefulShutdown()
                 senders.cancelAll()
@@ -144,7 +164,8 @@ public final class MQTTSink: Service, Sendable {
         await outbox.acknowledge(await takeAcknowledged())
         // What the broker has not acknowledged stays in the journal for the next start.
         await outbox.flush()
-        await statusFile.stopped()
+        updateBroker { $0 = BrokerStatus() }
+        broker.withLock { $0.followers.removeAll() }.finish()
         logger.info("disconnected from the broker")
     }
 
@@ -157,18 +178,15 @@ public final class MQTTSink: Service, Sendable {
                 let firstLive = await outbox.beginLive()
                 liveFrom.withLock { $0 = firstLive }
                 subscribeToCommands()
-                publishStatus(config.gatewayStatusTopic, online: true)
-                for status in boards.snapshot() {
-                    publishStatus(config.boardStatusTopic(status.board), online: status.online)
-                }
+                for message in availability.announcements() { publish(message) }
                 window.setConnected(true, receiveMaximum: receiveMaximum)
-                await statusFile.broker(connected: true)
+                updateBroker { $0.connected = true }
             case .connectFailed(let reason):
                 logger.warning("cannot connect to the broker, will retry", metadata: ["reason": "\(reason)"])
             case .connectionLost(let reason):
                 counterState.withLock { $0.connectionLosses += 1 }
                 window.setConnected(false)
-                await statusFile.broker(connected: false)
+                updateBroker { $0.connected = false }
                 logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
             case .published:
                 break // PUBACKs go to the window directly (see init)
@@ -246,7 +264,7 @@ public final class MQTTSink: Service, Sendable {
             state.retryAt = .now + delay
             return (delay, first)
         }
-        await statusFile.broker(refusing: reason)
+        updateBroker { $0.refusing = reason }
         if first {
             logger.error("the broker refused messages; they stay in the journal and are sent again", metadata: [
                 "reason": "\(reason)", "refused": "\(retry.count)", "retry_in": "\(delay)",
@@ -303,7 +321,7 @@ public final class MQTTSink: Service, Sendable {
             return true
         }
         if over {
-            await statusFile.broker(refusing: nil)
+            updateBroker { $0.refusing = nil }
             logger.notice("the broker takes the messages it refused")
         }
         return acknowledged
@@ -364,7 +382,7 @@ public final class MQTTSink: Service, Sendable {
                     // Once per episode: a broker setting (max_qos 0) would otherwise log forever.
                     notTakenSince = .now
                     logger.error("libmosquitto does not take messages, will retry", metadata: ["error": "\(error)"])
-                    await statusFile.broker(refusing: "libmosquitto: \(error)")
+                    updateBroker { $0.refusing = "libmosquitto: \(error)" }
                 }
                 try? await Task.sleep(for: delay)
                 break
@@ -373,7 +391,7 @@ public final class MQTTSink: Service, Sendable {
                 notTakenSince = nil
                 notTaken.reset()
                 // Unless the broker still refuses held-back events: that is the status then.
-                if held.withLock({ $0.reason == nil }) { await statusFile.broker(refusing: nil) }
+                if held.withLock({ $0.reason == nil }) { updateBroker { $0.refusing = nil } }
             }
         }
     }
@@ -418,21 +436,24 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
-    private func publishStatusChanges(_ changes: AsyncStream<BoardDirectory.Status>) async {
-        for await change in changes {
-            await statusFile.board(change.board, online: change.online, node: change.node)
-            guard client.isConnected else { continue } // republished from the snapshot on connect
-            publishStatus(config.boardStatusTopic(change.board), online: change.online)
-        }
+    /// Publishes a retained message of another concern's (a board's status that changed) while
+    /// connected; in between connections, the next connection's announcements carry the news.
+    /// - Returns: whether libmosquitto queued it.
+    @discardableResult
+    public func publishRetained(_ message: RetainedMessage) -> Bool {
+        guard client.isConnected else { return false }
+        return publish(message)
     }
 
-    private func publishStatus(_ topic: String, online: Bool) {
+    @discardableResult
+    private func publish(_ message: RetainedMessage) -> Bool {
         let (result, resend) = window.publish(nil) {
-            client.publish(topic: topic, payload: online ? "online" : "offline", retain: true)
+            client.publish(topic: message.topic, payload: message.payload, retain: true)
         }
         if !resend.isEmpty { Task { await outbox.putBack(resend) } }
-        if case .queued = result { return }
-        logger.debug("status not published", metadata: ["topic": "\(topic)", "result": "\(result)"])
+        if case .queued = result { return true }
+        logger.debug("retained message not published", metadata: ["topic": "\(message.topic)", "result": "\(result)"])
+        return false
     }
 
     private func subscribeToCommands() {
@@ -443,14 +464,10 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
-    /// Marks every board and the gateway offline, and waits briefly for the PUBACKs.
+    /// Publishes the availability source's farewells, and waits briefly for the PUBACKs.
     private func publishFarewell() async {
         guard client.isConnected else { return }
-        // Adopted boards too: the directory has every board.
-        for status in boards.snapshot() {
-            publishStatus(config.boardStatusTopic(status.board), online: false)
-        }
-        publishStatus(config.gatewayStatusTopic, online: false)
+        for message in availability.farewells() { publish(message) }
         let deadline = ContinuousClock.now + .seconds(2)
         while window.counts.inFlight > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))

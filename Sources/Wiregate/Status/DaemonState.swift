@@ -58,17 +58,12 @@ actor StatusFile {
 
     func start() { save() }
 
-    func broker(connected: Bool) {
-        guard state.brokerConnected != connected else { return }
-        state.brokerConnected = connected
-        state.brokerSince = Date()
-        save()
-    }
-
-    /// The broker refuses messages for `reason`, or (nil) takes them again.
-    func broker(refusing reason: String?) {
-        guard state.brokerRefusing != reason else { return }
-        state.brokerRefusing = reason
+    /// The broker connection's status, as the MQTT sink holds it.
+    func broker(_ status: BrokerStatus) {
+        guard state.brokerConnected != status.connected || state.brokerRefusing != status.refusing else { return }
+        if state.brokerConnected != status.connected { state.brokerSince = Date() }
+        state.brokerConnected = status.connected
+        state.brokerRefusing = status.refusing
         save()
     }
 

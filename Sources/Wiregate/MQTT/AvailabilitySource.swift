@@ -1,0 +1,36 @@
+/// A retained message the MQTT sink publishes on behalf of another concern.
+public struct RetainedMessage: Sendable, Equatable {
+    public var topic: String
+    public var payload: String
+
+    public init(topic: String, payload: String) {
+        self.topic = topic
+        self.payload = payload
+    }
+}
+
+/// What the MQTT sink announces, retained, at every connection before any event, and at a clean
+/// disconnect: the availability of the gateway and of its boards (the status publisher).
+///
+/// The sink asks at the moment it connects or leaves, so what it publishes is the state then;
+/// the changes in between are the source's to publish (`MQTTSink.publishRetained(_:)`).
+public protocol AvailabilitySource: Sendable {
+    /// Published at every connection, in order, before the first event.
+    func announcements() -> [RetainedMessage]
+    /// Published before a clean disconnect (the broker's will says the same for an unclean one).
+    func farewells() -> [RetainedMessage]
+}
+
+/// The broker connection as the MQTT sink sees it: one holder (the sink), followed by
+/// `status.json` and, in later issues, the metrics and the health topic.
+public struct BrokerStatus: Sendable, Equatable {
+    /// Connected, and taking new messages (see `MosquittoClient`'s publish gate).
+    public var connected = false
+    /// Why the broker (or libmosquitto) refuses the gateway's messages, while it does.
+    public var refusing: String?
+
+    public init(connected: Bool = false, refusing: String? = nil) {
+        self.connected = connected
+        self.refusing = refusing
+    }
+}

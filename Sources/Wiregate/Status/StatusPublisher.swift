@@ -1,0 +1,81 @@
+import Logging
+import ServiceLifecycle
+import WiregateCore
+
+/// The availability of the gateway and of its boards, as retained messages: `online` / `offline`
+/// on `<base>/<gateway>/status` and `<base>/<gateway>/<board>/status`, read from the board
+/// directory at the moment they are asked for.
+public struct Availability: AvailabilitySource {
+    private let config: GatewayConfig
+    private let directory: BoardDirectory
+
+    public init(config: GatewayConfig, directory: BoardDirectory) {
+        self.config = config
+        self.directory = directory
+    }
+
+    /// The gateway online, then every board (configured and adopted) as it is now.
+    public func announcements() -> [RetainedMessage] {
+        [message(config.gatewayStatusTopic, online: true)]
+            + directory.snapshot().map { message(config.boardStatusTopic($0.board), online: $0.online) }
+    }
+
+    /// Every board offline, then the gateway.
+    public func farewells() -> [RetainedMessage] {
+        directory.snapshot().map { message(config.boardStatusTopic($0.board), online: false) }
+            + [message(config.gatewayStatusTopic, online: false)]
+    }
+
+    /// `board`'s status now (not the change that was heard of: a change that comes late must not
+    /// overwrite a newer one); nil for a board the directory does not know.
+    public func status(of board: String) -> RetainedMessage? {
+        directory.status(of: board).map { message(config.boardStatusTopic($0.board), online: $0.online) }
+    }
+
+    private func message(_ topic: String, online: Bool) -> RetainedMessage {
+        RetainedMessage(topic: topic, payload: online ? "online" : "offline")
+    }
+}
+
+/// Keeps the daemon's status where people and programs look: `status.json` beside the journal
+/// (for `wiregate status`), and each board's retained status topic while the broker is there.
+///
+/// Fed by the board directory's changes and the MQTT sink's broker changes; a service of its own
+/// so that a slow SD card delays neither. Start it before the MQTT sink: a `ServiceGroup` stops
+/// services in reverse, so it stops last and records the boards and the broker going away.
+public final class StatusPublisher: Service, Sendable {
+    private let directory: BoardDirectory
+    private let availability: Availability
+    private let broker: MQTTSink
+    private let file: StatusFile
+
+    /// - Parameters:
+    ///   - stateDirectory: where `status.json` goes: beside the journal.
+    ///   - broker: whose status is recorded, and through which boards' statuses are published.
+    public init(stateDirectory: String, directory: BoardDirectory, availability: Availability, broker: MQTTSink, logger: Logger) {
+        self.directory = directory
+        self.availability = availability
+        self.broker = broker
+        file = StatusFile(directory: stateDirectory, boards: directory.snapshot().map(\.board)) { error in
+            logger.warning("cannot write status.json", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func run() async {
+        await file.start()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await change in self.directory.changes() {
+                    await self.file.board(change.board, online: change.online, node: change.node)
+                    if let message = self.availability.status(of: change.board) { self.broker.publishRetained(message) }
+                }
+            }
+            group.addTask {
+                for await status in self.broker.brokerChanges() { await self.file.broker(status) }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await file.stopped()
+    }
+}
