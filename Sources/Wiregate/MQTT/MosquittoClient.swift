@@ -24,13 +24,24 @@ public enum MQTTClientEvent: Sendable {
     case message(topic: String, payload: [UInt8], retained: Bool)
 }
 
+extension MQTTClientEvent {
+    init(_ report: MQTTConnectionStateMachine.Report) {
+        switch report {
+        case .connected(let version, let receiveMaximum): self = .connected(version: version, receiveMaximum: receiveMaximum)
+        case .connectFailed(let reason): self = .connectFailed(reason: reason)
+        case .connectionLost(let reason): self = .connectionLost(reason: reason)
+        }
+    }
+}
+
 /// One connection to a broker through libmosquitto, kept up by its own network thread.
 ///
 /// The seam with the C library: libmosquitto calls its callbacks on the network
 /// thread this class starts (not `mosquitto_loop_start`, so that reconnecting, its
 /// backoff with jitter and the CONNACK timeout are ours: the library's own
-/// `loop_forever` can return on a TLS EOF instead of reconnecting). The thread polls
-/// the socket itself and calls `mosquitto_loop_read`/`_write`/`_misc` (see `serviceConnection`).
+/// `loop_forever` can return on a TLS EOF instead of reconnecting). What to do when is
+/// decided by the pure `MQTTConnectionStateMachine`, which the thread drives; it polls
+/// the socket itself and calls `mosquitto_loop_read`/`_write`/`_misc` (see `serviceOnce`).
 /// The callbacks are free functions that find their `CallbackContext` through the
 /// userdata pointer and do nothing but yield an `MQTTClientEvent` into `events`.
 /// Everything else happens in Swift tasks that read `events`.
@@ -310,102 +321,88 @@ public final class MosquittoClient: Sendable {
 
     // MARK: - The network thread
 
+    private typealias Connection = MQTTConnectionStateMachine
+
+    /// Drives the connection's state machine: performs its actions with libmosquitto and feeds
+    /// back what came of them, one input at a time, until it says to finish.
     private func networkLoop() {
-        var backoff = Backoff(initial: options.reconnectMin, maximum: options.reconnectMax)
-        var version = options.protocolVersion
+        var machine = Connection(version: options.protocolVersion, connectTimeout: options.connectTimeout,
+                                 backoff: Backoff(initial: options.reconnectMin, maximum: options.reconnectMax))
         let mosq = handle.pointer
-        while !stopping.load(ordering: .relaxed) {
-            mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION,
-                                 version == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)
-            // Again each time: libmosquitto overwrites it with a CONNACK's receive maximum and never
-            // restores it, and the next broker (a failover) may not send the property.
-            mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.sendMaximum))
-            context.connackCode.store(-1, ordering: .relaxed)
-            context.version.store(version == .v5 ? 5 : 4, ordering: .relaxed)
-            if let tls {
-                tls.resetFailure()
-                context.lastLibraryError.withLock { $0 = nil }
-                // Only while connecting: libmosquitto formats a log line for every packet when a
-                // callback is set, and what explains a failed TLS attempt is logged before CONNACK.
-                mosquitto_log_callback_set(mosq, onLog)
-            }
-            let code = mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
-            if code != MOSQ_ERR_SUCCESS.rawValue {
-                // The TLS handshake may already have begun, and failed, inside the connect call.
-                let reason = tlsFailure(beforeCONNACK: true)
-                    ?? "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))"
-                context.continuation.yield(.connectFailed(reason: reason))
-                sleep(backoff.nextDelay())
-                continue
-            }
-            let outcome = serviceConnection(mosq, version: version)
-            switch outcome {
-            case .stopped:
-                return
-            case .protocolRefused where version == .v5:
-                // A 3.1.1-only broker refuses MQTT 5 at CONNACK: fall back at once.
-                version = .v311
-                context.continuation.yield(.connectFailed(reason: "the broker refused MQTT 5; falling back to 3.1.1"))
-            case .lost(let wasConnected, let reason):
-                if wasConnected { backoff.reset() }
-                context.continuation.yield(wasConnected ? .connectionLost(reason: reason) : .connectFailed(reason: reason))
-                sleep(backoff.nextDelay())
-            case .protocolRefused:
-                context.continuation.yield(.connectFailed(reason: "the broker refused the protocol version"))
-                sleep(backoff.nextDelay())
-            }
-        }
-    }
-
-    private enum LoopOutcome {
-        case stopped
-        case protocolRefused
-        case lost(wasConnected: Bool, reason: String)
-    }
-
-    /// Runs `mosquitto_loop` on one TCP connection until it ends.
-    private func serviceConnection(_ mosq: OpaquePointer, version: GatewayConfig.MQTT.ProtocolVersion) -> LoopOutcome {
-        let deadline = ContinuousClock.now + options.connectTimeout
-        var everConnected = false
+        var input = Connection.Input.start
         while true {
-            let code = serviceOnce(mosq)
-            // The read that handled an accepted CONNACK has returned: libmosquitto has sent again
-            // what was in flight (after our callback), so new messages may follow it now.
-            let accepted = context.accepted.withLock { accepted in defer { accepted = nil }; return accepted }
-            if let accepted, code == MOSQ_ERR_SUCCESS.rawValue, !stopping.load(ordering: .relaxed) {
-                everConnected = true
-                mosquitto_log_callback_set(mosq, nil)
-                context.gate.withLock { $0 = true }
-                context.continuation.yield(.connected(version: accepted.version, receiveMaximum: accepted.receiveMaximum))
-            }
-            if stopping.load(ordering: .relaxed) {
-                context.gate.withLock { $0 = false }
-                // Let the DISCONNECT queued by shutdown() go out before the socket closes.
-                for _ in 0..<5 where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue {}
-                return .stopped
-            }
-            if code != MOSQ_ERR_SUCCESS.rawValue {
-                let wasConnected = context.gate.withLock { open in defer { open = false }; return open }
-                let connack = context.connackCode.load(ordering: .relaxed)
-                if connack == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) || connack == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
-                    return .protocolRefused
+            // A stop comes before whatever the last action led to (an accepted CONNACK included).
+            if stopping.load(ordering: .relaxed) { input = .stop }
+            var next: Connection.Input?
+            for action in machine.handle(input) {
+                switch action {
+                case .connect(let version):
+                    next = connect(mosq, version: version)
+                case .openGate:
+                    mosquitto_log_callback_set(mosq, nil)
+                    context.gate.withLock { $0 = true }
+                case .closeGate:
+                    context.gate.withLock { $0 = false }
+                case .report(let report):
+                    context.continuation.yield(MQTTClientEvent(report))
+                case .disconnect:
+                    mosquitto_disconnect(mosq)
+                case .wait(let delay):
+                    sleep(delay)
+                    next = .backoffElapsed
+                case .finish(let flush):
+                    // Let the DISCONNECT queued by shutdown() go out before the socket closes.
+                    if flush { for _ in 0..<5 where mosquitto_loop(mosq, 50, 1) == MOSQ_ERR_SUCCESS.rawValue {} }
+                    return
                 }
-                let reason: String
-                if connack > 0 {
-                    reason = "the broker refused the connection: \(Self.connackReason(connack, version: version))"
-                } else if let failure = tlsFailure(beforeCONNACK: !everConnected) {
-                    reason = failure
-                } else {
-                    reason = "\(MosquittoError(rawValue: code))"
-                }
-                mosquitto_disconnect(mosq)
-                return .lost(wasConnected: wasConnected || everConnected, reason: reason)
             }
-            if !everConnected && ContinuousClock.now > deadline {
-                mosquitto_disconnect(mosq)
-                return .lost(wasConnected: false, reason: "no CONNACK within \(options.connectTimeout) (is the broker hung?)")
-            }
+            input = next ?? serviceTurn(mosq, connected: machine.state == .connected, version: machine.version)
         }
+    }
+
+    /// One attempt's options, then the connect call (TCP, and the TLS handshake, then CONNECT).
+    private func connect(_ mosq: OpaquePointer, version: GatewayConfig.MQTT.ProtocolVersion) -> Connection.Input {
+        mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, version == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)
+        // Again each time: libmosquitto overwrites it with a CONNACK's receive maximum and never
+        // restores it, and the next broker (a failover) may not send the property.
+        mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.sendMaximum))
+        context.connackCode.store(-1, ordering: .relaxed)
+        context.version.store(version == .v5 ? 5 : 4, ordering: .relaxed)
+        if let tls {
+            tls.resetFailure()
+            context.lastLibraryError.withLock { $0 = nil }
+            // Only while connecting: libmosquitto formats a log line for every packet when a
+            // callback is set, and what explains a failed TLS attempt is logged before CONNACK.
+            mosquitto_log_callback_set(mosq, onLog)
+        }
+        let code = mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
+        guard code == MOSQ_ERR_SUCCESS.rawValue else {
+            // The TLS handshake may already have begun, and failed, inside the connect call.
+            return .connectCallFailed(reason: tlsFailure(beforeCONNACK: true)
+                ?? "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))")
+        }
+        return .connectCallSucceeded(now: .now)
+    }
+
+    /// One turn of `mosquitto_loop` on the connection, as the state machine's input: how it ended,
+    /// the CONNACK accepted, or a tick.
+    private func serviceTurn(_ mosq: OpaquePointer, connected: Bool, version: GatewayConfig.MQTT.ProtocolVersion) -> Connection.Input {
+        let code = serviceOnce(mosq)
+        // Taken once the read that handled an accepted CONNACK has returned: libmosquitto has sent
+        // again what was in flight (after our callback), so new messages may follow it now.
+        let accepted = context.accepted.withLock { accepted in defer { accepted = nil }; return accepted }
+        guard code == MOSQ_ERR_SUCCESS.rawValue else {
+            let connack = context.connackCode.load(ordering: .relaxed)
+            if connack == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) || connack == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
+                return .ended(.protocolRefused)
+            }
+            if connack > 0 {
+                return .ended(.failed(reason: "the broker refused the connection: \(Self.connackReason(connack, version: version))"))
+            }
+            return .ended(.failed(reason: tlsFailure(beforeCONNACK: !connected) ?? "\(MosquittoError(rawValue: code))"))
+        }
+        if let accepted { return .connackAccepted(version: accepted.version, receiveMaximum: accepted.receiveMaximum) }
+        return .tick(now: .now)
     }
 
     /// One turn of the network loop: waits up to 200 ms for the socket or a wake-up, then reads,
