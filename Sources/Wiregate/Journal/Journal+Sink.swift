@@ -96,14 +96,8 @@ extension Journal {
         for event in events where readers[sink]?.cursors[event.event.eventClass]?.acknowledge(event.seq) == true {
             cursorsDirty = true
         }
-        if cursorsDirty && !flushScheduled {
-            // A cursor on disk only spares re-sending after a crash: write it seldom (the SD card).
-            flushScheduled = true
-            Task { [commitWindow] in
-                try? await Task.sleep(for: Swift.max(commitWindow, Self.cursorInterval))
-                await self.flush()
-            }
-        }
+        // A cursor on disk only spares re-sending after a crash: written seldom (the SD card).
+        if cursorsDirty { perform(scheduler.cursorsMoved()) }
     }
 
     /// Reads the next events of a class after the sink's read position: committed rows first, then

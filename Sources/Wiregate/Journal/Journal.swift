@@ -85,12 +85,10 @@ public actor Journal: EventOutbox {
     var trimWhenIdle = false
     /// The highest seq a commit has covered: rows above it can only be in `pending`.
     var committedThrough: Int64
-    var flushScheduled = false
-    /// One flush at a time: a second request while one runs makes it go round once more.
-    private var flushing = false
-    private var flushAgain = false
+    /// When to commit: now, after a delay, right after the commit under way (one at a time).
+    var scheduler: CommitScheduler
     private var flushWaiters: [CheckedContinuation<Void, Never>] = []
-    var writeFailing = false
+    var writeFailing: Bool { scheduler.writeFailing }
     /// Commits that failed (read-only or full file system, I/O error).
     public private(set) var writeFailures = 0
     /// Events dropped from memory while the journal could not be written, per class.
@@ -306,6 +304,8 @@ public actor Journal: EventOutbox {
         self.directory = directory
         self.isDurable = durable
         self.commitWindow = settings.commitWindow
+        self.scheduler = CommitScheduler(commitWindow: settings.commitWindow, cursorInterval: Self.cursorInterval,
+                                         failureRetry: .seconds(1))
         self.bounds = (settings.maxBytes, settings.maxAge, settings.quarantineMaxCount, settings.quarantineMaxBytes)
         self.logger = logger
         let (last, cursors) = try database.read { db in
@@ -436,7 +436,7 @@ public actor Journal: EventOutbox {
     /// for longer than `backpressureStall`, or one that failed, lets every call through.
     public func enqueue(_ events: [Event]) async {
         if take(events) { Task { await self.flush() } }
-        guard isFasterThanAnyUART(events), flushing, !writeFailing,
+        guard isFasterThanAnyUART(events), scheduler.committing, !writeFailing,
               pending.count >= Self.backpressureEvents || pendingBytes >= Self.backpressureBytes,
               ContinuousClock.now - commitStarted < Self.backpressureStall else { return }
         let id = admissions.next
@@ -495,23 +495,26 @@ public actor Journal: EventOutbox {
         }
         // Every sink: one in the middle of a pass must see these too (see `wokenDuringPass`).
         for sink in readers.keys { wake(sink) }
-        // Early, for a burst (not while the card refuses writes: the retry has its own pace).
-        let burst = !writeFailing && (pending.count >= Self.earlyCommitEvents || pendingBytes >= Self.earlyCommitBytes)
-        if burst && !critical && flushing {
-            // A commit is under way: the next one follows it at once (no task per enqueue meanwhile).
-            flushAgain = true
-            return false
-        }
-        if critical || commitWindow == .zero || burst {
-            return true
-        } else if !flushScheduled {
-            flushScheduled = true
-            Task { [commitWindow] in
-                try? await Task.sleep(for: commitWindow)
+        let burst = pending.count >= Self.earlyCommitEvents || pendingBytes >= Self.earlyCommitBytes
+        let decision = scheduler.appended(critical: critical, burst: burst)
+        if decision == .commitNow { return true }
+        perform(decision)
+        return false
+    }
+
+    /// Carries out a decision of the scheduler's that nobody waits for: a commit in a task, or a timer.
+    func perform(_ decision: CommitScheduler.Decision) {
+        switch decision {
+        case .none:
+            break
+        case .commitNow:
+            Task { await self.flush() }
+        case .commitAfter(let delay):
+            Task {
+                try? await Task.sleep(for: delay)
                 await self.flush()
             }
         }
-        return false
     }
 
     /// Asks glibc to give back what a burst left in its arenas (freed, but kept unless asked),
@@ -681,31 +684,28 @@ public actor Journal: EventOutbox {
     /// (or failed to be, and stays in memory).
     public func flush() async {
         guard !closed else { return }
-        if flushing {
-            flushAgain = true
+        guard scheduler.commitRequested() == .run else {
             await withCheckedContinuation { flushWaiters.append($0) }
             return
         }
-        flushing = true
         repeat {
             repeat {
-                flushAgain = false
+                scheduler.passStarting()
                 await flushOnce()
-            } while flushAgain
+            } while scheduler.goesRoundAgain
             if lastBoundsCheck.map({ ContinuousClock.now - $0 > Self.boundsInterval }) ?? true {
                 lastBoundsCheck = .now
                 await enforceBounds()
             }
             // A request that came during the bounds pass is served before its waiter is resumed.
-        } while flushAgain
-        flushing = false
+        } while scheduler.goesRoundAgain
+        scheduler.loopEnded()
         let waiters = flushWaiters
         flushWaiters.removeAll()
         for waiter in waiters { waiter.resume() }
     }
 
     private func flushOnce() async {
-        flushScheduled = false
         let batch = Array(pending.prefix(Self.commitBatchLimit))
         let cursors = readers.mapValues(\.acknowledged)
         let floor = acknowledgedByAll
@@ -762,9 +762,7 @@ public actor Journal: EventOutbox {
             } }.value
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
-            // The rest follows in the same flush, batch after batch (not after a failure: the
-            // retry has its own pace).
-            if batch.count == Self.commitBatchLimit && !pending.isEmpty { flushAgain = true }
+            let (_, transition) = scheduler.passEnded(.committed(moreWaiting: batch.count == Self.commitBatchLimit && !pending.isEmpty))
             pendingBytes = max(0, pendingBytes - batch.reduce(0) { $0 + $1.memoryCost })
             if batch.count >= Self.earlyCommitEvents / 4 {
                 // A deque keeps the capacity a burst gave it: start a small one for what is left.
@@ -772,8 +770,7 @@ public actor Journal: EventOutbox {
                 trimAfterBurst()
             }
             if let last = batch.last { committedThrough = max(committedThrough, last.seq) }
-            if writeFailing {
-                writeFailing = false
+            if transition == .writableAgain {
                 logger.notice("journal writable again", metadata: ["failed_writes": "\(writeFailures)"])
             }
         } catch {
@@ -785,18 +782,12 @@ public actor Journal: EventOutbox {
             pendingBytes = pending.reduce(0) { $0 + $1.memoryCost }
             shedMemory()
             writeFailures += 1
-            if !writeFailing {
-                writeFailing = true
+            let (retry, transition) = scheduler.passEnded(.failed)
+            perform(retry)
+            if transition == .startedFailing {
                 logger.error("journal write failed, events kept in memory until it works again", metadata: [
                     "error": "\(error)", "pending": "\(pending.count)",
                 ])
-            }
-            if !flushScheduled {
-                flushScheduled = true
-                Task { [commitWindow] in
-                    try? await Task.sleep(for: max(commitWindow, .seconds(1)))
-                    await self.flush()
-                }
             }
         }
     }
