@@ -103,117 +103,102 @@ public final class BackendSink: Service, Sendable {
         try? await client.shutdown()
     }
 
+    /// Drives the upload's state machine: reads batches from the journal, sends what it says,
+    /// and performs what each answer leads to.
     private func upload(with client: HTTPClient) async {
-        var backoff = Backoff(initial: .seconds(1), maximum: settings.retryMax)
-        var nextSend = ContinuousClock.now
-        var lastProblem: String?
-        var compress = false
-        // Lowered by a 413 (the backend's or a proxy's size limit), for the batches after it too.
-        var batchLimit = settings.batchSize
+        var machine = UploadStateMachine<JournaledEvent>(batchSize: settings.batchSize, compress: settings.compress,
+                                                         retryMax: settings.retryMax, maxRate: settings.maxRate, start: .now)
         // What was journaled before the backend was last reached is a replay (the `replayed` field).
         var liveFrom = await outbox.journal.lastSeq + 1
         while !Task.isCancelled {
-            var batch = await outbox.next(max: batchLimit)
-            guard !batch.isEmpty else { return }
-            if batch[0].event.eventClass == .critical,
-               let split = batch.firstIndex(where: { $0.event.eventClass != .critical }) {
-                // Critical events in a batch of their own: the telemetry waits for the next one.
-                await outbox.putBack(Array(batch[split...]))
-                batch = Array(batch[..<split])
-            } else if batch.count < batchLimit && batch[0].event.eventClass == .telemetry {
-                // A trickle of live telemetry: gather a second's worth rather than one request per event.
-                await outbox.putBack(batch)
-                do { try await Task.sleep(for: Self.linger) } catch { return }
-                batch = await outbox.next(max: batchLimit)
-                guard !batch.isEmpty else { return }
-                if let split = batch.firstIndex(where: { $0.event.eventClass != batch[0].event.eventClass }) {
-                    await outbox.putBack(Array(batch[split...]))
-                    batch = Array(batch[..<split])
-                }
-            }
-            // The batch, or the parts it was cut into (413, or to isolate a bad event), in seq order.
-            var parts = [batch]
-            while let part = parts.first, !Task.isCancelled {
+            guard let batch = await shapedBatch(machine) else { return }
+            machine.begin(batch)
+            while let part = machine.part, !Task.isCancelled {
                 // The same body until it is stored or refused: the backend sees the same ids every time.
                 let body = Self.body(gateway: gatewayID, part, liveFrom: liveFrom)
-                let gzipped = compress ? Gzip.compress(body) : nil
+                let gzipped = machine.compress ? Gzip.compress(body) : nil
                 let (verdict, acceptsGzip) = await post(gzipped ?? body, gzipped: gzipped != nil, count: part.count, with: client)
-                if let acceptsGzip, acceptsGzip != compress, settings.compress {
-                    // RFC 7694: the backend's answers say whether it takes gzip bodies; a 415 to one says it does not.
-                    compress = acceptsGzip
-                    logger.info("backend \(acceptsGzip ? "accepts" : "does not accept") gzip bodies")
-                    if !acceptsGzip, gzipped != nil { continue }
-                }
-                switch verdict {
-                case .stored:
-                    parts.removeFirst()
-                    await outbox.acknowledge(part)
-                    counterState.withLock {
-                        $0.uploaded += part.count
-                        $0.batches += 1
-                        $0.reachable = true
-                    }
-                    if lastProblem != nil || counters.batches == 1 {
-                        if lastProblem != nil { logger.notice("backend reachable again", metadata: ["url": "\(settings.url)"]) }
-                        lastProblem = nil
+                // A 415 to a gzipped body is answered by the same part, plain: nothing to count.
+                if !(gzipped != nil && acceptsGzip == false) { count(verdict) }
+                for action in machine.answered(verdict, acceptsGzip: acceptsGzip, sentGzipped: gzipped != nil) {
+                    switch action {
+                    case .acknowledge(let events):
+                        await outbox.acknowledge(events)
+                        counterState.withLock {
+                            $0.uploaded += events.count
+                            $0.batches += 1
+                        }
+                    case .quarantine(let events, let status, let response):
+                        logger.error("the backend refused an event for good: quarantined, going on", metadata: [
+                            "status": "\(status)", "seq": "\(events[0].seq)", "board": "\(events[0].event.board)",
+                            "response": "\(response.prefix(200))",
+                        ])
+                        await outbox.quarantine(events, status: status, response: response)
+                        counterState.withLock { $0.quarantined += events.count }
+                    case .reachable(let again):
+                        if again { logger.notice("backend reachable again", metadata: ["url": "\(settings.url)"]) }
                         liveFrom = await outbox.journal.lastSeq + 1
                         record(reachable: true, problem: nil)
-                    }
-                    backoff.reset()
-                case .tooLarge where part.count > 1, .refused where part.count > 1:
-                    // Halves, first half first: order holds, and a bad event ends up alone.
-                    let half = part.count / 2
-                    parts.replaceSubrange(0..<1, with: [Array(part[..<half]), Array(part[half...])])
-                    if case .tooLarge = verdict {
-                        batchLimit = max(1, min(batchLimit, half))
-                        logger.warning("the backend refuses batches this large (413): smaller ones from now on", metadata: [
-                            "batch_size": "\(batchLimit)",
-                        ])
-                    }
-                case .tooLarge, .refused:
-                    parts.removeFirst()
-                    let (status, response) = if case .refused(let status, let response) = verdict {
-                        (status, response)
-                    } else {
-                        (413, "the backend's request size limit is below one event")
-                    }
-                    logger.error("the backend refused an event for good: quarantined, going on", metadata: [
-                        "status": "\(status)", "seq": "\(part[0].seq)", "board": "\(part[0].event.board)",
-                        "response": "\(response.prefix(200))",
-                    ])
-                    await outbox.quarantine(part, status: status, response: response)
-                    counterState.withLock { $0.quarantined += part.count }
-                case .retry(let reason, let after):
-                    counterState.withLock {
-                        $0.retries += 1
-                        $0.reachable = false
-                    }
-                    if reason != lastProblem {
+                    case .unreachable(let reason, misconfigured: false):
                         // Once per kind of trouble, not once per attempt while the internet is down.
                         logger.warning("backend upload failed, will retry", metadata: ["reason": "\(reason)", "url": "\(settings.url)"])
-                        lastProblem = reason
                         record(reachable: false, problem: reason)
-                    }
-                    do { try await Task.sleep(for: max(backoff.nextDelay(), after ?? .zero)) } catch { return }
-                case .misconfigured(let reason):
-                    counterState.withLock {
-                        $0.misconfigured += 1
-                        $0.reachable = false
-                    }
-                    if reason != lastProblem {
+                    case .unreachable(let reason, misconfigured: true):
                         logger.error("backend upload stopped: the backend or the way to it is set up wrong; retrying until fixed", metadata: [
                             "reason": "\(reason)", "url": "\(settings.url)",
                         ])
-                        lastProblem = reason
                         record(reachable: false, problem: reason)
+                    case .gzip(let accepted):
+                        logger.info("backend \(accepted ? "accepts" : "does not accept") gzip bodies")
+                    case .smallerBatches(let limit):
+                        logger.warning("the backend refuses batches this large (413): smaller ones from now on", metadata: [
+                            "batch_size": "\(limit)",
+                        ])
+                    case .wait(let delay):
+                        do { try await Task.sleep(for: delay) } catch { return }
                     }
-                    do { try await Task.sleep(for: backoff.nextDelay()) } catch { return }
                 }
             }
-            if let rate = settings.maxRate {
+            if let next = machine.batchDone(count: batch.count, now: .now) {
                 // Paced: a backlog drains at max_rate, whatever the uplink could take.
-                nextSend = max(nextSend, ContinuousClock.now - .seconds(1)) + .seconds(Double(batch.count) / Double(rate))
-                do { try await Task.sleep(until: nextSend) } catch { return }
+                do { try await Task.sleep(until: next) } catch { return }
+            }
+        }
+    }
+
+    /// The next batch from the journal as the machine shapes it (critical alone, live telemetry
+    /// gathered for `linger`); what is not in it goes back. Nil when the journal has closed.
+    private func shapedBatch(_ machine: UploadStateMachine<JournaledEvent>) async -> [JournaledEvent]? {
+        var batch = await outbox.next(max: machine.batchLimit)
+        guard !batch.isEmpty else { return nil }
+        var lingered = false
+        while true {
+            switch machine.shape(batch.map(\.event.eventClass), lingered: lingered) {
+            case .send(let count):
+                if count < batch.count { await outbox.putBack(Array(batch[count...])) }
+                return Array(batch[..<count])
+            case .linger:
+                await outbox.putBack(batch)
+                do { try await Task.sleep(for: Self.linger) } catch { return nil }
+                batch = await outbox.next(max: machine.batchLimit)
+                guard !batch.isEmpty else { return nil }
+                lingered = true
+            }
+        }
+    }
+
+    /// The counters an answer moves (what it leads to is the machine's).
+    private func count(_ verdict: UploadVerdict) {
+        counterState.withLock { counters in
+            switch verdict {
+            case .stored: counters.reachable = true
+            case .retry:
+                counters.retries += 1
+                counters.reachable = false
+            case .misconfigured:
+                counters.misconfigured += 1
+                counters.reachable = false
+            case .tooLarge, .refused: break
             }
         }
     }
