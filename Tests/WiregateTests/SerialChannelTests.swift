@@ -19,7 +19,7 @@ import WiregateTestKit
         var before = stat()
         try #require(fstat(fd, &before) == 0)
         await #expect(throws: (any Error).self) {
-            _ = try await SerialPort.channel(takingOwnershipOf: fd, group: MultiThreadedEventLoopGroup.singleton)
+            _ = try await SerialPort(takingOwnershipOf: fd).channel(group: MultiThreadedEventLoopGroup.singleton)
         }
         // Still open on this very file means leaked. (A closed number may be reused at once by a
         // test running beside this one, so "is fd open" alone would not tell; the inode does.)

@@ -11,15 +11,13 @@ enum HelloListener {
     static func listen(path: String, baud: Int, hupcl: Bool, settle: Duration, timeout: Duration,
                        pattern: HelloPattern, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async -> String? {
         // The node may still be settling (udev rules, permissions): a few tries.
-        var descriptor: CInt?
+        var opened: SerialPort?
         for _ in 0..<10 {
-            if let opened = try? SerialPort.open(path: path, baud: baud, hupcl: hupcl) {
-                descriptor = opened
-                break
-            }
+            opened = try? SerialPort.open(path: path, baud: baud, hupcl: hupcl)
+            if opened != nil { break }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        guard let descriptor, let channel = try? await SerialPort.channel(takingOwnershipOf: descriptor, group: group) else {
+        guard let port = opened.take(), let channel = try? await port.channel(group: group) else {
             return nil
         }
         let listening = settle + timeout

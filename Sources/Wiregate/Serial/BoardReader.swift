@@ -152,15 +152,11 @@ public final class BoardReader: Service, Sendable {
 
     /// Opens the port and reads it until it goes away.
     private func readSession(path: String) async throws {
-        let fd = try SerialPort.open(path: path, baud: board.baud, hupcl: board.hupcl)
-        do {
-            try await Task.sleep(for: board.settle)
-        } catch {
-            close(fd)
-            throw error
-        }
-        let atLineStart = SerialPort.discardInput(fd)
-        let channel = try await SerialPort.channel(takingOwnershipOf: fd, group: group)
+        let port = try SerialPort.open(path: path, baud: board.baud, hupcl: board.hupcl)
+        // Cancelled while settling: the port closes as it goes.
+        try await Task.sleep(for: board.settle)
+        let atLineStart = port.discardInput()
+        let channel = try await port.channel(group: group)
         state.withLock { $0.counters.opens += 1 }
         logger.info("board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
         var framer = LineFramer(maxLineLength: board.maxLineLength)
