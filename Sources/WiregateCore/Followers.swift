@@ -7,6 +7,8 @@
 public struct Followers<Element: Sendable>: Sendable {
     private var continuations: [Int: AsyncStream<Element>.Continuation] = [:]
     private var nextID = 0
+    /// Whether the holder has stopped (`removeAll()`): a follower added since ends at once.
+    private var stopped = false
 
     public init() {}
 
@@ -23,6 +25,10 @@ public struct Followers<Element: Sendable>: Sendable {
     public mutating func add(startingWith current: [Element], ended: @escaping @Sendable (Int) -> Void) -> AsyncStream<Element> {
         let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .bufferingNewest(Self.buffer))
         for element in current { continuation.yield(element) }
+        guard !stopped else {
+            continuation.finish()
+            return stream
+        }
         let id = nextID
         nextID += 1
         continuations[id] = continuation
@@ -40,9 +46,13 @@ public struct Followers<Element: Sendable>: Sendable {
     }
 
     /// Takes every follower out, to be ended with `finish()` once the holder has left its lock
-    /// (ending a stream calls its `ended`, which takes that lock).
+    /// (ending a stream calls its `ended`, which takes that lock). The holder has stopped: a
+    /// follower added from now on gets the fact it is given, and its stream ends.
     public mutating func removeAll() -> Followers {
-        defer { continuations.removeAll() }
+        defer {
+            continuations.removeAll()
+            stopped = true
+        }
         return self
     }
 

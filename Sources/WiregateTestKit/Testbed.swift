@@ -85,20 +85,19 @@ public final class Testbed: @unchecked Sendable {
     /// The started gateway's open file descriptors.
     public func gatewayDescriptors() throws -> Int { Int(try send("fds")) ?? -1 }
 
-    /// How many of process `pid`'s descriptors are umockdev's own: its preload connects a
-    /// socket to the testbed's ioctl service for every open of a `/dev` node, and for an open
-    /// that *failed* too (umockdev 0.17.16: `ioctl_emulate_open` runs on the -1 result, files
-    /// the socket under fd -1, and nothing closes it). A gateway retrying a node that is already
-    /// gone thus gains sockets that are the harness's, not its own. Counted as the unnamed unix
-    /// stream sockets whose peer is in another process (`ss -x` gives peers; /proc/net/unix
-    /// does not, and lists no connection the service has not accepted yet): the gateway
-    /// connects no unix stream socket of its own to another process.
-    public func umockdevSockets(in pid: Int32) throws -> Int {
+    /// Process `pid`'s open descriptors, from one listing, and how many of them are umockdev's:
+    /// its preload connects a socket to the testbed's ioctl service for every open of a `/dev`
+    /// node, and for an open that *failed* too (umockdev 0.17.16: `ioctl_emulate_open` runs on
+    /// the -1 result, files the socket under fd -1, and nothing closes it). A gateway retrying a
+    /// node that is already gone thus gains sockets that are the harness's, not its own. They are
+    /// the unix stream sockets whose peer (`ss -x` gives peers; /proc/net/unix does not) is this
+    /// testbed's `…/ioctl/…` service, or not listed yet (a connection it has not accepted yet).
+    public func descriptors(of pid: Int32) throws -> (all: Int, umockdev: Int) {
         let fd = "/proc/\(pid)/fd/"
-        let own = Set(try FileManager.default.contentsOfDirectory(atPath: fd).compactMap { name in
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: fd + name))
-                .flatMap { $0.hasPrefix("socket:[") ? String($0.dropFirst(8).dropLast()) : nil }
-        })
+        let links = try FileManager.default.contentsOfDirectory(atPath: fd).map { name in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: fd + name)) ?? ""
+        }
+        let own = Set(links.compactMap { $0.hasPrefix("socket:[") ? String($0.dropFirst(8).dropLast()) : nil })
         let ss = Process()
         ss.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         ss.arguments = ["ss", "-x", "-a", "-H"]
@@ -109,11 +108,16 @@ public final class Testbed: @unchecked Sendable {
         ss.waitUntilExit()
         guard ss.terminationStatus == 0 else { throw TestKitError("ss -x: exit \(ss.terminationStatus)") }
         // Netid State Recv-Q Send-Q Local-address Local-inode Peer-address Peer-inode
-        return table.split(separator: "\n").filter { line in
-            let field = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard field.count >= 8, field[0] == "u_str", field[4] == "*", own.contains(field[5]) else { return false }
-            return field[7] != "0" && !own.contains(field[7])
+        let rows = table.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            .filter { $0.count >= 8 }
+        let pathOf = Dictionary(rows.map { ($0[5], $0[4]) }, uniquingKeysWith: { first, _ in first })
+        let service = (logPath as NSString).deletingLastPathComponent + "/"
+        let umockdev = rows.filter { row in
+            guard row[0] == "u_str", row[4] == "*", own.contains(row[5]), row[7] != "0" else { return false }
+            guard let peer = pathOf[row[7]] else { return true } // not accepted yet
+            return peer.hasPrefix(service) && peer.contains("/ioctl/")
         }.count
+        return (links.count, umockdev)
     }
 
     /// Waits for the started command to exit by itself. - Returns: its exit status.

@@ -85,7 +85,8 @@ import Testing
     }
 
     /// Random sequences against a model of what must hold: at most one timer; a request runs a
-    /// loop only when none is under way; a critical append always commits now.
+    /// loop only when none is under way; a critical append always commits now; an append that
+    /// starts nothing always has a commit due.
     @Test(arguments: 0..<200) func randomSequencesKeepTheInvariants(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         var s = scheduler(window: [Duration.zero, .seconds(2)][Int(seed % 2)])
@@ -97,6 +98,9 @@ import Testing
                 let decision = s.appended(critical: critical, burst: Bool.random(using: &rng))
                 if critical { #expect(decision == .commitNow) }
                 if case .commitAfter = decision { timers += 1 }
+                // What matters: appended telemetry always has a commit coming (now, a timer, or
+                // the loop under way going round or running a pass that takes it).
+                if decision == .none { #expect(s.timerSet || s.committing, "telemetry with no commit due") }
             case 2:
                 if case .commitAfter = s.cursorsMoved() { timers += 1 }
             case 3:

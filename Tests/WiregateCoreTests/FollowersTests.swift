@@ -74,6 +74,8 @@ import Testing
         holder.stop()
         for stream in streams { #expect(await Array(stream) == [0]) }
         #expect(holder.ended.withLock { $0.sorted() } == [0, 1, 2])
+        // One that comes after the stop gets the fact, then the end: it never waits forever.
+        #expect(await Array(holder.follow()) == [0])
     }
 }
 

@@ -254,10 +254,10 @@ import WiregateTestKit
     }
 
     /// The daemon's own descriptors, threads and resident memory. umockdev's sockets in the
-    /// daemon (see `Testbed.umockdevSockets`) are the harness's and not counted.
+    /// daemon (see `Testbed.descriptors(of:)`) are the harness's and not counted.
     func resources(_ pid: Int32) throws -> (descriptors: Int, threads: Int, rssKiB: Int) {
-        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
-            - testbed.umockdevSockets(in: pid)
+        let listed = try testbed.descriptors(of: pid)
+        let descriptors = listed.all - listed.umockdev
         let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }

@@ -127,6 +127,7 @@ public final class BackendSink: Service, Sendable {
                         counterState.withLock {
                             $0.uploaded += events.count
                             $0.batches += 1
+                            $0.reachable = true
                         }
                     case .quarantine(let events, let status, let response):
                         logger.error("the backend refused an event for good: quarantined, going on", metadata: [
@@ -191,14 +192,13 @@ public final class BackendSink: Service, Sendable {
     private func count(_ verdict: UploadVerdict) {
         counterState.withLock { counters in
             switch verdict {
-            case .stored: counters.reachable = true
+            case .stored, .tooLarge, .refused: break // reachable is set with the acknowledgement
             case .retry:
                 counters.retries += 1
                 counters.reachable = false
             case .misconfigured:
                 counters.misconfigured += 1
                 counters.reachable = false
-            case .tooLarge, .refused: break
             }
         }
     }

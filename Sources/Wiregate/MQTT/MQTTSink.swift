@@ -164,7 +164,8 @@ public final class MQTTSink: Service, Sendable {
         await outbox.acknowledge(await takeAcknowledged())
         // What the broker has not acknowledged stays in the journal for the next start.
         await outbox.flush()
-        updateBroker { $0 = BrokerStatus() }
+        // Disconnected; the last refusal stays on record for `wiregate status` after the stop.
+        updateBroker { $0.connected = false }
         broker.withLock { $0.followers.removeAll() }.finish()
         logger.info("disconnected from the broker")
     }

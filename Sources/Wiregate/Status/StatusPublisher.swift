@@ -41,7 +41,8 @@ public struct Availability: AvailabilitySource {
 /// (for `wiregate status`), and each board's retained status topic while the broker is there.
 ///
 /// Fed by the board directory's changes and the MQTT sink's broker changes; a service of its own
-/// so that a slow SD card delays neither. Start it before the MQTT sink: a `ServiceGroup` stops
+/// so that a slow SD card delays neither the boards nor the sink (a board's retained status
+/// follows its status.json line, as before). Start it before the MQTT sink: a `ServiceGroup` stops
 /// services in reverse, so it stops last and records the boards and the broker going away.
 public final class StatusPublisher: Service, Sendable {
     private let directory: BoardDirectory
