@@ -80,7 +80,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         logger.logLevel = .warning
         let journal = try Journal(directory: state, settings: config.journal, logger: logger)
         let boards = BoardDirectory(boards: [])
-        let sink = try MQTTSink(config: config, password: password, outbox: journal,
+        let sink = try MQTTSink(config: config, password: password, outbox: journal.reader(for: Journal.mqttSink, coalescingLatest: true),
                                 availability: Availability(config: config, directory: boards), handler: CommandRouter(config: config, boards: boards, logger: logger), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [.init(service: sink)], logger: logger))
         let running = Task { try await group.run() }

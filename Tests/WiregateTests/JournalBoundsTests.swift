@@ -31,7 +31,7 @@ import WiregateTestKit
         // What is left is the newest telemetry: the oldest went first.
         var telemetry: [Int] = []
         while telemetry.count < pending[.telemetry]! {
-            for next in await journal.next(max: 100) where next.event.eventClass == .telemetry {
+            for next in await journal.mqtt.next(max: 100) where next.event.eventClass == .telemetry {
                 telemetry.append(Int(next.event.payload.split(separator: " ")[0])!)
             }
         }
@@ -97,7 +97,7 @@ import WiregateTestKit
         // 1,000 events (about 150 KiB of text) that the destination refused for good.
         for start in stride(from: 0, to: 1000, by: 100) {
             await journal.append((start..<start + 100).map { event($0, .telemetry) })
-            let refused = await journal.next(max: 100)
+            let refused = await journal.mqtt.next(max: 100)
             await journal.quarantine(sink: Journal.mqttSink, refused, status: 0x90, response: "topic name invalid")
         }
         // Then the alarms of a night with the broker away.

@@ -23,13 +23,13 @@ import WiregateTestKit
         let logger = Logger(label: "test")
         do {
             let journal = try Journal(directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: logger)
-            let backend = journal.outbox(for: "backend")
+            let backend = journal.reader(for: "backend")
             await journal.append(Self.events(1...20))
 
             // The MQTT sink takes and acknowledges everything: critical first.
-            let sent = await journal.next(max: 100)
+            let sent = await journal.mqtt.next(max: 100)
             #expect(sent.map(\.seq) == [4, 8, 12, 16, 20] + (1...20).filter { $0 % 4 != 0 }.map(Int64.init))
-            await journal.acknowledge(sent)
+            await journal.mqtt.acknowledge(sent)
             await journal.flush()
             #expect(await journal.pendingCount(sink: "mqtt").values.reduce(0, +) == 0)
             // The backend has not: every row is still there for it.
@@ -46,9 +46,9 @@ import WiregateTestKit
         let journal = try Journal(directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: logger)
         #expect(await journal.pendingCount(sink: "mqtt").values.reduce(0, +) == 0)
         #expect(await journal.pendingCount(sink: "backend") == [.critical: 0, .telemetry: 10])
-        let rest = await journal.outbox(for: "backend").next(max: 100)
+        let rest = await journal.reader(for: "backend").next(max: 100)
         #expect(rest.map(\.seq) == (1...20).filter { $0 % 4 != 0 }.suffix(10).map(Int64.init))
-        await journal.outbox(for: "backend").acknowledge(rest)
+        await journal.reader(for: "backend").acknowledge(rest)
         await journal.flush()
         let rows = try await journal.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") }
         #expect(rows == 0)
@@ -62,20 +62,20 @@ import WiregateTestKit
         defer { try? FileManager.default.removeItem(atPath: state) }
         let journal = try Journal(directory: state, settings: Self.settings, logger: Logger(label: "test"))
         await journal.append(Self.events(1...8))
-        #expect(await journal.hasUnsent(.critical))
-        let critical = await journal.next(max: 10, classes: [.critical], acknowledging: [])
+        #expect(await journal.mqtt.hasUnsent(.critical))
+        let critical = await journal.mqtt.next(max: 10, classes: [.critical], acknowledging: [])
         #expect(critical.map(\.seq) == [4, 8])
         // Handed out, nothing more to hand out, but its sender has not published them yet.
-        #expect(await journal.hasUnsent(.critical))
+        #expect(await journal.mqtt.hasUnsent(.critical))
         // Its sender comes back for more (it sent them): nothing of the class is unsent then.
-        let waiting = Task { await journal.next(max: 10, classes: [.critical], acknowledging: critical) }
-        #expect(await eventually { await !journal.hasUnsent(.critical) })
+        let waiting = Task { await journal.mqtt.next(max: 10, classes: [.critical], acknowledging: critical) }
+        #expect(await eventually { await !journal.mqtt.hasUnsent(.critical) })
         waiting.cancel()
         #expect(await waiting.value.isEmpty)
         // A batch put back is unsent again, whatever its sender does.
-        let telemetry = await journal.next(max: 2, classes: [.telemetry], acknowledging: [])
-        await journal.putBack(telemetry)
-        #expect(await journal.hasUnsent(.telemetry))
+        let telemetry = await journal.mqtt.next(max: 2, classes: [.telemetry], acknowledging: [])
+        await journal.mqtt.putBack(telemetry)
+        #expect(await journal.mqtt.hasUnsent(.telemetry))
     }
 
     @Test func telemetryEverySinkAcknowledgedIsNeverWrittenButOneSinkIsNotEnough() async throws {
@@ -83,7 +83,7 @@ import WiregateTestKit
         let journal = try Journal(directory: state, settings: .init(commitWindow: .seconds(60), sync: .normal),
                                   sinks: ["mqtt", "backend"], logger: Logger(label: "test"))
         await journal.append(Self.events(1...3))   // telemetry only: waits for the commit window
-        await journal.acknowledge(await journal.next(max: 10))
+        await journal.mqtt.acknowledge(await journal.mqtt.next(max: 10))
         await journal.flush()
         // The backend still needs them: written.
         let rows = try await journal.database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") }

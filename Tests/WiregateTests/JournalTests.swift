@@ -146,9 +146,9 @@ import WiregateTestKit
         await journal!.append([event, event, event])
         let first = await journal!.lastSeq
         // Everything acknowledged and deleted: the next start still goes on from there.
-        let sent = await journal!.next(max: 10)
+        let sent = await journal!.mqtt.next(max: 10)
         #expect(sent.map(\.seq) == [first - 2, first - 1, first])
-        await journal!.acknowledge(sent)
+        await journal!.mqtt.acknowledge(sent)
         // A clean stop records the exact last number (a crash costs a gap instead: see JournalSequenceTests).
         await journal!.close()
         journal = nil

@@ -34,7 +34,9 @@ public final class BackendSink: Service, Sendable {
     private let settings: GatewayConfig.Backend
     private let gatewayID: String
     private let token: String
-    private let outbox: JournalSinkOutbox
+    private let outbox: any OutboxReader
+    /// Where `backend.json` goes: beside the journal.
+    private let stateDirectory: String
     private let logger: Logger
     private let counterState = Mutex(Counters())
 
@@ -66,18 +68,24 @@ public final class BackendSink: Service, Sendable {
 
     private func record(reachable: Bool, problem: String?) {
         do {
-            try State(reachable: reachable, since: Date(), problem: problem).write(directory: outbox.journal.directory)
+            try State(reachable: reachable, since: Date(), problem: problem).write(directory: stateDirectory)
         } catch {
             logger.debug("cannot write backend.json", metadata: ["error": "\(error)"])
         }
     }
 
-    public init(config: GatewayConfig, token: String, journal: Journal, logger: Logger) {
+    /// - Parameters:
+    ///   - config: a validated config with a `backend:` section.
+    ///   - token: the backend's API token, never logged.
+    ///   - outbox: this sink's reader of the journal (`Journal.reader(for: BackendSink.sinkName)`).
+    ///   - stateDirectory: where `backend.json` is written for `wiregate status` (the journal's directory).
+    public init(config: GatewayConfig, token: String, outbox: any OutboxReader, stateDirectory: String, logger: Logger) {
         precondition(config.backend != nil, "no backend in the config")
         settings = config.backend!
         gatewayID = config.gateway.id
         self.token = token
-        outbox = journal.outbox(for: Self.sinkName)
+        self.outbox = outbox
+        self.stateDirectory = stateDirectory
         var logger = logger
         logger[metadataKey: "sink"] = "backend"
         self.logger = logger
@@ -109,7 +117,7 @@ public final class BackendSink: Service, Sendable {
         var machine = UploadStateMachine<JournaledEvent>(batchSize: settings.batchSize, compress: settings.compress,
                                                          retryMax: settings.retryMax, maxRate: settings.maxRate, start: .now)
         // What was journaled before the backend was last reached is a replay (the `replayed` field).
-        var liveFrom = await outbox.journal.lastSeq + 1
+        var liveFrom = await outbox.destinationConnected()
         while !Task.isCancelled {
             guard let batch = await shapedBatch(machine) else { return }
             machine.begin(batch)
@@ -138,7 +146,7 @@ public final class BackendSink: Service, Sendable {
                         counterState.withLock { $0.quarantined += events.count }
                     case .reachable(let again):
                         if again { logger.notice("backend reachable again", metadata: ["url": "\(settings.url)"]) }
-                        liveFrom = await outbox.journal.lastSeq + 1
+                        liveFrom = await outbox.destinationConnected()
                         record(reachable: true, problem: nil)
                     case .unreachable(let reason, misconfigured: false):
                         // Once per kind of trouble, not once per attempt while the internet is down.

@@ -45,7 +45,8 @@ public final class Gateway: Sendable {
                                       sinks: [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : []),
                                       logger: logger)
         if config.backend != nil, let backendToken, outbox.isDurable {
-            backend = BackendSink(config: config, token: backendToken, journal: outbox, logger: logger)
+            backend = BackendSink(config: config, token: backendToken, outbox: outbox.reader(for: BackendSink.sinkName),
+                                  stateDirectory: outbox.directory, logger: logger)
         } else {
             if config.backend != nil {
                 // Sequence numbers of a journal in memory may be handed out again later: the backend,
@@ -69,7 +70,7 @@ public final class Gateway: Sendable {
             : nil
         router = CommandRouter(config: config, boards: directory, logger: logger)
         let availability = Availability(config: config, directory: directory)
-        let mqtt = try MQTTSink(config: config, password: password, outbox: outbox, availability: availability,
+        let mqtt = try MQTTSink(config: config, password: password, outbox: outbox.reader(for: Journal.mqttSink, coalescingLatest: true), availability: availability,
                                 handler: router, logger: logger)
         self.mqtt = mqtt
         status = StatusPublisher(stateDirectory: outbox.directory, directory: directory, availability: availability,

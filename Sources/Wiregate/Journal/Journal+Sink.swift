@@ -3,35 +3,33 @@ import Foundation
 import GRDB
 import WiregateCore
 
-/// The sink's side of the journal: batches out (critical first), acknowledgements in,
-/// reading committed rows from SQLite and the rest from memory.
-/// `Journal`'s own `EventOutbox` conformance is the MQTT sink's view of it; another sink
-/// (the backend) reads it through `outbox(for:)`, from its own cursor.
+/// The sinks' side of the journal: batches out (critical first), acknowledgements in,
+/// reading committed rows from SQLite and the rest from memory. Each sink reads through its
+/// own `JournalReader` (`reader(for:)`), from its own cursor.
 extension Journal {
-    public func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
-        await next(sink: Self.mqttSink, max: max, classes: classes, acknowledging: acknowledging)
+    /// The journal as `sink` sees it.
+    /// - Parameters:
+    ///   - sink: one of the sinks the journal was opened with.
+    ///   - coalescingLatest: whether the destination keeps only the newest value of a `latest`
+    ///     topic (a broker's retained message): a replay to it then skips a `latest` row that a
+    ///     newer row of its topic supersedes. A destination that keeps the history (the backend) gets every row.
+    /// - Returns: that sink's reader (a small value: any number of copies share the one cursor).
+    public nonisolated func reader(for sink: String, coalescingLatest: Bool = false) -> JournalReader {
+        JournalReader(journal: self, sink: sink, coalescesLatest: coalescingLatest)
     }
 
-    public func putBack(_ events: [JournaledEvent]) { putBack(sink: Self.mqttSink, events) }
-
-    public func hasUnsent(_ eventClass: EventClass) async -> Bool { await hasUnsent(sink: Self.mqttSink, eventClass) }
-
-    public func acknowledge(_ events: [JournaledEvent]) { acknowledge(sink: Self.mqttSink, events) }
-
-    public func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
-        await quarantine(sink: Self.mqttSink, events, status: status, response: response)
-    }
-
-    /// The journal as `sink` sees it (one of the sinks it was opened with).
-    public nonisolated func outbox(for sink: String) -> JournalSinkOutbox {
-        JournalSinkOutbox(journal: self, sink: sink)
+    /// See `OutboxReader.destinationConnected`.
+    func destinationConnected(sink: String) -> Int64 {
+        readers[sink]?.liveFrom = nextSeq
+        return nextSeq
     }
 
     /// - Parameter classes: the classes this caller takes, in the order it takes them. A sink may
     ///   have one caller per class at once (the MQTT sink's critical and telemetry senders), never
     ///   two for the same class.
+    ///   - coalescingLatest: see `reader(for:coalescingLatest:)`.
     func next(sink: String, max: Int, classes: [EventClass] = [.critical, .telemetry],
-              acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
+              acknowledging: [JournaledEvent], coalescingLatest: Bool) async -> [JournaledEvent] {
         precondition(max > 0)
         precondition(readers[sink] != nil, "no sink \(sink) in this journal")
         let key = Self.callerKey(sink, classes)
@@ -51,7 +49,7 @@ extension Journal {
                 // A refill brings at most a few hundred rows: go on until the batch is full or the class drained.
                 while events.count < max, !Task.isCancelled {
                     if readers[sink]!.buffered[eventClass, default: []].isEmpty {
-                        await refill(sink, eventClass)
+                        await refill(sink, eventClass, coalescingLatest: coalescingLatest)
                         if readers[sink]!.buffered[eventClass, default: []].isEmpty { break }
                     }
                     while events.count < max, let event = readers[sink]!.buffered[eventClass]?.popFirst() {
@@ -106,7 +104,7 @@ extension Journal {
     /// A read that fails or is cancelled (GRDB throws `CancellationError` at shutdown) moves
     /// nothing: "no answer" is never taken for "nothing there", or the position would pass rows
     /// that were never sent and the cursor would follow it with the next acknowledgement.
-    func refill(_ sink: String, _ eventClass: EventClass) async {
+    func refill(_ sink: String, _ eventClass: EventClass, coalescingLatest: Bool) async {
         // Each round moves the position (to a row, or to the snapshot's last commit): it ends.
         for _ in 0..<4 where !Task.isCancelled {
             let after = readers[sink]!.cursors[eventClass]!.position
@@ -114,7 +112,8 @@ extension Journal {
                 takePending(sink, eventClass, after: after)
                 return
             }
-            guard let (events, committed) = await readCommitted(eventClass, after: after, liveFrom: readers[sink]!.liveFrom) else { return }
+            let coalesceBelow = coalescingLatest ? readers[sink]!.liveFrom : 0
+            guard let (events, committed) = await readCommitted(eventClass, after: after, coalesceBelow: coalesceBelow) else { return }
             // The only refill of this sink and class: nothing else moved the position meanwhile.
             if let last = events.last {
                 readers[sink]!.cursors[eventClass]!.read(through: last.seq)
@@ -158,10 +157,10 @@ extension Journal {
     /// Up to 256 committed events of a class after `after`, in seq order, and the highest seq the
     /// read's snapshot had committed; nil when the read failed or was cancelled.
     ///
-    /// A `latest` row older than `liveFrom` (a replay) is skipped when a newer row of its topic
+    /// A `latest` row below `coalesceBelow` (a replay) is skipped when a newer row of its topic
     /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
-    /// with the next acknowledgement.
-    func readCommitted(_ eventClass: EventClass, after: Int64, liveFrom: Int64) async -> (events: [JournaledEvent], committed: Int64)? {
+    /// with the next acknowledgement. 0 skips nothing.
+    func readCommitted(_ eventClass: EventClass, after: Int64, coalesceBelow: Int64) async -> (events: [JournaledEvent], committed: Int64)? {
         do {
             return try await database.read { db in
                 // The commits flush writes also move this, even for events never written (acknowledged first).
@@ -173,7 +172,7 @@ extension Journal {
                           SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
                     ORDER BY seq LIMIT 256
                     """)
-                let events = try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, liveFrom]).map { row in
+                let events = try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, coalesceBelow]).map { row in
                     JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
                                                              eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
                                                              latest: row[7]),
@@ -221,17 +220,16 @@ extension Journal {
     }
 }
 
-/// The journal as one sink (other than the MQTT sink) sees it: its own cursor, the same events.
-public struct JournalSinkOutbox: EventOutbox {
-    public let journal: Journal
+/// The journal as one sink sees it: its own cursor over the same events.
+public struct JournalReader: OutboxReader {
+    let journal: Journal
+    /// The sink's name in the journal's cursor table.
     public let sink: String
-
-    public func append(_ events: [Event]) async { await journal.append(events) }
-
-    public func enqueue(_ events: [Event]) async { await journal.enqueue(events) }
+    /// See `Journal.reader(for:coalescingLatest:)`.
+    public let coalescesLatest: Bool
 
     public func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
-        await journal.next(sink: sink, max: max, classes: classes, acknowledging: acknowledging)
+        await journal.next(sink: sink, max: max, classes: classes, acknowledging: acknowledging, coalescingLatest: coalescesLatest)
     }
 
     public func putBack(_ events: [JournaledEvent]) async { await journal.putBack(sink: sink, events) }
@@ -240,7 +238,11 @@ public struct JournalSinkOutbox: EventOutbox {
 
     public func acknowledge(_ events: [JournaledEvent]) async { await journal.acknowledge(sink: sink, events) }
 
-    public func beginLive() async -> Int64 { await journal.beginLive(sink: sink) }
+    public func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
+        await journal.quarantine(sink: sink, events, status: status, response: response)
+    }
+
+    public func destinationConnected() async -> Int64 { await journal.destinationConnected(sink: sink) }
 
     public func flush() async { await journal.flush() }
 }
@@ -289,12 +291,5 @@ extension Journal {
         (try? await database.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine WHERE sink = ?", arguments: [sink]) ?? 0
         }) ?? 0
-    }
-}
-
-extension JournalSinkOutbox {
-    /// See `Journal.quarantine`.
-    public func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
-        await journal.quarantine(sink: sink, events, status: status, response: response)
     }
 }

@@ -7,20 +7,6 @@ import GRDBSQLite
 import Logging
 import WiregateCore
 
-/// An event as the journal holds it: with its sequence number and clock flag.
-public struct JournaledEvent: Sendable, Hashable {
-    /// Per gateway, increasing, never reused (also across restarts).
-    public var seq: Int64
-    public var event: Event
-    /// Whether the kernel said the clock was synchronised when the line was read.
-    public var clockSynced: Bool
-
-    /// About what it costs in memory: its strings and the record around them.
-    var memoryCost: Int {
-        event.topic.utf8.count + event.subtopic.utf8.count + event.payload.utf8.count + event.board.utf8.count + 160
-    }
-}
-
 /// The store-and-forward journal: every event in SQLite (WAL) until each sink has it.
 ///
 /// Appends get a sequence number at once. Critical events are committed at once;
@@ -350,12 +336,7 @@ public actor Journal: EventOutbox {
             } ?? 0
         }
         // A sink new to this journal starts at its beginning: it gets everything still there.
-        // Only the MQTT sink coalesces `latest` telemetry on a replay; the backend keeps the history, every value.
-        readers = Dictionary(uniqueKeysWithValues: sinks.map { sink in
-            var reader = SinkReader(cursors: cursors[sink] ?? [:])
-            if sink != Self.mqttSink { reader.liveFrom = 0 }
-            return (sink, reader)
-        })
+        readers = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkReader(cursors: cursors[$0] ?? [:])) })
     }
 
     static var migrator: DatabaseMigrator {
@@ -662,14 +643,6 @@ public actor Journal: EventOutbox {
         }
     }
 
-    public func beginLive() -> Int64 { beginLive(sink: Self.mqttSink) }
-
-    /// See `EventOutbox.beginLive`, for `sink`.
-    public func beginLive(sink: String) -> Int64 {
-        readers[sink]?.liveFrom = nextSeq
-        return nextSeq
-    }
-
     /// Per class, the highest seq every sink has acknowledged: rows up to it are needed no more.
     var acknowledgedByAll: [EventClass: Int64] {
         var floor: [EventClass: Int64] = [:]
@@ -830,7 +803,8 @@ struct SinkReader {
     /// until that caller calls `next` again, `hasUnsent` says yes (events put back are in `buffered`), so that the
     /// telemetry sender does not overtake a critical batch between its hand-out and its publication.
     var inHand: Set<EventClass> = []
-    /// The first seq appended since the sink's destination last connected; older ones are a replay.
+    /// The first seq appended since the sink's destination last connected (`destinationConnected`):
+    /// older rows are a replay to it, which a coalescing reader thins. Until the first connection, everything is.
     var liveFrom: Int64 = .max
 
     init(cursors stored: [EventClass: Int64]) {

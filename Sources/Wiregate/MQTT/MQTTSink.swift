@@ -39,7 +39,7 @@ public final class MQTTSink: Service, Sendable {
 
     private let config: GatewayConfig
     private let client: MosquittoClient
-    private let outbox: any EventOutbox
+    private let outbox: any OutboxReader
     private let availability: any AvailabilitySource
     private let handler: any MQTTMessageHandler
     /// A message received on a subscribed topic, waiting for the handler.
@@ -73,11 +73,11 @@ public final class MQTTSink: Service, Sendable {
     /// - Parameters:
     ///   - config: a validated config.
     ///   - password: the MQTT password, never logged.
-    ///   - outbox: the journal the events come from and their acknowledgements go to.
+    ///   - outbox: this sink's reader of the journal: the events come from it, their acknowledgements go to it.
     ///   - availability: what is announced, retained, at every connection and at a clean disconnect.
     ///   - handler: what messages on its `filters` go to (the command router).
     /// - Throws: `MosquittoError` when libmosquitto refuses the options (a TLS file it cannot read).
-    public init(config: GatewayConfig, password: String?, outbox: any EventOutbox, availability: any AvailabilitySource,
+    public init(config: GatewayConfig, password: String?, outbox: any OutboxReader, availability: any AvailabilitySource,
                 handler: any MQTTMessageHandler, logger: Logger) throws {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
@@ -176,7 +176,8 @@ public final class MQTTSink: Service, Sendable {
             case .connected(let version, let receiveMaximum):
                 counterState.withLock { $0.connects += 1 }
                 logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)", "receive_maximum": "\(receiveMaximum)"])
-                let firstLive = await outbox.beginLive()
+                // What was appended before this connection is a replay to this broker.
+                let firstLive = await outbox.destinationConnected()
                 liveFrom.withLock { $0 = firstLive }
                 subscribeToCommands()
                 for message in availability.announcements() { publish(message) }
