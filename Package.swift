@@ -5,7 +5,7 @@ let package = Package(
     name: "wiregate",
     products: [
         .executable(name: "wiregate", targets: ["wiregate"]),
-        .library(name: "Wiregate", targets: ["Wiregate"]),
+        .library(name: "Wiregate", targets: ["Wiregate"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,7 +19,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // The backend sink's HTTP client: NIO-based like the rest, TLS with a private CA, timeouts, pooling.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0")
     ],
     targets: [
         // libmosquitto (Debian: libmosquitto-dev). Only a module map and a header.
@@ -50,7 +50,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
                 // The cursors' outstanding events: a deque, appended at the end and drained from the front.
-                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections")
             ]
         ),
         // The I/O parts of the data path: serial ports, MQTT, the outbox, the gateway wiring.
@@ -76,7 +76,7 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle")
             ]
         ),
         // The `wiregate` binary: one ArgumentParser command per file.
@@ -90,7 +90,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // `simulate` removes its link on SIGTERM and SIGINT.
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle")
             ]
         ),
         // Test helpers: a private mosquitto, a subscriber, pseudo-terminal boards.
@@ -114,7 +114,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ]
         ),
         // The seeded fault campaign (scripts/torture.sh): the daemon as a process, faults drawn from
@@ -127,7 +127,7 @@ let package = Package(
                 "WiregateCore",
                 "WiregateTestKit",
                 "CMosquitto",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]
         ),
         .testTarget(
@@ -142,8 +142,8 @@ let package = Package(
                 "WiregateCore",
                 "WiregateTestKit",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ]
-        ),
+        )
     ]
 )

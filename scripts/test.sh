@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 ./scripts/django-venv.sh
 # Arrows between the folders run one way (the README's architecture draws them).
 ./scripts/check-layers.py Sources/Wiregate
+# One layout for every file (.swift-format: 120 columns); `swift format format -i -r Sources Tests` fixes it.
+swift format lint --strict --recursive Package.swift Sources Tests
 swift build --build-tests -Xswiftc -warnings-as-errors
 # The backend sync tests serve the Django app over this private PostgreSQL.
 source scripts/postgres.sh

@@ -28,8 +28,10 @@ public struct Event: Sendable, Hashable {
     /// Telemetry for which a replay sends only the newest value per topic (the board's `latest`).
     public var latest: Bool
 
-    public init(board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date,
-                latest: Bool = false) {
+    public init(
+        board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date,
+        latest: Bool = false
+    ) {
         self.board = board
         self.topic = topic
         self.subtopic = subtopic

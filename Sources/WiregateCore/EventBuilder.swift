@@ -37,7 +37,9 @@ public struct EventBuilder: Sendable {
         for message in messages {
             // A JSON escape can put what the framer drops from raw lines into a value: NUL (SQLite's
             // text binding cuts there, PostgreSQL refuses it), C0 and C1 controls.
-            if message.payload.unicodeScalars.contains(where: { $0 != "\t" && ($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }) {
+            if message.payload.unicodeScalars.contains(where: {
+                $0 != "\t" && ($0.value < 0x20 || (0x7F...0x9F).contains($0.value))
+            }) {
                 return .malformed("a value holds a control character (NUL, C0 or C1)")
             }
             var levels: [String] = []
@@ -55,9 +57,11 @@ public struct EventBuilder: Sendable {
             // `status` and `set` below a board are the gateway's own topics.
             if levels.count == 1, levels[0] == "status" || levels[0] == "set" { levels[0] = "_" + levels[0] }
             let subtopic = levels.joined(separator: "/")
-            events.append(Event(board: board.name, topic: topicPrefix + subtopic, subtopic: subtopic,
-                                payload: message.payload, eventClass: board.classes.eventClass(forSubtopic: subtopic),
-                                receivedAt: receivedAt, latest: board.isLatest(subtopic)))
+            events.append(
+                Event(
+                    board: board.name, topic: topicPrefix + subtopic, subtopic: subtopic,
+                    payload: message.payload, eventClass: board.classes.eventClass(forSubtopic: subtopic),
+                    receivedAt: receivedAt, latest: board.isLatest(subtopic)))
         }
         return .events(events)
     }

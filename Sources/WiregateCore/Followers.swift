@@ -22,8 +22,11 @@ public struct Followers<Element: Sendable>: Sendable {
     ///     dropped the stream), on the thread that ended it and never inside `yield`: the holder
     ///     takes its lock there and calls `remove(_:)`.
     /// - Returns: the follower's stream.
-    public mutating func add(startingWith current: [Element], ended: @escaping @Sendable (Int) -> Void) -> AsyncStream<Element> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .bufferingNewest(Self.buffer))
+    public mutating func add(startingWith current: [Element], ended: @escaping @Sendable (Int) -> Void) -> AsyncStream<
+        Element
+    > {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: Element.self, bufferingPolicy: .bufferingNewest(Self.buffer))
         for element in current { continuation.yield(element) }
         guard !stopped else {
             continuation.finish()

@@ -24,7 +24,9 @@ public enum SamplePattern {
         if protocolName == MySensorsDecoder.protocolName {
             // A MySensors node echoes a set as its new state, without the ack request.
             let fields = command.split(separator: ";", maxSplits: 5, omittingEmptySubsequences: false)
-            if fields.count == 6 { return [fields[0], fields[1], fields[2], "0", fields[4], fields[5]].joined(separator: ";") }
+            if fields.count == 6 {
+                return [fields[0], fields[1], fields[2], "0", fields[4], fields[5]].joined(separator: ";")
+            }
         }
         if command == "PING" { return protocolName == JSONLineDecoder.protocolName ? #"{"pong":1}"# : "pong=1" }
         if let split = command.firstIndex(of: "="), protocolName == KeyValueDecoder.protocolName {

@@ -22,7 +22,8 @@ public struct TimestampFormatter: Sendable {
                 let digits = String(value)
                 return String(repeating: "0", count: max(0, width - digits.count)) + digits
             }
-            cachedPrefix = padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
+            cachedPrefix =
+                padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
                 + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "."
             cachedSecond = second
         }

@@ -15,7 +15,8 @@ public enum Topic {
     /// holding one could never be published. Surrogates cannot occur in a Swift string.
     public static func isForbidden(_ scalar: Unicode.Scalar) -> Bool {
         let value = scalar.value
-        return value < 0x20 || (0x7F...0x9F).contains(value) || (0xFDD0...0xFDEF).contains(value) || value & 0xFFFE == 0xFFFE
+        return value < 0x20 || (0x7F...0x9F).contains(value) || (0xFDD0...0xFDEF).contains(value)
+            || value & 0xFFFE == 0xFFFE
     }
 
     /// Makes one topic level out of text a board sent, or returns nil when nothing usable is left.
@@ -60,7 +61,9 @@ public enum Topic {
         let bytes = topic.utf8
         if bytes.isEmpty { return "is empty" }
         if bytes.first == UInt8(ascii: "$") { return "starts with '$', which is reserved for the broker" }
-        if bytes.contains(UInt8(ascii: "+")) || bytes.contains(UInt8(ascii: "#")) { return "contains a wildcard ('+' or '#')" }
+        if bytes.contains(UInt8(ascii: "+")) || bytes.contains(UInt8(ascii: "#")) {
+            return "contains a wildcard ('+' or '#')"
+        }
         if topic.unicodeScalars.contains(where: isForbidden) {
             return "contains a control character or a Unicode non-character, which MQTT forbids in topics"
         }
@@ -122,8 +125,11 @@ public struct TopicTemplate: Sendable, Equatable, CustomStringConvertible {
                     }
                     let name = rest[rest.index(after: open)..<close]
                     guard !name.isEmpty else { throw TemplateError(reason: "an empty placeholder '{}'") }
-                    guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }), !name.contains("{") else {
-                        throw TemplateError(reason: "the placeholder '{\(name)}' may hold only letters, digits, '_', '-' and '.'")
+                    guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }),
+                        !name.contains("{")
+                    else {
+                        throw TemplateError(
+                            reason: "the placeholder '{\(name)}' may hold only letters, digits, '_', '-' and '.'")
                     }
                     parts.append(.field(String(name)))
                     rest = rest[rest.index(after: close)...]

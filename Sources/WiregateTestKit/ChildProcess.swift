@@ -18,8 +18,10 @@ public final class ChildProcess: Sendable {
     ///   - stdout: a descriptor for the child's standard output, or nil for /dev/null.
     ///   - stderr: the same for standard error.
     ///   - environment: variables set (or replaced) in the child's copy of this process's environment.
-    public init(_ path: String, _ arguments: [String], stdin: CInt? = nil, stdout: CInt? = nil, stderr: CInt? = nil,
-                environment: [String: String] = [:]) throws {
+    public init(
+        _ path: String, _ arguments: [String], stdin: CInt? = nil, stdout: CInt? = nil, stderr: CInt? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -103,15 +105,18 @@ public final class ChildProcess: Sendable {
     /// Runs `path` to its end and collects what it printed.
     /// - Parameter mergingStandardError: standard error into the output too (as a user sees it), else to ours.
     /// - Returns: the exit status and the output.
-    public static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:],
-                           mergingStandardError: Bool = false) throws -> (status: Int32, output: String) {
+    public static func run(
+        _ path: String, _ arguments: [String], environment: [String: String] = [:],
+        mergingStandardError: Bool = false
+    ) throws -> (status: Int32, output: String) {
         var fds: [CInt] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw TestKitError("socketpair: errno \(errno)")
         }
         let child: ChildProcess
         do {
-            child = try ChildProcess(path, arguments, stdout: fds[1], stderr: mergingStandardError ? fds[1] : 2, environment: environment)
+            child = try ChildProcess(
+                path, arguments, stdout: fds[1], stderr: mergingStandardError ? fds[1] : 2, environment: environment)
         } catch {
             close(fds[0]); close(fds[1])
             throw error

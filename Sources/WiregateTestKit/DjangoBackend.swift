@@ -22,20 +22,26 @@ public final class DjangoBackend: @unchecked Sendable {
 
     private func faultCounter(_ key: String) -> Int {
         guard let faultsFile, let data = FileManager.default.contents(atPath: faultsFile),
-              let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return 0 }
+            let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return 0 }
         return state[key] as? Int ?? 0
     }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+        .standardized.path
 
     /// - Parameter faults: a fault plan (see deploy/django/testproject/faults.py), e.g.
     ///   `["plan": ["500", "429:1", "hang:3"], "reject_seq": 5]`.
     /// - Parameter tls: a server certificate and key: gunicorn then serves HTTPS.
     /// - Parameter gateway: the gateway id the token is bound to (the app answers 403 for any other).
-    public init(faults: [String: any Sendable]? = nil, tls: (certificate: String, key: String)? = nil, gateway: String = "test-gw") throws {
+    public init(
+        faults: [String: any Sendable]? = nil, tls: (certificate: String, key: String)? = nil,
+        gateway: String = "test-gw"
+    ) throws {
         self.tls = tls
         guard ProcessInfo.processInfo.environment["PGPORT"] != nil else {
-            throw TestKitError("no PostgreSQL: run the tests through scripts/test.sh, which starts one (PGHOST, PGPORT)")
+            throw TestKitError(
+                "no PostgreSQL: run the tests through scripts/test.sh, which starts one (PGHOST, PGPORT)")
         }
         python = Self.root + "/.build/django-venv/bin/python"
         directory = Self.root + "/deploy/django"
@@ -69,14 +75,17 @@ public final class DjangoBackend: @unchecked Sendable {
 
     /// Starts gunicorn and waits until it answers.
     public func start() throws {
-        let log = open(temporaryPath(database, suffix: "-gunicorn.log"),
-                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let log = open(
+            temporaryPath(database, suffix: "-gunicorn.log"),
+            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer { close(log) }
-        server = try ChildProcess(Self.root + "/.build/django-venv/bin/gunicorn", [
-            "--chdir", directory, "--bind", "127.0.0.1:\(port)", "--workers", "2", "--access-logfile", "-",
-        ] + (tls.map { ["--certfile", $0.certificate, "--keyfile", $0.key] } ?? []) + [
-            "testproject.wsgi",
-        ], stdout: log, stderr: log, environment: environment)
+        server = try ChildProcess(
+            Self.root + "/.build/django-venv/bin/gunicorn",
+            [
+                "--chdir", directory, "--bind", "127.0.0.1:\(port)", "--workers", "2", "--access-logfile", "-"
+            ] + (tls.map { ["--certfile", $0.certificate, "--keyfile", $0.key] } ?? []) + [
+                "testproject.wsgi"
+            ], stdout: log, stderr: log, environment: environment)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if canConnect() { return }
@@ -95,9 +104,11 @@ public final class DjangoBackend: @unchecked Sendable {
 
     /// The stored events' sequence numbers, in order.
     public func storedSequences() throws -> [Int64] {
-        try Self.output("/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT seq FROM wiregate_events_event ORDER BY seq"],
-                        environment: [:])
-            .split(separator: "\n").compactMap { Int64($0) }
+        try Self.output(
+            "/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT seq FROM wiregate_events_event ORDER BY seq"],
+            environment: [:]
+        )
+        .split(separator: "\n").compactMap { Int64($0) }
     }
 
     /// Replaces what is left of the fault plan (a server started with one): the next requests
@@ -112,28 +123,40 @@ public final class DjangoBackend: @unchecked Sendable {
         var state = (try? JSONSerialization.jsonObject(with: handle.readDataToEndOfFile()) as? [String: Any]) ?? [:]
         state["plan"] = plan
         let data = try JSONSerialization.data(withJSONObject: state)
-        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else { throw TestKitError("truncate \(faultsFile): errno \(errno)") }
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
+            throw TestKitError("truncate \(faultsFile): errno \(errno)")
+        }
         try handle.write(contentsOf: data)
     }
 
     /// The stored events as (seq, board, topic, payload, class), in the order they were stored.
     /// Fields and rows are separated by ASCII's unit and record separators, which the app refuses
     /// in payloads (C0), so that no stored text can split a row; a row that still does not parse throws.
-    public func storedEvents() throws -> [(seq: Int64, board: String, topic: String, payload: String, eventClass: String)] {
+    public func storedEvents() throws -> [(
+        seq: Int64, board: String, topic: String, payload: String, eventClass: String
+    )] {
         let sql = "SELECT seq, board, topic, payload, class FROM wiregate_events_event ORDER BY stored_at, seq"
-        return try Self.output("/usr/bin/psql", ["-At", "-F", "\u{1F}", "-R", "\u{1E}", "-d", database, "-c", sql], environment: [:])
-            .trimmingCharacters(in: .newlines)
-            .split(separator: "\u{1E}").map { row in
-                let fields = row.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
-                guard fields.count == 5, let seq = Int64(fields[0]) else { throw TestKitError("a stored row does not parse: \(row.prefix(200))") }
-                return (seq, fields[1], fields[2], fields[3], fields[4])
+        return try Self.output(
+            "/usr/bin/psql", ["-At", "-F", "\u{1F}", "-R", "\u{1E}", "-d", database, "-c", sql], environment: [:]
+        )
+        .trimmingCharacters(in: .newlines)
+        .split(separator: "\u{1E}").map { row in
+            let fields = row.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 5, let seq = Int64(fields[0]) else {
+                throw TestKitError("a stored row does not parse: \(row.prefix(200))")
             }
+            return (seq, fields[1], fields[2], fields[3], fields[4])
+        }
     }
 
     /// A count of rows matching `condition` (SQL), e.g. "replayed".
     public func count(where condition: String = "true") throws -> Int {
-        Int(try Self.output("/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT count(*) FROM wiregate_events_event WHERE \(condition)"],
-                            environment: [:]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        Int(
+            try Self.output(
+                "/usr/bin/psql",
+                ["-At", "-d", database, "-c", "SELECT count(*) FROM wiregate_events_event WHERE \(condition)"],
+                environment: [:]
+            ).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
     private func canConnect() -> Bool {
@@ -144,7 +167,9 @@ public final class DjangoBackend: @unchecked Sendable {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
     }
 

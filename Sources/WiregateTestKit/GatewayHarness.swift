@@ -15,9 +15,11 @@ public final class GatewayHarness: Sendable {
     public init(yaml: String, password: String? = nil, backendToken: String? = nil) throws {
         let config = try GatewayConfig.parse(yaml: yaml, file: "harness.yaml")
         var logger = Logger(label: "wiregate-test")
-        logger.logLevel = ProcessInfo.processInfo.environment["WIREGATE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["WIREGATE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         gateway = try Gateway(config: config, password: password, backendToken: backendToken, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
         self.group = group
         task = Task { try await group.run() }
     }
@@ -36,17 +38,19 @@ public final class GatewayHarness: Sendable {
     /// Config text for one gateway on `port` with the given board entries (YAML list items).
     /// - Parameter stateDirectory: the journal's directory; a new temporary one when nil.
     /// - Parameter backend: the `backend:` section's keys, when there is one.
-    public static func yaml(port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "",
-                            stateDirectory: String? = nil, journal: String = "", backend: String = "") -> String {
+    public static func yaml(
+        port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "",
+        stateDirectory: String? = nil, journal: String = "", backend: String = ""
+    ) -> String {
         let state = stateDirectory ?? temporaryPath("state")
         return """
-        gateway: { id: \(gatewayID), state_dir: \(state) }
-        \(journal.isEmpty ? "" : "journal: { \(journal) }")
-        \(backend.isEmpty ? "" : "backend: { \(backend) }")
-        mqtt: { host: 127.0.0.1, port: \(port), base_topic: wiregate, keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms\(mqttExtra) }
-        boards:
-        \(boards)
-        """
+            gateway: { id: \(gatewayID), state_dir: \(state) }
+            \(journal.isEmpty ? "" : "journal: { \(journal) }")
+            \(backend.isEmpty ? "" : "backend: { \(backend) }")
+            mqtt: { host: 127.0.0.1, port: \(port), base_topic: wiregate, keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms\(mqttExtra) }
+            boards:
+            \(boards)
+            """
     }
 }
 

@@ -33,7 +33,8 @@ public final class MosquittoBroker: @unchecked Sendable {
         self.port = try port ?? freeLoopbackPort()
         directory = URL(fileURLWithPath: temporaryPath("broker"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try makeConfig(self.port, directory).write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+        try makeConfig(self.port, directory).write(
+            to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
         try start()
     }
 
@@ -49,7 +50,8 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// Starts (or restarts) the broker on the same port.
     public func start() throws {
-        let process = try ChildProcess("/usr/sbin/mosquitto", ["-c", directory.appendingPathComponent("mosquitto.conf").path])
+        let process = try ChildProcess(
+            "/usr/sbin/mosquitto", ["-c", directory.appendingPathComponent("mosquitto.conf").path])
         self.process = process
         // Generous: on two busy cores (a build beside the tests) a start has taken over 5 s.
         let deadline = Date().addingTimeInterval(15)
@@ -116,6 +118,8 @@ func canConnect(port: Int) -> Bool {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = UInt16(port).bigEndian
     return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     } == 0
 }

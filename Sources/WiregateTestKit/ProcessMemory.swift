@@ -19,7 +19,8 @@ public enum ProcessMemory {
     public static func privateDirtyByMapping(_ pid: pid_t) -> [(mapping: String, kib: Int)] {
         // Read to the end: procfs files report size 0, and smaps runs to hundreds of KiB.
         guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps"),
-              let data = try? handle.readToEnd() else { return [] }
+            let data = try? handle.readToEnd()
+        else { return [] }
         try? handle.close()
         let text = String(decoding: data, as: UTF8.self)
         var totals: [String: Int] = [:]

@@ -15,7 +15,9 @@ public final class Subscriber: Sendable {
     private let process: ChildProcess
     private final class Received: Sendable {
         let state = Mutex<(messages: [Message], partial: String)>(([], ""))
-        func withLock<T>(_ body: (inout (messages: [Message], partial: String)) -> T) -> T { state.withLock { body(&$0) } }
+        func withLock<T>(_ body: (inout (messages: [Message], partial: String)) -> T) -> T {
+            state.withLock { body(&$0) }
+        }
 
         /// Adds output of mosquitto_sub: messages are `topic<TAB>payload` lines; `-d` adds its
         /// protocol trace, of which only the SUBACK matters (the subscription is in place).
@@ -31,8 +33,10 @@ public final class Subscriber: Sendable {
                     }
                     let rest = line[line.index(after: tab)...]
                     guard let second = rest.firstIndex(of: "\t") else { continue }
-                    state.messages.append(Message(topic: String(line[..<tab]), payload: String(rest[rest.index(after: second)...]),
-                                                  properties: String(rest[..<second])))
+                    state.messages.append(
+                        Message(
+                            topic: String(line[..<tab]), payload: String(rest[rest.index(after: second)...]),
+                            properties: String(rest[..<second])))
                 }
             }
         }
@@ -51,8 +55,11 @@ public final class Subscriber: Sendable {
         }
         // Tabs between topic, user properties and payload: payloads may hold spaces. stdbuf: mosquitto_sub's
         // stdout is block-buffered on a pipe, and we need each line as it comes.
-        let arguments = ["-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter,
-                         "-V", "5", "-F", "%t\t%P\t%p", "-d"] + (persistentID.map { ["-c", "-i", $0] } ?? []) + connection
+        let arguments =
+            [
+                "-oL", "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", filter,
+                "-V", "5", "-F", "%t\t%P\t%p", "-d"
+            ] + (persistentID.map { ["-c", "-i", $0] } ?? []) + connection
         do {
             process = try ChildProcess("/usr/bin/stdbuf", arguments, stdout: pipe[1])
         } catch {

@@ -26,9 +26,10 @@ public final class Testbed: @unchecked Sendable {
             throw TestKitError("socketpair: errno \(errno)")
         }
         // The testbed's files go to the test's own temp dir; the log is where the test can read it.
-        process = try ChildProcess("/usr/bin/umockdev-wrapper", ["/usr/bin/python3", script],
-                                   stdin: input[0], stdout: output[1], stderr: 2,
-                                   environment: ["TMPDIR": directory, "WIREGATE_TESTBED_LOG": logPath])
+        process = try ChildProcess(
+            "/usr/bin/umockdev-wrapper", ["/usr/bin/python3", script],
+            stdin: input[0], stdout: output[1], stderr: 2,
+            environment: ["TMPDIR": directory, "WIREGATE_TESTBED_LOG": logPath])
         close(input[0])
         close(output[1])
         commands = FileHandle(fileDescriptor: input[1], closeOnDealloc: true)
@@ -63,7 +64,9 @@ public final class Testbed: @unchecked Sendable {
 
     /// Plugs a board in at USB `port` (e.g. `1-1`) as `/dev/<tty>`.
     @discardableResult
-    public func plug(port: String, tty: String, vid: String = "2341", pid: String = "0043", serial: String? = nil) throws -> String {
+    public func plug(port: String, tty: String, vid: String = "2341", pid: String = "0043", serial: String? = nil)
+        throws -> String
+    {
         try send("add \(port) \(tty) \(vid) \(pid) \(serial ?? "-")")
     }
 
@@ -108,13 +111,15 @@ public final class Testbed: @unchecked Sendable {
         ss.waitUntilExit()
         guard ss.terminationStatus == 0 else { throw TestKitError("ss -x: exit \(ss.terminationStatus)") }
         // Netid State Recv-Q Send-Q Local-address Local-inode Peer-address Peer-inode
-        let rows = table.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
-            .filter { $0.count >= 8 }
+        let rows = table.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        }
+        .filter { $0.count >= 8 }
         let pathOf = Dictionary(rows.map { ($0[5], $0[4]) }, uniquingKeysWith: { first, _ in first })
         let service = (logPath as NSString).deletingLastPathComponent + "/"
         let umockdev = rows.filter { row in
             guard row[0] == "u_str", row[4] == "*", own.contains(row[5]), row[7] != "0" else { return false }
-            guard let peer = pathOf[row[7]] else { return true } // not accepted yet
+            guard let peer = pathOf[row[7]] else { return true }  // not accepted yet
             return peer.hasPrefix(service) && peer.contains("/ioctl/")
         }.count
         return (links.count, umockdev)

@@ -8,7 +8,10 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wiregate-bench",
         abstract: "Measures the gateway against a private mosquitto on loopback. Build with -c release.",
-        subcommands: [IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self, UploadBenchmark.self, BurstBenchmark.self]
+        subcommands: [
+            IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self,
+            UploadBenchmark.self, BurstBenchmark.self
+        ]
     )
 }
 
@@ -32,8 +35,10 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
-func gatewayConfig(port: Int, state: String, boardPath: String, journal: String = "", classes: String = "{ door: critical }",
-                   gatewayID: String = "bench", mqttExtra: String = "") -> String {
+func gatewayConfig(
+    port: Int, state: String, boardPath: String, journal: String = "", classes: String = "{ door: critical }",
+    gatewayID: String = "bench", mqttExtra: String = ""
+) -> String {
     """
     gateway: { id: \(gatewayID), state_dir: \(state) }
     mqtt: { host: 127.0.0.1, port: \(port), reconnect_min: 50ms, reconnect_max: 500ms, inflight: \(ProcessInfo.processInfo.environment["BENCH_INFLIGHT"] ?? "256")\(mqttExtra) }

@@ -27,10 +27,13 @@ struct BurstBenchmark: AsyncParsableCommand {
         let broker = try MosquittoBroker(extraConfig: "max_queued_messages 0")
         let board = try SimulatedBoard()
         let configPath = state + "/wiregate.yaml"
-        try gatewayConfig(port: broker.port, state: state, boardPath: board.path).write(toFile: configPath, atomically: true, encoding: .utf8)
-        let subscriber = try ChildProcess("/usr/bin/mosquitto_sub", [
-            "-p", "\(broker.port)", "-q", "1", "-C", "\(lines)", "-t", "wiregate/bench/sim/#",
-        ], stdout: open("/dev/null", O_WRONLY))
+        try gatewayConfig(port: broker.port, state: state, boardPath: board.path).write(
+            toFile: configPath, atomically: true, encoding: .utf8)
+        let subscriber = try ChildProcess(
+            "/usr/bin/mosquitto_sub",
+            [
+                "-p", "\(broker.port)", "-q", "1", "-C", "\(lines)", "-t", "wiregate/bench/sim/#"
+            ], stdout: open("/dev/null", O_WRONLY))
         // Its log (warnings and up) beside the journal: a burst that does not arrive says why.
         let log = open(state + "/gateway.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         defer { close(log) }
@@ -64,11 +67,15 @@ struct BurstBenchmark: AsyncParsableCommand {
         let written = ContinuousClock.now - start
         while subscriber.isRunning {
             guard ContinuousClock.now - start < .seconds(120) else {
-                let status = (try? JournalStatus.read(stateDirectory: state)).map { "last seq \($0.lastSeq)" } ?? "no journal status"
+                let status =
+                    (try? JournalStatus.read(stateDirectory: state)).map { "last seq \($0.lastSeq)" }
+                    ?? "no journal status"
                 // Stopped first: its shutdown says what it still held in memory.
                 daemon.terminate()
                 let logged = (try? String(contentsOfFile: state + "/gateway.log", encoding: .utf8)) ?? ""
-                throw TestKitError("burst: not all \(lines) lines at the subscriber after 120 s (\(status)); gateway log:\n\(logged.suffix(4000))")
+                throw TestKitError(
+                    "burst: not all \(lines) lines at the subscriber after 120 s (\(status)); gateway log:\n\(logged.suffix(4000))"
+                )
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -78,8 +85,9 @@ struct BurstBenchmark: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(5))
         let after = ProcessMemory.privateDirty(daemon.pid) ?? 0
         if breakdown { printBreakdown("5 s after", daemon.pid) }
-        print("burst: \(lines) lines written in \(String(format: "%.1f", seconds(written))) s, all at the subscriber after "
-              + "\(String(format: "%.1f", seconds(delivered))) s; daemon private dirty memory idle \(idle) KiB, "
-              + "peak \(peakDirty) KiB, 5 s after \(after) KiB; peak RSS \(peakRSS / 1024) MiB (\(peakRSS) KiB)")
+        print(
+            "burst: \(lines) lines written in \(String(format: "%.1f", seconds(written))) s, all at the subscriber after "
+                + "\(String(format: "%.1f", seconds(delivered))) s; daemon private dirty memory idle \(idle) KiB, "
+                + "peak \(peakDirty) KiB, 5 s after \(after) KiB; peak RSS \(peakRSS / 1024) MiB (\(peakRSS) KiB)")
     }
 }

@@ -21,7 +21,8 @@ struct IngestBenchmark: AsyncParsableCommand {
     private var mqttExtra: String {
         guard tls, let certificates else { return "" }
         let file = { (name: String) in certificates.appendingPathComponent(name).path }
-        return ", username: wiregate, tls: { ca_file: \(file("ca.crt")), cert_file: \(file("wiregate.crt")), key_file: \(file("wiregate.key")) }"
+        return
+            ", username: wiregate, tls: { ca_file: \(file("ca.crt")), cert_file: \(file("wiregate.crt")), key_file: \(file("wiregate.key")) }"
     }
     private var certificates: URL?
     private var password: String? { tls ? HouseBroker.passwords["wiregate"] : nil }
@@ -34,20 +35,25 @@ struct IngestBenchmark: AsyncParsableCommand {
             certificates = house.certificates
             (port, keep) = (house.port, house)
         } else {
-            let broker = try MosquittoBroker(extraConfig: ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? "")
+            let broker = try MosquittoBroker(
+                extraConfig: ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? "")
             (port, keep) = (broker.port, broker)
         }
         let bare = try await bareLoop(port: port)
         let journaled = try await throughJournal(port: port)
         withExtendedLifetime(keep) {}
-        print("ingest: \(events) events, QoS 1 to PUBACK, mosquitto on loopback\(tls ? ", TLS 1.3 with client certificate (deploy/mosquitto)" : "")")
+        print(
+            "ingest: \(events) events, QoS 1 to PUBACK, mosquitto on loopback\(tls ? ", TLS 1.3 with client certificate (deploy/mosquitto)" : "")"
+        )
         print("  bare libmosquitto loop (window 100): \(format(bare)) events/s")
         print("  through the journal and the MQTT sink: \(format(journaled)) events/s")
         print("  ratio: \(String(format: "%.2f", journaled / bare))")
     }
 
     func bareLoop(port: Int) async throws -> Double {
-        let yaml = gatewayConfig(port: port, state: "/tmp", boardPath: "/nonexistent", gatewayID: tls ? "house-1" : "bench", mqttExtra: mqttExtra)
+        let yaml = gatewayConfig(
+            port: port, state: "/tmp", boardPath: "/nonexistent", gatewayID: tls ? "house-1" : "bench",
+            mqttExtra: mqttExtra)
         let config = try GatewayConfig.parse(yaml: yaml, file: "bench")
         var options = MosquittoClient.Options(config: config, password: password)
         options.will = nil
@@ -74,14 +80,18 @@ struct IngestBenchmark: AsyncParsableCommand {
     func throughJournal(port: Int) async throws -> Double {
         let state = try makeTemporaryDirectory("bench-ingest")
         defer { try? FileManager.default.removeItem(atPath: state) }
-        let config = try GatewayConfig.parse(yaml: gatewayConfig(port: port, state: state, boardPath: "/nonexistent",
-                                                                 gatewayID: tls ? "house-1" : "bench", mqttExtra: mqttExtra), file: "bench")
+        let config = try GatewayConfig.parse(
+            yaml: gatewayConfig(
+                port: port, state: state, boardPath: "/nonexistent",
+                gatewayID: tls ? "house-1" : "bench", mqttExtra: mqttExtra), file: "bench")
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
         let journal = try Journal(directory: state, settings: config.journal, logger: logger)
         let boards = BoardDirectory(boards: [])
-        let sink = try MQTTSink(config: config, password: password, outbox: journal.reader(for: Journal.mqttSink, coalescingLatest: true),
-                                availability: Availability(config: config, directory: boards), handler: CommandRouter(config: config, boards: boards, logger: logger), logger: logger)
+        let sink = try MQTTSink(
+            config: config, password: password, outbox: journal.reader(for: Journal.mqttSink, coalescingLatest: true),
+            availability: Availability(config: config, directory: boards),
+            handler: CommandRouter(config: config, boards: boards, logger: logger), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [.init(service: sink)], logger: logger))
         let running = Task { try await group.run() }
         while !sink.isConnected { try await Task.sleep(for: .milliseconds(10)) }
@@ -89,8 +99,10 @@ struct IngestBenchmark: AsyncParsableCommand {
         let before = sink.counters.acknowledged
         let now = Date()
         let batch = (0..<10).map { n in
-            Event(board: "sim", topic: "wiregate/\(config.gateway.id)/sim/temperature", subtopic: "temperature", payload: "21.\(n)",
-                  eventClass: .telemetry, receivedAt: now)
+            Event(
+                board: "sim", topic: "wiregate/\(config.gateway.id)/sim/temperature", subtopic: "temperature",
+                payload: "21.\(n)",
+                eventClass: .telemetry, receivedAt: now)
         }
         let start = ContinuousClock.now
         for _ in 0..<(events / batch.count) { await journal.append(batch) }

@@ -35,8 +35,12 @@ struct LatencyBenchmark: AsyncParsableCommand {
         options.will = nil
         options.clientID = "bench-subscriber"
         let subscriber = try MosquittoClient(options: options)
-        let histograms = Mutex((critical: Histogram<UInt64>(highestTrackableValue: 60_000_000), telemetry: Histogram<UInt64>(highestTrackableValue: 60_000_000),
-                                duringDrain: Histogram<UInt64>(highestTrackableValue: 60_000_000), drained: 0))
+        let histograms = Mutex(
+            (
+                critical: Histogram<UInt64>(highestTrackableValue: 60_000_000),
+                telemetry: Histogram<UInt64>(highestTrackableValue: 60_000_000),
+                duringDrain: Histogram<UInt64>(highestTrackableValue: 60_000_000), drained: 0
+            ))
         let backlog = self.backlog
         subscriber.start()
         let receiving = Task {
@@ -69,9 +73,12 @@ struct LatencyBenchmark: AsyncParsableCommand {
             let journal = try Journal(directory: state, settings: config.journal, logger: Logger(label: "bench"))
             let now = Date()
             for start in stride(from: 0, to: backlog, by: 1000) {
-                await journal.append((start..<min(backlog, start + 1000)).map { _ in
-                    Event(board: "sim", topic: "wiregate/bench/sim/backlog", subtopic: "backlog", payload: "x", eventClass: .telemetry, receivedAt: now)
-                })
+                await journal.append(
+                    (start..<min(backlog, start + 1000)).map { _ in
+                        Event(
+                            board: "sim", topic: "wiregate/bench/sim/backlog", subtopic: "backlog", payload: "x",
+                            eventClass: .telemetry, receivedAt: now)
+                    })
             }
             await journal.close()
         }
@@ -79,7 +86,7 @@ struct LatencyBenchmark: AsyncParsableCommand {
         while (try? DaemonState.read(stateDirectory: state))?.boards["sim"] != true || !subscriber.isConnected {
             try await Task.sleep(for: .milliseconds(20))
         }
-        board.send("temperature=0")   // the partial first line
+        board.send("temperature=0")  // the partial first line
         try await Task.sleep(for: .milliseconds(200))
         let interval = Duration.seconds(1) / rate
         let start = ContinuousClock.now
@@ -91,14 +98,18 @@ struct LatencyBenchmark: AsyncParsableCommand {
         daemon.terminate()
         receiving.cancel()
         await subscriber.shutdown()
-        let (critical, telemetry, duringDrain, drained) = histograms.withLock { ($0.critical, $0.telemetry, $0.duringDrain, $0.drained) }
-        print("latency: pty line -> subscriber through the daemon, \(rate) lines/s for \(seconds) s, microseconds"
-              + (backlog > 0 ? ", while draining a \(backlog)-event telemetry backlog (\(drained) arrived)" : ""))
+        let (critical, telemetry, duringDrain, drained) = histograms.withLock {
+            ($0.critical, $0.telemetry, $0.duringDrain, $0.drained)
+        }
+        print(
+            "latency: pty line -> subscriber through the daemon, \(rate) lines/s for \(seconds) s, microseconds"
+                + (backlog > 0 ? ", while draining a \(backlog)-event telemetry backlog (\(drained) arrived)" : ""))
         var rows = [("critical", critical), ("telemetry", telemetry)]
         if backlog > 0 { rows.insert(("critical during the drain", duringDrain), at: 1) }
         for (name, histogram) in rows {
-            print("  \(name): n=\(histogram.totalCount) p50=\(histogram.valueAtPercentile(50)) p99=\(histogram.valueAtPercentile(99)) "
-                  + "p99.9=\(histogram.valueAtPercentile(99.9)) max=\(histogram.max)")
+            print(
+                "  \(name): n=\(histogram.totalCount) p50=\(histogram.valueAtPercentile(50)) p99=\(histogram.valueAtPercentile(99)) "
+                    + "p99.9=\(histogram.valueAtPercentile(99.9)) max=\(histogram.max)")
         }
     }
 }

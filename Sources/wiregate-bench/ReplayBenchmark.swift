@@ -24,7 +24,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let state = try makeTemporaryDirectory("bench-replay")
         defer { try? FileManager.default.removeItem(atPath: state) }
         // Unlimited queue: Mosquitto otherwise drops QoS 1 messages past 1,000 queued for a slow subscriber.
-        let broker = try MosquittoBroker(extraConfig: "max_queued_messages 0\n" + (ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? ""))
+        let broker = try MosquittoBroker(
+            extraConfig: "max_queued_messages 0\n" + (ProcessInfo.processInfo.environment["BENCH_BROKER_CONFIG"] ?? ""))
         let yaml = gatewayConfig(port: broker.port, state: state, boardPath: "/nonexistent")
         let config = try GatewayConfig.parse(yaml: yaml, file: "bench")
         do {
@@ -33,8 +34,12 @@ struct ReplayBenchmark: AsyncParsableCommand {
             for start in stride(from: 0, to: size, by: 1000) {
                 let batch = (start..<min(size, start + 1000)).map { n in
                     n % 100 == 0
-                        ? Event(board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open", eventClass: .critical, receivedAt: now)
-                        : Event(board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature", payload: "21.\(n % 10)", eventClass: .telemetry, receivedAt: now)
+                        ? Event(
+                            board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open",
+                            eventClass: .critical, receivedAt: now)
+                        : Event(
+                            board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature",
+                            payload: "21.\(n % 10)", eventClass: .telemetry, receivedAt: now)
                 }
                 await journal.append(batch)
                 if start % 100_000 == 0 { await journal.flush() }
@@ -46,10 +51,12 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let journalBytes = try JournalStatus.read(stateDirectory: state).bytes
         // The end is seen by a subscriber that exits after the last event (the cursor on disk
         // moves only every few seconds). It shares the two cores: the figure is conservative.
-        let subscriber = try ChildProcess("/usr/bin/mosquitto_sub", [
-            "-p", "\(broker.port)", "-q", "0", "-C", "\(size)",
-            "-t", "wiregate/bench/sim/door", "-t", "wiregate/bench/sim/temperature",
-        ], stdout: open("/dev/null", O_WRONLY))
+        let subscriber = try ChildProcess(
+            "/usr/bin/mosquitto_sub",
+            [
+                "-p", "\(broker.port)", "-q", "0", "-C", "\(size)",
+                "-t", "wiregate/bench/sim/door", "-t", "wiregate/bench/sim/temperature"
+            ], stdout: open("/dev/null", O_WRONLY))
         try await Task.sleep(for: .milliseconds(300))
         let start = ContinuousClock.now
         let daemon = try ChildProcess(wiregateBinary, ["run", "--config", configPath])
@@ -65,8 +72,10 @@ struct ReplayBenchmark: AsyncParsableCommand {
         peak = max(peak, ProcessMemory.status(daemon.pid, "VmHWM") ?? 0)
         let file = ProcessMemory.status(daemon.pid, "RssFile") ?? 0
         daemon.terminate()
-        print("replay: \(size) events (1% critical, journal \(journalBytes / 1_048_576) MiB) in \(String(format: "%.1f", elapsed)) s: "
-              + "\(format(Double(size) / elapsed)) events/s, daemon peak RSS \(peak / 1024) MiB (\(peak) KiB), "
-              + "of which anonymous (heap, stacks) at most \(peakAnon / 1024) MiB (\(peakAnon) KiB); mapped files at the end \(file / 1024) MiB")
+        print(
+            "replay: \(size) events (1% critical, journal \(journalBytes / 1_048_576) MiB) in \(String(format: "%.1f", elapsed)) s: "
+                + "\(format(Double(size) / elapsed)) events/s, daemon peak RSS \(peak / 1024) MiB (\(peak) KiB), "
+                + "of which anonymous (heap, stacks) at most \(peakAnon / 1024) MiB (\(peakAnon) KiB); mapped files at the end \(file / 1024) MiB"
+        )
     }
 }

@@ -26,35 +26,45 @@ struct UploadBenchmark: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let broker = try MosquittoBroker()
         let backend = try DjangoBackend(faults: ["plan": [String]()], gateway: "bench")
-        let yaml = gatewayConfig(port: broker.port, state: state, boardPath: "/nonexistent") + """
+        let yaml =
+            gatewayConfig(port: broker.port, state: state, boardPath: "/nonexistent") + """
 
-        backend: { \(backend.configKeys), compress: \(compress) }
-        """
+                backend: { \(backend.configKeys), compress: \(compress) }
+                """
         let config = try GatewayConfig.parse(yaml: yaml, file: "bench")
         do {
-            let journal = try Journal(directory: state, settings: config.journal, sinks: [Journal.mqttSink, BackendSink.sinkName],
-                                      logger: Logger(label: "bench"))
+            let journal = try Journal(
+                directory: state, settings: config.journal, sinks: [Journal.mqttSink, BackendSink.sinkName],
+                logger: Logger(label: "bench"))
             let now = Date()
             for start in stride(from: 0, to: events, by: 1000) {
-                await journal.append((start..<min(events, start + 1000)).map { n in
-                    n % 100 == 0
-                        ? Event(board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open", eventClass: .critical, receivedAt: now)
-                        : Event(board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature", payload: "21.\(n % 10)",
+                await journal.append(
+                    (start..<min(events, start + 1000)).map { n in
+                        n % 100 == 0
+                            ? Event(
+                                board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open",
+                                eventClass: .critical, receivedAt: now)
+                            : Event(
+                                board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature",
+                                payload: "21.\(n % 10)",
                                 eventClass: .telemetry, receivedAt: now)
-                })
+                    })
             }
             await journal.flush()
         }
         try yaml.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
         let start = ContinuousClock.now
-        let daemon = try ChildProcess(wiregateBinary, ["run", "--config", state + "/wiregate.yaml"],
-                                      environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
+        let daemon = try ChildProcess(
+            wiregateBinary, ["run", "--config", state + "/wiregate.yaml"],
+            environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
         while (try? backend.count()) != events {
             try await Task.sleep(for: .milliseconds(100))
         }
         let elapsed = seconds(ContinuousClock.now - start)
         daemon.terminate()
-        print("upload: \(events) events in batches of 500, gzip \(compress ? "on" : "off") (\(backend.gzipRequests) of \(backend.requests) "
-              + "requests compressed): \(String(format: "%.1f", elapsed)) s, \(format(Double(events) / elapsed)) events/s")
+        print(
+            "upload: \(events) events in batches of 500, gzip \(compress ? "on" : "off") (\(backend.gzipRequests) of \(backend.requests) "
+                + "requests compressed): \(String(format: "%.1f", elapsed)) s, \(format(Double(events) / elapsed)) events/s"
+        )
     }
 }

@@ -33,13 +33,14 @@ struct WriteBudgetBenchmark: AsyncParsableCommand {
         if !brokerUp { broker.stop() }
         let board = try SimulatedBoard()
         let configPath = state + "/wiregate.yaml"
-        try gatewayConfig(port: broker.port, state: state, boardPath: board.path).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try gatewayConfig(port: broker.port, state: state, boardPath: board.path).write(
+            toFile: configPath, atomically: true, encoding: .utf8)
         let daemon = try ChildProcess(wiregateBinary, ["run", "--config", configPath])
         while (try? DaemonState.read(stateDirectory: state))?.boards["sim"] != true {
             try await Task.sleep(for: .milliseconds(20))
         }
         board.send("temperature=0")
-        try await Task.sleep(for: .seconds(2))   // start-up writes (schema, status.json) are not the steady state
+        try await Task.sleep(for: .seconds(2))  // start-up writes (schema, status.json) are not the steady state
         let before = writeBytes(daemon.pid) ?? 0
         let interval = Duration.seconds(1) / rate
         let start = ContinuousClock.now
@@ -52,7 +53,8 @@ struct WriteBudgetBenchmark: AsyncParsableCommand {
         let written = (writeBytes(daemon.pid) ?? 0) - before
         daemon.terminate()
         let perSecond = Double(written) / Double(seconds)
-        print("  broker \(brokerUp ? "up  " : "down"), \(rate) events/s: \(written) bytes in \(seconds) s = "
-              + "\(format(perSecond / 1024)) KiB/s, \(format(Double(written) / Double(count))) bytes/event")
+        print(
+            "  broker \(brokerUp ? "up  " : "down"), \(rate) events/s: \(written) bytes in \(seconds) s = "
+                + "\(format(perSecond / 1024)) KiB/s, \(format(Double(written) / Double(count))) bytes/event")
     }
 }

@@ -21,21 +21,22 @@ enum LineFuzzer {
     /// One board per protocol, and the option variants that change how lines are read.
     static let builders: [EventBuilder] = {
         let yaml = """
-        gateway: { id: fuzz }
-        mqtt: { host: 127.0.0.1 }
-        boards:
-          - { name: kv, match: { path: /dev/fuzz-kv }, protocol: kv, classes: { door: critical, "*": telemetry }, latest: [ "t*" ] }
-          - { name: kv-semicolon, match: { path: /dev/fuzz-kv-semicolon }, protocol: kv, options: { pair_separator: ";", value_separator: ":" } }
-          - { name: json, match: { path: /dev/fuzz-json }, protocol: json }
-          - { name: json-template, match: { path: /dev/fuzz-json-template }, protocol: json, options: { topic: "{sensor}/{id}", value: v } }
-          - { name: mysensors, match: { path: /dev/fuzz-mysensors }, protocol: mysensors }
-          - { name: influx, match: { path: /dev/fuzz-influx }, protocol: influx }
-          - { name: raw, match: { path: /dev/fuzz-raw }, protocol: raw }
-        """
+            gateway: { id: fuzz }
+            mqtt: { host: 127.0.0.1 }
+            boards:
+              - { name: kv, match: { path: /dev/fuzz-kv }, protocol: kv, classes: { door: critical, "*": telemetry }, latest: [ "t*" ] }
+              - { name: kv-semicolon, match: { path: /dev/fuzz-kv-semicolon }, protocol: kv, options: { pair_separator: ";", value_separator: ":" } }
+              - { name: json, match: { path: /dev/fuzz-json }, protocol: json }
+              - { name: json-template, match: { path: /dev/fuzz-json-template }, protocol: json, options: { topic: "{sensor}/{id}", value: v } }
+              - { name: mysensors, match: { path: /dev/fuzz-mysensors }, protocol: mysensors }
+              - { name: influx, match: { path: /dev/fuzz-influx }, protocol: influx }
+              - { name: raw, match: { path: /dev/fuzz-raw }, protocol: raw }
+            """
         do {
             let config = try GatewayConfig.parse(yaml: yaml, file: "fuzz.yaml")
-            precondition(Set(config.boards.map(\.protocolName)) == Set(LineProtocols.all.map { $0.protocolName }),
-                         "the fuzzer must cover every protocol in LineProtocols.all")
+            precondition(
+                Set(config.boards.map(\.protocolName)) == Set(LineProtocols.all.map { $0.protocolName }),
+                "the fuzzer must cover every protocol in LineProtocols.all")
             return config.boards.map { EventBuilder(board: $0, config: config) }
         } catch {
             fatalError("the fuzzer's config: \(error)")
@@ -56,32 +57,45 @@ enum LineFuzzer {
             var again: [LineFramer.Output] = []
             split.feed(bytes[..<cut]) { again.append($0) }
             split.feed(bytes[cut...]) { again.append($0) }
-            precondition(again == outputs, "the framer's lines depend on how the bytes were split: \(outputs) vs \(again)")
+            precondition(
+                again == outputs, "the framer's lines depend on how the bytes were split: \(outputs) vs \(again)")
         }
         for case .line(let line) in outputs {
             for builder in builders {
                 if case .events(let events) = builder.outcome(for: line, receivedAt: receivedAt) {
                     for event in events {
                         if let problem = Topic.problem(inConfiguredTopic: event.topic) {
-                            preconditionFailure("board data made the topic '\(event.topic)', which \(problem) (line: \(line.debugDescription))")
+                            preconditionFailure(
+                                "board data made the topic '\(event.topic)', which \(problem) (line: \(line.debugDescription))"
+                            )
                         }
                         var topic = event.topic
                         let (utf8, check) = topic.withUTF8 { bytes in
                             bytes.withMemoryRebound(to: CChar.self) { chars in
-                                (mosquitto_validate_utf8(chars.baseAddress, Int32(chars.count)),
-                                 mosquitto_pub_topic_check2(chars.baseAddress, chars.count))
+                                (
+                                    mosquitto_validate_utf8(chars.baseAddress, Int32(chars.count)),
+                                    mosquitto_pub_topic_check2(chars.baseAddress, chars.count)
+                                )
                             }
                         }
-                        precondition(utf8 == MOSQ_ERR_SUCCESS.rawValue && check == MOSQ_ERR_SUCCESS.rawValue,
-                                     "libmosquitto refuses the topic \(event.topic.debugDescription) (line: \(line.debugDescription))")
-                        precondition(event.subtopic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).count
-                                        <= Topic.maxDepth, "a topic deeper than the cap: \(event.topic)")
+                        precondition(
+                            utf8 == MOSQ_ERR_SUCCESS.rawValue && check == MOSQ_ERR_SUCCESS.rawValue,
+                            "libmosquitto refuses the topic \(event.topic.debugDescription) (line: \(line.debugDescription))"
+                        )
+                        precondition(
+                            event.subtopic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+                                .count
+                                <= Topic.maxDepth, "a topic deeper than the cap: \(event.topic)")
                         // Bytes, not Characters: "/" and a combining mark after it are one Character.
                         let prefix = "wiregate/fuzz/\(builder.board.name)/".utf8
                         precondition(event.topic.utf8.starts(with: prefix), "topic escaped its board: \(event.topic)")
-                        precondition(event.topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).count
-                                        == 3 + event.subtopic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).count,
-                                     "the subtopic's levels are not the topic's: \(event.topic)")
+                        precondition(
+                            event.topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).count
+                                == 3
+                                + event.subtopic.utf8.split(
+                                    separator: UInt8(ascii: "/"), omittingEmptySubsequences: false
+                                ).count,
+                            "the subtopic's levels are not the topic's: \(event.topic)")
                         if let first = event.subtopic.unicodeScalars.first {
                             precondition(first != "$", "a level made from board data starts with '$': \(event.topic)")
                         }
@@ -95,8 +109,9 @@ enum LineFuzzer {
         let levels = text.split(separator: "/", omittingEmptySubsequences: false)
         let lines = [text] + builders.compactMap { $0.board.decoder.commandLine(levels: levels, payload: text) }
         for line in lines where commands.allows(line) {
-            precondition(!line.utf8.contains { $0 == 0x0A || $0 == 0x0D || $0 == 0 },
-                         "the allow-list let a command through that is not one line: \(line.debugDescription)")
+            precondition(
+                !line.utf8.contains { $0 == 0x0A || $0 == 0x0D || $0 == 0 },
+                "the allow-list let a command through that is not one line: \(line.debugDescription)")
         }
     }
 }
@@ -107,14 +122,15 @@ enum LineFuzzer {
 struct FuzzMain {
     static func main() throws {
         #if FUZZING
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            LineFuzzer.run(UnsafeRawBufferPointer(start: data, count: size))
-            return 0
-        })
+            var argc = CommandLine.argc
+            var argv = CommandLine.unsafeArgv
+            exit(
+                LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+                    LineFuzzer.run(UnsafeRawBufferPointer(start: data, count: size))
+                    return 0
+                })
         #else
-        try replay(CommandLine.arguments.dropFirst())
+            try replay(CommandLine.arguments.dropFirst())
         #endif
     }
 
@@ -142,9 +158,12 @@ struct FuzzMain {
 }
 
 #if FUZZING
-/// libFuzzer's driver (compiler-rt's FuzzerDriver.cpp), linked in by `-sanitize=fuzzer`.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+    /// libFuzzer's driver (compiler-rt's FuzzerDriver.cpp), linked in by `-sanitize=fuzzer`.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<Int32>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+    ) -> Int32
 #endif

@@ -77,7 +77,10 @@ final class Campaign: Sendable {
         stateDirectory = directory + "/state"
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         // A tmpfs of its own (we are root in the test environment): filling it fills nothing else.
-        canFillDisk = (try? ChildProcess.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", stateDirectory]).status) == 0
+        canFillDisk =
+            (try? ChildProcess.run(
+                "/usr/bin/mount", ["-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", stateDirectory]
+            ).status) == 0
         configPath = directory + "/wiregate.yaml"
         logPath = directory + "/gateway.log"
         schedule = FaultSchedule(seed: seed, duration: duration, boards: boards, diskFull: canFillDisk)
@@ -91,8 +94,9 @@ final class Campaign: Sendable {
         let boardLines = (0..<boardCount).map {
             "  - { name: b\($0), match: { path: \(directory)/b\($0) }, protocol: kv, settle: 0s, classes: { door: critical } }"
         }.joined(separator: "\n")
-        let yaml = GatewayHarness.yaml(port: broker.port, gatewayID: gatewayID, boards: boardLines, stateDirectory: stateDirectory,
-                                       backend: "\(backend.configKeys), timeout: 2s, retry_max: 1s")
+        let yaml = GatewayHarness.yaml(
+            port: broker.port, gatewayID: gatewayID, boards: boardLines, stateDirectory: stateDirectory,
+            backend: "\(backend.configKeys), timeout: 2s, retry_max: 1s")
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
@@ -101,12 +105,18 @@ final class Campaign: Sendable {
     /// Stops every process this campaign started (by PID) and removes what it made. From deinit,
     /// or from a SIGINT/SIGTERM handler (a Ctrl-C must not leave a broker, gunicorn or a tmpfs).
     func tearDown() {
-        guard !tornDown.withLock({ done in defer { done = true }; return done }) else { return }
+        guard
+            !tornDown.withLock({ done in
+                defer { done = true }; return done
+            })
+        else { return }
         state.withLock { $0.gateway?.terminate() }
         subscriber.stop()
         broker.stop()
         backend.stop()
-        if keep.withLock({ $0 }) { _ = try? ChildProcess.run("/bin/cp", ["-a", stateDirectory, directory + "/state-kept"]) }
+        if keep.withLock({ $0 }) {
+            _ = try? ChildProcess.run("/bin/cp", ["-a", stateDirectory, directory + "/state-kept"])
+        }
         if canFillDisk { _ = try? ChildProcess.run("/usr/bin/umount", ["-l", stateDirectory]) }
         if !keep.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
         try? FileManager.default.removeItem(atPath: Journal.memoryFallbackDirectory(gatewayID: gatewayID))
@@ -167,8 +177,9 @@ final class Campaign: Sendable {
     private func startGateway() throws {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         defer { close(log) }
-        let gateway = try ChildProcess(binary, ["run", "--config", configPath], stdout: log, stderr: log,
-                                       environment: [GatewayConfig.tokenEnvironmentVariable: backend.token, "MALLOC_ARENA_MAX": "2"])
+        let gateway = try ChildProcess(
+            binary, ["run", "--config", configPath], stdout: log, stderr: log,
+            environment: [GatewayConfig.tokenEnvironmentVariable: backend.token, "MALLOC_ARENA_MAX": "2"])
         state.withLock {
             $0.gateway = gateway
             $0.gatewayUp = true
@@ -182,23 +193,31 @@ final class Campaign: Sendable {
     /// before may still be in the port (SIGTERM) or in memory (SIGKILL: the commit window).
     private func stopGateway(signal: Int32) async {
         let now = ContinuousClock.now
-        guard let gateway = state.withLock({ state -> ChildProcess? in
-            state.gatewayUp = false
-            state.online = []
-            if signal == SIGKILL {
-                // Critical events are committed as they come, telemetry once per commit window.
-                excuse(&state, both: { $0.at >= now - Self.readingLag - Self.commitLag - ($0.key.critical ? .zero : Self.commitWindow) })
-            } else {
-                excuse(&state, both: { $0.at >= now - Self.readingLag })
-            }
-            return state.gateway
-        }) else { return }
+        guard
+            let gateway = state.withLock({ state -> ChildProcess? in
+                state.gatewayUp = false
+                state.online = []
+                if signal == SIGKILL {
+                    // Critical events are committed as they come, telemetry once per commit window.
+                    excuse(
+                        &state,
+                        both: {
+                            $0.at >= now - Self.readingLag - Self.commitLag
+                                - ($0.key.critical ? .zero : Self.commitWindow)
+                        })
+                } else {
+                    excuse(&state, both: { $0.at >= now - Self.readingLag })
+                }
+                return state.gateway
+            })
+        else { return }
         if signal == SIGTERM {
             // The daemon handles SIGTERM once it runs its services (its status.json names it);
             // before that the default action ends it with 143, which is not what is tested here.
             let deadline = ContinuousClock.now + .seconds(15)
             while gateway.isRunning, ContinuousClock.now < deadline,
-                  (try? DaemonState.read(stateDirectory: stateDirectory))?.pid != gateway.pid {
+                (try? DaemonState.read(stateDirectory: stateDirectory))?.pid != gateway.pid
+            {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
@@ -213,8 +232,11 @@ final class Campaign: Sendable {
         if signal == SIGTERM && status != 0 { problem("a SIGTERM'd gateway exited \(status), not 0 (see the log)") }
     }
 
-    private func excuse(_ state: inout State, both condition: ((key: LineKey, at: ContinuousClock.Instant, promised: Bool)) -> Bool) {
-        let keys = state.written.reversed().prefix { $0.at >= ContinuousClock.now - .seconds(10) }.filter(condition).map(\.key)
+    private func excuse(
+        _ state: inout State, both condition: ((key: LineKey, at: ContinuousClock.Instant, promised: Bool)) -> Bool
+    ) {
+        let keys = state.written.reversed().prefix { $0.at >= ContinuousClock.now - .seconds(10) }.filter(condition)
+            .map(\.key)
         for destination in Destination.allCases { state.excused[destination, default: []].formUnion(keys) }
     }
 
@@ -232,12 +254,15 @@ final class Campaign: Sendable {
     private func readStatus() {
         let status = try? DaemonState.read(stateDirectory: stateDirectory)
         state.withLock { state in
-            guard state.gatewayUp, let gateway = state.gateway, let status, status.pid == gateway.pid, status.stoppedAt == nil else {
+            guard state.gatewayUp, let gateway = state.gateway, let status, status.pid == gateway.pid,
+                status.stoppedAt == nil
+            else {
                 state.online = []
                 return
             }
             for index in state.replugged where status.boards["b\(index)"] != true { state.replugged.remove(index) }
-            state.online = Set((0..<boardCount).filter { status.boards["b\($0)"] == true && !state.replugged.contains($0) })
+            state.online = Set(
+                (0..<boardCount).filter { status.boards["b\($0)"] == true && !state.replugged.contains($0) })
         }
     }
 
@@ -283,8 +308,11 @@ final class Campaign: Sendable {
                     let stream = LineKey(board: index, critical: critical, n: 0)
                     let n = state.next[stream, default: 0]
                     state.next[stream] = n + 1
-                    state.written.append((LineKey(board: index, critical: critical, n: n), ContinuousClock.now,
-                                          state.gatewayUp && state.online.contains(index)))
+                    state.written.append(
+                        (
+                            LineKey(board: index, critical: critical, n: n), ContinuousClock.now,
+                            state.gatewayUp && state.online.contains(index)
+                        ))
                     return (n, state.written.count - 1)
                 }
                 if !board.send("\(critical ? "door" : "temperature")=\(n)") {
@@ -308,7 +336,9 @@ final class Campaign: Sendable {
             // What the broker held for the subscriber is gone with it; the gateway had its PUBACKs.
             // Excused at MQTT only if the backend has it (the journal kept it: see `verdict`).
             let arrived = mqttKeys()
-            state.withLock { state in state.lostByBroker.formUnion(state.written.map(\.key).filter { !arrived.contains($0) }) }
+            state.withLock { state in
+                state.lostByBroker.formUnion(state.written.map(\.key).filter { !arrived.contains($0) })
+            }
             try await Task.sleep(for: down)
             try broker.start()
         case .brokerFrozen(let duration):
@@ -362,7 +392,8 @@ final class Campaign: Sendable {
             // is never about the old port.
             let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline, state.withLock({ $0.gatewayUp }),
-                  (try? DaemonState.read(stateDirectory: stateDirectory))?.boards["b\(index)"] == true {
+                (try? DaemonState.read(stateDirectory: stateDirectory))?.boards["b\(index)"] == true
+            {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let replugged = try SimulatedBoard(link: directory + "/b\(index)")
@@ -406,7 +437,9 @@ final class Campaign: Sendable {
 
     private func mqttArrivals() -> [Arrival] {
         subscriber.messages.map { message in
-            let seq = message.properties.split(separator: " ").first { $0.hasPrefix("seq:") }.flatMap { Int64($0.dropFirst(4)) }
+            let seq = message.properties.split(separator: " ").first { $0.hasPrefix("seq:") }.flatMap {
+                Int64($0.dropFirst(4))
+            }
             return Arrival(topic: message.topic, payload: message.payload, seq: seq, board: nil)
         }
     }
@@ -419,7 +452,9 @@ final class Campaign: Sendable {
     }
 
     private func backendArrivals() throws -> [Arrival] {
-        try backend.storedEvents().map { Arrival(topic: $0.topic, payload: $0.payload, seq: $0.seq, board: $0.board, eventClass: $0.eventClass) }
+        try backend.storedEvents().map {
+            Arrival(topic: $0.topic, payload: $0.payload, seq: $0.seq, board: $0.board, eventClass: $0.eventClass)
+        }
     }
 
     /// Waits until every promised line that no fault excused is at both destinations.
@@ -452,19 +487,21 @@ final class Campaign: Sendable {
                 for (destination, keys) in state.lostWithJournal { excused[destination, default: []].formUnion(keys) }
             }
             state.excused = excused
-            var verdict = Verdict(gateway: gatewayID, boards: boardCount, written: state.written.map { ($0.key, $0.promised, $0.at - state.start) },
-                                  excused: excused, arrivals: [.mqtt: mqttArrivals, .backend: backendArrivals],
-                                  peakPrivateDirty: state.peakPrivateDirty, memoryBound: memoryBound)
+            var verdict = Verdict(
+                gateway: gatewayID, boards: boardCount,
+                written: state.written.map { ($0.key, $0.promised, $0.at - state.start) },
+                excused: excused, arrivals: [.mqtt: mqttArrivals, .backend: backendArrivals],
+                peakPrivateDirty: state.peakPrivateDirty, memoryBound: memoryBound)
             verdict.problems = state.problems
             let promised = state.written.filter(\.promised).count
             let critical = state.written.filter { $0.promised && $0.key.critical }.count
             let summary = """
-            faults applied \(state.faultsApplied); lines written \(state.written.count + state.hostile) \
-            (\(state.hostile) hostile), \(promised) promised (\(critical) critical); \
-            excused at MQTT \(state.excused[.mqtt]?.count ?? 0), at the backend \(state.excused[.backend]?.count ?? 0); \
-            arrived at MQTT \(mqttArrivals.count) messages, at the backend \(backendArrivals.count) rows; \
-            peak private dirty \(state.peakPrivateDirty) KiB (bound \(memoryBound) KiB), peak RSS \(state.peakRSS) KiB
-            """
+                faults applied \(state.faultsApplied); lines written \(state.written.count + state.hostile) \
+                (\(state.hostile) hostile), \(promised) promised (\(critical) critical); \
+                excused at MQTT \(state.excused[.mqtt]?.count ?? 0), at the backend \(state.excused[.backend]?.count ?? 0); \
+                arrived at MQTT \(mqttArrivals.count) messages, at the backend \(backendArrivals.count) rows; \
+                peak private dirty \(state.peakPrivateDirty) KiB (bound \(memoryBound) KiB), peak RSS \(state.peakRSS) KiB
+                """
             return (verdict, summary)
         }
     }

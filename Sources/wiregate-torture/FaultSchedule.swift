@@ -72,7 +72,9 @@ struct FaultSchedule: Sendable, CustomStringConvertible {
             case 30..<44: fault = .gatewayTerminated(down: seconds(0...3))
             case 44..<58: fault = .gatewayKilled(down: seconds(0...3))
             case 58..<70:
-                let steps = [["500", "503", "500"], ["401", "401"], ["302"], ["login"], ["hang:3"], ["429:1", "500"], ["403"]]
+                let steps = [
+                    ["500", "503", "500"], ["401", "401"], ["302"], ["login"], ["hang:3"], ["429:1", "500"], ["403"]
+                ]
                 fault = .backendAnswers(steps.randomElement(using: &random)!)
             case 70..<78: fault = .backendDown(for: seconds(2...8))
             case 78..<86:
@@ -89,7 +91,8 @@ struct FaultSchedule: Sendable, CustomStringConvertible {
     }
 
     var description: String {
-        steps.enumerated().map { "  \($0.offset + 1). after \($0.element.pause.seconds): \($0.element.fault)" }.joined(separator: "\n")
+        steps.enumerated().map { "  \($0.offset + 1). after \($0.element.pause.seconds): \($0.element.fault)" }.joined(
+            separator: "\n")
     }
 }
 
@@ -98,8 +101,8 @@ extension Fault {
     var length: Duration {
         switch self {
         case .brokerTerminated(let duration), .brokerKilled(let duration), .brokerFrozen(let duration),
-             .gatewayTerminated(let duration), .gatewayKilled(let duration), .backendDown(let duration),
-             .diskFull(let duration), .boardUnplugged(_, let duration):
+            .gatewayTerminated(let duration), .gatewayKilled(let duration), .backendDown(let duration),
+            .diskFull(let duration), .boardUnplugged(_, let duration):
             duration
         case .backendAnswers: .seconds(3)
         case .journalCorrupted: .seconds(1)

@@ -12,11 +12,15 @@ enum HostileLines {
         let body: [UInt8]
         switch Int.random(in: 0..<9, using: &random) {
         case 0: body = Array("door\(c1.randomElement(using: &random)!)=open".utf8)
-        case 1: body = Array("k\(nonCharacters.randomElement(using: &random)!)y=\(c1.randomElement(using: &random)!)".utf8)
-        case 2: body = [UInt8](repeating: UInt8(ascii: "x"), count: maxLineLength + Int.random(in: 1...5000, using: &random))
+        case 1:
+            body = Array("k\(nonCharacters.randomElement(using: &random)!)y=\(c1.randomElement(using: &random)!)".utf8)
+        case 2:
+            body = [UInt8](
+                repeating: UInt8(ascii: "x"), count: maxLineLength + Int.random(in: 1...5000, using: &random))
         case 3: body = Array("door=open".utf8) + [0] + Array("siren=on".utf8)
         case 4: body = [0xC3, 0x28, UInt8(ascii: "="), 0xFF, 0xFE, 0xED, 0xA0, 0x80]
-        case 5: body = Array("\(wildcards.randomElement(using: &random)!)=\(wildcards.randomElement(using: &random)!)".utf8)
+        case 5:
+            body = Array("\(wildcards.randomElement(using: &random)!)=\(wildcards.randomElement(using: &random)!)".utf8)
         case 6:
             let depth = Int.random(in: 50...400, using: &random)
             body = Array((String(repeating: "{\"a\":", count: depth) + "1" + String(repeating: "}", count: depth)).utf8)

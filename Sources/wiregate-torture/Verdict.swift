@@ -15,8 +15,10 @@ struct LineKey: Hashable, Sendable, CustomStringConvertible {
         guard topic.hasPrefix(prefix), let n = Int(payload) else { return nil }
         let levels = topic.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
         // "b\(n)" exactly: "b01" is no board of the campaign's.
-        guard levels.count == 2, levels[0].hasPrefix("b"), let board = Int(levels[0].dropFirst()), levels[0] == "b\(board)",
-              levels[1] == "door" || levels[1] == "temperature" else { return nil }
+        guard levels.count == 2, levels[0].hasPrefix("b"), let board = Int(levels[0].dropFirst()),
+            levels[0] == "b\(board)",
+            levels[1] == "door" || levels[1] == "temperature"
+        else { return nil }
         self.init(board: board, critical: levels[1] == "door", n: n)
     }
 
@@ -84,23 +86,34 @@ struct Verdict: Sendable {
                 // The seq another destination saw it under, to find it in the gateway's log.
                 var seqs: [LineKey: Int64] = [:]
                 for arrival in self.arrivals.values.joined() {
-                    if let key = LineKey(topic: arrival.topic, payload: arrival.payload, prefix: prefix), let seq = arrival.seq { seqs[key] = seq }
+                    if let key = LineKey(topic: arrival.topic, payload: arrival.payload, prefix: prefix),
+                        let seq = arrival.seq
+                    {
+                        seqs[key] = seq
+                    }
                 }
                 let examples = missing.sorted { times[$0]! < times[$1]! }.prefix(8)
                     .map { "\($0) (written at \(times[$0]!.seconds)\(seqs[$0].map { ", seq \($0)" } ?? ""))" }
-                findings.append(Finding(guarantee: "lost at \(destination.rawValue)",
-                                        detail: "\(missing.count) events (\(critical) critical), e.g. \(examples)"))
+                findings.append(
+                    Finding(
+                        guarantee: "lost at \(destination.rawValue)",
+                        detail: "\(missing.count) events (\(critical) critical), e.g. \(examples)"))
             }
             // 2. First deliveries per board and class in order.
             var last: [String: Int] = [:], seen: Set<LineKey> = []
             var disorders: [String] = []
             for key in keys where seen.insert(key).inserted {
                 let stream = "b\(key.board)/\(key.key)"
-                if let previous = last[stream], key.n < previous { disorders.append("\(stream): \(key.n) after \(previous)") }
+                if let previous = last[stream], key.n < previous {
+                    disorders.append("\(stream): \(key.n) after \(previous)")
+                }
                 last[stream] = max(last[stream] ?? .min, key.n)
             }
             if !disorders.isEmpty {
-                findings.append(Finding(guarantee: "out of order at \(destination.rawValue)", detail: "\(disorders.count) first deliveries, e.g. \(disorders.prefix(5))"))
+                findings.append(
+                    Finding(
+                        guarantee: "out of order at \(destination.rawValue)",
+                        detail: "\(disorders.count) first deliveries, e.g. \(disorders.prefix(5))"))
             }
             // 3. No `<gateway>:<seq>` stands for two events, here or across the destinations.
             var reused: [String] = []
@@ -113,31 +126,51 @@ struct Verdict: Sendable {
                     seqContent[seq] = (content, destination)
                 }
             }
-            if !reused.isEmpty { findings.append(Finding(guarantee: "sequence number reused", detail: "\(reused.count), e.g. \(reused.prefix(3))")) }
+            if !reused.isEmpty {
+                findings.append(
+                    Finding(guarantee: "sequence number reused", detail: "\(reused.count), e.g. \(reused.prefix(3))"))
+            }
             if destination == .backend {
                 let misclassed = arrivals.filter { arrival in
-                    guard let key = LineKey(topic: arrival.topic, payload: arrival.payload, prefix: prefix) else { return false }
+                    guard let key = LineKey(topic: arrival.topic, payload: arrival.payload, prefix: prefix) else {
+                        return false
+                    }
                     return arrival.eventClass != (key.critical ? "critical" : "telemetry")
                 }
                 if !misclassed.isEmpty {
-                    findings.append(Finding(guarantee: "stored under the wrong class at the Django app",
-                                            detail: "\(misclassed.count), e.g. \(misclassed.prefix(3).map { "\($0.topic)=\($0.payload) as \($0.eventClass ?? "?")" })"))
+                    findings.append(
+                        Finding(
+                            guarantee: "stored under the wrong class at the Django app",
+                            detail:
+                                "\(misclassed.count), e.g. \(misclassed.prefix(3).map { "\($0.topic)=\($0.payload) as \($0.eventClass ?? "?")" })"
+                        ))
                 }
                 let counts = Dictionary(keys.map { ($0, 1) }, uniquingKeysWith: +).filter { $0.value > 1 }
                 if !counts.isEmpty {
-                    findings.append(Finding(guarantee: "stored twice at the Django app", detail: "\(counts.count) events under two ids, e.g. \(counts.keys.prefix(5).map(\.description))"))
+                    findings.append(
+                        Finding(
+                            guarantee: "stored twice at the Django app",
+                            detail:
+                                "\(counts.count) events under two ids, e.g. \(counts.keys.prefix(5).map(\.description))"
+                        ))
                 }
             }
             // 4. Nothing escapes its board's subtree, and every topic is one libmosquitto accepts.
             var escaped: [String] = []
             for arrival in arrivals where !isInside(arrival) { escaped.append(arrival.topic) }
             if !escaped.isEmpty {
-                findings.append(Finding(guarantee: "escaped its board's subtree at \(destination.rawValue)", detail: "\(escaped.count) messages, e.g. \(escaped.prefix(5).map { "'\($0)'" })"))
+                findings.append(
+                    Finding(
+                        guarantee: "escaped its board's subtree at \(destination.rawValue)",
+                        detail: "\(escaped.count) messages, e.g. \(escaped.prefix(5).map { "'\($0)'" })"))
             }
         }
         // 5. Memory.
         if peakPrivateDirty > memoryBound {
-            findings.append(Finding(guarantee: "memory bound", detail: "private dirty memory reached \(peakPrivateDirty) KiB, the bound is \(memoryBound) KiB"))
+            findings.append(
+                Finding(
+                    guarantee: "memory bound",
+                    detail: "private dirty memory reached \(peakPrivateDirty) KiB, the bound is \(memoryBound) KiB"))
         }
         return findings
     }
@@ -147,12 +180,15 @@ struct Verdict: Sendable {
     func isInside(_ arrival: Arrival) -> Bool {
         let topic = arrival.topic
         guard mosquitto_validate_utf8(topic, Int32(topic.utf8.count)) == Int32(MOSQ_ERR_SUCCESS.rawValue),
-              mosquitto_pub_topic_check2(topic, topic.utf8.count) == Int32(MOSQ_ERR_SUCCESS.rawValue) else { return false }
+            mosquitto_pub_topic_check2(topic, topic.utf8.count) == Int32(MOSQ_ERR_SUCCESS.rawValue)
+        else { return false }
         if topic == prefix + "status" { return arrival.board == nil }
         guard topic.hasPrefix(prefix) else { return false }
         let board = topic.dropFirst(prefix.count).prefix { $0 != "/" }
-        guard let number = board.first == "b" ? Int(board.dropFirst()) : nil, (0..<boards).contains(number), board == "b\(number)",
-              topic.count > prefix.count + board.count + 1 else { return false }
+        guard let number = board.first == "b" ? Int(board.dropFirst()) : nil, (0..<boards).contains(number),
+            board == "b\(number)",
+            topic.count > prefix.count + board.count + 1
+        else { return false }
         return arrival.board.map { $0 == String(board) } ?? true
     }
 }

@@ -12,8 +12,10 @@ struct CheckConfigCommand: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
-    @Option(help: ArgumentHelp("Check the files as this user, the daemon's (default: the user running this; as root, the "
-                               + "service's user \(Self.serviceUser) is checked too, as warnings).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Check the files as this user, the daemon's (default: the user running this; as root, the "
+                + "service's user \(Self.serviceUser) is checked too, as warnings).", valueName: "name"))
     var user: String?
 
     /// The user the packaged unit runs the daemon as.
@@ -36,22 +38,30 @@ struct CheckConfigCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(options.config): \(error)\n".utf8))
             throw ExitCode(78)
         }
-        print("\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)")
+        print(
+            "\(options.config): OK: gateway '\(config.gateway.id)', broker \(config.mqtt.host):\(config.mqtt.port), \(config.boards.count) board(s)"
+        )
         if config.gateway.idIsDefault {
-            print("  the gateway's id is the host name's: set gateway.id to keep it if the host is renamed "
-                  + "(the id names its topics, its client id and its events in the backend)")
+            print(
+                "  the gateway's id is the host name's: set gateway.id to keep it if the host is renamed "
+                    + "(the id names its topics, its client id and its events in the backend)")
             if GatewayConfig.isGenericHostName(config.gateway.id) {
-                print("  warning: '\(config.gateway.id)' is the host name every such machine starts with: set gateway.id "
-                      + "(or rename the host) before a second gateway meets this broker")
+                print(
+                    "  warning: '\(config.gateway.id)' is the host name every such machine starts with: set gateway.id "
+                        + "(or rename the host) before a second gateway meets this broker")
             }
         }
         if let tls = config.mqtt.tls {
-            print("  TLS: the CA\(tls.certFile == nil ? "" : ", certificate and key") load; the broker's certificate must name '\(tls.serverName ?? config.mqtt.host)'")
+            print(
+                "  TLS: the CA\(tls.certFile == nil ? "" : ", certificate and key") load; the broker's certificate must name '\(tls.serverName ?? config.mqtt.host)'"
+            )
         }
         if let tlsProblem { print("  warning: \(tlsProblem)") }
         // Run as root to check a config for the service: root reads everything, its user may not.
         if user == nil, geteuid() == 0, let service = FileAccess.User.named(Self.serviceUser) {
-            for problem in ConfigFileCheck.problems(config.files, file: options.config, access: FileAccess(user: service)) {
+            for problem in ConfigFileCheck.problems(
+                config.files, file: options.config, access: FileAccess(user: service))
+            {
                 print("  warning: as the service's user: \(problem)")
             }
         }
@@ -67,15 +77,20 @@ struct CheckConfigCommand: ParsableCommand {
                 // A device that is not there (unplugged) says nothing about its kind.
                 guard let path = board.match.path, let device = FileAccess.resolved(path) else { continue }
                 guard !["/dev/ttyUSB", "/dev/ttyACM", "/dev/pts/"].contains(where: device.hasPrefix) else { continue }
-                print("  warning: \(board.name): the packaged unit opens only ttyUSB and ttyACM devices: for \(path), "
-                      + "add DeviceAllow=\(device) rw in a drop-in (systemctl edit wiregate)")
+                print(
+                    "  warning: \(board.name): the packaged unit opens only ttyUSB and ttyACM devices: for \(path), "
+                        + "add DeviceAllow=\(device) rw in a drop-in (systemctl edit wiregate)")
             }
         }
         for (key, path) in config.secretFilesReadableByOthers {
-            print("  warning: \(key) '\(path)' can be read by other users: chmod o-r it (0600, or 0640 with the service's group)")
+            print(
+                "  warning: \(key) '\(path)' can be read by other users: chmod o-r it (0600, or 0640 with the service's group)"
+            )
         }
         for board in config.boards {
-            print("  \(board.name): \(board.match) at \(board.baud) baud, protocol \(board.protocolName), \(board.commands.allowed.count) command(s) allowed")
+            print(
+                "  \(board.name): \(board.match) at \(board.baud) baud, protocol \(board.protocolName), \(board.commands.allowed.count) command(s) allowed"
+            )
         }
     }
 }
@@ -89,15 +104,23 @@ struct CheckConfigCommand: ParsableCommand {
 ///   - access: whose access to the files is checked: the process's own unless told.
 ///   - checkStateDirectory: whether an unwritable `state_dir` is a mistake. Not for `run`: a
 ///     gateway whose card went read-only journals in memory and says so, rather than protect nothing.
-func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkStateDirectory: Bool = false) throws -> GatewayConfig {
+func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkStateDirectory: Bool = false) throws
+    -> GatewayConfig
+{
     let result = GatewayConfig.loadReportingAll(path: path)
     let files = result.files.filter { checkStateDirectory || $0.role != .directory }
     let fileProblems = ConfigFileCheck.problems(files, file: path, access: access)
     var problems = result.problems + fileProblems
     if let parsed = result.config {
-        if parsed.backend != nil, parsed.backend?.tokenFile == nil, ProcessInfo.processInfo.environment[GatewayConfig.tokenEnvironmentVariable] == nil {
-            problems.append(ConfigError(file: path, line: nil, column: nil, path: "backend",
-                                        message: "needs a token: backend.token_file, or the \(GatewayConfig.tokenEnvironmentVariable) environment variable"))
+        if parsed.backend != nil, parsed.backend?.tokenFile == nil,
+            ProcessInfo.processInfo.environment[GatewayConfig.tokenEnvironmentVariable] == nil
+        {
+            problems.append(
+                ConfigError(
+                    file: path, line: nil, column: nil, path: "backend",
+                    message:
+                        "needs a token: backend.token_file, or the \(GatewayConfig.tokenEnvironmentVariable) environment variable"
+                ))
         }
     }
     problems.sort { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }

@@ -6,7 +6,8 @@ import WiregateCore
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "List the USB serial devices, who they are, which board entry they match (or why none), and whether the daemon has them open.",
+        abstract:
+            "List the USB serial devices, who they are, which board entry they match (or why none), and whether the daemon has them open.",
         discussion: "Boards configured at a fixed path (match.path) are listed too: they are opened without udev."
     )
 
@@ -54,7 +55,9 @@ struct DevicesCommand: ParsableCommand {
             FileHandle.standardError.write(Data("warning: cannot list devices through udev: \(error)\n".utf8))
             devices = []
         }
-        let daemon = (try? DaemonState.read(stateDirectory: config.gateway.stateDirectory)).flatMap { $0.isRunning ? $0 : nil }
+        let daemon = (try? DaemonState.read(stateDirectory: config.gateway.stateDirectory)).flatMap {
+            $0.isRunning ? $0 : nil
+        }
         let openNodes = Set(daemon?.nodes?.values.map { $0 } ?? [])
         let matcher = DeviceMatcher(config: config)
         var rows = devices.compactMap { device -> Row? in
@@ -71,17 +74,23 @@ struct DevicesCommand: ParsableCommand {
                 board = named
                 reason = nil
             }
-            return Row(kind: .usb, node: device.node, sysPath: device.sysPath, vendorID: usb.vendorID, productID: usb.productID,
-                       serial: usb.serial, manufacturer: usb.manufacturer, product: usb.product, usbPath: usb.portPath,
-                       identity: identity, board: board, reason: reason, openByDaemon: openNodes.contains(device.node))
+            return Row(
+                kind: .usb, node: device.node, sysPath: device.sysPath, vendorID: usb.vendorID,
+                productID: usb.productID,
+                serial: usb.serial, manufacturer: usb.manufacturer, product: usb.product, usbPath: usb.portPath,
+                identity: identity, board: board, reason: reason, openByDaemon: openNodes.contains(device.node))
         }
         for board in fixedPaths {
             let path = board.match.path!
             let open = daemon?.nodes?[board.name] == path
             let exists = FileManager.default.fileExists(atPath: path)
-            rows.append(Row(kind: .path, node: path, board: board.name,
-                            reason: exists ? "fixed path (match.path)" : "fixed path (match.path): nothing there yet, reopened until it exists",
-                            openByDaemon: open))
+            rows.append(
+                Row(
+                    kind: .path, node: path, board: board.name,
+                    reason: exists
+                        ? "fixed path (match.path)"
+                        : "fixed path (match.path): nothing there yet, reopened until it exists",
+                    openByDaemon: open))
         }
         if output.json {
             try printJSON(rows)
@@ -89,13 +98,21 @@ struct DevicesCommand: ParsableCommand {
         }
         if !rows.contains(where: { $0.kind == .usb }) { print("no USB serial device found") }
         for row in rows {
-            guard let vendorID = row.vendorID, let productID = row.productID, let usbPath = row.usbPath, let identity = row.identity else {
-                print("\(row.node)  board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")")
+            guard let vendorID = row.vendorID, let productID = row.productID, let usbPath = row.usbPath,
+                let identity = row.identity
+            else {
+                print(
+                    "\(row.node)  board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")"
+                )
                 continue
             }
-            print("\(row.node)  \(vendorID):\(productID)  serial \(row.serial ?? "-")  usb_path \(usbPath)  identity \(identity)")
+            print(
+                "\(row.node)  \(vendorID):\(productID)  serial \(row.serial ?? "-")  usb_path \(usbPath)  identity \(identity)"
+            )
             if let product = row.product ?? row.manufacturer { print("    \(product)") }
-            print("    board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")")
+            print(
+                "    board: \(row.board ?? "none")\(row.reason.map { " (\($0))" } ?? "")\(row.openByDaemon ? ", open by the daemon" : "")"
+            )
             if row.board == nil, row.reason?.hasPrefix("no board entry matches") == true {
                 // Ready to paste under `boards:`: only the name is left to choose.
                 let key = identity.source == .serial ? "serial" : "usb_path"

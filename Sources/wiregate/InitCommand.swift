@@ -9,11 +9,11 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Write a starting config from the boards plugged in now, the broker and its TLS files.",
         discussion: """
-        Each USB serial board in discovery's allow-list gets an entry matching it by its serial \
-        number (else its USB port), named as `devices` shows it; boards plugged in later are \
-        adopted. The file is checked before it is written, and an existing one is kept unless \
-        --force is given. Secrets are never taken here: name the file that holds one.
-        """
+            Each USB serial board in discovery's allow-list gets an entry matching it by its serial \
+            number (else its USB port), named as `devices` shows it; boards plugged in later are \
+            adopted. The file is checked before it is written, and an existing one is kept unless \
+            --force is given. Secrets are never taken here: name the file that holds one.
+            """
     )
 
     @Option(name: .shortAndLong, help: "The config file to write.")
@@ -22,10 +22,14 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Replace the file if it exists.")
     var force = false
 
-    @Option(help: "This house's name: one topic level, the prefix of every event id (default: the host name, '\(GatewayConfig.hostGatewayID)').")
+    @Option(
+        help:
+            "This house's name: one topic level, the prefix of every event id (default: the host name, '\(GatewayConfig.hostGatewayID)')."
+    )
     var gatewayID: String?
 
-    @Option(help: ArgumentHelp("The broker (default 127.0.0.1, port 1883, or 8883 with TLS).", valueName: "host[:port]"))
+    @Option(
+        help: ArgumentHelp("The broker (default 127.0.0.1, port 1883, or 8883 with TLS).", valueName: "host[:port]"))
     var broker: String?
 
     @Option(help: "The broker's user name.")
@@ -43,8 +47,10 @@ struct InitCommand: ParsableCommand {
     @Option(help: "The key of --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: ArgumentHelp("A board at a fixed device path, not found through udev (a simulated board, a UART). Repeatable.",
-                               valueName: "name=path"))
+    @Option(
+        help: ArgumentHelp(
+            "A board at a fixed device path, not found through udev (a simulated board, a UART). Repeatable.",
+            valueName: "name=path"))
     var path: [String] = []
 
     @Option(help: "The protocol the boards speak: \(LineProtocols.names.joined(separator: ", ")).")
@@ -53,13 +59,16 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Where the daemon keeps its journal.")
     var stateDir: String = "/var/lib/wiregate"
 
-    @Option(help: ArgumentHelp("A USB vendor:product pair (vvvv:pppp, or vvvv:* for every product) to take as a board, "
-                               + "beside Arduino's and CH340's. Repeatable.", valueName: "vvvv:pppp"))
+    @Option(
+        help: ArgumentHelp(
+            "A USB vendor:product pair (vvvv:pppp, or vvvv:* for every product) to take as a board, "
+                + "beside Arduino's and CH340's. Repeatable.", valueName: "vvvv:pppp"))
     var usbID: [String] = []
 
     func validate() throws {
         guard LineProtocols.decoderType(named: `protocol`) != nil else {
-            throw ValidationError("unknown protocol '\(`protocol`)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
+            throw ValidationError(
+                "unknown protocol '\(`protocol`)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
         }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         for entry in path where !entry.contains("=") {
@@ -78,7 +87,9 @@ struct InitCommand: ParsableCommand {
         }
         if let broker {
             let parts = broker.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count <= 2, !parts[0].isEmpty else { throw ValidationError("--broker '\(broker)': expected host or host:port") }
+            guard parts.count <= 2, !parts[0].isEmpty else {
+                throw ValidationError("--broker '\(broker)': expected host or host:port")
+            }
             config.host = String(parts[0])
             if parts.count == 2 {
                 guard let port = Int(parts[1]), (1...65535).contains(port) else {
@@ -114,7 +125,8 @@ struct InitCommand: ParsableCommand {
             throw ExitCode(78)
         }
         guard force || !FileManager.default.fileExists(atPath: output) else {
-            FileHandle.standardError.write(Data("error: \(output) exists: --force replaces it (or --output elsewhere)\n".utf8))
+            FileHandle.standardError.write(
+                Data("error: \(output) exists: --force replaces it (or --output elsewhere)\n".utf8))
             throw ExitCode(73)  // EX_CANTCREAT
         }
         do {
@@ -125,11 +137,16 @@ struct InitCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: cannot write \(output): \(GatewayConfig.reason(error))\n".utf8))
             throw ExitCode(73)
         }
-        print("\(output): gateway '\(config.gatewayID)', broker \(config.host)\(config.port.map { ":\($0)" } ?? ""), "
-              + "\(found) board(s) found plugged in, \(path.count) at fixed paths; other boards are adopted")
+        print(
+            "\(output): gateway '\(config.gatewayID)', broker \(config.host)\(config.port.map { ":\($0)" } ?? ""), "
+                + "\(found) board(s) found plugged in, \(path.count) at fixed paths; other boards are adopted")
         if passwordFile != nil, tlsCA == nil, !["127.0.0.1", "::1", "localhost"].contains(config.host) {
-            print("warning: the password would cross the network to \(config.host) in clear text: give --tls-ca (and the broker a TLS listener)")
+            print(
+                "warning: the password would cross the network to \(config.host) in clear text: give --tls-ca (and the broker a TLS listener)"
+            )
         }
-        print("next: wiregate check-config --config \(output)   (as root, --user wiregate checks the files for the service)")
+        print(
+            "next: wiregate check-config --config \(output)   (as root, --user wiregate checks the files for the service)"
+        )
     }
 }

@@ -10,13 +10,13 @@ struct SimulateCommand: AsyncParsableCommand {
         commandName: "simulate",
         abstract: "A virtual board on a pseudo-terminal: prints its path, plays lines, answers commands.",
         discussion: """
-        Give the printed path (or --link) to a board's match.path. Lines come from --file, \
-        played in a loop, or from the pattern of --protocol, each with a sequence number. \
-        Commands the gateway writes are printed and answered as a sketch would. \
-        For the installed service, which runs as the wiregate user: run this as root with \
-        --owner wiregate and a --link outside /tmp (the service has its own /tmp), e.g. \
-        /run/wiregate-demo/board. SIGTERM and SIGINT remove the link.
-        """
+            Give the printed path (or --link) to a board's match.path. Lines come from --file, \
+            played in a loop, or from the pattern of --protocol, each with a sequence number. \
+            Commands the gateway writes are printed and answered as a sketch would. \
+            For the installed service, which runs as the wiregate user: run this as root with \
+            --owner wiregate and a --link outside /tmp (the service has its own /tmp), e.g. \
+            /run/wiregate-demo/board. SIGTERM and SIGINT remove the link.
+            """
     )
 
     @Option(help: "The protocol whose pattern to play: \(LineProtocols.names.joined(separator: ", ")).")
@@ -34,8 +34,10 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Create this symlink to the pty, for a stable path in a config.")
     var link: String?
 
-    @Option(help: ArgumentHelp("Give the pty to this user (and group): the daemon's, when it runs as another user.",
-                               valueName: "user[:group]"))
+    @Option(
+        help: ArgumentHelp(
+            "Give the pty to this user (and group): the daemon's, when it runs as another user.",
+            valueName: "user[:group]"))
     var owner: String?
 
     @Option(help: ArgumentHelp("The pty's mode, in octal (default: 0600 with --owner).", valueName: "mode"))
@@ -43,7 +45,8 @@ struct SimulateCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard LineProtocols.decoderType(named: `protocol`) != nil else {
-            throw ValidationError("unknown protocol '\(`protocol`)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
+            throw ValidationError(
+                "unknown protocol '\(`protocol`)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
         }
         guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate must be in (0, 100000]") }
         _ = try access()
@@ -81,7 +84,9 @@ struct SimulateCommand: AsyncParsableCommand {
         do {
             board = try SimulatedBoard(link: link, access: try access())
         } catch let error as SystemCallError where error.call == "symlink" && error.code == EEXIST {
-            throw ValidationError("--link \(error.path): something is there that is not a stale simulator's link (a file, or a running simulator's pty); remove it or choose another path")
+            throw ValidationError(
+                "--link \(error.path): something is there that is not a stale simulator's link (a file, or a running simulator's pty); remove it or choose another path"
+            )
         } catch let error as SystemCallError where error.call == "fchown" {
             throw ValidationError("--owner: cannot give the pty away (\(error)): only root can")
         }
@@ -122,7 +127,8 @@ struct SimulateCommand: AsyncParsableCommand {
         let interval = Duration.seconds(1 / rate)
         var sequence = 0
         while count.map({ sequence < $0 }) ?? true, !Task.isCancelled {
-            let line = lines.map { $0[sequence % $0.count] } ?? SamplePattern.line(protocol: protocolName, sequence: sequence)
+            let line =
+                lines.map { $0[sequence % $0.count] } ?? SamplePattern.line(protocol: protocolName, sequence: sequence)
             board.send(line)
             sequence += 1
             // Paced from the start, so a late wake-up does not slow the rate down.
@@ -132,7 +138,8 @@ struct SimulateCommand: AsyncParsableCommand {
         answering.cancel()
         _ = await answering.value
         if board.droppedLines > 0 {
-            FileHandle.standardError.write(Data("simulate: \(board.droppedLines) line(s) dropped: nobody read the port\n".utf8))
+            FileHandle.standardError.write(
+                Data("simulate: \(board.droppedLines) line(s) dropped: nobody read the port\n".utf8))
         }
     }
 }

@@ -6,7 +6,8 @@ import WiregateCore
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show the journal's backlog per sink and class, the broker and the boards, from the files a running daemon keeps."
+        abstract:
+            "Show the journal's backlog per sink and class, the broker and the boards, from the files a running daemon keeps."
     )
 
     @OptionGroup var options: ConfigOption
@@ -33,16 +34,21 @@ struct StatusCommand: ParsableCommand {
         let directory = inMemory ? memory : config.gateway.stateDirectory
         let journal: JournalStatus
         do {
-            journal = try JournalStatus.read(stateDirectory: directory, sinks: config.backend == nil ? [] : [BackendSink.sinkName])
+            journal = try JournalStatus.read(
+                stateDirectory: directory, sinks: config.backend == nil ? [] : [BackendSink.sinkName])
         } catch {
-            FileHandle.standardError.write(Data("error: no journal readable in \(directory) (has the daemon run yet?): \(error.localizedDescription)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "error: no journal readable in \(directory) (has the daemon run yet?): \(error.localizedDescription)\n"
+                        .utf8))
             throw ExitCode(1)
         }
         let daemon = try? DaemonState.read(stateDirectory: directory)
-        let report = Report(gateway: config.gateway.id, stateDirectory: config.gateway.stateDirectory, daemon: daemon,
-                            daemonRunning: daemon?.isRunning ?? false, journalInMemory: inMemory, journalDirectory: directory,
-                            journal: journal,
-                            backend: config.backend == nil ? nil : try? BackendSink.State.read(directory: directory))
+        let report = Report(
+            gateway: config.gateway.id, stateDirectory: config.gateway.stateDirectory, daemon: daemon,
+            daemonRunning: daemon?.isRunning ?? false, journalInMemory: inMemory, journalDirectory: directory,
+            journal: journal,
+            backend: config.backend == nil ? nil : try? BackendSink.State.read(directory: directory))
         if output.json {
             try printJSON(report)
             return
@@ -53,7 +59,9 @@ struct StatusCommand: ParsableCommand {
         }
         if let daemon, report.daemonRunning {
             print("daemon: running (pid \(daemon.pid)) since \(daemon.startedAt.formatted(.iso8601))")
-            print("broker: \(daemon.brokerConnected ? "connected" : "NOT connected") since \(daemon.brokerSince.formatted(.iso8601))")
+            print(
+                "broker: \(daemon.brokerConnected ? "connected" : "NOT connected") since \(daemon.brokerSince.formatted(.iso8601))"
+            )
             if let refusing = daemon.brokerRefusing {
                 print("broker: REFUSING messages: \(refusing); they stay in the journal and are retried")
             }
@@ -63,7 +71,9 @@ struct StatusCommand: ParsableCommand {
         } else {
             print("daemon: not running")
         }
-        print("journal: \(ByteCountFormatter.string(fromByteCount: journal.bytes, countStyle: .file)), last seq \(journal.lastSeq)")
+        print(
+            "journal: \(ByteCountFormatter.string(fromByteCount: journal.bytes, countStyle: .file)), last seq \(journal.lastSeq)"
+        )
         let now = Date()
         for (sink, classes) in journal.sinks.sorted(by: { $0.key < $1.key }) {
             for eventClass in EventClass.allCases {
@@ -78,12 +88,16 @@ struct StatusCommand: ParsableCommand {
         if journal.quarantineDropped > 0 {
             print("dropped from the quarantine by its bound: \(journal.quarantineDropped)")
         }
-        print("dropped by the bounds: critical \(journal.dropped["critical"] ?? 0), telemetry \(journal.dropped["telemetry"] ?? 0)")
+        print(
+            "dropped by the bounds: critical \(journal.dropped["critical"] ?? 0), telemetry \(journal.dropped["telemetry"] ?? 0)"
+        )
         if let url = config.backend?.url {
-            let state = report.backend.map { state in
-                state.reachable ? "reachable since \(state.since.formatted(.iso8601))"
-                    : "NOT reachable since \(state.since.formatted(.iso8601))\(state.problem.map { " (\($0))" } ?? "")"
-            } ?? "not tried yet"
+            let state =
+                report.backend.map { state in
+                    state.reachable
+                        ? "reachable since \(state.since.formatted(.iso8601))"
+                        : "NOT reachable since \(state.since.formatted(.iso8601))\(state.problem.map { " (\($0))" } ?? "")"
+                } ?? "not tried yet"
             print("backend \(url): \(state); quarantined \(journal.quarantined[BackendSink.sinkName] ?? 0)")
         }
     }

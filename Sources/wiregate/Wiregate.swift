@@ -8,7 +8,10 @@ struct WiregateCommand: AsyncParsableCommand {
         abstract: "Edge gateway: wired boards on serial ports to MQTT, and commands back.",
         // The Debian package's version comes from here (deploy/package-deb.sh runs `wiregate --version`).
         version: "0.7.0",
-        subcommands: [RunCommand.self, CheckConfigCommand.self, InitCommand.self, StatusCommand.self, DevicesCommand.self, SimulateCommand.self]
+        subcommands: [
+            RunCommand.self, CheckConfigCommand.self, InitCommand.self, StatusCommand.self, DevicesCommand.self,
+            SimulateCommand.self
+        ]
     )
 }
 

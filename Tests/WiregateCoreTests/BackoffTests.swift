@@ -1,12 +1,16 @@
 import Foundation
 import Testing
+
 @testable import WiregateCore
 
 @Suite struct BackoffTests {
     @Test func growsExponentiallyWithinJitterAndIsCapped() {
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
         var rng = SeededGenerator(seed: 42)
-        let ceilings: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .seconds(2), .seconds(2)]
+        let ceilings: [Duration] = [
+            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600),
+            .seconds(2), .seconds(2)
+        ]
         for ceiling in ceilings {
             let delay = backoff.nextDelay(using: &rng)
             #expect(delay <= ceiling)

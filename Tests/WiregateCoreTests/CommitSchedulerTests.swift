@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WiregateCore
 
 @Suite struct CommitSchedulerTests {
@@ -109,10 +110,11 @@ import Testing
                 loopRunning = true
             case 4 where loopRunning && !inPass:
                 s.passStarting()
-                timers = 0 // what they were set for is being committed
+                timers = 0  // what they were set for is being committed
                 inPass = true
             case 5 where inPass:
-                let (decision, _) = s.passEnded(Bool.random(using: &rng) ? .failed : .committed(moreWaiting: Bool.random(using: &rng)))
+                let (decision, _) = s.passEnded(
+                    Bool.random(using: &rng) ? .failed : .committed(moreWaiting: Bool.random(using: &rng)))
                 if case .commitAfter = decision { timers += 1 }
                 inPass = false
             case 6 where loopRunning && !inPass && !s.goesRoundAgain:

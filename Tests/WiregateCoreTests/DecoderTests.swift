@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WiregateCore
 
 private func messages(_ decoder: some LineDecoder, _ line: String) throws -> [String] {
@@ -30,7 +31,10 @@ private func messages(_ decoder: some LineDecoder, _ line: String) throws -> [St
         // The ArduinoJson documentation's example document.
         let line = #"{"sensor":"gps","time":1351824120,"data":[48.756080,2.302038]}"#
         #expect(try messages(JSONLineDecoder(), line) == ["data [48.75608,2.302038]", "sensor gps", "time 1351824120"])
-        #expect(try messages(JSONLineDecoder(), #"{"env":{"t":21.5,"ok":true},"n":null}"#) == ["env/ok true", "env/t 21.5", "n null"])
+        #expect(
+            try messages(JSONLineDecoder(), #"{"env":{"t":21.5,"ok":true},"n":null}"#) == [
+                "env/ok true", "env/t 21.5", "n null"
+            ])
     }
 
     @Test func templateAndValueField() throws {
@@ -62,8 +66,10 @@ private func messages(_ decoder: some LineDecoder, _ line: String) throws -> [St
     @Test func serialAPIExamples() throws {
         // From the MySensors serial API page: a temperature set, and an internal log message.
         #expect(try messages(decoder, "12;6;1;0;0;36.5") == ["mysensors-out/12/6/1/0/0 36.5"])
-        #expect(try messages(decoder, "0;255;3;0;9;read: 1-1-0 s=0,c=1,t=0,pt=7,l=5:22.0") ==
-                ["mysensors-out/0/255/3/0/9 read: 1-1-0 s=0,c=1,t=0,pt=7,l=5:22.0"])
+        #expect(
+            try messages(decoder, "0;255;3;0;9;read: 1-1-0 s=0,c=1,t=0,pt=7,l=5:22.0") == [
+                "mysensors-out/0/255/3/0/9 read: 1-1-0 s=0,c=1,t=0,pt=7,l=5:22.0"
+            ])
         #expect(try messages(decoder, "1;255;0;0;17;2.3.2") == ["mysensors-out/1/255/0/0/17 2.3.2"])
         #expect(try messages(decoder, "5;1;1;0;2;") == ["mysensors-out/5/1/1/0/2 "])
     }
@@ -87,13 +93,26 @@ private func messages(_ decoder: some LineDecoder, _ line: String) throws -> [St
     let decoder = InfluxLineDecoder()
 
     @Test func lineProtocolReferenceExamples() throws {
-        #expect(try messages(decoder, #"myMeasurement,tag1=value1,tag2=value2 fieldKey="fieldValue" 1556813561098000000"#) ==
-                ["myMeasurement/fieldKey fieldValue"])
-        #expect(try messages(decoder, #"my\ Measurement fieldKey="string value""#) == ["my Measurement/fieldKey string value"])
-        #expect(try messages(decoder, #"myMeasurement fieldKey="\"string\" within a string""#) == [#"myMeasurement/fieldKey "string" within a string"#])
-        #expect(try messages(decoder, #"myMeasurement,tag\ Key1=tag\ Value1,tag\ Key2=tag\ Value2 fieldKey=100"#) == ["myMeasurement/fieldKey 100"])
-        #expect(try messages(decoder, "myMeasurement,tagKey=tagValue fieldKey=1.0,fieldKey2=1i,f3=2u,b=t,c=FALSE") ==
-                ["myMeasurement/fieldKey 1.0", "myMeasurement/fieldKey2 1", "myMeasurement/f3 2", "myMeasurement/b true", "myMeasurement/c false"])
+        #expect(
+            try messages(decoder, #"myMeasurement,tag1=value1,tag2=value2 fieldKey="fieldValue" 1556813561098000000"#)
+                == ["myMeasurement/fieldKey fieldValue"])
+        #expect(
+            try messages(decoder, #"my\ Measurement fieldKey="string value""#) == [
+                "my Measurement/fieldKey string value"
+            ])
+        #expect(
+            try messages(decoder, #"myMeasurement fieldKey="\"string\" within a string""#) == [
+                #"myMeasurement/fieldKey "string" within a string"#
+            ])
+        #expect(
+            try messages(decoder, #"myMeasurement,tag\ Key1=tag\ Value1,tag\ Key2=tag\ Value2 fieldKey=100"#) == [
+                "myMeasurement/fieldKey 100"
+            ])
+        #expect(
+            try messages(decoder, "myMeasurement,tagKey=tagValue fieldKey=1.0,fieldKey2=1i,f3=2u,b=t,c=FALSE") == [
+                "myMeasurement/fieldKey 1.0", "myMeasurement/fieldKey2 1", "myMeasurement/f3 2", "myMeasurement/b true",
+                "myMeasurement/c false"
+            ])
         #expect(try messages(decoder, #"m f\,k\=x=-1.234456e+78"#) == ["m/f,k=x -1.234456e+78"])
         #expect(try messages(decoder, #"m s="back\\slash, and space""#) == [#"m/s back\slash, and space"#])
     }
@@ -104,8 +123,10 @@ private func messages(_ decoder: some LineDecoder, _ line: String) throws -> [St
         #expect(throws: DecodeError.self) { try decoder.decode("env temperature=21.5") }
     }
 
-    @Test(arguments: ["weather", "weather temperature", "weather temperature=", #"weather s="open"#, "weather t=1 notatime",
-                      "weather t=abc", "weather t=1i2", ",tag=1 f=1", "weather t=1 1 2", "weather,tag f=1"])
+    @Test(arguments: [
+        "weather", "weather temperature", "weather temperature=", #"weather s="open"#, "weather t=1 notatime",
+        "weather t=abc", "weather t=1i2", ",tag=1 f=1", "weather t=1 1 2", "weather,tag f=1"
+    ])
     func malformedLinesAreRefused(line: String) {
         #expect(throws: DecodeError.self) { try decoder.decode(line) }
     }

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import WiregateCore
 
 /// `Followers` as a holder uses it: beside a fact, under the holder's lock (a `Mutex` here).

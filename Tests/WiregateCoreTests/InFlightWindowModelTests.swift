@@ -44,7 +44,9 @@ import WiregateCore
                 let resend = window.sent(mid: lastMid, item: event)
                 if let held = model.removeValue(forKey: lastMid) {
                     // Reused while held: neither answer can be told apart; both events go back.
-                    try require(resend == [held, event].compactMap { $0 }, "step \(step): id \(lastMid) reused while held, handed back \(resend)")
+                    try require(
+                        resend == [held, event].compactMap { $0 },
+                        "step \(step): id \(lastMid) reused while held, handed back \(resend)")
                     poisoned[lastMid, default: 0] += 2
                 } else {
                     try require(resend.isEmpty, "step \(step): a fresh id \(lastMid) handed back \(resend)")
@@ -53,7 +55,10 @@ import WiregateCore
                 resent += resend
             case 45..<85:
                 let known = Int.random(in: 0..<5, using: &random) > 0
-                let mid = known ? (model.keys.sorted().randomElement(using: &random) ?? 1) : Int32.random(in: 1...12, using: &random)
+                let mid =
+                    known
+                    ? (model.keys.sorted().randomElement(using: &random) ?? 1)
+                    : Int32.random(in: 1...12, using: &random)
                 let code: Int32 = [0, 0, 0, 0x10, 0x87, 0x90, 0x97, 0x99].randomElement(using: &random)!
                 let answer = window.answered(mid: mid, reasonCode: code)
                 if let left = poisoned[mid] {
@@ -62,7 +67,9 @@ import WiregateCore
                     try require(answer == .unknown, "step \(step): the answer for id \(mid) was \(answer), not unknown")
                 } else if let entry = model.removeValue(forKey: mid) {
                     let verdict = PubackVerdict(reasonCode: code)
-                    try require(answer == (verdict == .accepted ? .accepted : .refused(verdict)), "step \(step): reason 0x\(String(code, radix: 16)) for id \(mid) answered \(answer)")
+                    try require(
+                        answer == (verdict == .accepted ? .accepted : .refused(verdict)),
+                        "step \(step): reason 0x\(String(code, radix: 16)) for id \(mid) answered \(answer)")
                     if let event = entry { verdict == .accepted ? acknowledged.append(event) : refused.append(event) }
                 } else {
                     unknown += 1
@@ -71,18 +78,27 @@ import WiregateCore
             default:
                 // The sink drains what was answered.
                 let taken = window.takeAcknowledged()
-                try require(taken == acknowledged, "step \(step): took \(taken) as acknowledged, the model \(acknowledged)")
+                try require(
+                    taken == acknowledged, "step \(step): took \(taken) as acknowledged, the model \(acknowledged)")
                 acknowledged.removeAll()
                 let takenRefused = window.takeRefused().map(\.item)
-                try require(takenRefused == refused, "step \(step): took \(takenRefused) as refused, the model \(refused)")
+                try require(
+                    takenRefused == refused, "step \(step): took \(takenRefused) as refused, the model \(refused)")
                 refused.removeAll()
             }
-            try require(window.inFlight == model.count, "step \(step): \(window.inFlight) in flight, the model has \(model.count)")
-            try require(window.ordinaryInFlight == model.values.compactMap { $0 }.filter { $0 % 2 == 0 }.count, "step \(step): \(window.ordinaryInFlight) ordinary in flight, not the model's")
-            try require(window.unknownCount == unknown, "step \(step): \(window.unknownCount) unknown answers counted, the model has \(unknown)")
+            try require(
+                window.inFlight == model.count,
+                "step \(step): \(window.inFlight) in flight, the model has \(model.count)")
+            try require(
+                window.ordinaryInFlight == model.values.compactMap { $0 }.filter { $0 % 2 == 0 }.count,
+                "step \(step): \(window.ordinaryInFlight) ordinary in flight, not the model's")
+            try require(
+                window.unknownCount == unknown,
+                "step \(step): \(window.unknownCount) unknown answers counted, the model has \(unknown)")
         }
         // Every event is in exactly one place: in flight, answered, or handed back to be sent again.
-        let everything = window.takeAcknowledged() + window.takeRefused().map(\.item) + resent + model.values.compactMap { $0 }
+        let everything =
+            window.takeAcknowledged() + window.takeRefused().map(\.item) + resent + model.values.compactMap { $0 }
         try require(Set(everything).count == everything.count, "an event ended twice")
     }
 

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WiregateCore
 
 @Suite struct LineFramerTests {
@@ -39,7 +40,7 @@ import Testing
         #expect(frame([[0x61, 0x00, 0x62, 0x0A]]) == [.rejected(.nul)])
         #expect(frame([[0x61, 0x1B, 0x5B, 0x0A]]) == [.rejected(.control)])
         #expect(frame([[0x61, 0xC3, 0x28, 0x0A]]) == [.rejected(.invalidUTF8)])
-        #expect(frame([[0xF0, 0x9F, 0x98, 0x0A]]) == [.rejected(.invalidUTF8)])   // truncated 4-byte sequence
+        #expect(frame([[0xF0, 0x9F, 0x98, 0x0A]]) == [.rejected(.invalidUTF8)])  // truncated 4-byte sequence
         #expect(frame([Array("temp=21°C\tok\n".utf8)]) == [.line("temp=21°C\tok")])
     }
 
@@ -53,6 +54,8 @@ import Testing
     @Test func resynchroniseDropsThePartialFirstLine() {
         #expect(frame([Array("tail of a line\nfull=1\n".utf8)], resync: true) == [.rejected(.partial), .line("full=1")])
         // Bootloader noise before the first newline goes with it.
-        #expect(frame([[0x00, 0xF0, 0x30, 0x0A] + Array("x=1\n".utf8)], resync: true) == [.rejected(.partial), .line("x=1")])
+        #expect(
+            frame([[0x00, 0xF0, 0x30, 0x0A] + Array("x=1\n".utf8)], resync: true) == [.rejected(.partial), .line("x=1")]
+        )
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WiregateCore
 
 @Suite struct MQTTConnectionStateMachineTests {
@@ -6,7 +7,9 @@ import Testing
     let t0 = ContinuousClock.now
 
     func machine(_ version: Machine.Version = .v5) -> Machine {
-        Machine(version: version, connectTimeout: .seconds(10), backoff: Backoff(initial: .seconds(1), maximum: .seconds(8)))
+        Machine(
+            version: version, connectTimeout: .seconds(10), backoff: Backoff(initial: .seconds(1), maximum: .seconds(8))
+        )
     }
 
     /// The delay of the only `.wait` among `actions`, nil without one.
@@ -26,7 +29,10 @@ import Testing
         _ = m.handle(.start)
         #expect(m.handle(.connectCallSucceeded(now: t0)).isEmpty)
         #expect(m.state == .awaitingCONNACK(deadline: t0 + .seconds(10)))
-        #expect(m.handle(.connackAccepted(version: .v5, receiveMaximum: 20)) == [.openGate, .report(.connected(version: .v5, receiveMaximum: 20))])
+        #expect(
+            m.handle(.connackAccepted(version: .v5, receiveMaximum: 20)) == [
+                .openGate, .report(.connected(version: .v5, receiveMaximum: 20))
+            ])
         #expect(m.state == .connected)
         #expect(m.handle(.tick(now: t0 + .seconds(60))).isEmpty, "no CONNACK deadline once connected")
     }
@@ -57,7 +63,10 @@ import Testing
         _ = m.handle(.connectCallSucceeded(now: t0))
         #expect(m.handle(.tick(now: t0 + .seconds(10))).isEmpty, "the deadline itself is still in time")
         let actions = m.handle(.tick(now: t0 + .seconds(11)))
-        #expect(Array(actions.prefix(2)) == [.disconnect, .report(.connectFailed(reason: "no CONNACK within 10.0 seconds (is the broker hung?)"))])
+        #expect(
+            Array(actions.prefix(2)) == [
+                .disconnect, .report(.connectFailed(reason: "no CONNACK within 10.0 seconds (is the broker hung?)"))
+            ])
         #expect(delay(actions) != nil)
         #expect(m.state == .backingOff)
     }
@@ -66,8 +75,12 @@ import Testing
         var m = machine()
         _ = m.handle(.start)
         _ = m.handle(.connectCallSucceeded(now: t0))
-        #expect(m.handle(.ended(.protocolRefused))
-            == [.closeGate, .disconnect, .report(.connectFailed(reason: "the broker refused MQTT 5; falling back to 3.1.1")), .connect(.v311)])
+        #expect(
+            m.handle(.ended(.protocolRefused))
+                == [
+                    .closeGate, .disconnect,
+                    .report(.connectFailed(reason: "the broker refused MQTT 5; falling back to 3.1.1")), .connect(.v311)
+                ])
         #expect(m.version == .v311)
         _ = m.handle(.connectCallSucceeded(now: t0))
         _ = m.handle(.connackAccepted(version: .v311, receiveMaximum: 256))
@@ -80,7 +93,10 @@ import Testing
         _ = m.handle(.start)
         _ = m.handle(.connectCallSucceeded(now: t0))
         let actions = m.handle(.ended(.protocolRefused))
-        #expect(Array(actions.prefix(3)) == [.closeGate, .disconnect, .report(.connectFailed(reason: "the broker refused the protocol version"))])
+        #expect(
+            Array(actions.prefix(3)) == [
+                .closeGate, .disconnect, .report(.connectFailed(reason: "the broker refused the protocol version"))
+            ])
         #expect(delay(actions) != nil)
     }
 
@@ -92,8 +108,10 @@ import Testing
         _ = m.handle(.start, using: &rng)
         for _ in 0..<3 {
             _ = m.handle(.connectCallSucceeded(now: t0), using: &rng)
-            let actions = m.handle(.ended(.failed(reason: "the broker refused the connection: not authorised")), using: &rng)
-            #expect(actions.contains(.report(.connectFailed(reason: "the broker refused the connection: not authorised"))))
+            let actions = m.handle(
+                .ended(.failed(reason: "the broker refused the connection: not authorised")), using: &rng)
+            #expect(
+                actions.contains(.report(.connectFailed(reason: "the broker refused the connection: not authorised"))))
             _ = m.handle(.backoffElapsed, using: &rng)
         }
         _ = m.handle(.connectCallSucceeded(now: t0), using: &rng)
@@ -103,19 +121,26 @@ import Testing
         _ = m.handle(.connectCallSucceeded(now: t0), using: &rng)
         _ = m.handle(.connackAccepted(version: .v5, receiveMaximum: 20), using: &rng)
         let actions = m.handle(.ended(.failed(reason: "connection lost")), using: &rng)
-        #expect(Array(actions.prefix(3)) == [.closeGate, .disconnect, .report(.connectionLost(reason: "connection lost"))])
+        #expect(
+            Array(actions.prefix(3)) == [.closeGate, .disconnect, .report(.connectionLost(reason: "connection lost"))])
         #expect((delay(actions) ?? .zero) <= .seconds(1))
     }
 
     @Test func aStopFlushesTheDisconnectOnlyWhereThereIsASocketAndEndsEverything() {
-        for (setUp, flush) in [([Machine.Input](), false), ([.start], true), ([.start, .connectCallSucceeded(now: t0)], true),
-                               ([.start, .connectCallSucceeded(now: t0), .connackAccepted(version: .v5, receiveMaximum: 1)], true),
-                               ([.start, .connectCallFailed(reason: "x")], false)] {
+        for (setUp, flush) in [
+            ([Machine.Input](), false), ([.start], true), ([.start, .connectCallSucceeded(now: t0)], true),
+            ([.start, .connectCallSucceeded(now: t0), .connackAccepted(version: .v5, receiveMaximum: 1)], true),
+            ([.start, .connectCallFailed(reason: "x")], false)
+        ] {
             var m = machine()
             for input in setUp { _ = m.handle(input) }
-            #expect(m.handle(.stop) == (flush ? [.closeGate, .finish(flush: true)] : [.finish(flush: false)]), "after \(setUp)")
+            #expect(
+                m.handle(.stop) == (flush ? [.closeGate, .finish(flush: true)] : [.finish(flush: false)]),
+                "after \(setUp)")
             #expect(m.state == .stopped)
-            for input in [Machine.Input.start, .backoffElapsed, .connackAccepted(version: .v5, receiveMaximum: 1), .stop] {
+            for input in [
+                Machine.Input.start, .backoffElapsed, .connackAccepted(version: .v5, receiveMaximum: 1), .stop
+            ] {
                 #expect(m.handle(input).isEmpty)
             }
         }
@@ -142,11 +167,15 @@ import Testing
         var now = t0
         for _ in 0..<60 {
             now = now + .seconds(Int64.random(in: 0...6, using: &rng))
-            let inputs: [Machine.Input] = [.start, .connectCallFailed(reason: "f"), .connectCallSucceeded(now: now),
-                                           .connackAccepted(version: m.version, receiveMaximum: 10), .ended(.protocolRefused),
-                                           .ended(.failed(reason: "e")), .tick(now: now), .backoffElapsed, .stop]
+            let inputs: [Machine.Input] = [
+                .start, .connectCallFailed(reason: "f"), .connectCallSucceeded(now: now),
+                .connackAccepted(version: m.version, receiveMaximum: 10), .ended(.protocolRefused),
+                .ended(.failed(reason: "e")), .tick(now: now), .backoffElapsed, .stop
+            ]
             // A stop now and then, the rest evenly.
-            let input = Int.random(in: 0..<40, using: &rng) == 0 ? .stop : inputs[Int.random(in: 0..<(inputs.count - 1), using: &rng)]
+            let input =
+                Int.random(in: 0..<40, using: &rng) == 0
+                ? .stop : inputs[Int.random(in: 0..<(inputs.count - 1), using: &rng)]
             let actions = m.handle(input, using: &rng)
             if stopped { #expect(actions.isEmpty); continue }
             for action in actions {

@@ -39,7 +39,7 @@ func checkModel(
             // has nothing else to do, so they never take time the live tests are waiting for.
             var parameters = sched_param()
             if sched_setscheduler(0, 5 /* SCHED_IDLE, which Glibc does not export */, &parameters) != 0 {
-                setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) // the next best
+                setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)  // the next best
             }
             var failures: [String] = []
             for seed in seeds {

@@ -65,18 +65,26 @@ import WiregateCore
             }
             // Never past an event that was handed out and not acknowledged.
             let open = fates.filter { $0.value != .acknowledged }.map(\.key)
-            try require(open.allSatisfy { $0 > cursor.acknowledged }, "step \(step): the cursor \(cursor.acknowledged) passed one of \(open.sorted())")
+            try require(
+                open.allSatisfy { $0 > cursor.acknowledged },
+                "step \(step): the cursor \(cursor.acknowledged) passed one of \(open.sorted())")
             // It moves only forward (a restart goes back to what was stored), only onto an acknowledged event.
             try require(
                 restarted ? cursor.acknowledged == stored : cursor.acknowledged >= before,
-                "step \(step): the cursor went from \(before) to \(cursor.acknowledged) (stored \(stored), restarted \(restarted))")
+                "step \(step): the cursor went from \(before) to \(cursor.acknowledged) (stored \(stored), restarted \(restarted))"
+            )
             if !restarted && cursor.acknowledged != before {
-                try require(fates[cursor.acknowledged] == .acknowledged, "step \(step): the cursor stopped on \(cursor.acknowledged), not acknowledged")
+                try require(
+                    fates[cursor.acknowledged] == .acknowledged,
+                    "step \(step): the cursor stopped on \(cursor.acknowledged), not acknowledged")
             }
-            try require(cursor.unacknowledgedCount == open.count, "step \(step): \(cursor.unacknowledgedCount) unacknowledged, the model has \(open.count)")
+            try require(
+                cursor.unacknowledgedCount == open.count,
+                "step \(step): \(cursor.unacknowledgedCount) unacknowledged, the model has \(open.count)")
             try require(
                 open.allSatisfy { cursor.isAwaiting($0) == (fates[$0] == .sent) },
-                "step \(step): the cursor awaits other events than the model's \(fates.filter { $0.value == .sent }.keys.sorted())")
+                "step \(step): the cursor awaits other events than the model's \(fates.filter { $0.value == .sent }.keys.sorted())"
+            )
             // What is behind the cursor can no longer matter: keep the model as small as the cursor's state.
             if cursor.acknowledged != before { fates = fates.filter { $0.key >= cursor.acknowledged } }
         }

@@ -1,14 +1,16 @@
 import Testing
+
 @testable import WiregateCore
 
 @Suite struct TopicTests {
     /// The event builder of one board with `protocol`.
     static func builder(protocol name: String) throws -> EventBuilder {
-        let config = try GatewayConfig.parse(yaml: """
-        gateway: { id: gw }
-        mqtt: { host: 127.0.0.1 }
-        boards: [ { name: b, match: { path: /dev/ttyACM0 }, protocol: \(name) } ]
-        """, file: "t.yaml")
+        let config = try GatewayConfig.parse(
+            yaml: """
+                gateway: { id: gw }
+                mqtt: { host: 127.0.0.1 }
+                boards: [ { name: b, match: { path: /dev/ttyACM0 }, protocol: \(name) } ]
+                """, file: "t.yaml")
         return EventBuilder(board: config.boards[0], config: config)
     }
 
@@ -28,18 +30,22 @@ import Testing
         ("a/\u{35D}b", "a_\u{35D}b"),
         ("+\u{301}", "_\u{301}"),
         ("#\u{301}", "_\u{301}"),
-        ("$\u{35D}x", "_\u{35D}x"),
+        ("$\u{35D}x", "_\u{35D}x")
     ])
     func hostileLevelsBecomeOneOrdinaryLevel(raw: String, expected: String) {
         let level = Topic.sanitisedLevel(raw)
         #expect(level == expected)
-        #expect(level.map { !$0.utf8.contains(where: { "/+#".utf8.contains($0) }) && $0.utf8.first != UInt8(ascii: "$") } == true)
+        #expect(
+            level.map { !$0.utf8.contains(where: { "/+#".utf8.contains($0) }) && $0.utf8.first != UInt8(ascii: "$") }
+                == true)
     }
 
     /// What MQTT 5 (1.5.4) forbids or discourages, and libmosquitto refuses with
     /// MOSQ_ERR_MALFORMED_UTF8: one such line stalled every alarm behind it (the hostile review).
-    @Test(arguments: [UInt32(0x00), 0x01, 0x1F, 0x7F, 0x80, 0x85, 0x9F,    // C0, DEL, C1
-                      0xFDD0, 0xFDEF, 0xFFFE, 0xFFFF, 0x1FFFE, 0x2FFFF, 0x10FFFE, 0x10FFFF]) // non-characters
+    @Test(arguments: [
+        UInt32(0x00), 0x01, 0x1F, 0x7F, 0x80, 0x85, 0x9F,  // C0, DEL, C1
+        0xFDD0, 0xFDEF, 0xFFFE, 0xFFFF, 0x1FFFE, 0x2FFFF, 0x10FFFE, 0x10FFFF
+    ])  // non-characters
     func charactersMQTTForbidsBecomeUnderscores(codePoint: UInt32) {
         let scalar = String(Unicode.Scalar(codePoint)!)
         #expect(Topic.sanitisedLevel("a" + scalar + "b") == "a_b")
@@ -133,7 +139,9 @@ import Testing
             }
             topics += events.map(\.topic)
         }
-        #expect(topics.map { Array($0.utf8) } == ["wiregate/gw/b/\u{35D}9", "wiregate/gw/b/_\u{35D}"].map { Array($0.utf8) })
+        #expect(
+            topics.map { Array($0.utf8) } == ["wiregate/gw/b/\u{35D}9", "wiregate/gw/b/_\u{35D}"].map { Array($0.utf8) }
+        )
         #expect(topics.allSatisfy { Topic.problem(inConfiguredTopic: $0) == nil })
     }
 

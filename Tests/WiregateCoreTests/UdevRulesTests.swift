@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import WiregateCore
 
 /// `udev/99-wiregate.rules`: well-formed, only keys udev knows, the same allow-list as the daemon.
@@ -28,7 +29,10 @@ import Testing
                     Issue.record("cannot parse \(rest) in: \(trimmed)")
                     return pairs
                 }
-                pairs.append(Pair(key: String(match.1), attribute: match.2.map(String.init), op: String(match.3), value: String(match.4)))
+                pairs.append(
+                    Pair(
+                        key: String(match.1), attribute: match.2.map(String.init), op: String(match.3),
+                        value: String(match.4)))
                 rest = rest[match.range.upperBound...]
             }
             return pairs
@@ -36,7 +40,9 @@ import Testing
     }
 
     /// udev(7): the match and assignment keys used here, and which operators each takes.
-    static let matchKeys: Set = ["ACTION", "SUBSYSTEM", "SUBSYSTEMS", "KERNEL", "KERNELS", "DRIVERS", "ATTRS", "ATTR", "ENV"]
+    static let matchKeys: Set = [
+        "ACTION", "SUBSYSTEM", "SUBSYSTEMS", "KERNEL", "KERNELS", "DRIVERS", "ATTRS", "ATTR", "ENV"
+    ]
     static let assignKeys: Set = ["ENV", "GROUP", "MODE", "OWNER", "SYMLINK", "IMPORT", "GOTO", "LABEL", "TAG"]
 
     @Test func everyRuleUsesOnlyKnownKeysAndOperators() throws {
@@ -49,8 +55,12 @@ import Testing
                 } else {
                     #expect(Self.assignKeys.contains(pair.key), "\(pair.key) is not an assignment key")
                 }
-                if ["ATTRS", "ATTR", "ENV", "IMPORT"].contains(pair.key) { #expect(pair.attribute != nil, "\(pair.key) needs {…}") }
-                if pair.key == "IMPORT" { #expect(pair.attribute == "builtin" && ["usb_id", "path_id"].contains(pair.value)) }
+                if ["ATTRS", "ATTR", "ENV", "IMPORT"].contains(pair.key) {
+                    #expect(pair.attribute != nil, "\(pair.key) needs {…}")
+                }
+                if pair.key == "IMPORT" {
+                    #expect(pair.attribute == "builtin" && ["usb_id", "path_id"].contains(pair.value))
+                }
                 if pair.key == "MODE" { #expect(pair.value == "0660") }
                 if pair.key == "GROUP" { #expect(pair.value == "dialout") }
                 if pair.key == "SYMLINK" { #expect(pair.op == "+=" && pair.value.hasPrefix("wiregate/")) }
@@ -64,7 +74,8 @@ import Testing
     @Test func allowListIsTheDaemonsDefault() throws {
         let pairs = try Self.rules().compactMap { rule -> String? in
             guard rule.contains(where: { $0.key == "ENV" && $0.attribute == "WIREGATE" && $0.op == "=" }),
-                  let vendor = rule.first(where: { $0.attribute == "idVendor" })?.value else { return nil }
+                let vendor = rule.first(where: { $0.attribute == "idVendor" })?.value
+            else { return nil }
             return "\(vendor):\(rule.first(where: { $0.attribute == "idProduct" })?.value ?? "*")"
         }
         #expect(try USBAllowList(pairs) == USBAllowList.defaults)

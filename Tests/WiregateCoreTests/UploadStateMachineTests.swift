@@ -1,4 +1,5 @@
 import Testing
+
 @testable import WiregateCore
 
 @Suite struct UploadStateMachineTests {
@@ -35,7 +36,8 @@ import Testing
         #expect(actions.contains { if case .reachable(again: false) = $0 { true } else { false } })
         #expect(m.part == nil)
         m.begin([4])
-        #expect(m.answered(.stored, acceptsGzip: nil, sentGzipped: false).count == 1, "reachable said once, not per batch")
+        #expect(
+            m.answered(.stored, acceptsGzip: nil, sentGzipped: false).count == 1, "reachable said once, not per batch")
     }
 
     /// A refusal halves the batch until the bad event is alone; it alone is quarantined, and its
@@ -59,7 +61,10 @@ import Testing
     @Test func a413LowersTheLimitForTheBatchesAfterAndALoneEventIsQuarantined() {
         var m = machine()
         m.begin(Array(1...8))
-        #expect(m.answered(.tooLarge, acceptsGzip: nil, sentGzipped: false).contains { if case .smallerBatches(4) = $0 { true } else { false } })
+        #expect(
+            m.answered(.tooLarge, acceptsGzip: nil, sentGzipped: false).contains {
+                if case .smallerBatches(4) = $0 { true } else { false }
+            })
         #expect(m.part == [1, 2, 3, 4])
         #expect(m.batchLimit == 4)
         var one = machine(batchSize: 1)
@@ -75,20 +80,25 @@ import Testing
         var m = machine()
         var rng = SeededGenerator(seed: 5)
         m.begin([1, 2])
-        let first = m.answered(.retry(reason: "timed out", after: nil), acceptsGzip: nil, sentGzipped: false, using: &rng)
+        let first = m.answered(
+            .retry(reason: "timed out", after: nil), acceptsGzip: nil, sentGzipped: false, using: &rng)
         #expect(first.contains { if case .unreachable("timed out", misconfigured: false) = $0 { true } else { false } })
-        let second = m.answered(.retry(reason: "timed out", after: .seconds(20)), acceptsGzip: nil, sentGzipped: false, using: &rng)
+        let second = m.answered(
+            .retry(reason: "timed out", after: .seconds(20)), acceptsGzip: nil, sentGzipped: false, using: &rng)
         #expect(second.count == 1, "said once")
         #expect(waits(second).first.map { $0 >= .seconds(20) } == true, "Retry-After honoured")
-        let login = m.answered(.misconfigured(reason: "a login page"), acceptsGzip: nil, sentGzipped: false, using: &rng)
-        #expect(login.contains { if case .unreachable("a login page", misconfigured: true) = $0 { true } else { false } })
+        let login = m.answered(
+            .misconfigured(reason: "a login page"), acceptsGzip: nil, sentGzipped: false, using: &rng)
+        #expect(
+            login.contains { if case .unreachable("a login page", misconfigured: true) = $0 { true } else { false } })
         let grown = waits(login).first ?? .zero
         #expect(grown >= .seconds(2), "the backoff grew: \(grown)")
         #expect(m.part == [1, 2])
         let back = m.answered(.stored, acceptsGzip: nil, sentGzipped: false, using: &rng)
         #expect(back.contains { if case .reachable(again: true) = $0 { true } else { false } })
         m.begin([3])
-        let fresh = m.answered(.retry(reason: "timed out", after: nil), acceptsGzip: nil, sentGzipped: false, using: &rng)
+        let fresh = m.answered(
+            .retry(reason: "timed out", after: nil), acceptsGzip: nil, sentGzipped: false, using: &rng)
         #expect(waits(fresh).first.map { $0 <= .seconds(1) } == true, "the backoff started over")
     }
 
@@ -127,11 +137,15 @@ import Testing
         var steps = 0
         while let part = m.part, steps < 1000 {
             steps += 1
-            let verdicts: [UploadVerdict] = [.stored, .stored, .stored, .tooLarge, .refused(status: 422, response: "x"),
-                                             .retry(reason: "r", after: nil), .misconfigured(reason: "m")]
+            let verdicts: [UploadVerdict] = [
+                .stored, .stored, .stored, .tooLarge, .refused(status: 422, response: "x"),
+                .retry(reason: "r", after: nil), .misconfigured(reason: "m")
+            ]
             let verdict = verdicts[Int.random(in: 0..<verdicts.count, using: &rng)]
-            for action in m.answered(verdict, acceptsGzip: Bool.random(using: &rng) ? nil : Bool.random(using: &rng),
-                                     sentGzipped: m.compress, using: &rng) {
+            for action in m.answered(
+                verdict, acceptsGzip: Bool.random(using: &rng) ? nil : Bool.random(using: &rng),
+                sentGzipped: m.compress, using: &rng)
+            {
                 switch action {
                 case .acknowledge(let items):
                     #expect(items == part)

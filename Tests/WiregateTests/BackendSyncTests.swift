@@ -17,14 +17,22 @@ import WiregateTestKit
         }
     }
 
-    func harness(_ broker: MosquittoBroker, _ board: SimulatedBoard, _ backend: DjangoBackend, extra: String = "") throws -> GatewayHarness {
-        try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
-        """, backend: "\(backend.configKeys), timeout: 2s, retry_max: 1s\(extra)"), backendToken: backend.token)
+    func harness(_ broker: MosquittoBroker, _ board: SimulatedBoard, _ backend: DjangoBackend, extra: String = "")
+        throws -> GatewayHarness
+    {
+        try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                    """, backend: "\(backend.configKeys), timeout: 2s, retry_max: 1s\(extra)"),
+            backendToken: backend.token)
     }
 
     /// Every sequence number the journal handed out is stored, once.
-    func expectExactlyOnce(_ backend: DjangoBackend, _ harness: GatewayHarness, atLeast: Int, timeout: Duration = .seconds(60)) async throws {
+    func expectExactlyOnce(
+        _ backend: DjangoBackend, _ harness: GatewayHarness, atLeast: Int, timeout: Duration = .seconds(60)
+    ) async throws {
         // Polled twice a second: each look is a psql process, and the machine has two cores.
         let deadline = ContinuousClock.now + timeout
         var complete = false
@@ -42,14 +50,16 @@ import WiregateTestKit
     @Test func tenThousandEventsArriveExactlyOnce() async throws {
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
-        let backend = try DjangoBackend(faults: ["plan": [String]()])   // no fault: only counting
+        let backend = try DjangoBackend(faults: ["plan": [String]()])  // no fault: only counting
         let harness = try harness(broker, board, backend)
         #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         board.send("primer=1")
         try await stream(board, 0..<10_000)
         try await expectExactlyOnce(backend, harness, atLeast: 10_000)
         // The first answer said Accept-Encoding: gzip; the bodies after it were compressed.
-        #expect(backend.gzipRequests > 0 && backend.gzipRequests == backend.requests - 1, "\(backend.gzipRequests) of \(backend.requests)")
+        #expect(
+            backend.gzipRequests > 0 && backend.gzipRequests == backend.requests - 1,
+            "\(backend.gzipRequests) of \(backend.requests)")
         await harness.stop()
     }
 
@@ -92,7 +102,10 @@ import WiregateTestKit
         #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         board.send("primer=1")
         try await stream(board, 0..<1000)
-        #expect(await eventually(timeout: .seconds(30)) { try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 0 })
+        #expect(
+            await eventually(timeout: .seconds(30)) {
+                try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 0
+            })
         backend.stop()
         try await stream(board, 1000..<3000)
         // Longer than the request timeout: AsyncHTTPClient keeps reconnecting within a request's deadline.
@@ -113,24 +126,34 @@ import WiregateTestKit
         let board = try SimulatedBoard()
         let backend = try DjangoBackend()
         let state = try makeTemporaryDirectory("backend")
-        let config = GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
-        """, stateDirectory: state, journal: "sync: full, commit_window_ms: 0",
-             backend: "\(backend.configKeys), timeout: 5s, retry_max: 1s, batch_size: 50, max_rate: 500")
+        let config = GatewayHarness.yaml(
+            port: broker.port,
+            boards: """
+                  - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                """, stateDirectory: state, journal: "sync: full, commit_window_ms: 0",
+            backend: "\(backend.configKeys), timeout: 5s, retry_max: 1s, batch_size: 50, max_rate: 500")
         try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
-        var daemon = try ChildProcess(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
-                                      environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
+        var daemon = try ChildProcess(
+            CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
+            environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
         #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.boards["sim"] == true })
         board.send("primer=1")
         try await stream(board, 0..<2000)
         // Killed while uploading (max_rate keeps it busy for seconds): the cursor on disk is behind.
-        #expect(await eventually(timeout: .seconds(30)) { try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 200 })
+        #expect(
+            await eventually(timeout: .seconds(30)) {
+                try? await Task.sleep(for: .milliseconds(200)); return (try? backend.count()) ?? 0 > 200
+            })
         daemon.send(SIGKILL)
         _ = daemon.waitForExit()
-        daemon = try ChildProcess(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
-                                  environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
+        daemon = try ChildProcess(
+            CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
+            environment: ["WIREGATE_BACKEND_TOKEN": backend.token])
         let last = try JournalStatus.read(stateDirectory: state).lastSeq
-        #expect(await eventually(timeout: .seconds(60)) { try? await Task.sleep(for: .milliseconds(300)); return (try? backend.count()) == Int(last) })
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                try? await Task.sleep(for: .milliseconds(300)); return (try? backend.count()) == Int(last)
+            })
         #expect(try backend.storedSequences() == Array(1...last))
         daemon.terminate()
     }
@@ -182,18 +205,21 @@ import WiregateTestKit
         let journal = harness.gateway.journal
         #expect(await eventually(timeout: .seconds(30)) { await journal.quarantinedCount(sink: "backend") > 0 })
         let quarantined = await journal.quarantinedCount(sink: "backend")
-        #expect(await eventually(timeout: .seconds(30)) {
-            try? await Task.sleep(for: .milliseconds(300))
-            let last = await journal.lastSeq
-            return (try? backend.count()) == Int(last) - quarantined
-        })
+        #expect(
+            await eventually(timeout: .seconds(30)) {
+                try? await Task.sleep(for: .milliseconds(300))
+                let last = await journal.lastSeq
+                return (try? backend.count()) == Int(last) - quarantined
+            })
         let stored = Set(try backend.storedSequences())
         #expect(!stored.contains(150))
         #expect(stored.count + quarantined == Int(await journal.lastSeq))
         // Halved until the bad event was alone: its 99 neighbours arrived.
         #expect(quarantined == 1)
         #expect(harness.gateway.backend!.counters.quarantined == quarantined)
-        #expect(try JournalStatus.read(stateDirectory: harness.gateway.journal.directory).quarantined["backend"] == quarantined)
+        #expect(
+            try JournalStatus.read(stateDirectory: harness.gateway.journal.directory).quarantined["backend"]
+                == quarantined)
         await harness.stop()
     }
 

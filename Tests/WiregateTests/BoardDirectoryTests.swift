@@ -32,7 +32,8 @@ import Wiregate
         let attic = Status(board: "attic", online: true, node: "/dev/ttyUSB0")
         let doorGone = Status(board: "front-door", online: false, node: nil)
         let adopted = Status(board: "95530343", online: true, node: "/dev/ttyACM1")
-        #expect(await Self.first(5, of: early) == [Status(board: "attic", online: false), door, attic, doorGone, adopted])
+        #expect(
+            await Self.first(5, of: early) == [Status(board: "attic", online: false), door, attic, doorGone, adopted])
         #expect(await Self.first(4, of: late) == [attic, door, doorGone, adopted])
         #expect(directory.snapshot() == [adopted, attic, doorGone])
         #expect(directory.counts == (online: 2, known: 3))

@@ -11,12 +11,15 @@ import WiregateTestKit
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/line")
         // keepalive 5 s (the minimum): a broker that stops answering is noticed after about 1.5x that.
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
-        """, mqttExtra: ", connect_timeout: 2s"))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+                    """, mqttExtra: ", connect_timeout: 2s"))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("prime")
-        broker.pause()   // SIGSTOP: no RST, the socket just goes quiet
+        broker.pause()  // SIGSTOP: no RST, the socket just goes quiet
         #expect(await eventually(timeout: .seconds(20)) { !harness.gateway.mqtt.isConnected })
         // The flag drops on the network thread; the counter when the sink has read the event.
         #expect(await eventually { harness.gateway.mqtt.counters.connectionLosses == 1 })
@@ -24,7 +27,10 @@ import WiregateTestKit
         try await Task.sleep(for: .seconds(1))
         broker.resume()
         #expect(await eventually(timeout: .seconds(20)) { harness.gateway.mqtt.isConnected })
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.filter { $0.payload.hasPrefix("during-") }.count >= 20 })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.filter { $0.payload.hasPrefix("during-") }.count >= 20
+            })
         await harness.stop()
     }
 
@@ -32,27 +38,37 @@ import WiregateTestKit
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s, commands: [ PING ] }
-        """, mqttExtra: ", protocol: \"3.1.1\""))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s, commands: [ PING ] }
+                    """, mqttExtra: ", protocol: \"3.1.1\""))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("prime")
         board.send("hello-311")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "hello-311" } })
-        #expect(subscriber.messages.first { $0.payload == "hello-311" }?.properties == "")   // 3.1.1 has no user properties
+        // 3.1.1 has no user properties.
+        #expect(subscriber.messages.first { $0.payload == "hello-311" }?.properties == "")
         try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "PING")
         #expect(await board.receivedLines(within: .seconds(10)) { $0.contains("PING") } == ["PING"])
         await harness.stop()
         // The will / farewell work the same in 3.1.1.
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/test-gw/status" }?.payload == "offline" })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.last { $0.topic == "wiregate/test-gw/status" }?.payload == "offline"
+            })
     }
 
     @Test func brokerDownAtStartIsRetriedWithBackoff() async throws {
         let port = try freeLoopbackPort()
         let board = try SimulatedBoard()
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+                    """))
         try await Task.sleep(for: .seconds(1))
         #expect(!harness.gateway.mqtt.isConnected)
         #expect(await eventually { harness.gateway.directory.isOnline("sim") })

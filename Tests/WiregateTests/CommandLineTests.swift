@@ -17,12 +17,13 @@ import WiregateTestKit
     }
 
     @Test func checkConfigAcceptsAValidFile() throws {
-        let path = try writeConfig("""
-        gateway: { id: house-1 }
-        mqtt: { host: 127.0.0.1 }
-        boards:
-          - { name: front-door, match: { path: /dev/ttyACM0 }, protocol: kv, commands: [ PING ] }
-        """)
+        let path = try writeConfig(
+            """
+            gateway: { id: house-1 }
+            mqtt: { host: 127.0.0.1 }
+            boards:
+              - { name: front-door, match: { path: /dev/ttyACM0 }, protocol: kv, commands: [ PING ] }
+            """)
         defer { unlink(path) }
         let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 0)
@@ -31,15 +32,16 @@ import WiregateTestKit
     }
 
     @Test func checkConfigPointsAtTheMistake() throws {
-        let path = try writeConfig("""
-        gateway: { id: house-1 }
-        mqtt: { host: 127.0.0.1 }
-        boards:
-          - name: front-door
-            match: { path: /dev/ttyACM0 }
-            protocol: kv
-            baud: lots
-        """)
+        let path = try writeConfig(
+            """
+            gateway: { id: house-1 }
+            mqtt: { host: 127.0.0.1 }
+            boards:
+              - name: front-door
+                match: { path: /dev/ttyACM0 }
+                protocol: kv
+                baud: lots
+            """)
         defer { unlink(path) }
         let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 78)
@@ -49,16 +51,20 @@ import WiregateTestKit
     /// A new user's first config holds several mistakes: one run names them all, each at its line,
     /// and a missing secret says how to make it.
     @Test func checkConfigReportsEveryMistakeAtOnce() throws {
-        let path = try writeConfig("""
-        gateway: { id: house-1 }
-        mqtt: { username: gw, password_file: /nonexistent/mqtt.pass }
-        boards:
-          - { name: a, match: { path: /dev/ttyACM0 }, protocol: raw, baud: lots }
-        backend: { url: "https://backend.lan", token_file: /nonexistent/backend.token }
-        """)
+        let path = try writeConfig(
+            """
+            gateway: { id: house-1 }
+            mqtt: { username: gw, password_file: /nonexistent/mqtt.pass }
+            boards:
+              - { name: a, match: { path: /dev/ttyACM0 }, protocol: raw, baud: lots }
+            backend: { url: "https://backend.lan", token_file: /nonexistent/backend.token }
+            """)
         let result = try runWiregate(["check-config", "--config", path])
         #expect(result.status == 78)
-        #expect(result.output.contains("\(path):2:38: mqtt.password_file: '/nonexistent/mqtt.pass' does not exist: write it"), "\(result.output)")
+        #expect(
+            result.output.contains(
+                "\(path):2:38: mqtt.password_file: '/nonexistent/mqtt.pass' does not exist: write it"),
+            "\(result.output)")
         #expect(result.output.contains("WIREGATE_MQTT_PASSWORD"))
         #expect(result.output.contains("\(path):4:68: boards[0].baud: expected a whole number"))
         #expect(result.output.contains("\(path):5:52: backend.token_file: '/nonexistent/backend.token' does not exist"))
@@ -68,8 +74,10 @@ import WiregateTestKit
     /// `init` writes a config that checks, names fixed-path boards, and never overwrites one unasked.
     @Test func initWritesAConfigThatChecksAndKeepsAnExistingOne() throws {
         let path = temporaryPath("init", suffix: ".yaml")
-        let first = try runWiregate(["init", "--output", path, "--gateway-id", "house-9", "--broker", "broker.lan:1884",
-                                     "--path", "front-door=/dev/ttyAMA0"])
+        let first = try runWiregate([
+            "init", "--output", path, "--gateway-id", "house-9", "--broker", "broker.lan:1884",
+            "--path", "front-door=/dev/ttyAMA0"
+        ])
         #expect(first.status == 0, "\(first.output)")
         let check = try runWiregate(["check-config", "--config", path])
         #expect(check.status == 0, "\(check.output)")
@@ -82,7 +90,9 @@ import WiregateTestKit
         #expect(try runWiregate(["init", "--output", path, "--gateway-id", "other", "--force"]).status == 0)
         #expect(try String(contentsOfFile: path, encoding: .utf8).contains("\"other\""))
         // A name that is no topic level is refused before anything is written.
-        let bad = try runWiregate(["init", "--output", temporaryPath("init", suffix: ".yaml"), "--path", "a#b=/dev/ttyAMA0"])
+        let bad = try runWiregate([
+            "init", "--output", temporaryPath("init", suffix: ".yaml"), "--path", "a#b=/dev/ttyAMA0"
+        ])
         #expect(bad.status == 78 && bad.output.contains("wildcard"), "\(bad.output)")
     }
 
@@ -90,17 +100,20 @@ import WiregateTestKit
     /// path is not "no device found".
     @Test func devicesShowsBoardsAtFixedPaths() throws {
         let board = try SimulatedBoard()
-        let path = try writeConfig("""
-        gateway: { id: house-1, state_dir: \(temporaryPath("state")) }
-        mqtt: { host: 127.0.0.1 }
-        boards:
-          - { name: door, match: { path: \(board.path) }, protocol: kv }
-          - { name: later, match: { path: /nonexistent/tty }, protocol: kv }
-        """)
+        let path = try writeConfig(
+            """
+            gateway: { id: house-1, state_dir: \(temporaryPath("state")) }
+            mqtt: { host: 127.0.0.1 }
+            boards:
+              - { name: door, match: { path: \(board.path) }, protocol: kv }
+              - { name: later, match: { path: /nonexistent/tty }, protocol: kv }
+            """)
         let result = try runWiregate(["devices", "--config", path])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("\(board.path)  board: door (fixed path (match.path))"), "\(result.output)")
-        #expect(result.output.contains("/nonexistent/tty  board: later (fixed path (match.path): nothing there yet"), "\(result.output)")
+        #expect(
+            result.output.contains("/nonexistent/tty  board: later (fixed path (match.path): nothing there yet"),
+            "\(result.output)")
     }
 
     /// `simulate --link` removes its link on SIGTERM, SIGINT and SIGHUP, replaces one a SIGKILL left,
@@ -109,19 +122,24 @@ import WiregateTestKit
     @Test func simulateCleansUpItsLinkAndGivesThePtyAway() async throws {
         let link = temporaryPath("sim-link")
         for signal in [SIGTERM, SIGINT, SIGHUP, SIGKILL] {
-            let simulator = try ChildProcess(Self.binary, ["simulate", "--link", link, "--owner", "nobody", "--mode", "0660"])
+            let simulator = try ChildProcess(
+                Self.binary, ["simulate", "--link", link, "--owner", "nobody", "--mode", "0660"])
             #expect(await eventually { FileManager.default.fileExists(atPath: link) }, "no link")
             var info = stat()
             #expect(stat(link, &info) == 0)
-            #expect(info.st_uid == getpwnam("nobody").pointee.pw_uid && info.st_mode & 0o777 == 0o660, "mode \(String(info.st_mode, radix: 8))")
+            #expect(
+                info.st_uid == getpwnam("nobody").pointee.pw_uid && info.st_mode & 0o777 == 0o660,
+                "mode \(String(info.st_mode, radix: 8))")
             simulator.send(signal)
             _ = simulator.waitForExit()
             if signal == SIGKILL {
                 // Left behind: the next run replaces it.
                 #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != nil)
             } else {
-                #expect(!FileManager.default.fileExists(atPath: link) && (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil,
-                        "signal \(signal) left the link")
+                #expect(
+                    !FileManager.default.fileExists(atPath: link)
+                        && (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil,
+                    "signal \(signal) left the link")
             }
         }
         // The link the SIGKILL left, as it is (the new pty may well get the killed one's number):
@@ -136,7 +154,9 @@ import WiregateTestKit
         #expect(holder >= 0)
         defer { close(holder) }
         let replaced = try ChildProcess(Self.binary, ["simulate", "--link", link])
-        #expect(await eventually { linkInode().map { $0 != stale } == true && replaced.isRunning }, "the stale link was not replaced")
+        #expect(
+            await eventually { linkInode().map { $0 != stale } == true && replaced.isRunning },
+            "the stale link was not replaced")
         // A second simulator does not take a running one's link.
         let second = try runWiregate(["simulate", "--link", link, "--count", "1"])
         #expect(second.status != 0 && second.output.contains("running simulator"), "\(second.output)")
@@ -154,16 +174,18 @@ import WiregateTestKit
         let missing = try runWiregate(["check-config", "--config", "/nonexistent/wiregate.yaml"])
         #expect(missing.status == 78)
         #expect(missing.output.contains("/nonexistent/wiregate.yaml: cannot read the file"))
-        let path = try writeConfig("""
-        gateway: { id: house-1 }
-        mqtt: { username: gw, password_file: /nonexistent/mqtt.pass }
-        boards: [ { name: a, match: { path: /dev/ttyACM0 }, protocol: raw } ]
-        """)
+        let path = try writeConfig(
+            """
+            gateway: { id: house-1 }
+            mqtt: { username: gw, password_file: /nonexistent/mqtt.pass }
+            boards: [ { name: a, match: { path: /dev/ttyACM0 }, protocol: raw } ]
+            """)
         defer { unlink(path) }
         let result = try runWiregate(["check-config", "--config", path])
         // Only a file is wrong: 66, which the unit retries (a secret may be written late in boot).
         #expect(result.status == 66)
-        #expect(result.output.contains("mqtt.password_file: '/nonexistent/mqtt.pass' does not exist"), "\(result.output)")
+        #expect(
+            result.output.contains("mqtt.password_file: '/nonexistent/mqtt.pass' does not exist"), "\(result.output)")
     }
 }
 

@@ -11,10 +11,14 @@ import WiregateTestKit
     static let logger = Logger(label: "router-test")
 
     static func config(sirenPath: String, adopt: Bool = false) throws -> GatewayConfig {
-        try GatewayConfig.parse(yaml: GatewayHarness.yaml(port: 1883, gatewayID: "house", boards: """
-          - { name: siren, match: { path: \(sirenPath) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "LED=*" ] }
-          - { name: ms, match: { path: /nonexistent/ms }, protocol: mysensors, commands: [ "1;1;1;0;2;*" ] }
-        """) + (adopt ? "\nunknown_boards: adopt\ndefaults: { protocol: mysensors }\n" : ""), file: "router.yaml")
+        try GatewayConfig.parse(
+            yaml: GatewayHarness.yaml(
+                port: 1883, gatewayID: "house",
+                boards: """
+                      - { name: siren, match: { path: \(sirenPath) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "LED=*" ] }
+                      - { name: ms, match: { path: /nonexistent/ms }, protocol: mysensors, commands: [ "1;1;1;0;2;*" ] }
+                    """) + (adopt ? "\nunknown_boards: adopt\ndefaults: { protocol: mysensors }\n" : ""),
+            file: "router.yaml")
     }
 
     /// The boards of `config` with their readers (not running), appending to a real journal in `state`.
@@ -22,9 +26,10 @@ import WiregateTestKit
         let journal = try Journal(directory: state, settings: config.journal, logger: logger)
         let directory = BoardDirectory(boards: config.boards.map(\.name))
         for entry in config.boards {
-            directory.add(BoardReader(board: entry, config: config, outbox: journal, logger: logger) { online, node in
-                directory.report(entry.name, online: online, node: node)
-            })
+            directory.add(
+                BoardReader(board: entry, config: config, outbox: journal, logger: logger) { online, node in
+                    directory.report(entry.name, online: online, node: node)
+                })
         }
         return directory
     }
@@ -50,11 +55,14 @@ import WiregateTestKit
     }
 
     @Test func theFiltersCoverEveryBoardOnceAndAdoptedOnesByAWildcard() throws {
-        let own = CommandRouter(config: try Self.config(sirenPath: "/dev/null"), boards: BoardDirectory(boards: []), logger: Self.logger)
-        #expect(own.filters == ["wiregate/house/siren/set", "wiregate/house/ms/set", "wiregate/house/ms/mysensors-in/#"])
+        let own = CommandRouter(
+            config: try Self.config(sirenPath: "/dev/null"), boards: BoardDirectory(boards: []), logger: Self.logger)
+        #expect(
+            own.filters == ["wiregate/house/siren/set", "wiregate/house/ms/set", "wiregate/house/ms/mysensors-in/#"])
         // With adoption, a `+` level covers every board: no board's filter again (a command delivered twice).
-        let adopting = CommandRouter(config: try Self.config(sirenPath: "/dev/null", adopt: true), boards: BoardDirectory(boards: []),
-                                     logger: Self.logger)
+        let adopting = CommandRouter(
+            config: try Self.config(sirenPath: "/dev/null", adopt: true), boards: BoardDirectory(boards: []),
+            logger: Self.logger)
         #expect(adopting.filters == ["wiregate/house/+/set", "wiregate/house/+/mysensors-in/#"])
     }
 
@@ -73,14 +81,14 @@ import WiregateTestKit
             }
             await send("wiregate/house/siren/set", "SIREN=ON")
             await send("wiregate/house/siren/set", "LED=7")
-            await send("wiregate/house/siren/set", "REBOOT")                  // not listed
-            await send("wiregate/house/siren/set", "SIREN=ON\nREBOOT")        // a second line smuggled in
-            await send("wiregate/house/siren/set", "LED=1;SIREN=OFF")          // a pattern's value carrying a command
-            await send("wiregate/house/siren/set", "SIREN=ON", retained: true) // a command is never a state
+            await send("wiregate/house/siren/set", "REBOOT")  // not listed
+            await send("wiregate/house/siren/set", "SIREN=ON\nREBOOT")  // a second line smuggled in
+            await send("wiregate/house/siren/set", "LED=1;SIREN=OFF")  // a pattern's value carrying a command
+            await send("wiregate/house/siren/set", "SIREN=ON", retained: true)  // a command is never a state
             await router.handle(topic: "wiregate/house/siren/set", payload: [0xFF, 0xFE], retained: false)
-            await send("wiregate/house/garage/set", "SIREN=ON")                // no such board
-            await send("wiregate/other-house/siren/set", "SIREN=ON")           // another gateway's tree
-            await send("wiregate/house/siren/mysensors-in/1/1/1/0/2", "1")     // not a kv board's topic
+            await send("wiregate/house/garage/set", "SIREN=ON")  // no such board
+            await send("wiregate/other-house/siren/set", "SIREN=ON")  // another gateway's tree
+            await send("wiregate/house/siren/mysensors-in/1/1/1/0/2", "1")  // not a kv board's topic
             // Allowed by the protocol and the list, but the board is offline: passed on, not written.
             await send("wiregate/house/ms/mysensors-in/1/1/1/0/2", "1")
 
@@ -101,12 +109,15 @@ import WiregateTestKit
     /// waits at most `BoardReader.commandWriteTimeout`, is counted as not written, and the siren
     /// on another board is written the moment its command comes.
     @Test func aBoardThatStopsReadingHoldsUpTheNextCommandOnlyForTheWriteTimeout() async throws {
-        let stuck = try SimulatedBoard()   // never read
+        let stuck = try SimulatedBoard()  // never read
         let siren = try SimulatedBoard()
-        let config = try GatewayConfig.parse(yaml: GatewayHarness.yaml(port: 1883, gatewayID: "house", boards: """
-          - { name: stuck, match: { path: \(stuck.path) }, protocol: kv, settle: 0s, commands: [ "LED=*" ] }
-          - { name: siren, match: { path: \(siren.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON" ] }
-        """), file: "stuck.yaml")
+        let config = try GatewayConfig.parse(
+            yaml: GatewayHarness.yaml(
+                port: 1883, gatewayID: "house",
+                boards: """
+                      - { name: stuck, match: { path: \(stuck.path) }, protocol: kv, settle: 0s, commands: [ "LED=*" ] }
+                      - { name: siren, match: { path: \(siren.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON" ] }
+                    """), file: "stuck.yaml")
         let state = try makeTemporaryDirectory("router-stuck")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let directory = try Self.directory(config, journalIn: state)

@@ -20,13 +20,13 @@ import WiregateTestKit
     /// Writes the config and starts the gateway in the testbed (as `uid` when given).
     func startGateway(boards: String, extra: String = "", uid: UInt32? = nil) throws {
         let config = """
-        gateway: { id: hp, state_dir: \(state) }
-        mqtt: { host: 127.0.0.1, port: \(broker.port), keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms }
-        log: { level: debug }
-        \(extra)
-        boards:
-        \(boards)
-        """
+            gateway: { id: hp, state_dir: \(state) }
+            mqtt: { host: 127.0.0.1, port: \(broker.port), keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms }
+            log: { level: debug }
+            \(extra)
+            boards:
+            \(boards)
+            """
         try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
         var binary = CommandLineTests.binary
         if let uid {
@@ -64,7 +64,9 @@ import WiregateTestKit
     }
 
     /// Waits for the `times`-th `online` of `board` at the subscriber.
-    func online(_ board: String, times: Int = 1, at subscriber: Subscriber, timeout: Duration = .seconds(10)) async -> Bool {
+    func online(_ board: String, times: Int = 1, at subscriber: Subscriber, timeout: Duration = .seconds(10)) async
+        -> Bool
+    {
         await subscriber.waitAsync(timeout: timeout) {
             $0.filter { $0.topic == "wiregate/hp/\(board)/status" && $0.payload == "online" }.count >= times
         }
@@ -76,8 +78,11 @@ import WiregateTestKit
         try startGateway(boards: "  - { name: front-door, match: { serial: A1B2C3 }, protocol: kv, settle: 0s }")
         #expect(await online("front-door", at: subscriber), "\(testbed.log)")
         try send("ttyACM0", ["door=open"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/front-door/door" && $0.payload == "open" } },
-                "\(testbed.log)")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.topic == "wiregate/hp/front-door/door" && $0.payload == "open" }
+            },
+            "\(testbed.log)")
         #expect(subscriber.messages.contains { $0.topic == "wiregate/hp/front-door/status" && $0.payload == "online" })
         try testbed.stopGateway()
     }
@@ -86,27 +91,39 @@ import WiregateTestKit
     /// it while the real board was away, and published (and took commands) as that board.
     @Test func anImpostorIsNeverAdoptedUnderAConfiguredName() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
-        try startGateway(boards: "  - { name: front-door, match: { serial: REAL1 }, protocol: kv, settle: 0s }",
-                         extra: "unknown_boards: adopt\ndefaults: { protocol: kv, settle: 0s }")
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" } })
+        try startGateway(
+            boards: "  - { name: front-door, match: { serial: REAL1 }, protocol: kv, settle: 0s }",
+            extra: "unknown_boards: adopt\ndefaults: { protocol: kv, settle: 0s }")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" }
+            })
         try testbed.plug(port: "1-1", tty: "ttyACM0", serial: "front-door")
         try testbed.plug(port: "1-2", tty: "ttyACM1", serial: "other")
         #expect(await online("other", at: subscriber), "\(testbed.log)")
         try send("ttyACM0", ["door=open"])
         try send("ttyACM1", ["door=closed"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/other/door" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/other/door" } })
         #expect(await eventually(timeout: .seconds(2)) { testbed.log.contains("device refused") }, "\(testbed.log)")
-        #expect(!subscriber.messages.contains { $0.topic.hasPrefix("wiregate/hp/front-door/") && $0.payload != "offline" },
-                "\(subscriber.messages)")
+        #expect(
+            !subscriber.messages.contains { $0.topic.hasPrefix("wiregate/hp/front-door/") && $0.payload != "offline" },
+            "\(subscriber.messages)")
         try testbed.stopGateway()
         // An adopted board is marked offline at a clean stop too (it is in no config entry).
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/hp/other/status" }?.payload == "offline" })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.last { $0.topic == "wiregate/hp/other/status" }?.payload == "offline"
+            })
     }
 
     @Test func pluggedInWhileRunningThenUnpluggedThenReplugged() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
         try startGateway(boards: "  - { name: front-door, match: { serial: A1B2C3 }, protocol: kv, settle: 0s }")
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" }
+            })
         @Sendable func statuses() -> [String] {
             subscriber.messages.filter { $0.topic == "wiregate/hp/front-door/status" }.map(\.payload)
         }
@@ -114,20 +131,26 @@ import WiregateTestKit
 
         // Plugged in: opened and published within 2 s.
         try testbed.plug(port: "1-1", tty: "ttyACM0", serial: "A1B2C3")
-        #expect(await eventually(timeout: .seconds(2)) { statuses().dropFirst(before).contains("online") }, "\(testbed.log)")
+        #expect(
+            await eventually(timeout: .seconds(2)) { statuses().dropFirst(before).contains("online") }, "\(testbed.log)"
+        )
         try send("ttyACM0", ["door=open"])
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "open" } })
 
         // Unplugged: closed and offline within 1 s (not when a read fails: umockdev does not hang the pty up).
         let seen = statuses().count
         try testbed.unplug(port: "1-1", tty: "ttyACM0")
-        #expect(await eventually(timeout: .seconds(1)) { statuses().dropFirst(seen).contains("offline") }, "\(testbed.log)")
+        #expect(
+            await eventually(timeout: .seconds(1)) { statuses().dropFirst(seen).contains("offline") }, "\(testbed.log)")
 
         // Back in another port, as another tty: the same board, its sequence going on.
         try testbed.plug(port: "1-4", tty: "ttyACM7", serial: "A1B2C3")
         #expect(await online("front-door", times: 2, at: subscriber))
         try send("ttyACM7", ["door=closed"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/front-door/door" && $0.payload == "closed" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.contains { $0.topic == "wiregate/hp/front-door/door" && $0.payload == "closed" }
+            })
         let doors = subscriber.messages.filter { $0.topic == "wiregate/hp/front-door/door" }
         let seqs = doors.compactMap { message in
             message.properties.split(separator: " ").first { $0.hasPrefix("seq:") }.flatMap { Int64($0.dropFirst(4)) }
@@ -138,19 +161,24 @@ import WiregateTestKit
 
     @Test func allowListAndAdoption() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
-        try startGateway(boards: "  []", extra: """
-        unknown_boards: adopt
-        defaults: { protocol: kv, settle: 0s }
-        discovery: { hello_timeout: 300ms }
-        """)
+        try startGateway(
+            boards: "  []",
+            extra: """
+                unknown_boards: adopt
+                defaults: { protocol: kv, settle: 0s }
+                discovery: { hello_timeout: 300ms }
+                """)
         // Not a board: a mouse's receiver (046d:c52b), not in discovery.usb_ids.
         try testbed.plug(port: "1-2", tty: "ttyUSB0", vid: "046d", pid: "c52b", serial: "MOUSE")
         // Allowed but unknown, with a serial number: adopted under it.
         try testbed.plug(port: "1-3", tty: "ttyACM1", serial: "95530343")
         #expect(await online("95530343", at: subscriber), "\(testbed.log)")
         try send("ttyACM1", ["temperature=21.5"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/95530343/temperature" } },
-                "\(testbed.log)")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.topic == "wiregate/hp/95530343/temperature" }
+            },
+            "\(testbed.log)")
         #expect(!subscriber.messages.contains { $0.topic.contains("MOUSE") })
         #expect(testbed.log.contains("046d:c52b is not in discovery.usb_ids"))
         try testbed.stopGateway()
@@ -159,12 +187,13 @@ import WiregateTestKit
     @Test func twoSameBoardsWithoutSerialStayTwoByPortAndByHello() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
         // Four CH340 clones (1a86:7523), none with a serial number.
-        try startGateway(boards: """
-          - { name: left, match: { usb_path: "1-1.1" }, protocol: kv, settle: 0s }
-          - { name: right, match: { usb_path: "1-1.2" }, protocol: kv, settle: 0s }
-          - { name: kitchen, match: { hello: kitchen }, protocol: kv, settle: 0s }
-          - { name: garage, match: { hello: garage }, protocol: kv, settle: 0s }
-        """, extra: "discovery: { hello_timeout: 5s }")
+        try startGateway(
+            boards: """
+                  - { name: left, match: { usb_path: "1-1.1" }, protocol: kv, settle: 0s }
+                  - { name: right, match: { usb_path: "1-1.2" }, protocol: kv, settle: 0s }
+                  - { name: kitchen, match: { hello: kitchen }, protocol: kv, settle: 0s }
+                  - { name: garage, match: { hello: garage }, protocol: kv, settle: 0s }
+                """, extra: "discovery: { hello_timeout: 5s }")
         try testbed.plug(port: "1-1.1", tty: "ttyUSB0", vid: "1a86", pid: "7523")
         try testbed.plug(port: "1-1.2", tty: "ttyUSB1", vid: "1a86", pid: "7523")
         #expect(await online("left", at: subscriber), "\(testbed.log)")
@@ -181,11 +210,12 @@ import WiregateTestKit
         #expect(await online("garage", at: subscriber), "\(testbed.log)")
         try send("ttyUSB2", ["temperature=3"])
         try send("ttyUSB3", ["temperature=4"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { messages in
-            [("left", "1"), ("right", "2"), ("kitchen", "3"), ("garage", "4")].allSatisfy { board, value in
-                messages.contains { $0.topic == "wiregate/hp/\(board)/temperature" && $0.payload == value }
-            }
-        }, "\(subscriber.messages)")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) { messages in
+                [("left", "1"), ("right", "2"), ("kitchen", "3"), ("garage", "4")].allSatisfy { board, value in
+                    messages.contains { $0.topic == "wiregate/hp/\(board)/temperature" && $0.payload == value }
+                }
+            }, "\(subscriber.messages)")
         try testbed.stopGateway()
     }
 
@@ -194,11 +224,11 @@ import WiregateTestKit
         try testbed.plug(port: "1-2", tty: "ttyUSB0", vid: "1a86", pid: "7523")
         try testbed.plug(port: "1-3", tty: "ttyUSB1", vid: "046d", pid: "c52b")
         let config = """
-        gateway: { id: hp, state_dir: \(state) }
-        mqtt: { host: 127.0.0.1, port: \(broker.port) }
-        boards:
-          - { name: front-door, match: { serial: A1B2C3 }, protocol: kv }
-        """
+            gateway: { id: hp, state_dir: \(state) }
+            mqtt: { host: 127.0.0.1, port: \(broker.port) }
+            boards:
+              - { name: front-door, match: { serial: A1B2C3 }, protocol: kv }
+            """
         try config.write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
         try testbed.start(CommandLineTests.binary, ["devices", "--config", state + "/wiregate.yaml", "--json"])
         #expect(try testbed.waitForGateway() == 0)
@@ -212,7 +242,8 @@ import WiregateTestKit
         }
         let rows = try JSONDecoder().decode([Row].self, from: Data(testbed.log.utf8))
         #expect(rows.map(\.node) == ["/dev/ttyACM0", "/dev/ttyUSB0", "/dev/ttyUSB1"])
-        #expect(rows[0].board == "front-door" && rows[0].identity.source == "serial" && rows[0].identity.value == "A1B2C3")
+        #expect(
+            rows[0].board == "front-door" && rows[0].identity.source == "serial" && rows[0].identity.value == "A1B2C3")
         #expect(rows[1].board == nil && rows[1].identity.source == "usb_path" && rows[1].usbPath == "1-2")
         #expect(rows[1].reason == "no board entry matches, and unknown_boards is ignore")
         #expect(rows[2].reason == "046d:c52b is not in discovery.usb_ids")
@@ -220,14 +251,17 @@ import WiregateTestKit
         // In text, an unmatched board comes with the entry to paste: only a name to choose.
         try testbed.start(CommandLineTests.binary, ["devices", "--config", state + "/wiregate.yaml"])
         #expect(try testbed.waitForGateway() == 0)
-        #expect(testbed.log.contains("to add it:  - { name: NAME, match: { usb_path: \"1-2\" }, protocol: kv }"), "\(testbed.log)")
+        #expect(
+            testbed.log.contains("to add it:  - { name: NAME, match: { usb_path: \"1-2\" }, protocol: kv }"),
+            "\(testbed.log)")
     }
 
     /// Every plug opens the port and every unplug closes it: after many, the daemon holds the
     /// same descriptors, threads and (within a margin for allocator caches) memory as before.
     @Test func manyPlugCyclesLeaveNothingBehind() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/front-door/status")
-        let pid = try startGatewayReturningPID(boards: "  - { name: front-door, match: { serial: A1B2C3 }, protocol: kv, settle: 0s }")
+        let pid = try startGatewayReturningPID(
+            boards: "  - { name: front-door, match: { serial: A1B2C3 }, protocol: kv, settle: 0s }")
         func cycle(_ n: Int) async throws {
             try testbed.plug(port: "1-\(n)", tty: "ttyACM\(n)", serial: "A1B2C3")
             #expect(await online("front-door", times: n, at: subscriber))
@@ -260,7 +294,8 @@ import WiregateTestKit
         let descriptors = listed.all - listed.umockdev
         let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+        let rss =
+            status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
         return (descriptors, threads, rss)
     }
@@ -270,13 +305,17 @@ import WiregateTestKit
     /// retried with backoff and logged, and never holds the other boards up.
     @Test func openFailuresAreRetriedAndNeverStopTheOthers() async throws {
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/hp/#")
-        try startGateway(boards: """
-          - { name: slow, match: { serial: AAA }, protocol: kv, settle: 0s, reopen_max: 500ms }
-          - { name: quick, match: { serial: BBB }, protocol: kv, settle: 0s }
-          - { name: gone, match: { serial: CCC }, protocol: kv, settle: 0s }
-        """, uid: 65534)
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" } },
-                "\(testbed.log)")
+        try startGateway(
+            boards: """
+                  - { name: slow, match: { serial: AAA }, protocol: kv, settle: 0s, reopen_max: 500ms }
+                  - { name: quick, match: { serial: BBB }, protocol: kv, settle: 0s }
+                  - { name: gone, match: { serial: CCC }, protocol: kv, settle: 0s }
+                """, uid: 65534)
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.topic == "wiregate/hp/status" && $0.payload == "online" }
+            },
+            "\(testbed.log)")
         // A pty is root's, mode 0600: EACCES for the gateway until its mode is set.
         try testbed.plug(port: "1-1", tty: "ttyACM0", serial: "AAA")
         // Plugged and pulled out again before it could be opened.
@@ -286,15 +325,22 @@ import WiregateTestKit
         try testbed.chmod("ttyACM2", "0666")
         #expect(await online("quick", at: subscriber), "\(testbed.log)")
         try send("ttyACM2", ["door=open"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/quick/door" } })
-        #expect(await eventually { testbed.log.contains("serial port unavailable, will retry") && testbed.log.contains("Permission denied") },
-                "\(testbed.log)")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/quick/door" } })
+        #expect(
+            await eventually {
+                testbed.log.contains("serial port unavailable, will retry") && testbed.log.contains("Permission denied")
+            },
+            "\(testbed.log)")
         // The rules ran: the retry opens it.
         try testbed.chmod("ttyACM0", "0660")
         try testbed.chmod("ttyACM0", "0666")
         #expect(await online("slow", at: subscriber), "\(testbed.log)")
         try send("ttyACM0", ["door=closed"])
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/hp/slow/door" && $0.payload == "closed" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.contains { $0.topic == "wiregate/hp/slow/door" && $0.payload == "closed" }
+            })
         #expect(!subscriber.messages.contains { $0.topic == "wiregate/hp/gone/status" && $0.payload == "online" })
         try testbed.stopGateway()
     }

@@ -2,28 +2,31 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
-@testable import Wiregate
 import WiregateCore
 import WiregateTestKit
+
+@testable import Wiregate
 
 /// `max_bytes` and `max_age`: telemetry goes before critical, and every drop is counted.
 @Suite(.serialized) struct JournalBoundsTests {
     func event(_ n: Int, _ eventClass: EventClass, at date: Date = Date()) -> Event {
-        Event(board: "b", topic: "wiregate/gw/b/\(eventClass == .critical ? "door" : "temperature")",
-              subtopic: eventClass == .critical ? "door" : "temperature",
-              payload: "\(n) " + String(repeating: "x", count: 100), eventClass: eventClass, receivedAt: date)
+        Event(
+            board: "b", topic: "wiregate/gw/b/\(eventClass == .critical ? "door" : "temperature")",
+            subtopic: eventClass == .critical ? "door" : "temperature",
+            payload: "\(n) " + String(repeating: "x", count: 100), eventClass: eventClass, receivedAt: date)
     }
 
     @Test func sizeBoundDropsTelemetryBeforeCritical() async throws {
         let state = try makeTemporaryDirectory("bounds")
-        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
-                                  logger: Logger(label: "test"))
+        let journal = try Journal(
+            directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
+            logger: Logger(label: "test"))
         for n in 0..<3000 {
             await journal.append([event(n, n % 100 == 0 ? .critical : .telemetry)])
         }
         await journal.enforceBounds()
         let pending = await journal.pendingCount()
-        #expect(pending[.critical] == 30)                      // every critical event kept
+        #expect(pending[.critical] == 30)  // every critical event kept
         #expect(pending[.telemetry]! < 2970 && pending[.telemetry]! > 0)
         let status = try JournalStatus.read(stateDirectory: state)
         #expect(status.dropped["critical"] == 0)
@@ -41,8 +44,9 @@ import WiregateTestKit
 
     @Test func criticalGoesOnlyWhenNoTelemetryIsLeft() async throws {
         let state = try makeTemporaryDirectory("bounds")
-        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
-                                  logger: Logger(label: "test"))
+        let journal = try Journal(
+            directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10),
+            logger: Logger(label: "test"))
         for n in 0..<2000 { await journal.append([event(n, n < 10 ? .telemetry : .critical)]) }
         await journal.enforceBounds()
         let status = try JournalStatus.read(stateDirectory: state)
@@ -53,8 +57,9 @@ import WiregateTestKit
 
     @Test func ageBoundDropsOldEvents() async throws {
         let state = try makeTemporaryDirectory("bounds")
-        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
-                                  logger: Logger(label: "test"), clockSynchronised: { true })
+        let journal = try Journal(
+            directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
+            logger: Logger(label: "test"), clockSynchronised: { true })
         let old = Date().addingTimeInterval(-2 * 86400)
         await journal.append([event(1, .critical, at: old), event(2, .telemetry, at: old), event(3, .telemetry)])
         await journal.enforceBounds()
@@ -68,8 +73,9 @@ import WiregateTestKit
     @Test func aClockStepNeverMakesUndeliveredEventsExpire() async throws {
         let state = try makeTemporaryDirectory("bounds")
         let synced = Mutex(false)
-        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
-                                  logger: Logger(label: "test"), clockSynchronised: { synced.withLock { $0 } })
+        let journal = try Journal(
+            directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
+            logger: Logger(label: "test"), clockSynchronised: { synced.withLock { $0 } })
         // Booted offline, the clock 40 days behind: events recorded with it, flagged unsynchronised.
         let wrong = Date().addingTimeInterval(-40 * 86400)
         await journal.append([event(1, .critical, at: wrong), event(2, .telemetry, at: wrong)])
@@ -91,9 +97,12 @@ import WiregateTestKit
     /// bounds pass, so once they filled it every unsent event was dropped, critical included.
     @Test func theQuarantineHasItsOwnBoundAndNeverCostsAnEvent() async throws {
         let state = try makeTemporaryDirectory("bounds")
-        let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxBytes: 64 << 10,
-                                                                    quarantineMaxCount: 200, quarantineMaxBytes: 256 << 10),
-                                  logger: Logger(label: "test"))
+        let journal = try Journal(
+            directory: state,
+            settings: .init(
+                commitWindow: .zero, sync: .normal, maxBytes: 64 << 10,
+                quarantineMaxCount: 200, quarantineMaxBytes: 256 << 10),
+            logger: Logger(label: "test"))
         // 1,000 events (about 150 KiB of text) that the destination refused for good.
         for start in stride(from: 0, to: 1000, by: 100) {
             await journal.append((start..<start + 100).map { event($0, .telemetry) })

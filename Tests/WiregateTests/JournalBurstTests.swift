@@ -1,9 +1,10 @@
 import Foundation
 import Logging
 import Testing
-@testable import Wiregate
 import WiregateCore
 import WiregateTestKit
+
+@testable import Wiregate
 
 /// A burst faster than the card commits: the events waiting in memory stay bounded (the memory
 /// bound at any input rate) and every one of them is committed. That a card that stalls is never
@@ -13,17 +14,20 @@ import WiregateTestKit
 /// copied the array whole; a 100,000-line burst grew it to 64,000 events (6.4 MB of heap), which
 /// glibc then kept (`wiregate-bench burst`).
 @Suite struct JournalBurstTests {
-    static let settings = try! GatewayConfig.parse(yaml: """
-        gateway: { id: burst-gw }
-        mqtt: { host: 127.0.0.1 }
-        journal: { commit_window_ms: 2000 }
-        boards: [ { name: b, match: { path: /dev/null }, protocol: kv } ]
-        """, file: "burst.yaml").journal
+    static let settings = try! GatewayConfig.parse(
+        yaml: """
+            gateway: { id: burst-gw }
+            mqtt: { host: 127.0.0.1 }
+            journal: { commit_window_ms: 2000 }
+            boards: [ { name: b, match: { path: /dev/null }, protocol: kv } ]
+            """, file: "burst.yaml"
+    ).journal
 
     static func telemetry(_ count: Int, from first: Int) -> [Event] {
         (first..<first + count).map { n in
-            Event(board: "b", topic: "wiregate/burst-gw/b/temperature", subtopic: "temperature", payload: "\(n)",
-                  eventClass: .telemetry, receivedAt: .now)
+            Event(
+                board: "b", topic: "wiregate/burst-gw/b/temperature", subtopic: "temperature", payload: "\(n)",
+                eventClass: .telemetry, receivedAt: .now)
         }
     }
 
@@ -48,8 +52,9 @@ import WiregateTestKit
         // nobody waits for: then there is no bound to check, only that nothing was lost.
         let expired = await journal.admissions.expired
         if await journal.slowestCommit < Journal.backpressureStall {
-            #expect(peak <= Journal.commitBatchLimit + Journal.backpressureRate + Self.read * (1 + expired),
-                    "\(peak) events waited in memory, \(expired) waits ran out")
+            #expect(
+                peak <= Journal.commitBatchLimit + Journal.backpressureRate + Self.read * (1 + expired),
+                "\(peak) events waited in memory, \(expired) waits ran out")
         }
         await journal.stallCommits(for: .zero)
         await journal.flush()

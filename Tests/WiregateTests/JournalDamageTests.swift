@@ -1,11 +1,12 @@
 import Foundation
-import Glibc
 import GRDB
+import Glibc
 import Logging
 import Testing
-@testable import Wiregate
 import WiregateCore
 import WiregateTestKit
+
+@testable import Wiregate
 
 /// A journal that cannot be used, or a disk that cannot be written, never stops the gateway.
 @Suite(.serialized) struct JournalDamageTests {
@@ -21,15 +22,20 @@ import WiregateTestKit
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """, stateDirectory: stateDirectory, journal: "commit_window_ms: 50"))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+                    """, stateDirectory: stateDirectory, journal: "commit_window_ms: 50"))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         return Running(broker: broker, board: board, subscriber: subscriber, harness: harness)
     }
 
     func damagedCopies(in directory: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("journal.sqlite.damaged-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") }
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter {
+            $0.hasPrefix("journal.sqlite.damaged-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm")
+        }
     }
 
     @Test func corruptJournalIsMovedAsideAndTheGatewayRunsOn() async throws {
@@ -39,16 +45,20 @@ import WiregateTestKit
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/line")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
-        """, stateDirectory: state))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+                    """, stateDirectory: state))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") })
         board.send("prime")
         board.send("after-recovery")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "after-recovery" } })
         let aside = try damagedCopies(in: state)
         #expect(aside.count == 1)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: state + "/" + aside[0])) == garbage)   // kept for forensics, untouched
+        // Kept for forensics, untouched.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: state + "/" + aside[0])) == garbage)
         await harness.stop()
     }
 
@@ -56,15 +66,24 @@ import WiregateTestKit
         let state = try makeTemporaryDirectory("damage")
         let logger = Logger(label: "test")
         do {
-            let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
-            await journal.append([Event(board: "b", topic: "t/x", subtopic: "x", payload: "old", eventClass: .critical, receivedAt: Date())])
+            let journal = try Journal(
+                directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
+            await journal.append([
+                Event(
+                    board: "b", topic: "t/x", subtopic: "x", payload: "old", eventClass: .critical, receivedAt: Date())
+            ])
         }
         // A later wiregate added a migration this one does not know.
         let database = try DatabaseQueue(path: state + "/journal.sqlite")
-        try await database.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        try await database.write {
+            try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+        }
         try database.close()
-        #expect(throws: Journal.JournalDamage.self) { try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger) }
-        let journal = try Journal.open(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
+        #expect(throws: Journal.JournalDamage.self) {
+            try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
+        }
+        let journal = try Journal.open(
+            directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: logger)
         #expect(await journal.pendingCount() == [.critical: 0, .telemetry: 0])
         #expect(try damagedCopies(in: state).count == 1)
     }
@@ -98,9 +117,11 @@ import WiregateTestKit
         // Recent kernels mark it `emergency_ro` (writes fail with EROFS) rather than remounting.
         #expect(!FileManager.default.createFile(atPath: mountPoint + "/probe", contents: Data()))
         for n in 0..<20 { running.board.send("door=ro-\(n);temperature=\(n)") }
-        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) {
-            $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 && $0.filter { $0.topic.hasSuffix("/temperature") }.count == 20
-        })
+        #expect(
+            await running.subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.filter { $0.payload.hasPrefix("ro-") }.count == 20
+                    && $0.filter { $0.topic.hasSuffix("/temperature") }.count == 20
+            })
         #expect(await eventually { await running.harness.gateway.journal.writeFailures > 0 })
         // Everything the broker acknowledged is dropped from memory: nothing waits for the disk.
         #expect(await eventually { await running.harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })
@@ -121,17 +142,25 @@ import WiregateTestKit
             try? FileManager.default.removeItem(atPath: memory)
         }
         do {
-            let journal = try Journal(directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: Logger(label: "test"))
-            await journal.append((1...3).map { Event(board: "sim", topic: "t/x", subtopic: "x", payload: "\($0)", eventClass: .critical, receivedAt: Date()) })
+            let journal = try Journal(
+                directory: state, settings: .init(commitWindow: .zero, sync: .full), logger: Logger(label: "test"))
+            await journal.append(
+                (1...3).map {
+                    Event(
+                        board: "sim", topic: "t/x", subtopic: "x", payload: "\($0)", eventClass: .critical,
+                        receivedAt: Date())
+                })
         }
         try runCommand("/bin/mount", ["-o", "remount,ro", state])
 
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/\(gatewayID)/sim/#")
-        let config = GatewayHarness.yaml(port: broker.port, gatewayID: gatewayID, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
-        """, stateDirectory: state)
+        let config = GatewayHarness.yaml(
+            port: broker.port, gatewayID: gatewayID,
+            boards: """
+                  - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                """, stateDirectory: state)
         let harness = try GatewayHarness(yaml: config)
         #expect(!harness.gateway.journal.isDurable)
         #expect(harness.gateway.journal.directory == memory)
@@ -165,11 +194,17 @@ import WiregateTestKit
         // Fill the file system: every journal commit now fails with SQLITE_FULL.
         _ = try? runCommand("/bin/dd", ["if=/dev/zero", "of=\(mountPoint)/filler", "bs=64k"])
         for n in 0..<20 { running.board.send("door=ro-\(n);temperature=\(n)") }
-        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("ro-") }.count == 20 })
+        #expect(
+            await running.subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.filter { $0.payload.hasPrefix("ro-") }.count == 20
+            })
         #expect(await eventually { await running.harness.gateway.journal.writeFailures > 0 })
         try FileManager.default.removeItem(atPath: "\(mountPoint)/filler")
         for n in 0..<5 { running.board.send("door=rw-\(n)") }
-        #expect(await running.subscriber.waitAsync(timeout: .seconds(5)) { $0.filter { $0.payload.hasPrefix("rw-") }.count == 5 })
+        #expect(
+            await running.subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.filter { $0.payload.hasPrefix("rw-") }.count == 5
+            })
         // Writable again: the next commit goes through and nothing is left in memory.
         await running.harness.gateway.journal.flush()
         #expect(await eventually { await running.harness.gateway.journal.pendingCount().values.reduce(0, +) == 0 })

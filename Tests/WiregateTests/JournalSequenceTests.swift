@@ -1,9 +1,10 @@
 import Foundation
 import Logging
 import Testing
-@testable import Wiregate
 import WiregateCore
 import WiregateTestKit
+
+@testable import Wiregate
 
 /// Sequence numbers never repeat for a gateway id, whatever happened to the journal file.
 ///
@@ -11,16 +12,20 @@ import WiregateTestKit
 /// backend, which deduplicates by `<gateway>:<seq>`, answered "duplicate" for every new event and
 /// the gateway deleted them, and MQTT consumers saw `seq` go backwards.
 @Suite struct JournalSequenceTests {
-    static let settings = try! GatewayConfig.parse(yaml: """
-        gateway: { id: seq-gw }
-        mqtt: { host: 127.0.0.1 }
-        journal: { commit_window_ms: 60000 }
-        boards: [ { name: b, match: { path: /dev/null }, protocol: kv } ]
-        """, file: "seq.yaml").journal
+    static let settings = try! GatewayConfig.parse(
+        yaml: """
+            gateway: { id: seq-gw }
+            mqtt: { host: 127.0.0.1 }
+            journal: { commit_window_ms: 60000 }
+            boards: [ { name: b, match: { path: /dev/null }, protocol: kv } ]
+            """, file: "seq.yaml"
+    ).journal
 
     static func events(_ count: Int, _ eventClass: EventClass = .critical) -> [Event] {
         (0..<count).map { n in
-            Event(board: "b", topic: "wiregate/seq-gw/b/door", subtopic: "door", payload: "\(n)", eventClass: eventClass, receivedAt: .now)
+            Event(
+                board: "b", topic: "wiregate/seq-gw/b/door", subtopic: "door", payload: "\(n)", eventClass: eventClass,
+                receivedAt: .now)
         }
     }
 
@@ -32,8 +37,10 @@ import WiregateTestKit
             #expect(await journal.lastSeq == 100)
             await journal.close()
         }
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: state + "/journal.sqlite" + suffix) {
-            try FileManager.default.moveItem(atPath: state + "/journal.sqlite" + suffix, toPath: state + "/journal.sqlite.aside" + suffix)
+        for suffix in ["", "-wal", "-shm"]
+        where FileManager.default.fileExists(atPath: state + "/journal.sqlite" + suffix) {
+            try FileManager.default.moveItem(
+                atPath: state + "/journal.sqlite" + suffix, toPath: state + "/journal.sqlite.aside" + suffix)
         }
         let fresh = try Journal(directory: state, settings: Self.settings, logger: Logger(label: "test"))
         await fresh.append(Self.events(1))
@@ -45,8 +52,8 @@ import WiregateTestKit
     @Test func numbersOfUncommittedEventsAreNeverHandedOutAgain() async throws {
         let state = try makeTemporaryDirectory("seq-crash")
         let crashed = try Journal(directory: state, settings: Self.settings, logger: Logger(label: "test"))
-        await crashed.append(Self.events(10))                 // critical: committed at once
-        await crashed.append(Self.events(50, .telemetry))     // within the 60 s window: in memory only
+        await crashed.append(Self.events(10))  // critical: committed at once
+        await crashed.append(Self.events(50, .telemetry))  // within the 60 s window: in memory only
         #expect(await crashed.lastSeq == 60)
         // The process dies here: nothing more of `crashed` reaches the disk. A new one opens the same file.
         let restarted = try Journal(directory: state, settings: Self.settings, logger: Logger(label: "test"))
@@ -66,7 +73,8 @@ import WiregateTestKit
         defer { try? runCommand("/bin/umount", ["-l", disk]) }
         // A daemon killed with its last rows only in the WAL: its files as they were, copied onto the card.
         let running = try makeTemporaryDirectory("seq-killed")
-        let killed = try Journal.open(directory: running, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        let killed = try Journal.open(
+            directory: running, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
         await killed.append(Self.events(20))
         #expect(await killed.lastSeq == 20)
         for name in try FileManager.default.contentsOfDirectory(atPath: running) {
@@ -75,7 +83,8 @@ import WiregateTestKit
         #expect(FileManager.default.fileExists(atPath: disk + "/journal.sqlite-wal"))
         // Then the card turns read-only.
         try runCommand("/bin/mount", ["-o", "remount,ro", disk])
-        let inMemory = try Journal.open(directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        let inMemory = try Journal.open(
+            directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
         #expect(!inMemory.isDurable)
         await inMemory.append(Self.events(5))
         let memoryFirst = await inMemory.lastSeq - 4
@@ -84,7 +93,8 @@ import WiregateTestKit
         await inMemory.close()
         // Back on the disk, writable again: after the memory journal's numbers, not after its own.
         try runCommand("/bin/mount", ["-o", "remount,rw", disk])
-        let back = try Journal.open(directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        let back = try Journal.open(
+            directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
         #expect(back.isDurable)
         await back.append(Self.events(1))
         #expect(await back.lastSeq > memoryLast)
@@ -105,7 +115,8 @@ import WiregateTestKit
         let memory = try makeTemporaryDirectory("seq-full-memory")
         try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", disk])
         defer { try? runCommand("/bin/umount", ["-l", disk]) }
-        let crashed = try Journal.open(directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        let crashed = try Journal.open(
+            directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
         await crashed.append(Self.events(10))
         // The card fills up to its last block.
         _ = try? runCommand("/bin/dd", ["if=/dev/zero", "of=\(disk)/fill", "bs=64k"])
@@ -118,10 +129,12 @@ import WiregateTestKit
         while SequenceFile(directory: memory).read() < handedOut, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(SequenceFile(directory: memory).read() >= handedOut, "the reservation the card refused is kept in memory")
+        #expect(
+            SequenceFile(directory: memory).read() >= handedOut, "the reservation the card refused is kept in memory")
         // Room again, and a restart: after every number handed out, not after the card's old ceiling.
         try FileManager.default.removeItem(atPath: disk + "/fill")
-        let restarted = try Journal.open(directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
+        let restarted = try Journal.open(
+            directory: disk, memoryFallback: memory, settings: Self.settings, logger: Logger(label: "test"))
         await restarted.append(Self.events(1))
         #expect(await restarted.lastSeq > handedOut)
         await restarted.close()
@@ -135,7 +148,8 @@ import WiregateTestKit
         let early = allocator.take(10)
         #expect(early.first == 45 && early.reserve == nil, "half the block is left")
         let second = allocator.take(45)
-        #expect(second.first == 55 && second.reserve == 244, "half used: the next block is asked for, before it is needed")
+        #expect(
+            second.first == 55 && second.reserve == 244, "half used: the next block is asked for, before it is needed")
         let third = allocator.take(1)
         #expect(third.first == 100 && third.reserve == nil)
         var opened = SequenceAllocator(after: 7, block: 10)

@@ -1,9 +1,10 @@
 import Foundation
 import Logging
 import Testing
-@testable import Wiregate
 import WiregateCore
 import WiregateTestKit
+
+@testable import Wiregate
 
 /// One journal, two sinks (the MQTT sink and the backend's): each reads everything from its
 /// own cursor, and a row goes only once both have it.
@@ -13,8 +14,12 @@ import WiregateTestKit
     static func events(_ range: ClosedRange<Int>) -> [Event] {
         range.map { n in
             n % 4 == 0
-                ? Event(board: "b", topic: "t/door", subtopic: "door", payload: "\(n)", eventClass: .critical, receivedAt: Date())
-                : Event(board: "b", topic: "t/temp", subtopic: "temp", payload: "\(n)", eventClass: .telemetry, receivedAt: Date())
+                ? Event(
+                    board: "b", topic: "t/door", subtopic: "door", payload: "\(n)", eventClass: .critical,
+                    receivedAt: Date())
+                : Event(
+                    board: "b", topic: "t/temp", subtopic: "temp", payload: "\(n)", eventClass: .telemetry,
+                    receivedAt: Date())
         }
     }
 
@@ -22,7 +27,8 @@ import WiregateTestKit
         let state = try makeTemporaryDirectory("sinks")
         let logger = Logger(label: "test")
         do {
-            let journal = try Journal(directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: logger)
+            let journal = try Journal(
+                directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: logger)
             let backend = journal.reader(for: "backend")
             await journal.append(Self.events(1...20))
 
@@ -80,9 +86,10 @@ import WiregateTestKit
 
     @Test func telemetryEverySinkAcknowledgedIsNeverWrittenButOneSinkIsNotEnough() async throws {
         let state = try makeTemporaryDirectory("sinks")
-        let journal = try Journal(directory: state, settings: .init(commitWindow: .seconds(60), sync: .normal),
-                                  sinks: ["mqtt", "backend"], logger: Logger(label: "test"))
-        await journal.append(Self.events(1...3))   // telemetry only: waits for the commit window
+        let journal = try Journal(
+            directory: state, settings: .init(commitWindow: .seconds(60), sync: .normal),
+            sinks: ["mqtt", "backend"], logger: Logger(label: "test"))
+        await journal.append(Self.events(1...3))  // telemetry only: waits for the commit window
         await journal.mqtt.acknowledge(await journal.mqtt.next(max: 10))
         await journal.flush()
         // The backend still needs them: written.

@@ -7,7 +7,9 @@ import WiregateTestKit
 /// End to end: a simulated board on a real pty, the gateway, a real mosquitto, a real subscriber.
 @Suite(.serialized) struct LivePathTests {
     /// Feeds the board lines until `stop` says enough, so the gateway's discarded first line does not matter.
-    func feed(_ board: SimulatedBoard, protocol name: String, from start: Int = 0, until stop: @Sendable () -> Bool) async {
+    func feed(_ board: SimulatedBoard, protocol name: String, from start: Int = 0, until stop: @Sendable () -> Bool)
+        async
+    {
         var n = start
         while !stop() && n < start + 2000 {
             board.send(SamplePattern.line(protocol: name, sequence: n))
@@ -21,15 +23,18 @@ import WiregateTestKit
         ("json", "", "seq"),
         ("mysensors", "", "mysensors-out/1/1/1/0/24"),
         ("influx", "", "env/seq"),
-        ("raw", "", "line"),
+        ("raw", "", "line")
     ])
     func boardToSubscriberForEveryProtocol(protocolName: String, options: String, subtopic: String) async throws {
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: \(protocolName), settle: 0s }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: \(protocolName), settle: 0s }
+                    """))
         let topic = "wiregate/test-gw/sim/\(subtopic)"
         // Live means the broker is there: a line read before the first CONNACK is a replay
         // (since the first line after the open is kept, that race shows here).
@@ -40,7 +45,10 @@ import WiregateTestKit
         // Live messages carry their seq and receive time, and are not marked replayed.
         let seqs = received.compactMap { property("seq", in: $0.properties).flatMap(Int.init) }
         #expect(seqs.count == received.count && seqs == seqs.sorted())
-        #expect(received.allSatisfy { property("ts", in: $0.properties)?.hasSuffix("Z") == true && !$0.properties.contains("replayed") })
+        #expect(
+            received.allSatisfy {
+                property("ts", in: $0.properties)?.hasSuffix("Z") == true && !$0.properties.contains("replayed")
+            })
         // Consecutive lines arrive in order, none missing.
         if protocolName != "raw" {
             let numbers = received.compactMap { Int($0.payload) }
@@ -53,7 +61,10 @@ import WiregateTestKit
         #expect(subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/status" && $0.payload == "online" })
         #expect(harness.board("sim")!.counters.malformed == 0)
         await harness.stop()
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/test-gw/status" }?.payload == "offline" })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.last { $0.topic == "wiregate/test-gw/status" }?.payload == "offline"
+            })
         #expect(subscriber.messages.last { $0.topic == "wiregate/test-gw/sim/status" }?.payload == "offline")
     }
 
@@ -61,13 +72,16 @@ import WiregateTestKit
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - name: sim
-            match: { path: \(board.path) }
-            protocol: kv
-            settle: 0s
-            commands: [ "SIREN=ON", "SIREN=OFF", "PING", "LED=*" ]
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - name: sim
+                        match: { path: \(board.path) }
+                        protocol: kv
+                        settle: 0s
+                        commands: [ "SIREN=ON", "SIREN=OFF", "PING", "LED=*" ]
+                    """))
         await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/seq" } }
         try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON")
         try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "LED=42")
@@ -80,7 +94,10 @@ import WiregateTestKit
         #expect(written == ["SIREN=ON", "LED=42"])
         // The board's answer comes back as an event.
         board.send(SamplePattern.reply(protocol: "kv", to: "SIREN=ON"))
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/test-gw/sim/siren" && $0.payload == "ON" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.contains { $0.topic == "wiregate/test-gw/sim/siren" && $0.payload == "ON" }
+            })
         let counters = harness.board("sim")!.counters
         #expect(counters.commandsWritten == 2)
         #expect(harness.gateway.router.counters.refused["sim"] == 3)
@@ -92,10 +109,15 @@ import WiregateTestKit
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: ms, match: { path: \(board.path) }, protocol: mysensors, settle: 0s, commands: [ "1;1;1;0;2;*" ] }
-        """))
-        await feed(board, protocol: "mysensors") { subscriber.messages.contains { $0.topic.hasPrefix("wiregate/test-gw/ms/mysensors-out/") } }
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: ms, match: { path: \(board.path) }, protocol: mysensors, settle: 0s, commands: [ "1;1;1;0;2;*" ] }
+                    """))
+        await feed(board, protocol: "mysensors") {
+            subscriber.messages.contains { $0.topic.hasPrefix("wiregate/test-gw/ms/mysensors-out/") }
+        }
         try await publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/1/1/1/0/2", payload: "1")
         try await publish(port: broker.port, topic: "wiregate/test-gw/ms/mysensors-in/9/1/1/0/2", payload: "1")
         var written = await board.receivedLines(within: .seconds(10)) { !$0.isEmpty }
@@ -110,21 +132,32 @@ import WiregateTestKit
         let link = temporaryPath("board")
         var board = try SimulatedBoard(link: link)
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(link) }, protocol: kv, settle: 0s, reopen_max: 300ms }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(link) }, protocol: kv, settle: 0s, reopen_max: 300ms }
+                    """))
         let seqTopic = "wiregate/test-gw/sim/seq"
         await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == seqTopic } }
-        board.hangUp()   // unplugged: the gateway reads EIO / POLLHUP
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.last { $0.topic == "wiregate/test-gw/sim/status" }?.payload == "offline" })
+        board.hangUp()  // unplugged: the gateway reads EIO / POLLHUP
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.last { $0.topic == "wiregate/test-gw/sim/status" }?.payload == "offline"
+            })
         // Counted as a hang-up when the read error comes first; when the watcher sees the link go
         // first, the port is closed as unplugged instead (both race on a pty whose link is removed).
         #expect(harness.board("sim")!.counters.hangups <= 1)
         // Plugged in again (a new pty behind the same path): reopened with backoff, online, events flow.
         board = try SimulatedBoard(link: link)
         let before = subscriber.messages.count
-        await feed(board, protocol: "kv", from: 5000) { subscriber.messages.dropFirst(before).contains { $0.topic == seqTopic && Int($0.payload)! >= 5000 } }
-        #expect(subscriber.messages.dropFirst(before).contains { $0.topic == "wiregate/test-gw/sim/status" && $0.payload == "online" })
+        await feed(board, protocol: "kv", from: 5000) {
+            subscriber.messages.dropFirst(before).contains { $0.topic == seqTopic && Int($0.payload)! >= 5000 }
+        }
+        #expect(
+            subscriber.messages.dropFirst(before).contains {
+                $0.topic == "wiregate/test-gw/sim/status" && $0.payload == "online"
+            })
         #expect(subscriber.messages.dropFirst(before).contains { $0.topic == seqTopic && Int($0.payload)! >= 5000 })
         #expect(harness.board("sim")!.counters.opens == 2)
         await harness.stop()
@@ -146,10 +179,13 @@ import WiregateTestKit
         _ = quiet.send("door=before")
         _ = torn.writeBytes(Array("door=befo".utf8))
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: quiet, match: { path: \(quiet.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-          - { name: torn, match: { path: \(torn.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: quiet, match: { path: \(quiet.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+                      - { name: torn, match: { path: \(torn.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+                    """))
         let online = await eventually {
             let quietOnline = harness.gateway.directory.isOnline("quiet")
             let tornOnline = harness.gateway.directory.isOnline("torn")
@@ -158,9 +194,14 @@ import WiregateTestKit
         #expect(online)
         _ = quiet.send("door=first")
         _ = torn.writeBytes(Array("re\ndoor=first\n".utf8))
-        let doors = { @Sendable (board: String) in subscriber.messages.filter { $0.topic == "wiregate/test-gw/\(board)/door" }.map(\.payload) }
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { _ in doors("quiet") == ["first"] && doors("torn") == ["first"] },
-                "quiet: \(doors("quiet")), torn: \(doors("torn"))")
+        let doors = { @Sendable (board: String) in
+            subscriber.messages.filter { $0.topic == "wiregate/test-gw/\(board)/door" }.map(\.payload)
+        }
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) { _ in
+                doors("quiet") == ["first"] && doors("torn") == ["first"]
+            },
+            "quiet: \(doors("quiet")), torn: \(doors("torn"))")
         await harness.stop()
     }
 
@@ -168,18 +209,24 @@ import WiregateTestKit
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, max_line: 64 }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, max_line: 64 }
+                    """))
         await feed(board, protocol: "kv") { subscriber.messages.contains { $0.topic == "wiregate/test-gw/sim/seq" } }
         board.send("before=1")
-        board.writeBytes([0x00, 0xFF, 0x13, 0x37, 0x0A])              // binary noise
-        board.send(String(repeating: "x", count: 500))                 // over-long
-        board.writeBytes(Array("bad=\u{1}".utf8) + [0xC3, 0x28, 0x0A])   // invalid UTF-8
-        board.send("a/#=hostile;$SYS=2")                               // hostile keys
-        board.send("nonsense")                                         // does not decode
+        board.writeBytes([0x00, 0xFF, 0x13, 0x37, 0x0A])  // binary noise
+        board.send(String(repeating: "x", count: 500))  // over-long
+        board.writeBytes(Array("bad=\u{1}".utf8) + [0xC3, 0x28, 0x0A])  // invalid UTF-8
+        board.send("a/#=hostile;$SYS=2")  // hostile keys
+        board.send("nonsense")  // does not decode
         board.send("after=2")
-        #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.topic == "wiregate/test-gw/sim/after" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(5)) {
+                $0.contains { $0.topic == "wiregate/test-gw/sim/after" }
+            })
         let topics = subscriber.messages.map(\.topic)
         #expect(topics.contains("wiregate/test-gw/sim/before"))
         #expect(topics.contains("wiregate/test-gw/sim/a__"))
@@ -197,12 +244,17 @@ import WiregateTestKit
         let broker = try MosquittoBroker(persistent: true)
         let board = try SimulatedBoard()
         // A persistent session: the broker keeps the subscription and queues for it across its restart.
-        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/line", persistentID: "restart-\(UUID().uuidString.prefix(8))")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
-        """))
+        let subscriber = try Subscriber(
+            port: broker.port, filter: "wiregate/test-gw/sim/line",
+            persistentID: "restart-\(UUID().uuidString.prefix(8))")
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+                    """))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
-        board.send("prime")   // a line before the ones that count
+        board.send("prime")  // a line before the ones that count
         board.send("before")
         #expect(await subscriber.waitAsync(timeout: .seconds(5)) { $0.contains { $0.payload == "before" } })
         broker.stop()
@@ -210,7 +262,10 @@ import WiregateTestKit
         for n in 0..<300 { board.send("while-away-\(n)") }
         #expect(await eventually { harness.board("sim")!.counters.lines >= 301 })
         try broker.start()
-        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { $0.filter { $0.payload.hasPrefix("while-away-") }.count >= 300 })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(15)) {
+                $0.filter { $0.payload.hasPrefix("while-away-") }.count >= 300
+            })
         let payloads = subscriber.messages.map(\.payload).filter { $0.hasPrefix("while-away-") }
         let expected = (0..<300).map { "while-away-\($0)" }
         // Nothing lost, and in order (QoS 1 may repeat one at the reconnect, never reorder first deliveries).
@@ -227,26 +282,39 @@ extension LivePathTests {
     @Test func brokerKilledLosesNothingJournaled() async throws {
         let broker = try MosquittoBroker(persistent: true)
         let board = try SimulatedBoard()
-        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/#", persistentID: "kill-\(UUID().uuidString.prefix(8))")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """))
+        let subscriber = try Subscriber(
+            port: broker.port, filter: "wiregate/test-gw/sim/#", persistentID: "kill-\(UUID().uuidString.prefix(8))")
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+                    """))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("door=prime")
         for n in 0..<50 { board.send(n % 5 == 0 ? "door=before-\(n)" : "temperature=before-\(n)") }
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { Set($0.filter { $0.payload.hasPrefix("before-") }.map(\.payload)).count == 50 })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                Set($0.filter { $0.payload.hasPrefix("before-") }.map(\.payload)).count == 50
+            })
         // The subscriber's session must be on disk before the kill: wait for an autosave after now.
         let database = broker.directory.appendingPathComponent("mosquitto.db").path
         let subscribed = Date()
-        #expect(await eventually {
-            ((try? FileManager.default.attributesOfItem(atPath: database)[.modificationDate]) as? Date).map { $0 > subscribed } ?? false
-        })
-        broker.kill()                                    // SIGKILL: no clean shutdown, no save
+        #expect(
+            await eventually {
+                ((try? FileManager.default.attributesOfItem(atPath: database)[.modificationDate]) as? Date).map {
+                    $0 > subscribed
+                } ?? false
+            })
+        broker.kill()  // SIGKILL: no clean shutdown, no save
         #expect(await eventually { !harness.gateway.mqtt.isConnected })
         for n in 0..<100 { board.send(n % 5 == 0 ? "door=during-\(n)" : "temperature=during-\(n)") }
         #expect(await eventually { await harness.gateway.journal.pendingCount().values.reduce(0, +) == 100 })
         try broker.start()
-        #expect(await subscriber.waitAsync(timeout: .seconds(15)) { $0.filter { $0.payload.hasPrefix("during-") }.count >= 100 })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(15)) {
+                $0.filter { $0.payload.hasPrefix("during-") }.count >= 100
+            })
         let during = subscriber.messages.filter { $0.payload.hasPrefix("during-") }
         #expect(Set(during.map(\.payload)) == Set((0..<100).map { "during-\($0)" }))
         // Per class, in sequence order (first deliveries: QoS 1 may repeat a message, never reorder it).
@@ -266,7 +334,9 @@ extension LivePathTests {
 /// Publishes with mosquitto_pub and waits (without holding a thread of the shared pool, which
 /// the in-process gateways of other tests need) until it has exited, at most 5 s.
 func publish(port: Int, topic: String, payload: String, retain: Bool = false) async throws {
-    let process = try ChildProcess("/usr/bin/mosquitto_pub", ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload]
-                                   + (retain ? ["-r"] : []))
+    let process = try ChildProcess(
+        "/usr/bin/mosquitto_pub",
+        ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-t", topic, "-m", payload]
+            + (retain ? ["-r"] : []))
     _ = await eventually(timeout: .seconds(5)) { !process.isRunning }
 }

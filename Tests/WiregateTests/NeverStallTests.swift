@@ -19,31 +19,41 @@ import WiregateTestKit
         let door = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
         let state = try makeTemporaryDirectory("never-stall")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: hostile, match: { path: \(hostile.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
-          - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """, stateDirectory: state))
-        #expect(await eventually {
-            let hostileOnline = harness.gateway.directory.isOnline("hostile")
-            let doorOnline = harness.gateway.directory.isOnline("door")
-            return hostileOnline && doorOnline && harness.gateway.mqtt.isConnected
-        })
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: hostile, match: { path: \(hostile.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
+                      - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+                    """, stateDirectory: state))
+        #expect(
+            await eventually {
+                let hostileOnline = harness.gateway.directory.isOnline("hostile")
+                let doorOnline = harness.gateway.directory.isOnline("door")
+                return hostileOnline && doorOnline && harness.gateway.mqtt.isConnected
+            })
         hostile.send("primer=1")
         door.send("primer=1")
         // C1 controls and a non-character (Swift refuses U+FDD0 in a literal: built from its code point).
         hostile.send("alarm\u{85}\u{9B}" + String(Unicode.Scalar(0xFDD0)!) + "=1")
-        hostile.send("big=" + String(repeating: "x", count: 600))        // over the broker's packet size
+        hostile.send("big=" + String(repeating: "x", count: 600))  // over the broker's packet size
         for n in 0..<20 { door.send("door=\(n)") }
         hostile.send("after=1")
-        let doors = { @Sendable (messages: [Subscriber.Message]) in messages.filter { $0.topic == "wiregate/test-gw/door/door" }.map(\.payload) }
-        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { doors($0).count == 20 && $0.contains { $0.topic == "wiregate/test-gw/hostile/after" } },
-                "\(subscriber.messages.suffix(5))")
+        let doors = { @Sendable (messages: [Subscriber.Message]) in
+            messages.filter { $0.topic == "wiregate/test-gw/door/door" }.map(\.payload)
+        }
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                doors($0).count == 20 && $0.contains { $0.topic == "wiregate/test-gw/hostile/after" }
+            },
+            "\(subscriber.messages.suffix(5))")
         #expect(doors(subscriber.messages) == (0..<20).map(String.init))
         // The C1 key became one ordinary level; the over-sized message went to the quarantine.
         #expect(subscriber.messages.contains { $0.topic == "wiregate/test-gw/hostile/alarm___" })
         #expect(!subscriber.messages.contains { $0.topic == "wiregate/test-gw/hostile/big" })
         #expect(harness.gateway.mqtt.counters.quarantined == 1)
-        #expect(await eventually { (try? JournalStatus.read(stateDirectory: state))?.quarantined[Journal.mqttSink] == 1 })
+        #expect(
+            await eventually { (try? JournalStatus.read(stateDirectory: state))?.quarantined[Journal.mqttSink] == 1 })
         await harness.stop()
         // Nothing is left pending for the broker: after a restart nothing blocks either.
         let status = try JournalStatus.read(stateDirectory: state)
@@ -55,14 +65,18 @@ import WiregateTestKit
     /// again with a backoff, and arrives once the ACL lets it.
     @Test func aRefusedPublishIsKeptAndSentAgainOnceAllowed() async throws {
         let acl = temporaryPath("acl")
-        try "topic readwrite #\ntopic deny wiregate/test-gw/sim/secret\n".write(toFile: acl, atomically: true, encoding: .utf8)
+        try "topic readwrite #\ntopic deny wiregate/test-gw/sim/secret\n".write(
+            toFile: acl, atomically: true, encoding: .utf8)
         let broker = try MosquittoBroker(extraConfig: "acl_file \(acl)")
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/#")
         let state = try makeTemporaryDirectory("refused")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
-        """, stateDirectory: state))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { "*": critical } }
+                    """, stateDirectory: state))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("primer=1")
         board.send("secret=42")
@@ -70,8 +84,13 @@ import WiregateTestKit
         // While the refused one is held back, an alarm on an allowed topic goes at once.
         try await Task.sleep(for: .milliseconds(300))
         board.send("door=open")
-        #expect(await subscriber.waitAsync(timeout: .seconds(1)) { $0.contains { $0.topic == "wiregate/test-gw/sim/door" } })
-        #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.brokerRefusing?.contains("0x87") == true })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(1)) { $0.contains { $0.topic == "wiregate/test-gw/sim/door" } }
+        )
+        #expect(
+            await eventually {
+                (try? DaemonState.read(stateDirectory: state))?.brokerRefusing?.contains("0x87") == true
+            })
         // Not acknowledged: still pending in the journal (and the door event after it, which the
         // broker has, stays until the cursor can pass both), and sent again.
         #expect(await eventually { await harness.gateway.journal.pendingCount()[.critical] == 2 })
@@ -79,7 +98,10 @@ import WiregateTestKit
         // The ACL is fixed and reloaded (SIGHUP): the kept event arrives.
         try "topic readwrite #\n".write(toFile: acl, atomically: true, encoding: .utf8)
         broker.reload()
-        #expect(await subscriber.waitAsync(timeout: .seconds(40)) { $0.contains { $0.topic == "wiregate/test-gw/sim/secret" && $0.payload == "42" } })
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(40)) {
+                $0.contains { $0.topic == "wiregate/test-gw/sim/secret" && $0.payload == "42" }
+            })
         #expect(await eventually { await harness.gateway.journal.pendingCount()[.critical] == 0 })
         #expect(await eventually { (try? DaemonState.read(stateDirectory: state))?.brokerRefusing == nil })
         await harness.stop()
@@ -88,12 +110,15 @@ import WiregateTestKit
     /// The regression: a retained `SIREN=ON` fired again at every reconnect, after the user had
     /// switched the siren off. Now a command is never taken from a retained message.
     @Test func retainedCommandsNeverFire() async throws {
-        let broker = try MosquittoBroker(persistent: true)   // the retained message survives its restart
+        let broker = try MosquittoBroker(persistent: true)  // the retained message survives its restart
         let board = try SimulatedBoard()
         try await publish(port: broker.port, topic: "wiregate/test-gw/sim/set", payload: "SIREN=ON", retain: true)
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "SIREN=OFF" ] }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, commands: [ "SIREN=ON", "SIREN=OFF" ] }
+                    """))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         try await Task.sleep(for: .milliseconds(500))
         // A retained one published while the gateway listens is refused too; a plain one is written.
@@ -124,9 +149,12 @@ import WiregateTestKit
         let broker = try MosquittoBroker(extraConfig: "max_queued_messages 0")
         let board = try SimulatedBoard()
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/door")
-        let harness = try GatewayHarness(yaml: GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
-        """))
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s, classes: { door: critical } }
+                    """))
         #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
         board.send("door=prime")
         await harness.gateway.journal.stallCommits(for: .seconds(2))
@@ -139,10 +167,14 @@ import WiregateTestKit
         }
         #expect(board.droppedLines == 0, "the port's buffer overflowed: \(board.droppedLines) lines lost")
         let doors = { @Sendable () -> Set<String> in Set(subscriber.messages.map(\.payload)) }
-        #expect(await subscriber.waitAsync(timeout: .seconds(30)) { _ in doors().isSuperset(of: (0..<lines).map(String.init)) },
-                "\(lines - doors().intersection((0..<lines).map(String.init)).count) of \(lines) never arrived")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(30)) { _ in
+                doors().isSuperset(of: (0..<lines).map(String.init))
+            },
+            "\(lines - doors().intersection((0..<lines).map(String.init)).count) of \(lines) never arrived")
         let counters = harness.board("sim")!.counters
-        #expect(counters.rejected.values.reduce(0, +) == counters.rejected[.partial, default: 0], "\(counters.rejected)")
+        #expect(
+            counters.rejected.values.reduce(0, +) == counters.rejected[.partial, default: 0], "\(counters.rejected)")
         await harness.gateway.journal.stallCommits(for: .zero)
         await harness.stop()
     }

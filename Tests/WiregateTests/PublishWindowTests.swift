@@ -1,14 +1,18 @@
 import Foundation
 import Testing
-@testable import Wiregate
 import WiregateCore
+
+@testable import Wiregate
 
 /// The window's shares: telemetry never fills what libmosquitto keeps on the wire, so an alarm
 /// handed over is never queued inside libmosquitto behind telemetry (the never-lost issue, 16).
 @Suite struct PublishWindowTests {
     static func event(_ seq: Int64, _ eventClass: EventClass) -> JournaledEvent {
-        JournaledEvent(seq: seq, event: Event(board: "b", topic: "t/\(seq)", subtopic: "\(seq)", payload: "1", eventClass: eventClass,
-                                              receivedAt: .now), clockSynced: true)
+        JournaledEvent(
+            seq: seq,
+            event: Event(
+                board: "b", topic: "t/\(seq)", subtopic: "\(seq)", payload: "1", eventClass: eventClass,
+                receivedAt: .now), clockSynced: true)
     }
 
     @Test func telemetryLeavesRoomOnTheWireForAlarms() async {

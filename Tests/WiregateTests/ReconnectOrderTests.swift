@@ -35,8 +35,11 @@ import WiregateTestKit
 
     @Test func messagesInFlightAcrossALossGoOutBeforeNewOnes() async throws {
         let broker = try MosquittoBroker()
-        let yaml = GatewayHarness.yaml(port: broker.port, gatewayID: "order", boards: "  - { name: idle, match: { path: /dev/null }, protocol: raw }")
-        var options = MosquittoClient.Options(config: try GatewayConfig.parse(yaml: yaml, file: "order.yaml"), password: nil)
+        let yaml = GatewayHarness.yaml(
+            port: broker.port, gatewayID: "order",
+            boards: "  - { name: idle, match: { path: /dev/null }, protocol: raw }")
+        var options = MosquittoClient.Options(
+            config: try GatewayConfig.parse(yaml: yaml, file: "order.yaml"), password: nil)
         options.will = nil
         // The hold lasts as long as starting a subscriber: the broker must not drop the client meanwhile.
         options.keepalive = 60
@@ -85,12 +88,17 @@ import WiregateTestKit
         let subscriber = try Subscriber(port: broker.port, filter: "order/#")
         defer { subscriber.stop() }
         // The CONNACK is in, what was in flight not yet sent again: a new message must wait.
-        #expect(client.publish(topic: "order/door", payload: "3") == .notConnected, "taken before the in-flight messages went again")
+        #expect(
+            client.publish(topic: "order/door", payload: "3") == .notConnected,
+            "taken before the in-flight messages went again")
         #expect(!client.isConnected)
         hold.letGo()
         #expect(await next { if case .connected = $0 { true } else { false } })
         #expect(client.isConnected)
-        if case .queued = client.publish(topic: "order/door", payload: "3") {} else { Issue.record("not queued once connected") }
+        if case .queued = client.publish(topic: "order/door", payload: "3") {
+        } else {
+            Issue.record("not queued once connected")
+        }
 
         #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.count >= 3 })
         try await Task.sleep(for: .milliseconds(200))

@@ -2,8 +2,9 @@ import Foundation
 import Glibc
 import NIOPosix
 import Testing
-@testable import Wiregate
 import WiregateTestKit
+
+@testable import Wiregate
 
 /// The descriptor of a port NIO refused is closed, not leaked (every failed attempt of a board
 /// that keeps reappearing would cost one).

@@ -22,9 +22,11 @@ import WiregateTestKit
         let subscriber = try Subscriber(port: broker.port, filter: "wiregate/replay-gw/backlog/#")
         let state = try makeTemporaryDirectory("replay-stop")
         let board = try SimulatedBoard()
-        let yaml = GatewayHarness.yaml(port: broker.port, gatewayID: "replay-gw", boards: """
-          - { name: live, match: { path: \(board.path) }, protocol: kv, settle: 0s }
-        """, stateDirectory: state, journal: "commit_window_ms: 2000")
+        let yaml = GatewayHarness.yaml(
+            port: broker.port, gatewayID: "replay-gw",
+            boards: """
+                  - { name: live, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                """, stateDirectory: state, journal: "commit_window_ms: 2000")
         let configPath = state + "/wiregate.yaml"
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         // The backlog, journaled while the broker was away: 1 in 100 critical, payload = its number.
@@ -33,11 +35,14 @@ import WiregateTestKit
             let journal = try Journal(directory: state, settings: config.journal, logger: Logger(label: "test"))
             let now = Date()
             for start in stride(from: 0, to: backlog, by: 1000) {
-                await journal.append((start..<start + 1000).map { n in
-                    Event(board: "backlog", topic: "wiregate/replay-gw/backlog/\(n % 100 == 0 ? "door" : "temperature")",
-                          subtopic: n % 100 == 0 ? "door" : "temperature", payload: String(n),
-                          eventClass: n % 100 == 0 ? .critical : .telemetry, receivedAt: now)
-                })
+                await journal.append(
+                    (start..<start + 1000).map { n in
+                        Event(
+                            board: "backlog",
+                            topic: "wiregate/replay-gw/backlog/\(n % 100 == 0 ? "door" : "temperature")",
+                            subtopic: n % 100 == 0 ? "door" : "temperature", payload: String(n),
+                            eventClass: n % 100 == 0 ? .critical : .telemetry, receivedAt: now)
+                    })
             }
             await journal.flush()
         }
@@ -67,6 +72,7 @@ import WiregateTestKit
         #expect(await eventually(timeout: .seconds(120)) { received().count >= backlog })
         let missing = Set(0..<backlog).subtracting(received()).sorted()
         let missingCount = missing.count
-        #expect(missingCount == 0, "\(missingCount) of \(backlog) backlog events never arrived, e.g. \(missing.prefix(10))")
+        #expect(
+            missingCount == 0, "\(missingCount) of \(backlog) backlog events never arrived, e.g. \(missing.prefix(10))")
     }
 }

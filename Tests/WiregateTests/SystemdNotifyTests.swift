@@ -19,7 +19,9 @@ import WiregateTestKit
             address.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             guard fd >= 0, bound == 0 else { throw TestKitError("cannot bind \(path): errno \(errno)") }
         }
@@ -44,13 +46,19 @@ import WiregateTestKit
         let board = try SimulatedBoard()
         let notify = try NotifySocket()
         let state = try makeTemporaryDirectory("notify")
-        try GatewayHarness.yaml(port: broker.port, boards: """
-          - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
-        """, stateDirectory: state).write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
+        try GatewayHarness.yaml(
+            port: broker.port,
+            boards: """
+                  - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                """, stateDirectory: state
+        ).write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
         let started = ContinuousClock.now
-        let daemon = try ChildProcess(CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
-                                      environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
-        let messages = notify.receive(until: started + .seconds(10)) { $0.filter { $0.hasPrefix("WATCHDOG=1") }.count < 3 }
+        let daemon = try ChildProcess(
+            CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
+            environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        let messages = notify.receive(until: started + .seconds(10)) {
+            $0.filter { $0.hasPrefix("WATCHDOG=1") }.count < 3
+        }
         #expect(messages.first?.hasPrefix("READY=1\nSTATUS=") == true, "\(messages)")
         #expect(messages.first?.contains("events pending") == true)
         // Every half WATCHDOG_USEC (200 ms) after READY: three in well under the 10 s allowed.

@@ -9,21 +9,23 @@ import WiregateCore
 @Suite struct TopicValidatorTests {
     /// What a hostile or broken board may put in a key: C0 and C1 controls, DEL, non-characters in
     /// several planes, wildcards, separators, `$`, combining marks, whitespace, and plain letters.
-    static let alphabet: [Unicode.Scalar] = [
-        0x01, 0x09, 0x1F, 0x7F, 0x80, 0x85, 0x9B, 0x9F, 0xA0, 0xFDD0, 0xFDE5, 0xFDEF, 0xFFFE, 0xFFFF,
-        0x1FFFE, 0x10FFFF, 0x301, 0x35D, 0x2028, 0xFEFF, 0xFFFD, 0x1F6A8,
-    ].compactMap(Unicode.Scalar.init) + Array("$+#/ .=;:,{}\"\\abcz09é".unicodeScalars)
+    static let alphabet: [Unicode.Scalar] =
+        [
+            0x01, 0x09, 0x1F, 0x7F, 0x80, 0x85, 0x9B, 0x9F, 0xA0, 0xFDD0, 0xFDE5, 0xFDEF, 0xFFFE, 0xFFFF,
+            0x1FFFE, 0x10FFFF, 0x301, 0x35D, 0x2028, 0xFEFF, 0xFFFD, 0x1F6A8
+        ].compactMap(Unicode.Scalar.init) + Array("$+#/ .=;:,{}\"\\abcz09é".unicodeScalars)
 
     static let builders: [EventBuilder] = {
-        let config = try! GatewayConfig.parse(yaml: """
-        gateway: { id: gw }
-        mqtt: { host: 127.0.0.1 }
-        boards:
-          - { name: kv, match: { path: /dev/a }, protocol: kv }
-          - { name: json, match: { path: /dev/b }, protocol: json }
-          - { name: influx, match: { path: /dev/c }, protocol: influx }
-          - { name: mysensors, match: { path: /dev/d }, protocol: mysensors }
-        """, file: "validator.yaml")
+        let config = try! GatewayConfig.parse(
+            yaml: """
+                gateway: { id: gw }
+                mqtt: { host: 127.0.0.1 }
+                boards:
+                  - { name: kv, match: { path: /dev/a }, protocol: kv }
+                  - { name: json, match: { path: /dev/b }, protocol: json }
+                  - { name: influx, match: { path: /dev/c }, protocol: influx }
+                  - { name: mysensors, match: { path: /dev/d }, protocol: mysensors }
+                """, file: "validator.yaml")
         return config.boards.map { EventBuilder(board: $0, config: config) }
     }()
 
@@ -52,21 +54,27 @@ import WiregateCore
         for _ in 0..<2_000 {
             func word() -> String {
                 var text = ""
-                for _ in 0..<Int.random(in: 1...6, using: &random) { text.unicodeScalars.append(Self.alphabet.randomElement(using: &random)!) }
+                for _ in 0..<Int.random(in: 1...6, using: &random) {
+                    text.unicodeScalars.append(Self.alphabet.randomElement(using: &random)!)
+                }
                 return text
             }
             let lines = [
-                "\(word())=\(word());\(word())=1",                                  // kv
-                "{\"\(word())\":{\"\(word())\":1},\"\(word())\":2}",                // json, nested
-                "\(word()),tag=\(word()) \(word())=1i",                             // influx
-                "\(word());\(word());1;0;\(word());1",                              // mysensors
+                "\(word())=\(word());\(word())=1",  // kv
+                "{\"\(word())\":{\"\(word())\":1},\"\(word())\":2}",  // json, nested
+                "\(word()),tag=\(word()) \(word())=1i",  // influx
+                "\(word());\(word());1;0;\(word());1"  // mysensors
             ]
             for builder in Self.builders {
                 for line in lines {
                     guard case .events(let events) = builder.outcome(for: line, receivedAt: .now) else { continue }
                     for event in events {
-                        #expect(Self.libmosquittoAccepts(event.topic), "seed \(seed): \(event.topic.debugDescription) from \(line.debugDescription)")
-                        #expect(event.topic.utf8.starts(with: "wiregate/gw/\(builder.board.name)/".utf8), "seed \(seed): \(event.topic)")
+                        #expect(
+                            Self.libmosquittoAccepts(event.topic),
+                            "seed \(seed): \(event.topic.debugDescription) from \(line.debugDescription)")
+                        #expect(
+                            event.topic.utf8.starts(with: "wiregate/gw/\(builder.board.name)/".utf8),
+                            "seed \(seed): \(event.topic)")
                         checked += 1
                     }
                 }

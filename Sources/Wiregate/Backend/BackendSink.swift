@@ -56,13 +56,15 @@ public final class BackendSink: Service, Sendable {
         public static func read(directory: String) throws -> State {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            return try decoder.decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(fileName)))
+            return try decoder.decode(
+                State.self, from: Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(fileName)))
         }
 
         func write(directory: String) throws {
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
-            try encoder.encode(self).write(to: URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName), options: .atomic)
+            try encoder.encode(self).write(
+                to: URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName), options: .atomic)
         }
     }
 
@@ -79,7 +81,8 @@ public final class BackendSink: Service, Sendable {
     ///   - token: the backend's API token, never logged.
     ///   - outbox: this sink's reader of the journal (`Journal.reader(for: BackendSink.sinkName)`).
     ///   - stateDirectory: where `backend.json` is written for `wiregate status` (the journal's directory).
-    public init(config: GatewayConfig, token: String, outbox: any OutboxReader, stateDirectory: String, logger: Logger) {
+    public init(config: GatewayConfig, token: String, outbox: any OutboxReader, stateDirectory: String, logger: Logger)
+    {
         precondition(config.backend != nil, "no backend in the config")
         settings = config.backend!
         gatewayID = config.gateway.id
@@ -99,7 +102,8 @@ public final class BackendSink: Service, Sendable {
             tls.trustRoots = .file(caFile)
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000))
+        configuration.timeout = .init(
+            connect: .seconds(10), read: .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000))
         configuration.decompression = .disabled
         // Never followed: a POST redirected to a login or captive-portal page becomes a GET answered
         // 200, and an http -> https redirect is the config's to fix. The 3xx itself is the answer.
@@ -114,8 +118,9 @@ public final class BackendSink: Service, Sendable {
     /// Drives the upload's state machine: reads batches from the journal, sends what it says,
     /// and performs what each answer leads to.
     private func upload(with client: HTTPClient) async {
-        var machine = UploadStateMachine<JournaledEvent>(batchSize: settings.batchSize, compress: settings.compress,
-                                                         retryMax: settings.retryMax, maxRate: settings.maxRate, start: .now)
+        var machine = UploadStateMachine<JournaledEvent>(
+            batchSize: settings.batchSize, compress: settings.compress,
+            retryMax: settings.retryMax, maxRate: settings.maxRate, start: .now)
         // What was journaled before the backend was last reached is a replay (the `replayed` field).
         var liveFrom = await outbox.destinationConnected()
         while !Task.isCancelled {
@@ -125,7 +130,8 @@ public final class BackendSink: Service, Sendable {
                 // The same body until it is stored or refused: the backend sees the same ids every time.
                 let body = Self.body(gateway: gatewayID, part, liveFrom: liveFrom)
                 let gzipped = machine.compress ? Gzip.compress(body) : nil
-                let (verdict, acceptsGzip) = await post(gzipped ?? body, gzipped: gzipped != nil, count: part.count, with: client)
+                let (verdict, acceptsGzip) = await post(
+                    gzipped ?? body, gzipped: gzipped != nil, count: part.count, with: client)
                 // A 415 to a gzipped body is answered by the same part, plain: nothing to count.
                 if !(gzipped != nil && acceptsGzip == false) { count(verdict) }
                 for action in machine.answered(verdict, acceptsGzip: acceptsGzip, sentGzipped: gzipped != nil) {
@@ -138,10 +144,12 @@ public final class BackendSink: Service, Sendable {
                             $0.reachable = true
                         }
                     case .quarantine(let events, let status, let response):
-                        logger.error("the backend refused an event for good: quarantined, going on", metadata: [
-                            "status": "\(status)", "seq": "\(events[0].seq)", "board": "\(events[0].event.board)",
-                            "response": "\(response.prefix(200))",
-                        ])
+                        logger.error(
+                            "the backend refused an event for good: quarantined, going on",
+                            metadata: [
+                                "status": "\(status)", "seq": "\(events[0].seq)", "board": "\(events[0].event.board)",
+                                "response": "\(response.prefix(200))"
+                            ])
                         await outbox.quarantine(events, status: status, response: response)
                         counterState.withLock { $0.quarantined += events.count }
                     case .reachable(let again):
@@ -150,19 +158,25 @@ public final class BackendSink: Service, Sendable {
                         record(reachable: true, problem: nil)
                     case .unreachable(let reason, misconfigured: false):
                         // Once per kind of trouble, not once per attempt while the internet is down.
-                        logger.warning("backend upload failed, will retry", metadata: ["reason": "\(reason)", "url": "\(settings.url)"])
+                        logger.warning(
+                            "backend upload failed, will retry",
+                            metadata: ["reason": "\(reason)", "url": "\(settings.url)"])
                         record(reachable: false, problem: reason)
                     case .unreachable(let reason, misconfigured: true):
-                        logger.error("backend upload stopped: the backend or the way to it is set up wrong; retrying until fixed", metadata: [
-                            "reason": "\(reason)", "url": "\(settings.url)",
-                        ])
+                        logger.error(
+                            "backend upload stopped: the backend or the way to it is set up wrong; retrying until fixed",
+                            metadata: [
+                                "reason": "\(reason)", "url": "\(settings.url)"
+                            ])
                         record(reachable: false, problem: reason)
                     case .gzip(let accepted):
                         logger.info("backend \(accepted ? "accepts" : "does not accept") gzip bodies")
                     case .smallerBatches(let limit):
-                        logger.warning("the backend refuses batches this large (413): smaller ones from now on", metadata: [
-                            "batch_size": "\(limit)",
-                        ])
+                        logger.warning(
+                            "the backend refuses batches this large (413): smaller ones from now on",
+                            metadata: [
+                                "batch_size": "\(limit)"
+                            ])
                     case .wait(let delay):
                         do { try await Task.sleep(for: delay) } catch { return }
                     }
@@ -200,7 +214,7 @@ public final class BackendSink: Service, Sendable {
     private func count(_ verdict: UploadVerdict) {
         counterState.withLock { counters in
             switch verdict {
-            case .stored, .tooLarge, .refused: break // reachable is set with the acknowledgement
+            case .stored, .tooLarge, .refused: break  // reachable is set with the acknowledgement
             case .retry:
                 counters.retries += 1
                 counters.reachable = false
@@ -216,7 +230,9 @@ public final class BackendSink: Service, Sendable {
 
     /// - Returns: what came of it, and whether the backend takes gzip bodies when its answer says
     ///   (nil: no answer, or nothing said).
-    private func post(_ body: ByteBuffer, gzipped: Bool, count: Int, with client: HTTPClient) async -> (UploadVerdict, acceptsGzip: Bool?) {
+    private func post(_ body: ByteBuffer, gzipped: Bool, count: Int, with client: HTTPClient) async -> (
+        UploadVerdict, acceptsGzip: Bool?
+    ) {
         var request = HTTPClientRequest(url: settings.url + "/api/gateway/events/")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Token \(token)")
@@ -228,10 +244,15 @@ public final class BackendSink: Service, Sendable {
             let response = try await client.execute(request, deadline: deadline)
             let answer = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
             let status = Int(response.status.code)
-            var accepts: Bool? = response.headers[canonicalForm: "Accept-Encoding"].contains { $0.lowercased() == "gzip" } ? true : nil
+            var accepts: Bool? =
+                response.headers[canonicalForm: "Accept-Encoding"].contains { $0.lowercased() == "gzip" } ? true : nil
             if gzipped && status == 415 { accepts = false }
-            return (UploadVerdict(status: status, retryAfter: response.headers.first(name: "Retry-After"), answer: answer, batchCount: count),
-                    accepts)
+            return (
+                UploadVerdict(
+                    status: status, retryAfter: response.headers.first(name: "Retry-After"), answer: answer,
+                    batchCount: count),
+                accepts
+            )
         } catch {
             return (.retry(reason: Self.describe(error), after: nil), nil)
         }
@@ -259,15 +280,21 @@ public final class BackendSink: Service, Sendable {
             var payload: String
             var `class`: String
             var ts: String
+            // The backend's field name, as its API documents it.
+            // swift-format-ignore: AlwaysUseLowerCamelCase
             var clock_synced: Bool
             var replayed: Bool
         }
         var timestamps = TimestampFormatter()
-        let body = Body(gateway: gateway, events: batch.map { item in
-            Item(id: "\(gateway):\(item.seq)", seq: item.seq, board: item.event.board, topic: item.event.topic,
-                 payload: item.event.payload, class: item.event.eventClass.rawValue,
-                 ts: timestamps.string(from: item.event.receivedAt), clock_synced: item.clockSynced, replayed: item.seq < liveFrom)
-        })
+        let body = Body(
+            gateway: gateway,
+            events: batch.map { item in
+                Item(
+                    id: "\(gateway):\(item.seq)", seq: item.seq, board: item.event.board, topic: item.event.topic,
+                    payload: item.event.payload, class: item.event.eventClass.rawValue,
+                    ts: timestamps.string(from: item.event.receivedAt), clock_synced: item.clockSynced,
+                    replayed: item.seq < liveFrom)
+            })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         return ByteBuffer(bytes: (try? encoder.encode(body)) ?? Data("{}".utf8))

@@ -7,8 +7,11 @@ enum Gzip {
     static func compress(_ input: ByteBuffer) -> ByteBuffer? {
         var stream = z_stream()
         // windowBits 15 + 16: a gzip header and trailer rather than zlib's own.
-        guard deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        guard
+            deflateInit2_(
+                &stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else { return nil }
         defer { deflateEnd(&stream) }
         let bound = Int(deflateBound(&stream, UInt(input.readableBytes)))
         var output = ByteBuffer()

@@ -87,7 +87,8 @@ public final class BoardDirectory: Sendable {
     public func changes() -> AsyncStream<Status> {
         state.withLock { state in
             // Under the lock: no change can come between the statuses now and the first change.
-            state.followers.add(startingWith: state.statuses.keys.sorted().map { state.statuses[$0]! }) { [weak self] id in
+            state.followers.add(startingWith: state.statuses.keys.sorted().map { state.statuses[$0]! }) {
+                [weak self] id in
                 self?.state.withLock { $0.followers.remove(id) }
             }
         }

@@ -57,9 +57,11 @@ public final class CommandRouter: MQTTMessageHandler {
     public func handle(topic: String, payload: [UInt8], retained isRetained: Bool = false) async {
         if isRetained {
             counterState.withLock { $0.retained += 1 }
-            logger.warning("command refused: it was published retained, and a command is an action, never a state", metadata: [
-                "topic": "\(topic)",
-            ])
+            logger.warning(
+                "command refused: it was published retained, and a command is an action, never a state",
+                metadata: [
+                    "topic": "\(topic)"
+                ])
             return
         }
         let gatewayPrefix = config.gatewayTopicPrefix
@@ -71,7 +73,8 @@ public final class CommandRouter: MQTTMessageHandler {
         let board = reader.board
         guard let text = String(validating: payload, as: UTF8.self) else {
             refuse(board.name)
-            logger.warning("command refused: payload is not UTF-8 text", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
+            logger.warning(
+                "command refused: payload is not UTF-8 text", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
             return
         }
         let below = Array(levels.dropFirst())
@@ -83,7 +86,9 @@ public final class CommandRouter: MQTTMessageHandler {
         }
         guard let line else {
             refuse(board.name)
-            logger.warning("command refused: not a command topic of this board's protocol", metadata: ["board": "\(board.name)", "topic": "\(topic)"])
+            logger.warning(
+                "command refused: not a command topic of this board's protocol",
+                metadata: ["board": "\(board.name)", "topic": "\(topic)"])
             return
         }
         // What a log may say of a command: the whole line when the commands list has it as it is;
@@ -95,16 +100,21 @@ public final class CommandRouter: MQTTMessageHandler {
             refuse(board.name)
             // Its name only if the list knows that name: a bare refused line may be a mistyped code.
             let known = board.commands.allowed.contains { $0.hasPrefix(named) }
-            logger.warning("command refused: not in the board's commands list", metadata: [
-                "board": "\(board.name)", "command": "\(known ? named + "…" : "(not a listed command)")", "length": "\(line.utf8.count)",
-            ])
+            logger.warning(
+                "command refused: not in the board's commands list",
+                metadata: [
+                    "board": "\(board.name)", "command": "\(known ? named + "…" : "(not a listed command)")",
+                    "length": "\(line.utf8.count)"
+                ])
             return
         }
         let shown = exact ? line : named + "=…"
         if await reader.write(commandLine: line) {
             logger.debug("command written", metadata: ["board": "\(board.name)", "command": "\(shown)"])
         } else {
-            logger.warning("command not written: the board is offline", metadata: ["board": "\(board.name)", "command": "\(shown)"])
+            logger.warning(
+                "command not written: the board is offline", metadata: ["board": "\(board.name)", "command": "\(shown)"]
+            )
         }
     }
 

@@ -28,8 +28,13 @@ extension GatewayConfig {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            return ParseResult(problems: [ConfigError(file: path, line: nil, column: nil, path: "", message: "cannot read the file: \(Self.reason(error))")],
-                               files: [])
+            return ParseResult(
+                problems: [
+                    ConfigError(
+                        file: path, line: nil, column: nil, path: "",
+                        message: "cannot read the file: \(Self.reason(error))")
+                ],
+                files: [])
         }
         return parseReportingAll(yaml: text, file: path, defaultGatewayID: hostGatewayID)
     }
@@ -39,24 +44,32 @@ extension GatewayConfig {
     /// Trailing newlines of the file are dropped (editors add one). Never logged.
     /// - Returns: nil when neither is set.
     /// - Throws: `ConfigError` when the file cannot be read or is empty.
-    public func mqttPassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> String? {
-        try Self.secret(file: mqtt.passwordFile, key: "mqtt.password_file", what: "password",
-                        variable: Self.passwordEnvironmentVariable, environment: environment)
+    public func mqttPassword(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError)
+        -> String?
+    {
+        try Self.secret(
+            file: mqtt.passwordFile, key: "mqtt.password_file", what: "password",
+            variable: Self.passwordEnvironmentVariable, environment: environment)
     }
 
     /// The backend's API token: from `backend.token_file` when set, else from `WIREGATE_BACKEND_TOKEN`.
     /// - Returns: nil when there is no backend, or neither is set.
-    public func backendToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> String? {
+    public func backendToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError)
+        -> String?
+    {
         guard let backend else { return nil }
-        return try Self.secret(file: backend.tokenFile, key: "backend.token_file", what: "token",
-                               variable: Self.tokenEnvironmentVariable, environment: environment)
+        return try Self.secret(
+            file: backend.tokenFile, key: "backend.token_file", what: "token",
+            variable: Self.tokenEnvironmentVariable, environment: environment)
     }
 
     /// The secret files (password, token, TLS key) that users other than the owner and group can read:
     /// each as its config key and path, for a warning at start-up.
     public var secretFilesReadableByOthers: [(key: String, path: String)] {
-        let files = [("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
-                     ("backend.token_file", backend?.tokenFile)]
+        let files = [
+            ("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
+            ("backend.token_file", backend?.tokenFile)
+        ]
         return files.compactMap { key, path in
             guard let path else { return nil }
             var info = stat()
@@ -66,12 +79,16 @@ extension GatewayConfig {
     }
 
     /// A secret from its file (trailing newlines dropped: editors add one), else from the environment.
-    static func secret(file: String?, key: String, what: String, variable: String,
-                       environment: [String: String]) throws(ConfigError) -> String? {
+    static func secret(
+        file: String?, key: String, what: String, variable: String,
+        environment: [String: String]
+    ) throws(ConfigError) -> String? {
         guard let file else { return environment[variable] }
         let text: String
         do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-            throw ConfigError(file: file, line: nil, column: nil, path: key, message: "cannot read the \(what) file: \(Self.reason(error))")
+            throw ConfigError(
+                file: file, line: nil, column: nil, path: key,
+                message: "cannot read the \(what) file: \(Self.reason(error))")
         }
         let secret = text.trimmingCharacters(in: .newlines)
         guard !secret.isEmpty else {
@@ -83,7 +100,8 @@ extension GatewayConfig {
     /// A file error as an operator reads it ("no such file", "permission denied", strerror).
     public static func reason(_ error: any Error) -> String {
         if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
-           underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
+            underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code))
+        {
             return String(cString: strerror(code.rawValue))
         }
         if let error = error as? CocoaError, error.code == .fileReadNoSuchFile { return "no such file" }

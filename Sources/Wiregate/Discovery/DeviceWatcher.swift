@@ -21,8 +21,10 @@ public final class DeviceWatcher: Service, Sendable {
     /// `add` comes from both netlink sources, and two readers of one port would share its lines).
     private let listening = Mutex<Set<String>>([])
 
-    init(config: GatewayConfig, directory: BoardDirectory, logger: Logger,
-         makeReader: @escaping @Sendable (GatewayConfig.Board) -> BoardReader) {
+    init(
+        config: GatewayConfig, directory: BoardDirectory, logger: Logger,
+        makeReader: @escaping @Sendable (GatewayConfig.Board) -> BoardReader
+    ) {
         self.config = config
         self.matcher = DeviceMatcher(config: config)
         self.directory = directory
@@ -51,7 +53,9 @@ public final class DeviceWatcher: Service, Sendable {
         do {
             udev = try Udev()
         } catch {
-            logger.error("udev unavailable: boards are not discovered, only fixed paths are opened", metadata: ["error": "\(error)"])
+            logger.error(
+                "udev unavailable: boards are not discovered, only fixed paths are opened",
+                metadata: ["error": "\(error)"])
             try? await gracefulShutdown()
             return
         }
@@ -61,9 +65,11 @@ public final class DeviceWatcher: Service, Sendable {
         do {
             changes = try udev.changes()
         } catch {
-            logger.error("cannot listen to uevents: scanning the ttys periodically instead", metadata: [
-                "error": "\(error)", "interval": "\(Self.scanInterval)",
-            ])
+            logger.error(
+                "cannot listen to uevents: scanning the ttys periodically instead",
+                metadata: [
+                    "error": "\(error)", "interval": "\(Self.scanInterval)"
+                ])
             changes = udev.scannedChanges(every: Self.scanInterval)
         }
         let (work, inbox) = AsyncStream.makeStream(of: Work.self)
@@ -80,7 +86,8 @@ public final class DeviceWatcher: Service, Sendable {
                 switch item {
                 case .udev(.added(let device)):
                     guard attached.withLock({ $0[device.sysPath] }) == nil,
-                          !listening.withLock({ $0.contains(device.sysPath) }) else { continue }
+                        !listening.withLock({ $0.contains(device.sysPath) })
+                    else { continue }
                     decide(device, hello: nil, helloRead: false, group: &group, inbox: inbox)
                 case .heard(let device, let hello):
                     // Unplugged while we listened: nothing to attach.
@@ -97,8 +104,10 @@ public final class DeviceWatcher: Service, Sendable {
         }
     }
 
-    private func decide(_ device: TTYDevice, hello: String?, helloRead: Bool, group: inout DiscardingTaskGroup,
-                        inbox: AsyncStream<Work>.Continuation) {
+    private func decide(
+        _ device: TTYDevice, hello: String?, helloRead: Bool, group: inout DiscardingTaskGroup,
+        inbox: AsyncStream<Work>.Continuation
+    ) {
         switch matcher.decide(device, hello: hello, helloRead: helloRead) {
         case .board(let index):
             attach(device, to: config.boards[index].name)
@@ -117,8 +126,9 @@ public final class DeviceWatcher: Service, Sendable {
             let pattern = config.discovery.hello
             let timeout = config.discovery.helloTimeout
             group.addTask {
-                let name = await HelloListener.listen(path: device.node, baud: settings.baud, hupcl: settings.hupcl,
-                                                      settle: settings.settle, timeout: timeout, pattern: pattern)
+                let name = await HelloListener.listen(
+                    path: device.node, baud: settings.baud, hupcl: settings.hupcl,
+                    settle: settings.settle, timeout: timeout, pattern: pattern)
                 inbox.yield(.heard(device, hello: name))
             }
         case .ignore(let reason):
@@ -137,20 +147,29 @@ public final class DeviceWatcher: Service, Sendable {
             return nil
         }
         if let taken {
-            logger.warning("a second device matches the same board entry; ignored", metadata: [
-                "board": "\(name)", "node": "\(device.node)", "already": "\(taken)",
-            ])
+            logger.warning(
+                "a second device matches the same board entry; ignored",
+                metadata: [
+                    "board": "\(name)", "node": "\(device.node)", "already": "\(taken)"
+                ])
             return
         }
-        logger.info("board plugged in", metadata: ["board": "\(name)", "node": "\(device.node)", "identity": "\(BoardIdentity(device: device).map(String.init(describing:)) ?? "-")"])
+        logger.info(
+            "board plugged in",
+            metadata: [
+                "board": "\(name)", "node": "\(device.node)",
+                "identity": "\(BoardIdentity(device: device).map(String.init(describing:)) ?? "-")"
+            ])
         reader.attach(node: device.node)
     }
 }
 
 extension DeviceMatcher {
     public init(config: GatewayConfig) {
-        self.init(matches: config.boards.map(\.match), allowList: config.discovery.usbIDs, adoptUnknown: config.discovery.adoptUnknown,
-                  reservedNames: Set(config.boards.map(\.name)))
+        self.init(
+            matches: config.boards.map(\.match), allowList: config.discovery.usbIDs,
+            adoptUnknown: config.discovery.adoptUnknown,
+            reservedNames: Set(config.boards.map(\.name)))
     }
 }
 

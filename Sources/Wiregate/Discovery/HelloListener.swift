@@ -8,8 +8,10 @@ import WiregateCore
 /// waits for the board to speak.
 enum HelloListener {
     /// - Returns: the name in the first hello line within `settle + timeout`, or nil.
-    static func listen(path: String, baud: Int, hupcl: Bool, settle: Duration, timeout: Duration,
-                       pattern: HelloPattern, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async -> String? {
+    static func listen(
+        path: String, baud: Int, hupcl: Bool, settle: Duration, timeout: Duration,
+        pattern: HelloPattern, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async -> String? {
         // The node may still be settling (udev rules, permissions): a few tries.
         var opened: SerialPort?
         for _ in 0..<10 {
@@ -37,7 +39,7 @@ enum HelloListener {
                         }
                         if let found { return found }
                     }
-                    return nil // the port went away
+                    return nil  // the port went away
                 }
                 tasks.addTask {
                     try await Task.sleep(for: listening)

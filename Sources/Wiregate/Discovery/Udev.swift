@@ -37,7 +37,8 @@ final class Udev: @unchecked Sendable {
         var entry = udev_enumerate_get_list_entry(enumerate)
         while let current = entry {
             if let sysPath = udev_list_entry_get_name(current),
-               let device = udev_device_new_from_syspath(handle, sysPath) {
+                let device = udev_device_new_from_syspath(handle, sysPath)
+            {
                 if let tty = Self.tty(device) { devices.append(tty) }
                 udev_device_unref(device)
             }
@@ -49,19 +50,22 @@ final class Udev: @unchecked Sendable {
     /// The facts of one tty device; nil when it has no device node.
     static func tty(_ device: OpaquePointer) -> TTYDevice? {
         guard let node = udev_device_get_devnode(device).map(String.init(cString:)),
-              let sysPath = udev_device_get_syspath(device).map(String.init(cString:)) else { return nil }
+            let sysPath = udev_device_get_syspath(device).map(String.init(cString:))
+        else { return nil }
         var usb: TTYDevice.USB?
         // The USB device, not the interface: the attributes live there. Not to be unreferenced (owned by the child).
         // sysfs first (always there); udev's properties where an attribute is missing (when a udev daemon runs).
         if let parent = udev_device_get_parent_with_subsystem_devtype(device, "usb", "usb_device"),
-           let vendor = attribute(parent, "idVendor") ?? property(device, "ID_VENDOR_ID"),
-           let product = attribute(parent, "idProduct") ?? property(device, "ID_MODEL_ID"),
-           let portPath = udev_device_get_sysname(parent).map(String.init(cString:)) {
-            usb = TTYDevice.USB(vendorID: vendor, productID: product,
-                                serial: attribute(parent, "serial") ?? property(device, "ID_SERIAL_SHORT"),
-                                manufacturer: attribute(parent, "manufacturer") ?? property(device, "ID_VENDOR"),
-                                product: attribute(parent, "product") ?? property(device, "ID_MODEL"),
-                                portPath: portPath)
+            let vendor = attribute(parent, "idVendor") ?? property(device, "ID_VENDOR_ID"),
+            let product = attribute(parent, "idProduct") ?? property(device, "ID_MODEL_ID"),
+            let portPath = udev_device_get_sysname(parent).map(String.init(cString:))
+        {
+            usb = TTYDevice.USB(
+                vendorID: vendor, productID: product,
+                serial: attribute(parent, "serial") ?? property(device, "ID_SERIAL_SHORT"),
+                manufacturer: attribute(parent, "manufacturer") ?? property(device, "ID_VENDOR"),
+                product: attribute(parent, "product") ?? property(device, "ID_MODEL"),
+                portPath: portPath)
         }
         return TTYDevice(node: node, sysPath: sysPath, usb: usb)
     }
@@ -71,7 +75,9 @@ final class Udev: @unchecked Sendable {
     }
 
     private static func attribute(_ device: OpaquePointer, _ name: String) -> String? {
-        udev_device_get_sysattr_value(device, name).map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        udev_device_get_sysattr_value(device, name).map {
+            String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
     }
 
     /// What a monitor reports.
@@ -141,7 +147,9 @@ extension Udev {
                 while !Task.isCancelled {
                     let now = Dictionary(ttys().map { ($0.sysPath, $0) }, uniquingKeysWith: { first, _ in first })
                     for (sysPath, device) in now where known[sysPath] != device { continuation.yield(.added(device)) }
-                    for sysPath in known.keys where now[sysPath] == nil { continuation.yield(.removed(sysPath: sysPath)) }
+                    for sysPath in known.keys where now[sysPath] == nil {
+                        continuation.yield(.removed(sysPath: sysPath))
+                    }
                     known = now
                     try? await Task.sleep(for: interval)
                 }

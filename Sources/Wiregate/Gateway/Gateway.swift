@@ -38,15 +38,17 @@ public final class Gateway: Sendable {
     public init(config: GatewayConfig, password: String?, backendToken: String? = nil, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        let outbox = try Journal.open(directory: config.gateway.stateDirectory,
-                                      memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
-                                      settings: config.journal,
-                                      // No backend reader that will never read: its cursor would keep every row.
-                                      sinks: [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : []),
-                                      logger: logger)
+        let outbox = try Journal.open(
+            directory: config.gateway.stateDirectory,
+            memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
+            settings: config.journal,
+            // No backend reader that will never read: its cursor would keep every row.
+            sinks: [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : []),
+            logger: logger)
         if config.backend != nil, let backendToken, outbox.isDurable {
-            backend = BackendSink(config: config, token: backendToken, outbox: outbox.reader(for: BackendSink.sinkName),
-                                  stateDirectory: outbox.directory, logger: logger)
+            backend = BackendSink(
+                config: config, token: backendToken, outbox: outbox.reader(for: BackendSink.sinkName),
+                stateDirectory: outbox.directory, logger: logger)
         } else {
             if config.backend != nil {
                 // Sequence numbers of a journal in memory may be handed out again later: the backend,
@@ -65,20 +67,25 @@ public final class Gateway: Sendable {
         boards = config.boards.map(makeReader)
         for reader in boards { directory.add(reader) }
         self.directory = directory
-        discovery = config.needsDiscovery
+        discovery =
+            config.needsDiscovery
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
         router = CommandRouter(config: config, boards: directory, logger: logger)
         let availability = Availability(config: config, directory: directory)
-        let mqtt = try MQTTSink(config: config, password: password, outbox: outbox.reader(for: Journal.mqttSink, coalescingLatest: true), availability: availability,
-                                handler: router, logger: logger)
+        let mqtt = try MQTTSink(
+            config: config, password: password, outbox: outbox.reader(for: Journal.mqttSink, coalescingLatest: true),
+            availability: availability,
+            handler: router, logger: logger)
         self.mqtt = mqtt
-        status = StatusPublisher(stateDirectory: outbox.directory, directory: directory, availability: availability,
-                                 broker: mqtt, logger: logger)
+        status = StatusPublisher(
+            stateDirectory: outbox.directory, directory: directory, availability: availability,
+            broker: mqtt, logger: logger)
         notifier = SystemdNotifier(logger: logger) {
             let boards = directory.counts
             let pending = await outbox.pendingCount().values.reduce(0, +)
-            return "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(boards.online)/\(boards.known) boards online, "
+            return
+                "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(boards.online)/\(boards.known) boards online, "
                 + "\(pending) events pending, last seq \(await outbox.lastSeq)"
         }
     }
@@ -95,10 +102,11 @@ public final class Gateway: Sendable {
 
     /// Runs until SIGTERM or SIGINT (or cancellation), then stops cleanly.
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: signals,
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: signals,
+                logger: logger))
         do {
             try await group.run()
         } catch {

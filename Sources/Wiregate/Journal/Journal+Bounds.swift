@@ -17,17 +17,21 @@ extension Journal {
     func enforceBounds() async {
         let (maxBytes, maxAge, quarantineCount, quarantineBytes) = bounds
         // Nil: age cannot be judged now.
-        let cutoff = clockSynchronised() ? Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970 : nil
+        let cutoff =
+            clockSynchronised()
+            ? Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970 : nil
         do {
             let (dropped, quarantineDropped) = try await database.write { db -> ([EventClass: Int], Int) in
                 // The quarantine first, within its own bound; then it is left out of `max_bytes`.
-                let quarantineDropped = try Self.boundQuarantine(db, maxCount: quarantineCount, maxBytes: quarantineBytes)
+                let quarantineDropped = try Self.boundQuarantine(
+                    db, maxCount: quarantineCount, maxBytes: quarantineBytes)
                 let quarantineSize = try Self.quarantineBytes(db)
                 var dropped: [EventClass: Int] = [:]
                 for eventClass in EventClass.allCases {
                     guard let cutoff else { break }
-                    try db.execute(sql: "DELETE FROM event WHERE class = ? AND received_at < ? AND clock_synced = 1",
-                                   arguments: [eventClass.storageCode, cutoff])
+                    try db.execute(
+                        sql: "DELETE FROM event WHERE class = ? AND received_at < ? AND clock_synced = 1",
+                        arguments: [eventClass.storageCode, cutoff])
                     dropped[eventClass, default: 0] += db.changesCount
                 }
                 /// The events' share of the file: its used pages, less the quarantine's.
@@ -45,9 +49,10 @@ extension Journal {
                         // Rows to delete for the excess, from the average row size, plus a margin of 1%.
                         let perRow = max(1, used / rows)
                         let count = (used - maxBytes) / perRow + rows / 100 + 1
-                        try db.execute(sql: """
-                            DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE class = ? ORDER BY seq LIMIT ?)
-                            """, arguments: [eventClass.storageCode, count])
+                        try db.execute(
+                            sql: """
+                                DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE class = ? ORDER BY seq LIMIT ?)
+                                """, arguments: [eventClass.storageCode, count])
                         guard db.changesCount > 0 else { break }
                         dropped[eventClass, default: 0] += db.changesCount
                         used = try usedBytes()
@@ -56,26 +61,32 @@ extension Journal {
                 var counts = dropped.map { ($0.key.storageCode, $0.value) }
                 counts.append((Self.quarantineDropCode, quarantineDropped))
                 for (code, count) in counts where count > 0 {
-                    try db.execute(sql: """
-                        INSERT INTO dropped (class, count) VALUES (?, ?)
-                        ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
-                        """, arguments: [code, count])
+                    try db.execute(
+                        sql: """
+                            INSERT INTO dropped (class, count) VALUES (?, ?)
+                            ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
+                            """, arguments: [code, count])
                 }
                 return (dropped, quarantineDropped)
             }
             let total = dropped.values.reduce(0, +)
             if total > 0 && !shedding {
                 // Once per burst, not once per row: the next line comes when a check drops nothing again.
-                logger.warning("journal bound reached: oldest events dropped", metadata: [
-                    "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
-                    "max_bytes": "\(maxBytes)", "max_age": "\(maxAge)",
-                ])
+                logger.warning(
+                    "journal bound reached: oldest events dropped",
+                    metadata: [
+                        "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
+                        "max_bytes": "\(maxBytes)", "max_age": "\(maxAge)"
+                    ])
             }
             shedding = total > 0
             if quarantineDropped > 0 {
-                logger.warning("quarantine bound reached: its oldest rows dropped", metadata: [
-                    "dropped": "\(quarantineDropped)", "max_count": "\(quarantineCount)", "max_bytes": "\(quarantineBytes)",
-                ])
+                logger.warning(
+                    "quarantine bound reached: its oldest rows dropped",
+                    metadata: [
+                        "dropped": "\(quarantineDropped)", "max_count": "\(quarantineCount)",
+                        "max_bytes": "\(quarantineBytes)"
+                    ])
             }
         } catch is CancellationError {
             // Shutting down: the next start checks again.
@@ -93,9 +104,10 @@ extension Journal {
         var dropped = 0
         let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") ?? 0
         if count > maxCount {
-            try db.execute(sql: """
-                DELETE FROM quarantine WHERE (sink, seq) IN (SELECT sink, seq FROM quarantine ORDER BY quarantined_at, seq LIMIT ?)
-                """, arguments: [count - maxCount])
+            try db.execute(
+                sql: """
+                    DELETE FROM quarantine WHERE (sink, seq) IN (SELECT sink, seq FROM quarantine ORDER BY quarantined_at, seq LIMIT ?)
+                    """, arguments: [count - maxCount])
             dropped += db.changesCount
         }
         var size = try quarantineBytes(db)
@@ -103,9 +115,10 @@ extension Journal {
             let rows = try Int64.fetchOne(db, sql: "SELECT count(*) FROM quarantine") ?? 0
             guard rows > 0 else { break }
             let excess = (size - maxBytes) / max(1, size / rows) + 1
-            try db.execute(sql: """
-                DELETE FROM quarantine WHERE (sink, seq) IN (SELECT sink, seq FROM quarantine ORDER BY quarantined_at, seq LIMIT ?)
-                """, arguments: [excess])
+            try db.execute(
+                sql: """
+                    DELETE FROM quarantine WHERE (sink, seq) IN (SELECT sink, seq FROM quarantine ORDER BY quarantined_at, seq LIMIT ?)
+                    """, arguments: [excess])
             guard db.changesCount > 0 else { break }
             dropped += db.changesCount
             size = try quarantineBytes(db)
@@ -116,13 +129,17 @@ extension Journal {
     /// The quarantine's size in the file: its pages (SQLite's `dbstat`), or where that table is
     /// not compiled in, its text plus a row's overhead.
     static func quarantineBytes(_ db: Database) throws -> Int64 {
-        if let pages = try? Int64.fetchOne(db, sql: "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = 'quarantine'") {
+        if let pages = try? Int64.fetchOne(
+            db, sql: "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = 'quarantine'")
+        {
             return pages
         }
-        return try Int64.fetchOne(db, sql: """
-            SELECT coalesce(sum(length(CAST(payload AS BLOB)) + length(CAST(topic AS BLOB)) + length(CAST(response AS BLOB))
-                                + length(CAST(board AS BLOB)) + 64), 0) FROM quarantine
-            """) ?? 0
+        return try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT coalesce(sum(length(CAST(payload AS BLOB)) + length(CAST(topic AS BLOB)) + length(CAST(response AS BLOB))
+                                    + length(CAST(board AS BLOB)) + 64), 0) FROM quarantine
+                """) ?? 0
     }
 
     /// Keeps `pending` under `memoryLimit` and `memoryLimitBytes`: oldest telemetry first,
@@ -132,9 +149,11 @@ extension Journal {
         var excess = pending.count - Self.memoryLimit, excessBytes = pendingBytes - Self.memoryLimitBytes
         guard excess > 0 || excessBytes > 0 else { return }
         var dropped: [EventClass: Int] = [:]
-        for eventClass in [EventClass.telemetry, .critical] where excess > 0 || (excessBytes > 0 && eventClass == .telemetry) {
+        for eventClass in [EventClass.telemetry, .critical]
+        where excess > 0 || (excessBytes > 0 && eventClass == .telemetry) {
             pending.removeAll { item in
-                guard excess > 0 || (excessBytes > 0 && eventClass == .telemetry), item.event.eventClass == eventClass else { return false }
+                guard excess > 0 || (excessBytes > 0 && eventClass == .telemetry), item.event.eventClass == eventClass
+                else { return false }
                 excess -= 1
                 excessBytes -= item.memoryCost
                 pendingBytes -= item.memoryCost
@@ -144,8 +163,10 @@ extension Journal {
         }
         guard !dropped.isEmpty else { return }
         for (eventClass, count) in dropped { droppedInMemory[eventClass, default: 0] += count }
-        logger.error("journal unwritable and memory full: oldest events dropped", metadata: [
-            "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)",
-        ])
+        logger.error(
+            "journal unwritable and memory full: oldest events dropped",
+            metadata: [
+                "telemetry": "\(dropped[.telemetry] ?? 0)", "critical": "\(dropped[.critical] ?? 0)"
+            ])
     }
 }

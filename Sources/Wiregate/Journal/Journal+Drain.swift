@@ -19,11 +19,12 @@ extension Journal {
                 defer { try? db.execute(sql: "DETACH DATABASE memory") }
                 var copied = 0
                 try db.inTransaction {
-                    try db.execute(sql: """
-                        INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
-                        SELECT seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest FROM memory.event AS e
-                        WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
-                        """, arguments: [mqttSink])
+                    try db.execute(
+                        sql: """
+                            INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
+                            SELECT seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest FROM memory.event AS e
+                            WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
+                            """, arguments: [mqttSink])
                     copied = db.changesCount
                     return .commit
                 }
@@ -32,13 +33,17 @@ extension Journal {
             for suffix in ["", "-wal", "-shm"] {
                 try? FileManager.default.removeItem(atPath: path + suffix)
             }
-            logger.notice("the memory journal's unsent events are back in the disk journal", metadata: [
-                "events": "\(copied)", "memory_journal": "\(directory)",
-            ])
+            logger.notice(
+                "the memory journal's unsent events are back in the disk journal",
+                metadata: [
+                    "events": "\(copied)", "memory_journal": "\(directory)"
+                ])
         } catch {
-            logger.error("cannot take over the memory journal's events; it stays for the next start", metadata: [
-                "memory_journal": "\(directory)", "error": "\(error)",
-            ])
+            logger.error(
+                "cannot take over the memory journal's events; it stays for the next start",
+                metadata: [
+                    "memory_journal": "\(directory)", "error": "\(error)"
+                ])
         }
     }
 }

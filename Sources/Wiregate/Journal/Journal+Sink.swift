@@ -28,8 +28,10 @@ extension Journal {
     ///   have one caller per class at once (the MQTT sink's critical and telemetry senders), never
     ///   two for the same class.
     ///   - coalescingLatest: see `reader(for:coalescingLatest:)`.
-    func next(sink: String, max: Int, classes: [EventClass] = [.critical, .telemetry],
-              acknowledging: [JournaledEvent], coalescingLatest: Bool) async -> [JournaledEvent] {
+    func next(
+        sink: String, max: Int, classes: [EventClass] = [.critical, .telemetry],
+        acknowledging: [JournaledEvent], coalescingLatest: Bool
+    ) async -> [JournaledEvent] {
         precondition(max > 0)
         precondition(readers[sink] != nil, "no sink \(sink) in this journal")
         let key = Self.callerKey(sink, classes)
@@ -113,7 +115,8 @@ extension Journal {
                 return
             }
             let coalesceBelow = coalescingLatest ? readers[sink]!.liveFrom : 0
-            guard let (events, committed) = await readCommitted(eventClass, after: after, coalesceBelow: coalesceBelow) else { return }
+            guard let (events, committed) = await readCommitted(eventClass, after: after, coalesceBelow: coalesceBelow)
+            else { return }
             // The only refill of this sink and class: nothing else moved the position meanwhile.
             if let last = events.last {
                 readers[sink]!.cursors[eventClass]!.read(through: last.seq)
@@ -160,23 +163,30 @@ extension Journal {
     /// A `latest` row below `coalesceBelow` (a replay) is skipped when a newer row of its topic
     /// is journaled, so a replay sends only the newest value; the cursor moves past skipped rows
     /// with the next acknowledgement. 0 skips nothing.
-    func readCommitted(_ eventClass: EventClass, after: Int64, coalesceBelow: Int64) async -> (events: [JournaledEvent], committed: Int64)? {
+    func readCommitted(_ eventClass: EventClass, after: Int64, coalesceBelow: Int64) async -> (
+        events: [JournaledEvent], committed: Int64
+    )? {
         do {
             return try await database.read { db in
                 // The commits flush writes also move this, even for events never written (acknowledged first).
                 let committed = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
-                let rows = try db.cachedStatement(sql: """
-                    SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
-                    WHERE class = ? AND seq > ?
-                      AND (latest = 0 OR seq >= ? OR NOT EXISTS (
-                          SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
-                    ORDER BY seq LIMIT 256
-                    """)
-                let events = try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, coalesceBelow]).map { row in
-                    JournaledEvent(seq: row[0], event: Event(board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
-                                                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
-                                                             latest: row[7]),
-                                   clockSynced: row[6])
+                let rows = try db.cachedStatement(
+                    sql: """
+                        SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
+                        WHERE class = ? AND seq > ?
+                          AND (latest = 0 OR seq >= ? OR NOT EXISTS (
+                              SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
+                        ORDER BY seq LIMIT 256
+                        """)
+                let events = try Row.fetchAll(rows, arguments: [eventClass.storageCode, after, coalesceBelow]).map {
+                    row in
+                    JournaledEvent(
+                        seq: row[0],
+                        event: Event(
+                            board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
+                            eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
+                            latest: row[7]),
+                        clockSynced: row[6])
                 }
                 return (events, committed)
             }
@@ -198,10 +208,12 @@ extension Journal {
         if after >= lastSeqByClass[eventClass, default: 0] { return false }
         if pending.contains(where: { $0.seq > after && $0.event.eventClass == eventClass }) { return true }
         guard after < committedThrough else { return false }
-        return (try? await database.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE class = ? AND seq > ?)",
-                              arguments: [eventClass.storageCode, after])
-        }) ?? nil ?? false
+        return
+            (try? await database.read { db in
+                try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE class = ? AND seq > ?)",
+                    arguments: [eventClass.storageCode, after])
+            }) ?? nil ?? false
     }
 
     /// The key of one caller of `next`: a sink and the classes it takes.
@@ -229,7 +241,8 @@ public struct JournalReader: OutboxReader {
     public let coalescesLatest: Bool
 
     public func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
-        await journal.next(sink: sink, max: max, classes: classes, acknowledging: acknowledging, coalescingLatest: coalescesLatest)
+        await journal.next(
+            sink: sink, max: max, classes: classes, acknowledging: acknowledging, coalescingLatest: coalescesLatest)
     }
 
     public func putBack(_ events: [JournaledEvent]) async { await journal.putBack(sink: sink, events) }
@@ -257,15 +270,18 @@ extension Journal {
             // throws CancellationError for a cancelled caller), or the events would be in neither table.
             try await Task {
                 try await database.write { db in
-                    let insert = try db.cachedStatement(sql: """
-                        INSERT OR REPLACE INTO quarantine (seq, sink, board, topic, payload, class, received_at, status, response, quarantined_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """)
+                    let insert = try db.cachedStatement(
+                        sql: """
+                            INSERT OR REPLACE INTO quarantine (seq, sink, board, topic, payload, class, received_at, status, response, quarantined_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """)
                     let now = Date().timeIntervalSince1970
                     for item in events {
-                        try insert.execute(arguments: [item.seq, sink, item.event.board, item.event.topic, item.event.payload,
-                                                       item.event.eventClass.storageCode, item.event.receivedAt.timeIntervalSince1970,
-                                                       status, response, now])
+                        try insert.execute(arguments: [
+                            item.seq, sink, item.event.board, item.event.topic, item.event.payload,
+                            item.event.eventClass.storageCode, item.event.receivedAt.timeIntervalSince1970,
+                            status, response, now
+                        ])
                     }
                 }
             }.value
@@ -274,9 +290,11 @@ extension Journal {
             // second later (a card that turned read-only must not make this a busy loop).
             if !quarantineFailing {
                 quarantineFailing = true
-                logger.error("cannot write the quarantine: the refused events stay in the journal", metadata: [
-                    "error": "\(error)", "count": "\(events.count)",
-                ])
+                logger.error(
+                    "cannot write the quarantine: the refused events stay in the journal",
+                    metadata: [
+                        "error": "\(error)", "count": "\(events.count)"
+                    ])
             }
             try? await Task.sleep(for: .seconds(1))
             putBack(sink: sink, events)

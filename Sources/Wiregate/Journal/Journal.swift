@@ -139,14 +139,17 @@ public actor Journal: EventOutbox {
     /// sequence going on after the disk journal's last one where that can be read, and
     /// `isDurable` false. The fallback is reused by a restart while the disk stays unwritable.
     /// - Throws: when neither directory can hold a journal.
-    public static func open(directory: String, memoryFallback: String? = nil, settings: GatewayConfig.JournalSettings,
-                            sinks: [String] = [mqttSink], logger: Logger) throws -> Journal {
+    public static func open(
+        directory: String, memoryFallback: String? = nil, settings: GatewayConfig.JournalSettings,
+        sinks: [String] = [mqttSink], logger: Logger
+    ) throws -> Journal {
         // What the other journal reserved: a disk journal opening again after the memory fallback
         // was used (the daemon restarted, the disk writable again) goes on after its numbers.
         let memoryReserved = memoryFallback.map { SequenceFile(directory: $0).read() } ?? 0
         do {
-            return try openReplacingDamage(directory: directory, settings: settings, sinks: sinks, logger: logger, seqAfter: memoryReserved,
-                                           drainFrom: memoryFallback)
+            return try openReplacingDamage(
+                directory: directory, settings: settings, sinks: sinks, logger: logger, seqAfter: memoryReserved,
+                drainFrom: memoryFallback)
         } catch {
             guard let memoryFallback else { throw error }
             // The disk's reservation file is readable on a read-only card; the journal itself is
@@ -155,22 +158,28 @@ public actor Journal: EventOutbox {
             do {
                 diskLastSeq = max(diskLastSeq, try lastSeqOfUnwritableJournal(path: fileName(in: directory)))
             } catch {
-                logger.error("disk journal unreadable: its reservation file is the sequence's floor", metadata: [
-                    "error": "\(error)", "floor": "\(diskLastSeq)",
-                ])
+                logger.error(
+                    "disk journal unreadable: its reservation file is the sequence's floor",
+                    metadata: [
+                        "error": "\(error)", "floor": "\(diskLastSeq)"
+                    ])
             }
             // In words an operator can act on (which directory, whose, what mode), the raw error beside.
             let problem = FileAccess().directoryWriteProblem(directory) ?? "\(error)"
-            logger.critical("journal cannot be written in state_dir: journaling to memory, lost on power cut", metadata: [
-                "state_dir": "\(directory)", "problem": "\(problem)", "error": "\(error)", "memory_journal": "\(memoryFallback)",
-                "disk_last_seq": "\(diskLastSeq)",
-            ])
+            logger.critical(
+                "journal cannot be written in state_dir: journaling to memory, lost on power cut",
+                metadata: [
+                    "state_dir": "\(directory)", "problem": "\(problem)", "error": "\(error)",
+                    "memory_journal": "\(memoryFallback)",
+                    "disk_last_seq": "\(diskLastSeq)"
+                ])
             var bounded = settings
             bounded.maxBytes = min(settings.maxBytes, memoryFallbackMaxBytes)
             // A journal in memory is never uploaded (see `isDurable`): no backend reader, whose cursor
             // would otherwise keep every row from being deleted.
-            return try openReplacingDamage(directory: memoryFallback, settings: bounded, sinks: [mqttSink], logger: logger,
-                                           durable: false, seqAfter: max(diskLastSeq, memoryReserved))
+            return try openReplacingDamage(
+                directory: memoryFallback, settings: bounded, sinks: [mqttSink], logger: logger,
+                durable: false, seqAfter: max(diskLastSeq, memoryReserved))
         }
     }
 
@@ -180,21 +189,24 @@ public actor Journal: EventOutbox {
     /// GRDB's open path does not pass: hence the C API, for one query.
     static func lastSeqOfUnwritableJournal(path: String) throws -> Int64 {
         guard FileManager.default.fileExists(atPath: path) else { return 0 }
-        let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
+        let uri =
+            "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
         var connection: OpaquePointer?
         defer { sqlite3_close(connection) }
         var statement: OpaquePointer?
         defer { sqlite3_finalize(statement) }
         var code = sqlite3_open_v2(uri, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nil)
         if code == SQLITE_OK {
-            code = sqlite3_prepare_v2(connection, "SELECT seq FROM sqlite_sequence WHERE name = 'event'", -1, &statement, nil)
+            code = sqlite3_prepare_v2(
+                connection, "SELECT seq FROM sqlite_sequence WHERE name = 'event'", -1, &statement, nil)
         }
         if code == SQLITE_OK {
             code = sqlite3_step(statement)
             if code == SQLITE_ROW { return sqlite3_column_int64(statement, 0) }
             if code == SQLITE_DONE { return 0 }
         }
-        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: connection.map { String(cString: sqlite3_errmsg($0)) })
+        throw DatabaseError(
+            resultCode: ResultCode(rawValue: code), message: connection.map { String(cString: sqlite3_errmsg($0)) })
     }
 
     /// `max_bytes` of a journal in memory: a Pi's RAM is small.
@@ -206,18 +218,26 @@ public actor Journal: EventOutbox {
         "/dev/shm/wiregate-\(gatewayID)"
     }
 
-    private static func openReplacingDamage(directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
-                                            durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil) throws -> Journal {
+    private static func openReplacingDamage(
+        directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
+        durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil
+    ) throws -> Journal {
         do {
-            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
-                               drainFrom: drainFrom)
+            return try Journal(
+                directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
+                seqAfter: seqAfter,
+                drainFrom: drainFrom)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
-            logger.critical("journal unusable, moved aside; starting a fresh one: events in it were not sent", metadata: [
-                "reason": "\(problem.reason)", "moved_to": "\(aside)",
-            ])
-            return try Journal(directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
-                               drainFrom: drainFrom)
+            logger.critical(
+                "journal unusable, moved aside; starting a fresh one: events in it were not sent",
+                metadata: [
+                    "reason": "\(problem.reason)", "moved_to": "\(aside)"
+                ])
+            return try Journal(
+                directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
+                seqAfter: seqAfter,
+                drainFrom: drainFrom)
         }
     }
 
@@ -249,20 +269,26 @@ public actor Journal: EventOutbox {
     ///   - clockSynchronised: whether the wall clock is known to be right now (the system's, but for tests).
     ///   - drainFrom: a memory fallback's directory whose unsent events this journal takes over.
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
-    public init(directory: String, settings: GatewayConfig.JournalSettings, sinks: [String] = [mqttSink], logger: Logger,
-                durable: Bool = true, seqAfter: Int64 = 0,
-                clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil) throws {
+    public init(
+        directory: String, settings: GatewayConfig.JournalSettings, sinks: [String] = [mqttSink], logger: Logger,
+        durable: Bool = true, seqAfter: Int64 = 0,
+        clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil
+    ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            try self.init(opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable, seqAfter: seqAfter,
-                          clockSynchronised: clockSynchronised, drainFrom: drainFrom)
+            try self.init(
+                opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
+                seqAfter: seqAfter,
+                clockSynchronised: clockSynchronised, drainFrom: drainFrom)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
     }
 
-    private init(opening directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
-                 durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?) throws {
+    private init(
+        opening directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
+        durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?
+    ) throws {
         self.clockSynchronised = clockSynchronised
         precondition(!sinks.isEmpty, "a journal needs a sink")
         let sync = settings.sync
@@ -281,7 +307,8 @@ public actor Journal: EventOutbox {
         }
         try migrator.migrate(database)
         // Reads every page's structure: a torn or overwritten file is found now, not mid-run.
-        if let check = try database.read({ db in try String.fetchOne(db, sql: "PRAGMA quick_check(1)") }), check != "ok" {
+        if let check = try database.read({ db in try String.fetchOne(db, sql: "PRAGMA quick_check(1)") }), check != "ok"
+        {
             throw JournalDamage(reason: "quick_check: \(check)")
         }
         if let drainFrom, durable {
@@ -290,8 +317,9 @@ public actor Journal: EventOutbox {
         self.directory = directory
         self.isDurable = durable
         self.commitWindow = settings.commitWindow
-        self.scheduler = CommitScheduler(commitWindow: settings.commitWindow, cursorInterval: Self.cursorInterval,
-                                         failureRetry: .seconds(1))
+        self.scheduler = CommitScheduler(
+            commitWindow: settings.commitWindow, cursorInterval: Self.cursorInterval,
+            failureRetry: .seconds(1))
         self.bounds = (settings.maxBytes, settings.maxAge, settings.quarantineMaxCount, settings.quarantineMaxBytes)
         self.logger = logger
         let (last, cursors) = try database.read { db in
@@ -320,20 +348,24 @@ public actor Journal: EventOutbox {
                 Self.logReservationOnlyInMemory(logger, cardError: "\(cardError)", file: crashReservationFile)
             }
             durableCeiling = ceiling
-        } catch where [EROFS, EACCES, EPERM].contains(error.code) {
+        } catch  where [EROFS, EACCES, EPERM].contains(error.code) {
             throw error
         } catch {
             durableCeiling = .max
             sequenceFileFailing = true
-            logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
-                "error": "\(error)",
-            ])
+            logger.error(
+                "cannot write the sequence reservation: if the journal is lost too, numbers may repeat",
+                metadata: [
+                    "error": "\(error)"
+                ])
         }
         committedThrough = last
         for eventClass in EventClass.allCases {
-            lastSeqByClass[eventClass] = try database.read { db in
-                try Int64.fetchOne(db, sql: "SELECT max(seq) FROM event WHERE class = ?", arguments: [eventClass.storageCode])
-            } ?? 0
+            lastSeqByClass[eventClass] =
+                try database.read { db in
+                    try Int64.fetchOne(
+                        db, sql: "SELECT max(seq) FROM event WHERE class = ?", arguments: [eventClass.storageCode])
+                } ?? 0
         }
         // A sink new to this journal starts at its beginning: it gets everything still there.
         readers = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkReader(cursors: cursors[$0] ?? [:])) })
@@ -343,25 +375,26 @@ public actor Journal: EventOutbox {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             // AUTOINCREMENT: a sequence number is never reused, even once every row is deleted.
-            try db.execute(sql: """
-                CREATE TABLE event (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    board TEXT NOT NULL,
-                    topic TEXT NOT NULL,
-                    subtopic TEXT NOT NULL,
-                    payload TEXT NOT NULL,
-                    class INTEGER NOT NULL,
-                    received_at REAL NOT NULL,
-                    clock_synced INTEGER NOT NULL
-                );
-                CREATE INDEX event_by_class ON event(class, seq);
-                CREATE TABLE sink_cursor (
-                    sink TEXT NOT NULL,
-                    class INTEGER NOT NULL,
-                    seq INTEGER NOT NULL,
-                    PRIMARY KEY (sink, class)
-                ) WITHOUT ROWID;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE event (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        board TEXT NOT NULL,
+                        topic TEXT NOT NULL,
+                        subtopic TEXT NOT NULL,
+                        payload TEXT NOT NULL,
+                        class INTEGER NOT NULL,
+                        received_at REAL NOT NULL,
+                        clock_synced INTEGER NOT NULL
+                    );
+                    CREATE INDEX event_by_class ON event(class, seq);
+                    CREATE TABLE sink_cursor (
+                        sink TEXT NOT NULL,
+                        class INTEGER NOT NULL,
+                        seq INTEGER NOT NULL,
+                        PRIMARY KEY (sink, class)
+                    ) WITHOUT ROWID;
+                    """)
         }
         migrator.registerMigration("v2-dropped") { db in
             // Events the bounds dropped, per class: for `status`, across restarts.
@@ -369,28 +402,30 @@ public actor Journal: EventOutbox {
         }
         migrator.registerMigration("v3-latest") { db in
             // `latest` telemetry: a replay sends only the newest row per topic, found through this index.
-            try db.execute(sql: """
-                ALTER TABLE event ADD COLUMN latest INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX event_latest ON event(topic, seq) WHERE latest = 1;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE event ADD COLUMN latest INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX event_latest ON event(topic, seq) WHERE latest = 1;
+                    """)
         }
         migrator.registerMigration("v4-quarantine") { db in
             // Events a sink's destination refused for good (the backend's 4xx), with its answer.
-            try db.execute(sql: """
-                CREATE TABLE quarantine (
-                    seq INTEGER NOT NULL,
-                    sink TEXT NOT NULL,
-                    board TEXT NOT NULL,
-                    topic TEXT NOT NULL,
-                    payload TEXT NOT NULL,
-                    class INTEGER NOT NULL,
-                    received_at REAL NOT NULL,
-                    status INTEGER NOT NULL,
-                    response TEXT NOT NULL,
-                    quarantined_at REAL NOT NULL,
-                    PRIMARY KEY (sink, seq)
-                ) WITHOUT ROWID;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE quarantine (
+                        seq INTEGER NOT NULL,
+                        sink TEXT NOT NULL,
+                        board TEXT NOT NULL,
+                        topic TEXT NOT NULL,
+                        payload TEXT NOT NULL,
+                        class INTEGER NOT NULL,
+                        received_at REAL NOT NULL,
+                        status INTEGER NOT NULL,
+                        response TEXT NOT NULL,
+                        quarantined_at REAL NOT NULL,
+                        PRIMARY KEY (sink, seq)
+                    ) WITHOUT ROWID;
+                    """)
         }
         return migrator
     }
@@ -418,8 +453,9 @@ public actor Journal: EventOutbox {
     public func enqueue(_ events: [Event]) async {
         if take(events) { Task { await self.flush() } }
         guard isFasterThanAnyUART(events), scheduler.committing, !writeFailing,
-              pending.count >= Self.backpressureEvents || pendingBytes >= Self.backpressureBytes,
-              ContinuousClock.now - commitStarted < Self.backpressureStall else { return }
+            pending.count >= Self.backpressureEvents || pendingBytes >= Self.backpressureBytes,
+            ContinuousClock.now - commitStarted < Self.backpressureStall
+        else { return }
         let id = admissions.next
         admissions.next += 1
         await withCheckedContinuation { continuation in
@@ -525,7 +561,8 @@ public actor Journal: EventOutbox {
     /// nothing waits in memory: what the sinks' reads allocated is freed by then.
     func trimIfIdle() {
         guard trimWhenIdle, pending.count < Self.earlyCommitEvents / 64,
-              readers.values.allSatisfy({ $0.buffered.values.allSatisfy(\.isEmpty) }) else { return }
+            readers.values.allSatisfy({ $0.buffered.values.allSatisfy(\.isEmpty) })
+        else { return }
         trimWhenIdle = false
         // The sinks' buffers keep the capacity of a burst's refills: start them small again.
         for sink in readers.keys { readers[sink]!.buffered = [:] }
@@ -562,7 +599,9 @@ public actor Journal: EventOutbox {
     /// Writes `ceiling` to `file` (the card) or, when the card refuses it, to `fallback`.
     /// - Returns: nil when it is on the card; the card's error when it is only in `fallback`.
     /// - Throws: the card's error when neither took it.
-    static func reserve(_ ceiling: Int64, in file: SequenceFile, orElseIn fallback: SequenceFile?) throws(SystemCallError) -> SystemCallError? {
+    static func reserve(_ ceiling: Int64, in file: SequenceFile, orElseIn fallback: SequenceFile?)
+        throws(SystemCallError) -> SystemCallError?
+    {
         do {
             try file.write(ceiling)
             return nil
@@ -579,14 +618,16 @@ public actor Journal: EventOutbox {
     private func reservationOverdue(_ ceiling: Int64) {
         guard let due = reservationDue, due <= ceiling, durableCeiling < ceiling else { return }
         durableCeiling = .max
-        logger.warning("the sequence reservation is slow to reach the card: events go to the sinks without waiting for it")
+        logger.warning(
+            "the sequence reservation is slow to reach the card: events go to the sinks without waiting for it")
         for sink in readers.keys { wake(sink) }
     }
 
     /// Said once per run of failures, at open or when a reservation falls due.
     private static func logReservationOnlyInMemory(_ logger: Logger, cardError: String, file: SequenceFile?) {
-        logger.error("cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
-                     metadata: ["error": "\(cardError)", "memory_file": "\(file?.path ?? "")"])
+        logger.error(
+            "cannot write the sequence reservation to the card: kept in memory until it can; a power cut or reboot meanwhile may repeat numbers",
+            metadata: ["error": "\(cardError)", "memory_file": "\(file?.path ?? "")"])
     }
 
     /// - Parameter onlyInMemory: the card's error, when the reservation went to the memory fallback's
@@ -602,13 +643,16 @@ public actor Journal: EventOutbox {
             durableCeiling = .max
             if !sequenceFileFailing {
                 sequenceFileFailing = true
-                logger.error("cannot write the sequence reservation: if the journal is lost too, numbers may repeat", metadata: [
-                    "error": "\(error)",
-                ])
+                logger.error(
+                    "cannot write the sequence reservation: if the journal is lost too, numbers may repeat",
+                    metadata: [
+                        "error": "\(error)"
+                    ])
             }
         } else {
             // The guarantee is back (also after an overdue or failed write): numbers above this wait again.
-            durableCeiling = durableCeiling == .max ? (reservationDue == nil ? ceiling : .max) : max(durableCeiling, ceiling)
+            durableCeiling =
+                durableCeiling == .max ? (reservationDue == nil ? ceiling : .max) : max(durableCeiling, ceiling)
             if sequenceFileFailing && onlyInMemory == nil {
                 sequenceFileFailing = false
                 logger.notice("sequence reservation written again", metadata: ["file": "\(sequenceFile.path)"])
@@ -626,11 +670,13 @@ public actor Journal: EventOutbox {
         guard pending.isEmpty else {
             // The card refuses writes: these die with the process. Said loudly, with what they were.
             let critical = pending.filter { $0.event.eventClass == .critical }.count
-            logger.critical("stopping with events the journal could not write: they are lost", metadata: [
-                "critical": "\(critical)", "telemetry": "\(pending.count - critical)",
-                "first_seq": "\(pending.first?.seq ?? 0)", "last_seq": "\(pending.last?.seq ?? 0)",
-            ])
-            return // the reservation stays as it is (a reservation kept only in /dev/shm dies with a reboot)
+            logger.critical(
+                "stopping with events the journal could not write: they are lost",
+                metadata: [
+                    "critical": "\(critical)", "telemetry": "\(pending.count - critical)",
+                    "first_seq": "\(pending.first?.seq ?? 0)", "last_seq": "\(pending.last?.seq ?? 0)"
+                ])
+            return  // the reservation stays as it is (a reservation kept only in /dev/shm dies with a reboot)
         }
         // After any reservation still queued, so that the exact number is the last word.
         let file = sequenceFile, last = sequence.last
@@ -695,47 +741,62 @@ public actor Journal: EventOutbox {
         let stall = commitStall
         do {
             // Its own task: a caller being cancelled (a sink at SIGTERM) must not cancel the commit.
-            try await Task { try await database.write { db in
-                if stall > .zero { Thread.sleep(forTimeInterval: Double(stall.components.seconds) + Double(stall.components.attoseconds) / 1e18) }
-                let insert = try db.cachedStatement(sql: """
-                    INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                var lastWritten: Int64?
-                // What every sink acknowledged before its commit was due is never written (the card).
-                for item in batch where item.seq > floor[item.event.eventClass, default: 0] {
-                    lastWritten = item.seq
-                    try insert.execute(arguments: [item.seq, item.event.board, item.event.topic, item.event.subtopic,
-                                                   item.event.payload, item.event.eventClass.storageCode,
-                                                   item.event.receivedAt.timeIntervalSince1970, item.clockSynced, item.event.latest])
-                }
-                if let last = batch.last, lastWritten != last.seq {
-                    // Keep the sequence moving even when the newest events were never written.
-                    try db.execute(sql: "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'event'", arguments: [last.seq])
-                    if try Int.fetchOne(db, sql: "SELECT changes()") == 0 {
-                        try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('event', ?)", arguments: [last.seq])
+            try await Task {
+                try await database.write { db in
+                    if stall > .zero {
+                        Thread.sleep(
+                            forTimeInterval: Double(stall.components.seconds) + Double(stall.components.attoseconds)
+                                / 1e18)
                     }
-                }
-                if writeCursors {
-                    let upsert = try db.cachedStatement(sql: """
-                        INSERT INTO sink_cursor (sink, class, seq) VALUES (?, ?, ?)
-                        ON CONFLICT (sink, class) DO UPDATE SET seq = excluded.seq
-                        """)
-                    let delete = try db.cachedStatement(sql: "DELETE FROM event WHERE class = ? AND seq <= ?")
-                    for (sink, sinkCursors) in cursors {
-                        for (eventClass, seq) in sinkCursors {
-                            try upsert.execute(arguments: [sink, eventClass.storageCode, seq])
+                    let insert = try db.cachedStatement(
+                        sql: """
+                            INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """)
+                    var lastWritten: Int64?
+                    // What every sink acknowledged before its commit was due is never written (the card).
+                    for item in batch where item.seq > floor[item.event.eventClass, default: 0] {
+                        lastWritten = item.seq
+                        try insert.execute(arguments: [
+                            item.seq, item.event.board, item.event.topic, item.event.subtopic,
+                            item.event.payload, item.event.eventClass.storageCode,
+                            item.event.receivedAt.timeIntervalSince1970, item.clockSynced, item.event.latest
+                        ])
+                    }
+                    if let last = batch.last, lastWritten != last.seq {
+                        // Keep the sequence moving even when the newest events were never written.
+                        try db.execute(
+                            sql: "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'event'",
+                            arguments: [last.seq])
+                        if try Int.fetchOne(db, sql: "SELECT changes()") == 0 {
+                            try db.execute(
+                                sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('event', ?)",
+                                arguments: [last.seq])
                         }
                     }
-                    // What every sink acknowledged is needed no more.
-                    for (eventClass, seq) in floor where seq > 0 {
-                        try delete.execute(arguments: [eventClass.storageCode, seq])
+                    if writeCursors {
+                        let upsert = try db.cachedStatement(
+                            sql: """
+                                INSERT INTO sink_cursor (sink, class, seq) VALUES (?, ?, ?)
+                                ON CONFLICT (sink, class) DO UPDATE SET seq = excluded.seq
+                                """)
+                        let delete = try db.cachedStatement(sql: "DELETE FROM event WHERE class = ? AND seq <= ?")
+                        for (sink, sinkCursors) in cursors {
+                            for (eventClass, seq) in sinkCursors {
+                                try upsert.execute(arguments: [sink, eventClass.storageCode, seq])
+                            }
+                        }
+                        // What every sink acknowledged is needed no more.
+                        for (eventClass, seq) in floor where seq > 0 {
+                            try delete.execute(arguments: [eventClass.storageCode, seq])
+                        }
                     }
                 }
-            } }.value
+            }.value
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
-            let (_, transition) = scheduler.passEnded(.committed(moreWaiting: batch.count == Self.commitBatchLimit && !pending.isEmpty))
+            let (_, transition) = scheduler.passEnded(
+                .committed(moreWaiting: batch.count == Self.commitBatchLimit && !pending.isEmpty))
             pendingBytes = max(0, pendingBytes - batch.reduce(0) { $0 + $1.memoryCost })
             if batch.count >= Self.earlyCommitEvents / 4 {
                 // A deque keeps the capacity a burst gave it: start a small one for what is left.
@@ -758,9 +819,11 @@ public actor Journal: EventOutbox {
             let (retry, transition) = scheduler.passEnded(.failed)
             perform(retry)
             if transition == .startedFailing {
-                logger.error("journal write failed, events kept in memory until it works again", metadata: [
-                    "error": "\(error)", "pending": "\(pending.count)",
-                ])
+                logger.error(
+                    "journal write failed, events kept in memory until it works again",
+                    metadata: [
+                        "error": "\(error)", "pending": "\(pending.count)"
+                    ])
             }
         }
     }
@@ -784,10 +847,12 @@ public actor Journal: EventOutbox {
         }
         for (index, eventClass) in EventClass.allCases.enumerated() {
             let cursor = cursors[index]
-            let stored = (try? await database.read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
-                                 arguments: [eventClass.storageCode, cursor, firstPending]) ?? 0
-            }) ?? 0
+            let stored =
+                (try? await database.read { db in
+                    try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
+                        arguments: [eventClass.storageCode, cursor, firstPending]) ?? 0
+                }) ?? 0
             counts[eventClass] = stored + inMemory[index]
         }
         return counts
@@ -808,7 +873,8 @@ struct SinkReader {
     var liveFrom: Int64 = .max
 
     init(cursors stored: [EventClass: Int64]) {
-        cursors = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0, SinkCursor(acknowledged: stored[$0] ?? 0)) })
+        cursors = Dictionary(
+            uniqueKeysWithValues: EventClass.allCases.map { ($0, SinkCursor(acknowledged: stored[$0] ?? 0)) })
     }
 
     /// Per class, the seq below which everything is acknowledged: what goes to disk.

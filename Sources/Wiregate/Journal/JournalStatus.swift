@@ -36,7 +36,8 @@ public struct JournalStatus: Codable, Sendable, Equatable {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
         }
         let bytes = ["", "-wal"].reduce(Int64(0)) { total, suffix in
-            let size = (try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber)?.int64Value ?? 0
+            let size =
+                (try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber)?.int64Value ?? 0
             return total + size
         }
         var configuration = Configuration()
@@ -45,17 +46,22 @@ public struct JournalStatus: Codable, Sendable, Equatable {
         return try database.read { db in
             let lastSeq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
             // Every sink that ever moved its cursor, and the MQTT sink even before it did.
-            let sinks = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sink FROM sink_cursor")).union([Journal.mqttSink] + configured)
+            let sinks = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sink FROM sink_cursor")).union(
+                [Journal.mqttSink] + configured)
             var backlogs: [String: [String: Backlog]] = [:]
             for sink in sinks {
                 for eventClass in EventClass.allCases {
-                    let cursor = try Int64.fetchOne(db, sql: "SELECT seq FROM sink_cursor WHERE sink = ? AND class = ?",
-                                                    arguments: [sink, eventClass.storageCode]) ?? 0
-                    let row = try Row.fetchOne(db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ?",
-                                               arguments: [eventClass.storageCode, cursor])
+                    let cursor =
+                        try Int64.fetchOne(
+                            db, sql: "SELECT seq FROM sink_cursor WHERE sink = ? AND class = ?",
+                            arguments: [sink, eventClass.storageCode]) ?? 0
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ?",
+                        arguments: [eventClass.storageCode, cursor])
                     let oldest: Double? = row?[1]
-                    backlogs[sink, default: [:]][eventClass.rawValue] = Backlog(pending: row?[0] ?? 0,
-                                                                                oldestReceivedAt: oldest.map(Date.init(timeIntervalSince1970:)))
+                    backlogs[sink, default: [:]][eventClass.rawValue] = Backlog(
+                        pending: row?[0] ?? 0,
+                        oldestReceivedAt: oldest.map(Date.init(timeIntervalSince1970:)))
                 }
             }
             var dropped = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0.rawValue, 0) })
@@ -76,8 +82,9 @@ public struct JournalStatus: Codable, Sendable, Equatable {
                     quarantined[row[0]] = row[1]
                 }
             }
-            return JournalStatus(bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped, quarantined: quarantined,
-                                 quarantineDropped: quarantineDropped)
+            return JournalStatus(
+                bytes: bytes, lastSeq: lastSeq, sinks: backlogs, dropped: dropped, quarantined: quarantined,
+                quarantineDropped: quarantineDropped)
         }
     }
 }

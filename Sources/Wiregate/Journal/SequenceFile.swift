@@ -21,7 +21,9 @@ struct SequenceFile: Sendable {
     /// - Throws: `SystemCallError` naming the call that failed.
     func write(_ value: Int64) throws(SystemCallError) {
         let temporary = path + ".tmp"
-        let fd = try SystemCall.retrying("open", temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640) }
+        let fd = try SystemCall.retrying("open", temporary) {
+            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        }
         defer { close(fd) }
         let bytes = Array("\(value)\n".utf8)
         var written = 0
@@ -38,7 +40,9 @@ struct SequenceFile: Sendable {
         // The rename itself must survive a power cut, or the old, lower ceiling could come back.
         let directory = (path as NSString).deletingLastPathComponent
         let directoryPath = directory.isEmpty ? "." : directory
-        let dirfd = try SystemCall.retrying("open", directoryPath) { open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        let dirfd = try SystemCall.retrying("open", directoryPath) {
+            open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
         defer { close(dirfd) }
         try SystemCall.retrying("fsync", directoryPath) { fsync(dirfd) }
     }

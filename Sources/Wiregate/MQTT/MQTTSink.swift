@@ -77,8 +77,10 @@ public final class MQTTSink: Service, Sendable {
     ///   - availability: what is announced, retained, at every connection and at a clean disconnect.
     ///   - handler: what messages on its `filters` go to (the command router).
     /// - Throws: `MosquittoError` when libmosquitto refuses the options (a TLS file it cannot read).
-    public init(config: GatewayConfig, password: String?, outbox: any OutboxReader, availability: any AvailabilitySource,
-                handler: any MQTTMessageHandler, logger: Logger) throws {
+    public init(
+        config: GatewayConfig, password: String?, outbox: any OutboxReader, availability: any AvailabilitySource,
+        handler: any MQTTMessageHandler, logger: Logger
+    ) throws {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
         self.client = try MosquittoClient(options: .init(config: config, password: password)) { mid, reasonCode in
@@ -87,7 +89,8 @@ public final class MQTTSink: Service, Sendable {
         self.outbox = outbox
         self.availability = availability
         self.handler = handler
-        (received, receivedContinuation) = AsyncStream.makeStream(of: Received.self, bufferingPolicy: .bufferingNewest(Self.handlerQueue))
+        (received, receivedContinuation) = AsyncStream.makeStream(
+            of: Received.self, bufferingPolicy: .bufferingNewest(Self.handlerQueue))
         self.window = window
         self.logger = logger
     }
@@ -130,8 +133,10 @@ public final class MQTTSink: Service, Sendable {
     public var isConnected: Bool { client.isConnected }
 
     public func run() async {
-        var connecting: Logger.Metadata = ["broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)",
-                                           "tls": "\(config.mqtt.tls == nil ? "off" : "on")"]
+        var connecting: Logger.Metadata = [
+            "broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)",
+            "tls": "\(config.mqtt.tls == nil ? "off" : "on")"
+        ]
         if let tls = config.mqtt.tls {
             connecting["ca_file"] = "\(tls.caFile ?? "system")"
             connecting["certificate_name"] = "\(tls.serverName ?? config.mqtt.host)"
@@ -159,7 +164,8 @@ public final class MQTTSink: Service, Sendable {
             group.cancelAll()
         }
         if !(await client.shutdown()) {
-            logger.warning("the broker connection did not close within connect_timeout (a connect that hangs): stopping anyway")
+            logger.warning(
+                "the broker connection did not close within connect_timeout (a connect that hangs): stopping anyway")
         }
         await outbox.acknowledge(await takeAcknowledged())
         // What the broker has not acknowledged stays in the journal for the next start.
@@ -175,7 +181,9 @@ public final class MQTTSink: Service, Sendable {
             switch event {
             case .connected(let version, let receiveMaximum):
                 counterState.withLock { $0.connects += 1 }
-                logger.info("connected to the broker", metadata: ["protocol": "MQTT \(version.rawValue)", "receive_maximum": "\(receiveMaximum)"])
+                logger.info(
+                    "connected to the broker",
+                    metadata: ["protocol": "MQTT \(version.rawValue)", "receive_maximum": "\(receiveMaximum)"])
                 // What was appended before this connection is a replay to this broker.
                 let firstLive = await outbox.destinationConnected()
                 liveFrom.withLock { $0 = firstLive }
@@ -191,14 +199,18 @@ public final class MQTTSink: Service, Sendable {
                 updateBroker { $0.connected = false }
                 logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
             case .published:
-                break // PUBACKs go to the window directly (see init)
+                break  // PUBACKs go to the window directly (see init)
             case .message(let topic, let payload, let retained):
                 guard payload.count <= Self.handlerMessageBytes else {
-                    dropReceived(topic: topic, because: "larger than \(Self.handlerMessageBytes) bytes (a command is one short line)")
+                    dropReceived(
+                        topic: topic,
+                        because: "larger than \(Self.handlerMessageBytes) bytes (a command is one short line)")
                     continue
                 }
                 if case .dropped(let oldest) = receivedContinuation.yield((topic, payload, retained)) {
-                    dropReceived(topic: oldest.topic, because: "the command handler is \(Self.handlerQueue) messages behind (the oldest goes)")
+                    dropReceived(
+                        topic: oldest.topic,
+                        because: "the command handler is \(Self.handlerQueue) messages behind (the oldest goes)")
                 }
             }
         }
@@ -268,9 +280,11 @@ public final class MQTTSink: Service, Sendable {
         }
         updateBroker { $0.refusing = reason }
         if first {
-            logger.error("the broker refused messages; they stay in the journal and are sent again", metadata: [
-                "reason": "\(reason)", "refused": "\(retry.count)", "retry_in": "\(delay)",
-            ])
+            logger.error(
+                "the broker refused messages; they stay in the journal and are sent again",
+                metadata: [
+                    "reason": "\(reason)", "refused": "\(retry.count)", "retry_in": "\(delay)"
+                ])
         }
     }
 
@@ -287,7 +301,11 @@ public final class MQTTSink: Service, Sendable {
                 return state.events.sorted { $0.seq < $1.seq }
             }
             guard !due.isEmpty, client.isConnected else {
-                if !due.isEmpty { held.withLock { $0.events += due; $0.retryAt = .now + .seconds(1) } }
+                if !due.isEmpty {
+                    held.withLock {
+                        $0.events += due; $0.retryAt = .now + .seconds(1)
+                    }
+                }
                 continue
             }
             let firstLive = liveFrom.withLock { $0 }
@@ -337,9 +355,11 @@ public final class MQTTSink: Service, Sendable {
         counterState.withLock { $0.quarantined += 1 }
         let first = quarantineReasonsLogged.withLock { $0.insert(reason).inserted }
         if first {
-            logger.error("message quarantined: it can never be published as it is", metadata: [
-                "board": "\(event.event.board)", "seq": "\(event.seq)", "reason": "\(reason)",
-            ])
+            logger.error(
+                "message quarantined: it can never be published as it is",
+                metadata: [
+                    "board": "\(event.event.board)", "seq": "\(event.seq)", "reason": "\(reason)"
+                ])
         }
     }
 
@@ -409,13 +429,16 @@ public final class MQTTSink: Service, Sendable {
     /// Publishes one event through the window.
     /// - Returns: why the event is still the caller's; nil when it was queued, or quarantined as
     ///   never publishable.
-    private func send(_ event: JournaledEvent, firstLive: Int64, timestamps: inout TimestampFormatter) async -> Deferral? {
+    private func send(_ event: JournaledEvent, firstLive: Int64, timestamps: inout TimestampFormatter) async
+        -> Deferral?
+    {
         let timestamp = timestamps.string(from: event.event.receivedAt)
         let (result, resend) = window.publish(event) {
-            client.publish(topic: event.event.topic, payload: event.event.payload,
-                           userProperties: event.seq < firstLive
-                               ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
-                               : ["seq": String(event.seq), "ts": timestamp])
+            client.publish(
+                topic: event.event.topic, payload: event.event.payload,
+                userProperties: event.seq < firstLive
+                    ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
+                    : ["seq": String(event.seq), "ts": timestamp])
         }
         if !resend.isEmpty {
             // The library reused an id an unanswered message held: neither answer can be trusted.

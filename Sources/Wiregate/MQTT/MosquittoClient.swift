@@ -27,7 +27,8 @@ public enum MQTTClientEvent: Sendable {
 extension MQTTClientEvent {
     init(_ report: MQTTConnectionStateMachine.Report) {
         switch report {
-        case .connected(let version, let receiveMaximum): self = .connected(version: version, receiveMaximum: receiveMaximum)
+        case .connected(let version, let receiveMaximum):
+            self = .connected(version: version, receiveMaximum: receiveMaximum)
         case .connectFailed(let reason): self = .connectFailed(reason: reason)
         case .connectionLost(let reason): self = .connectionLost(reason: reason)
         }
@@ -117,21 +118,30 @@ public final class MosquittoClient: Sendable {
     /// - Parameter onPublished: when given, PUBACKs go to it, on the network thread, instead of
     ///   `events`: it must only take a lock and return (the MQTT sink's window does that).
     /// - Throws: `BrokerTLSError` when a TLS file cannot be loaded; `MosquittoError` when
-    ///   libmosquitto refuses the options.
+    ///   libmosquitto refuses the options; `SystemCallError` when the wake pipe cannot be made.
     public init(options: Options, onPublished: (@Sendable (_ mid: Int32, _ reasonCode: Int32) -> Void)? = nil) throws {
         _ = Self.libraryInitialised
-        tls = try options.tls.map { settings throws(BrokerTLSError) in try BrokerTLS(settings: settings, host: options.host) }
+        tls = try options.tls.map { settings throws(BrokerTLSError) in
+            try BrokerTLS(settings: settings, host: options.host)
+        }
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw MosquittoError(rawValue: Int32(MOSQ_ERR_ERRNO.rawValue)) }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // pipe2 is not in Swift's Glibc module (it wants _GNU_SOURCE): pipe, then the flags.
+        try SystemCall.retrying("pipe", "the MQTT wake pipe") { pipe(&fds) }
+        do throws(SystemCallError) {
+            for fd in fds {
+                try SystemCall.retrying("fcntl", "the MQTT wake pipe") { fcntl(fd, F_SETFL, O_NONBLOCK) }
+                try SystemCall.retrying("fcntl", "the MQTT wake pipe") { fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            }
+        } catch {
+            fds.forEach { close($0) }
+            throw error
         }
         wakePipe = (fds[0], fds[1])
         self.options = options
         let (stream, continuation) = AsyncStream.makeStream(of: MQTTClientEvent.self)
         events = stream
-        context = CallbackContext(continuation: continuation, onPublished: onPublished, afterCONNACK: options.afterCONNACKForTests)
+        context = CallbackContext(
+            continuation: continuation, onPublished: onPublished, afterCONNACK: options.afterCONNACKForTests)
         // clean_session true: what must survive an outage is in our queue, not in a broker session.
         guard let mosq = mosquitto_new(options.clientID, true, Unmanaged.passUnretained(context).toOpaque()) else {
             throw MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
@@ -142,7 +152,8 @@ public final class MosquittoClient: Sendable {
             try MosquittoError.check(mosquitto_username_pw_set(mosq, username, options.password))
         }
         if let will = options.will {
-            try MosquittoError.check(mosquitto_will_set(mosq, will.topic, Int32(will.payload.utf8.count), will.payload, 1, true))
+            try MosquittoError.check(
+                mosquitto_will_set(mosq, will.topic, Int32(will.payload.utf8.count), will.payload, 1, true))
         }
         // libmosquitto's own default is 20 on the wire: without the broker saying, use our window.
         try MosquittoError.check(mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.sendMaximum)))
@@ -153,7 +164,8 @@ public final class MosquittoClient: Sendable {
             // Used as it is: without this 0 (its default is 1) libmosquitto would apply its own
             // verification settings over ours, and insists on mosquitto_tls_set.
             try MosquittoError.check(mosquitto_int_option(mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0))
-            try MosquittoError.check(mosquitto_void_option(mosq, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(tls.context.pointer)))
+            try MosquittoError.check(
+                mosquitto_void_option(mosq, MOSQ_OPT_SSL_CTX, UnsafeMutableRawPointer(tls.context.pointer)))
         }
         mosquitto_connect_v5_callback_set(mosq, onConnect)
         mosquitto_publish_v5_callback_set(mosq, onPublish)
@@ -229,8 +241,10 @@ public final class MosquittoClient: Sendable {
     /// Queues a QoS 1 message, while connected (see the publish gate).
     /// - Parameter userProperties: MQTT 5 user properties; left out on a 3.1.1 connection, which has none.
     /// - Returns: the message id that the `published` event will carry, or why the message was not taken.
-    public func publish(topic: String, payload: String, retain: Bool = false,
-                        userProperties: KeyValuePairs<String, String> = [:]) -> PublishResult {
+    public func publish(
+        topic: String, payload: String, retain: Bool = false,
+        userProperties: KeyValuePairs<String, String> = [:]
+    ) -> PublishResult {
         // Held across the library call: the network thread closes the gate under this lock, so no
         // publish that saw it open is still on its way into libmosquitto once a loss is handled.
         context.gate.withLock { open in
@@ -238,12 +252,15 @@ public final class MosquittoClient: Sendable {
         }
     }
 
-    private func queue(topic: String, payload: String, retain: Bool, userProperties: KeyValuePairs<String, String>) -> PublishResult {
+    private func queue(topic: String, payload: String, retain: Bool, userProperties: KeyValuePairs<String, String>)
+        -> PublishResult
+    {
         var properties: OpaquePointer?
         defer { mosquitto_property_free_all(&properties) }
         if !userProperties.isEmpty && context.version.load(ordering: .relaxed) == 5 {
             for (name, value) in userProperties {
-                let code = mosquitto_property_add_string_pair(&properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), name, value)
+                let code = mosquitto_property_add_string_pair(
+                    &properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), name, value)
                 if code != MOSQ_ERR_SUCCESS.rawValue {
                     let error = MosquittoError(rawValue: code)
                     return MosquittoError.aboutTheMessage.contains(error) ? .refused(error) : .notTaken(error)
@@ -255,7 +272,8 @@ public final class MosquittoClient: Sendable {
         var mid: Int32 = 0
         var payload = payload
         let code = payload.withUTF8 { bytes in
-            mosquitto_publish_v5(handle.pointer, &mid, topic, Int32(bytes.count), bytes.baseAddress, 1, retain, properties)
+            mosquitto_publish_v5(
+                handle.pointer, &mid, topic, Int32(bytes.count), bytes.baseAddress, 1, retain, properties)
         }
         let error = MosquittoError(rawValue: code)
         if error == .success || (mid != 0 && error != .noMemory) {
@@ -281,7 +299,9 @@ public final class MosquittoClient: Sendable {
             var byte: UInt8 = 1
             // A full pipe (would block) has a wake-up in it already; nothing else can fail on a
             // pipe whose read end we hold.
-            _ = try? SystemCall.retryingUnlessWouldBlock("write", "the MQTT wake pipe") { write(wakePipe.write, &byte, 1) }
+            _ = try? SystemCall.retryingUnlessWouldBlock("write", "the MQTT wake pipe") {
+                write(wakePipe.write, &byte, 1)
+            }
         }
     }
 
@@ -313,7 +333,8 @@ public final class MosquittoClient: Sendable {
         let timeout = options.connectTimeout
         return await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
             DispatchQueue.global().async {
-                let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+                let nanoseconds =
+                    timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
                 done.resume(returning: self.finished.wait(timeout: .now() + .nanoseconds(Int(nanoseconds))) == .success)
             }
         }
@@ -326,8 +347,9 @@ public final class MosquittoClient: Sendable {
     /// Drives the connection's state machine: performs its actions with libmosquitto and feeds
     /// back what came of them, one input at a time, until it says to finish.
     private func networkLoop() {
-        var machine = Connection(version: options.protocolVersion, connectTimeout: options.connectTimeout,
-                                 backoff: Backoff(initial: options.reconnectMin, maximum: options.reconnectMax))
+        var machine = Connection(
+            version: options.protocolVersion, connectTimeout: options.connectTimeout,
+            backoff: Backoff(initial: options.reconnectMin, maximum: options.reconnectMax))
         let mosq = handle.pointer
         var input = Connection.Input.start
         while true {
@@ -375,29 +397,39 @@ public final class MosquittoClient: Sendable {
             // callback is set, and what explains a failed TLS attempt is logged before CONNACK.
             mosquitto_log_callback_set(mosq, onLog)
         }
-        let code = mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
+        let code = mosquitto_connect_bind_v5(
+            mosq, options.host, Int32(options.port), Int32(options.keepalive), nil, nil)
         guard code == MOSQ_ERR_SUCCESS.rawValue else {
             // The TLS handshake may already have begun, and failed, inside the connect call.
-            return .connectCallFailed(reason: tlsFailure(beforeCONNACK: true)
-                ?? "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))")
+            return .connectCallFailed(
+                reason: tlsFailure(beforeCONNACK: true)
+                    ?? "cannot reach \(options.host):\(options.port): \(MosquittoError(rawValue: code))")
         }
         return .connectCallSucceeded(now: .now)
     }
 
     /// One turn of `mosquitto_loop` on the connection, as the state machine's input: how it ended,
     /// the CONNACK accepted, or a tick.
-    private func serviceTurn(_ mosq: OpaquePointer, connected: Bool, version: GatewayConfig.MQTT.ProtocolVersion) -> Connection.Input {
+    private func serviceTurn(_ mosq: OpaquePointer, connected: Bool, version: GatewayConfig.MQTT.ProtocolVersion)
+        -> Connection.Input
+    {
         let code = serviceOnce(mosq)
         // Taken once the read that handled an accepted CONNACK has returned: libmosquitto has sent
         // again what was in flight (after our callback), so new messages may follow it now.
-        let accepted = context.accepted.withLock { accepted in defer { accepted = nil }; return accepted }
+        let accepted = context.accepted.withLock { accepted in
+            defer { accepted = nil }; return accepted
+        }
         guard code == MOSQ_ERR_SUCCESS.rawValue else {
             let connack = context.connackCode.load(ordering: .relaxed)
-            if connack == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) || connack == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
+            if connack == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue)
+                || connack == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue)
+            {
                 return .ended(.protocolRefused)
             }
             if connack > 0 {
-                return .ended(.failed(reason: "the broker refused the connection: \(Self.connackReason(connack, version: version))"))
+                return .ended(
+                    .failed(
+                        reason: "the broker refused the connection: \(Self.connackReason(connack, version: version))"))
             }
             return .ended(.failed(reason: tlsFailure(beforeCONNACK: !connected) ?? "\(MosquittoError(rawValue: code))"))
         }
@@ -414,14 +446,21 @@ public final class MosquittoClient: Sendable {
         polling.store(true, ordering: .sequentiallyConsistent)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         let wantWrite = mosquitto_want_write(mosq)
-        var fds = [pollfd(fd: socket, events: Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), revents: 0),
-                   pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)]
-        let ready = poll(&fds, 2, 200)
+        var fds = [
+            pollfd(fd: socket, events: Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), revents: 0),
+            pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)
+        ]
+        // An interrupted wait is a turn with nothing ready (the loop comes straight back).
+        let waited = Result { () throws(SystemCallError) in
+            try SystemCall.retrying("poll", "the MQTT socket") { poll(&fds, 2, 200) }
+        }
         polling.store(false, ordering: .relaxed)
-        if ready < 0 && errno != EINTR { return Int32(MOSQ_ERR_ERRNO.rawValue) }
+        if case .failure = waited { return Int32(MOSQ_ERR_ERRNO.rawValue) }
         if fds[1].revents != 0 {
             var drain = (UInt64(0), UInt64(0))
-            _ = try? SystemCall.retryingUnlessWouldBlock("read", "the MQTT wake pipe") { read(wakePipe.read, &drain, 16) }
+            _ = try? SystemCall.retryingUnlessWouldBlock("read", "the MQTT wake pipe") {
+                read(wakePipe.read, &drain, 16)
+            }
         }
         var code = Int32(MOSQ_ERR_SUCCESS.rawValue)
         if fds[0].revents != 0 {
@@ -456,7 +495,9 @@ public final class MosquittoClient: Sendable {
     }
 
     static func connackReason(_ code: Int32, version: GatewayConfig.MQTT.ProtocolVersion) -> String {
-        let text = version == .v5 ? String(cString: mosquitto_reason_string(code)) : String(cString: mosquitto_connack_string(code))
+        let text =
+            version == .v5
+            ? String(cString: mosquitto_reason_string(code)) : String(cString: mosquitto_connack_string(code))
         // Mosquitto answers "not authorised" for a wrong password as for an unknown user.
         let credentials: Set<Int32> = version == .v5 ? [0x86, 0x87] : [4, 5]
         return credentials.contains(code)
@@ -499,8 +540,10 @@ final class CallbackContext: Sendable {
     let sendMaximum = Atomic<Int>(20)
     let afterCONNACK: (@Sendable () -> Void)?
 
-    init(continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?,
-         afterCONNACK: (@Sendable () -> Void)?) {
+    init(
+        continuation: AsyncStream<MQTTClientEvent>.Continuation, onPublished: (@Sendable (Int32, Int32) -> Void)?,
+        afterCONNACK: (@Sendable () -> Void)?
+    ) {
         self.continuation = continuation
         self.onPublished = onPublished
         self.afterCONNACK = afterCONNACK
@@ -516,7 +559,10 @@ final class CallbackContext: Sendable {
 // Free functions, called on the network thread from inside `mosquitto_loop`. They
 // must not block and must not touch anything but their context.
 
-private func onConnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ code: Int32, _ flags: Int32, _ properties: OpaquePointer?) {
+private func onConnect(
+    _ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ code: Int32, _ flags: Int32,
+    _ properties: OpaquePointer?
+) {
     let context = CallbackContext.from(userdata)
     context.connackCode.store(code, ordering: .relaxed)
     guard code == 0 else { return }
@@ -531,7 +577,10 @@ private func onConnect(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     context.accepted.withLock { $0 = (version, Int(receiveMaximum)) }
 }
 
-private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32, _ properties: OpaquePointer?) {
+private func onPublish(
+    _ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ mid: Int32, _ reasonCode: Int32,
+    _ properties: OpaquePointer?
+) {
     let context = CallbackContext.from(userdata)
     if let onPublished = context.onPublished {
         onPublished(mid, reasonCode)
@@ -540,17 +589,24 @@ private func onPublish(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPoint
     }
 }
 
-private func onLog(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ level: Int32, _ message: UnsafePointer<CChar>?) {
+private func onLog(
+    _ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ level: Int32, _ message: UnsafePointer<CChar>?
+) {
     guard level == MOSQ_LOG_ERR, let message else { return }
     let text = String(cString: message)
     // The first error of the attempt is the cause; what follows is libmosquitto closing up.
     CallbackContext.from(userdata).lastLibraryError.withLock { if $0 == nil { $0 = text } }
 }
 
-private func onMessage(_ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ message: UnsafePointer<mosquitto_message>?, _ properties: OpaquePointer?) {
+private func onMessage(
+    _ mosq: OpaquePointer?, _ userdata: UnsafeMutableRawPointer?, _ message: UnsafePointer<mosquitto_message>?,
+    _ properties: OpaquePointer?
+) {
     guard let message = message?.pointee, let topic = message.topic else { return }
-    let payload: [UInt8] = message.payloadlen > 0 && message.payload != nil
+    let payload: [UInt8] =
+        message.payloadlen > 0 && message.payload != nil
         ? Array(UnsafeRawBufferPointer(start: message.payload, count: Int(message.payloadlen)))
         : []
-    CallbackContext.from(userdata).continuation.yield(.message(topic: String(cString: topic), payload: payload, retained: message.retain))
+    CallbackContext.from(userdata).continuation.yield(
+        .message(topic: String(cString: topic), payload: payload, retained: message.retain))
 }

@@ -21,7 +21,9 @@ public struct MosquittoError: Error, RawRepresentable, Hashable, Sendable, Custo
 
     /// What `mosquitto_publish_v5` says about one message itself (its topic, its size, its
     /// properties): that message can never be published as it is.
-    public static let aboutTheMessage: Set<MosquittoError> = [.malformedUTF8, .invalid, .payloadSize, .oversizePacket, .duplicateProperty]
+    public static let aboutTheMessage: Set<MosquittoError> = [
+        .malformedUTF8, .invalid, .payloadSize, .oversizePacket, .duplicateProperty
+    ]
 
     /// libmosquitto's text; for `MOSQ_ERR_ERRNO` that is the system's `strerror(errno)`, so
     /// describe the error on the thread that got it, before another call changes errno.

@@ -58,7 +58,8 @@ final class PublishWindow: Sendable {
     init(limit: Int) {
         self.limit = limit
         batch = max(1, limit / 4)
-        state = Mutex(State(window: InFlightWindow(limit: limit) { $0.event.eventClass == .telemetry }, telemetryLimit: limit))
+        state = Mutex(
+            State(window: InFlightWindow(limit: limit) { $0.event.eventClass == .telemetry }, telemetryLimit: limit))
         (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -98,8 +99,10 @@ final class PublishWindow: Sendable {
     /// - Parameter event: the event, or nil for a status message.
     /// - Returns: what libmosquitto did, and the events to send again (the library reused an id an
     ///   unanswered message still held: see `InFlightWindow.sent`).
-    func publish(_ event: JournaledEvent?,
-                 through publish: () -> MosquittoClient.PublishResult) -> (result: MosquittoClient.PublishResult, resend: [JournaledEvent]) {
+    func publish(
+        _ event: JournaledEvent?,
+        through publish: () -> MosquittoClient.PublishResult
+    ) -> (result: MosquittoClient.PublishResult, resend: [JournaledEvent]) {
         state.withLock { state in
             let result = publish()
             guard case .queued(let mid) = result else { return (result, []) }
@@ -116,7 +119,7 @@ final class PublishWindow: Sendable {
             let senderWoken = state.waiters.count < waiting
             switch answer {
             case .refused, .unknown:
-                return true // rare: the sink's forwarder handles and logs them at once
+                return true  // rare: the sink's forwarder handles and logs them at once
             case .accepted:
                 // A woken sender drains the acknowledgements with its next batch: no second wake-up.
                 if senderWoken { return false }
@@ -141,7 +144,10 @@ final class PublishWindow: Sendable {
 
     var counts: (inFlight: Int, acknowledged: Int, statusAcknowledged: Int, refused: Int, unknown: Int) {
         state.withLock {
-            ($0.window.inFlight, $0.window.acknowledgedCount, $0.window.acknowledgedStatusCount, $0.window.refusedCount, $0.window.unknownCount)
+            (
+                $0.window.inFlight, $0.window.acknowledgedCount, $0.window.acknowledgedStatusCount,
+                $0.window.refusedCount, $0.window.unknownCount
+            )
         }
     }
 
@@ -159,7 +165,9 @@ final class PublishWindow: Sendable {
             }
             state.resumeReadyWaiters()
             // A sender waiting for a connection that went away goes round again (and waits anew).
-            if !value { for eventClass in EventClass.allCases { state.waiters.removeValue(forKey: eventClass)?.resume() } }
+            if !value {
+                for eventClass in EventClass.allCases { state.waiters.removeValue(forKey: eventClass)?.resume() }
+            }
         }
     }
 

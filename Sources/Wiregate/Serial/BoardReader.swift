@@ -35,9 +35,11 @@ public final class BoardReader: Service, Sendable {
         var nodeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    public init(board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-                reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void) {
+    public init(
+        board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void
+    ) {
         self.board = board
         self.builder = EventBuilder(board: board, config: config)
         self.outbox = outbox
@@ -135,13 +137,14 @@ public final class BoardReader: Service, Sendable {
                 backoff.reset()
                 lastFailure = nil
             }
-            if node != path { continue } // moved or unplugged: no backoff
+            if node != path { continue }  // moved or unplugged: no backoff
             if case .failure(let error) = outcome {
                 if error is CancellationError { break }
                 let failure = "\(error)"
                 // Say it once, not on every retry while the board stays unplugged.
                 if failure != lastFailure {
-                    logger.warning("serial port unavailable, will retry", metadata: ["path": "\(path)", "error": "\(failure)"])
+                    logger.warning(
+                        "serial port unavailable, will retry", metadata: ["path": "\(path)", "error": "\(failure)"])
                     lastFailure = failure
                 }
             }
@@ -158,7 +161,8 @@ public final class BoardReader: Service, Sendable {
         let atLineStart = port.discardInput()
         let channel = try await port.channel(group: group)
         state.withLock { $0.counters.opens += 1 }
-        logger.info("board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
+        logger.info(
+            "board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
         var framer = LineFramer(maxLineLength: board.maxLineLength)
         if !atLineStart { framer.resynchronise() }
         var throttle = LogThrottle()
@@ -208,9 +212,12 @@ public final class BoardReader: Service, Sendable {
                     case .malformed(let reason):
                         malformed += 1
                         if throttle.allow("malformed") {
-                            logger.warning("line does not decode, dropped", metadata: [
-                                "protocol": "\(board.protocolName)", "reason": "\(reason)", "line": "\(line.prefix(120))",
-                            ])
+                            logger.warning(
+                                "line does not decode, dropped",
+                                metadata: [
+                                    "protocol": "\(board.protocolName)", "reason": "\(reason)",
+                                    "line": "\(line.prefix(120))"
+                                ])
                         }
                     }
                 }
@@ -250,9 +257,11 @@ public final class BoardReader: Service, Sendable {
                 return try await group.next() ?? false
             }
             guard taken else {
-                logger.warning("command not written: the board has not taken what was written before", metadata: [
-                    "waited": "\(Self.commandWriteTimeout)",
-                ])
+                logger.warning(
+                    "command not written: the board has not taken what was written before",
+                    metadata: [
+                        "waited": "\(Self.commandWriteTimeout)"
+                    ])
                 countNotWritten()
                 return false
             }

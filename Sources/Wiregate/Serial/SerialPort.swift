@@ -24,9 +24,10 @@ struct SerialPort: ~Copyable {
     /// - Parameter hupcl: whether closing the port drops DTR (which resets most Arduinos).
     /// - Throws: `SystemCallError` naming the call that failed and the path.
     static func open(path: String, baud: Int, hupcl: Bool) throws(SystemCallError) -> SerialPort {
-        let port = SerialPort(takingOwnershipOf: try SystemCall.retrying("open", path) {
-            Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
-        })
+        let port = SerialPort(
+            takingOwnershipOf: try SystemCall.retrying("open", path) {
+                Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+            })
         // A failure below closes the port with it.
         let fd = port.descriptor
         var options = termios()

@@ -56,27 +56,36 @@ public final class SimulatedBoard: Sendable {
             if linkLock >= 0 { close(linkLock) }
             throw SystemCallError(call: "openpty", path: "", code: code)
         }
-        let flags = fcntl(controller, F_GETFL)
-        _ = fcntl(controller, F_SETFL, flags | O_NONBLOCK)
-        _ = fcntl(controller, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(device, F_SETFD, FD_CLOEXEC)
         func fail(_ call: String, _ path: String, _ code: CInt) -> SystemCallError {
             close(controller); close(device)
             if linkLock >= 0 { close(linkLock) }
             return SystemCallError(call: call, path: path, code: code)
+        }
+        do throws(SystemCallError) {
+            let flags = try SystemCall.retrying("fcntl", "the pty controller") { fcntl(controller, F_GETFL) }
+            try SystemCall.retrying("fcntl", "the pty controller") { fcntl(controller, F_SETFL, flags | O_NONBLOCK) }
+            try SystemCall.retrying("fcntl", "the pty controller") { fcntl(controller, F_SETFD, FD_CLOEXEC) }
+            try SystemCall.retrying("fcntl", "the pty device") { fcntl(device, F_SETFD, FD_CLOEXEC) }
+        } catch {
+            throw fail(error.call, error.path, error.code)
         }
         // ttyname_r, not ttyname: ttyname's static buffer, shared by boards made at once on other
         // threads (the tests run in parallel), once gave a path with another's bytes in it.
         var name = [CChar](repeating: 0, count: Int(PATH_MAX))
         let named = ttyname_r(device, &name, name.count)
         guard named == 0 else { throw fail("ttyname_r", "", named) }
-        devicePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if let access {
-            guard fchown(device, access.uid, access.gid) == 0 else { throw fail("fchown", devicePath, errno) }
-            guard fchmod(device, access.mode) == 0 else { throw fail("fchmod", devicePath, errno) }
-        }
-        if let link {
-            guard symlink(devicePath, link) == 0 else { throw fail("symlink", link, errno) }
+        let devicePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.devicePath = devicePath
+        do throws(SystemCallError) {
+            if let access {
+                try SystemCall.retrying("fchown", devicePath) { fchown(device, access.uid, access.gid) }
+                try SystemCall.retrying("fchmod", devicePath) { fchmod(device, access.mode) }
+            }
+            if let link {
+                try SystemCall.retrying("symlink", link) { symlink(devicePath, link) }
+            }
+        } catch {
+            throw fail(error.call, error.path, error.code)
         }
         self.link = link
         self.linkLock = linkLock
@@ -93,18 +102,26 @@ public final class SimulatedBoard: Sendable {
     /// - Throws: EEXIST as a `symlink` error when a running simulator holds the link.
     private static func lockLink(_ link: String) throws(SystemCallError) -> CInt {
         let lockPath = link + ".lock"
-        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard lock >= 0 else { throw SystemCallError(call: "open", path: lockPath, code: errno) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            close(lock)
-            throw SystemCallError(call: "symlink", path: link, code: EEXIST)
+        let lock = try SystemCall.retrying("open", lockPath) {
+            open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         }
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link))?.hasPrefix("/dev/pts/") == true {
-            guard unlink(link) == 0 || errno == ENOENT else {
-                let code = errno
-                close(lock)
-                throw SystemCallError(call: "unlink", path: link, code: code)
+        do throws(SystemCallError) {
+            guard
+                case .done = try SystemCall.retryingUnlessWouldBlock(
+                    "flock", lockPath, { flock(lock, LOCK_EX | LOCK_NB) })
+            else {
+                throw SystemCallError(call: "symlink", path: link, code: EEXIST)
             }
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: link))?.hasPrefix("/dev/pts/") == true {
+                do throws(SystemCallError) {
+                    try SystemCall.retrying("unlink", link) { unlink(link) }
+                } catch  where error.code == ENOENT {
+                    // Gone meanwhile: what was wanted.
+                }
+            }
+        } catch {
+            close(lock)
+            throw error
         }
         return lock
     }
@@ -120,7 +137,15 @@ public final class SimulatedBoard: Sendable {
     @discardableResult
     public func writeBytes(_ bytes: [UInt8]) -> Bool {
         guard let controller = fds.withLock({ $0?.controller }) else { return false }
-        let written = bytes.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) }
+        // A hung-up or full port (EIO, EAGAIN) drops the line: counted, not thrown (a board's wire
+        // has no error to report either).
+        let first = try? SystemCall.retryingUnlessWouldBlock("write", path) {
+            bytes.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) }
+        }
+        guard case .done(let written) = first else {
+            dropped.add(1, ordering: .relaxed)
+            return false
+        }
         if written == bytes.count { return true }
         if written > 0 {
             // A partial write: finish it, or the next line would be glued to half of this one.
@@ -129,12 +154,14 @@ public final class SimulatedBoard: Sendable {
             var rest = Array(bytes[written...])
             let deadline = ContinuousClock.now + .seconds(5)
             while !rest.isEmpty {
-                let more = rest.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) }
-                if more > 0 {
+                switch try? SystemCall.retryingUnlessWouldBlock(
+                    "write", path, { rest.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) } })
+                {
+                case .done(let more):
                     rest.removeFirst(more)
-                } else if errno == EAGAIN && ContinuousClock.now < deadline {
+                case .wouldBlock where ContinuousClock.now < deadline:
                     usleep(200)
-                } else {
+                default:
                     dropped.add(1, ordering: .relaxed)
                     return false
                 }
@@ -166,8 +193,12 @@ public final class SimulatedBoard: Sendable {
         repeat {
             var poller = pollfd(fd: controller, events: Int16(POLLIN), revents: 0)
             let remaining = max(.zero, deadline - ContinuousClock.now)
-            let millis = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000, 1000))
-            let ready = poll(&poller, 1, millis)
+            let millis = Int32(
+                min(
+                    remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000, 1000
+                ))
+            // A failed wait is nothing ready; the deadline still ends the loop.
+            let ready = (try? SystemCall.retrying("poll", path) { poll(&poller, 1, millis) }) ?? 0
             if ready > 0 && poller.revents & Int16(POLLIN) == 0 {
                 // POLLHUP / POLLERR without data: nothing to read until the gateway reopens; do not spin.
                 usleep(UInt32(max(1, min(millis, 50))) * 1000)
@@ -175,8 +206,10 @@ public final class SimulatedBoard: Sendable {
             }
             if ready > 0 {
                 var buffer = [UInt8](repeating: 0, count: 4096)
-                let count = buffer.withUnsafeMutableBytes { read(controller, $0.baseAddress, $0.count) }
-                if count > 0 {
+                let outcome = try? SystemCall.retryingUnlessWouldBlock("read", path) {
+                    buffer.withUnsafeMutableBytes { read(controller, $0.baseAddress, $0.count) }
+                }
+                if case .done(let count) = outcome, count > 0 {
                     lines += pending.withLock { pending in
                         pending += buffer[..<count]
                         var complete: [String] = []
@@ -197,7 +230,11 @@ public final class SimulatedBoard: Sendable {
     /// Closes both ends: the gateway sees the board unplugged. The link, if any, is removed while
     /// it still points at this pty (another simulator may have taken the path since).
     public func hangUp() {
-        guard let (controller, device) = fds.withLock({ fds in defer { fds = nil }; return fds }) else { return }
+        guard
+            let (controller, device) = fds.withLock({ fds in
+                defer { fds = nil }; return fds
+            })
+        else { return }
         if let link {
             // Only while it is still this pty's; the lock file goes with it, unlinked before the
             // lock is let go so that no one else's lock is removed.

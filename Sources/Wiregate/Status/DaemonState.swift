@@ -33,7 +33,9 @@ public struct DaemonState: Codable, Sendable, Equatable {
     public static func read(stateDirectory: String) throws -> DaemonState {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        return try decoder.decode(DaemonState.self, from: Data(contentsOf: URL(fileURLWithPath: stateDirectory).appendingPathComponent(fileName)))
+        return try decoder.decode(
+            DaemonState.self,
+            from: Data(contentsOf: URL(fileURLWithPath: stateDirectory).appendingPathComponent(fileName)))
     }
 
     /// Whether the process that wrote this still runs.
@@ -52,8 +54,10 @@ actor StatusFile {
         self.directory = directory
         self.onError = onError
         let now = Date()
-        state = DaemonState(pid: getpid(), startedAt: now, brokerConnected: false, brokerSince: now,
-                            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), nodes: [:], brokerRefusing: nil, stoppedAt: nil)
+        state = DaemonState(
+            pid: getpid(), startedAt: now, brokerConnected: false, brokerSince: now,
+            boards: Dictionary(uniqueKeysWithValues: boards.map { ($0, false) }), nodes: [:], brokerRefusing: nil,
+            stoppedAt: nil)
     }
 
     func start() { save() }

@@ -53,7 +53,9 @@ public final class StatusPublisher: Service, Sendable {
     /// - Parameters:
     ///   - stateDirectory: where `status.json` goes: beside the journal.
     ///   - broker: whose status is recorded, and through which boards' statuses are published.
-    public init(stateDirectory: String, directory: BoardDirectory, availability: Availability, broker: MQTTSink, logger: Logger) {
+    public init(
+        stateDirectory: String, directory: BoardDirectory, availability: Availability, broker: MQTTSink, logger: Logger
+    ) {
         self.directory = directory
         self.availability = availability
         self.broker = broker

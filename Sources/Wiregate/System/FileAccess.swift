@@ -83,7 +83,9 @@ public struct FileAccess: Sendable {
             guard errno == ENOENT else { return "'\(path)': \(String(cString: strerror(errno)))" }
             // Created at start-up if its nearest existing parent lets the user.
             var parent = (path as NSString).deletingLastPathComponent
-            while !parent.isEmpty, parent != "/", stat(parent, &info) != 0 { parent = (parent as NSString).deletingLastPathComponent }
+            while !parent.isEmpty, parent != "/", stat(parent, &info) != 0 {
+                parent = (parent as NSString).deletingLastPathComponent
+            }
             if parent.isEmpty { parent = "/" }
             guard stat(parent, &info) == 0 else { return "'\(path)' does not exist" }
             if let problem = writeProblem(directory: parent, info: info) {
@@ -112,7 +114,10 @@ public struct FileAccess: Sendable {
         if statvfs(directory, &fs) == 0, fs.f_flag & UInt(ST_RDONLY) != 0 {
             return "'\(directory)' is on a read-only file system"
         }
-        guard allows(info, bit: 2, path: directory, mode: W_OK | X_OK) && allows(info, bit: 1, path: directory, mode: X_OK) else {
+        guard
+            allows(info, bit: 2, path: directory, mode: W_OK | X_OK)
+                && allows(info, bit: 1, path: directory, mode: X_OK)
+        else {
             return "user \(user.name) cannot write in '\(directory)' (\(Self.describe(info)))"
         }
         return nil

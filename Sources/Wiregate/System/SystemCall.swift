@@ -17,9 +17,10 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
 
 /// System calls that can be interrupted or would block: EINTR is retried, EAGAIN/EWOULDBLOCK comes
 /// back as a value (a non-blocking descriptor with nothing to do is not an error), anything else
-/// is thrown with the call's name and errno. swift-nio's `System.swift` is the model. The serial
-/// port, the sequence file, systemd's notifier and the MQTT wake pipe use it; the simulator's
-/// calls are still its own.
+/// is thrown with the call's name and errno. swift-nio's `System.swift` is the model. Every system
+/// call the gateway and the simulator make goes through it but `close`, which on Linux must not
+/// be retried (the descriptor is gone even when it says EINTR); the test tools (bench, torture) open
+/// their log files directly, where a failure is the tool's own to see.
 public enum SystemCall {
     /// What a call on a non-blocking descriptor did.
     public enum Outcome<Value: Sendable>: Sendable {
@@ -36,7 +37,9 @@ public enum SystemCall {
     /// - Returns: the call's result.
     /// - Throws: `SystemCallError` with errno, EAGAIN included.
     @discardableResult
-    public static func retrying<Result: BinaryInteger>(_ call: String, _ path: String = "", _ body: () -> Result) throws(SystemCallError) -> Result {
+    public static func retrying<Result: BinaryInteger>(_ call: String, _ path: String = "", _ body: () -> Result)
+        throws(SystemCallError) -> Result
+    {
         while true {
             let result = body()
             if result >= 0 { return result }
@@ -52,7 +55,7 @@ public enum SystemCall {
     ) throws(SystemCallError) -> Outcome<Result> {
         do throws(SystemCallError) {
             return .done(try retrying(call, path, body))
-        } catch where error.code == EAGAIN || error.code == EWOULDBLOCK {
+        } catch  where error.code == EAGAIN || error.code == EWOULDBLOCK {
             return .wouldBlock
         }
     }

@@ -16,8 +16,10 @@ public final class SystemdNotifier: Service, Sendable {
     private let logger: Logger
 
     /// - Parameter summary: the STATUS= line; awaiting it is the liveness check behind each WATCHDOG=1.
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
-                summary: @escaping @Sendable () async -> String) {
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger,
+        summary: @escaping @Sendable () async -> String
+    ) {
         socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
         // WATCHDOG_PID, when set, must be ours: systemd sets it for the main process only.
         let forUs = environment["WATCHDOG_PID"].map { Int32($0) == getpid() } ?? true
@@ -56,18 +58,23 @@ public final class SystemdNotifier: Service, Sendable {
         var path = Array(socketPath.utf8)
         if path.first == UInt8(ascii: "@") { path[0] = 0 }
         guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            logger.debug("sd_notify: NOTIFY_SOCKET is too long for a socket address", metadata: ["path": "\(socketPath)"])
+            logger.debug(
+                "sd_notify: NOTIFY_SOCKET is too long for a socket address", metadata: ["path": "\(socketPath)"])
             return
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
         do throws(SystemCallError) {
-            let fd = try SystemCall.retrying("socket", socketPath) { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            let fd = try SystemCall.retrying("socket", socketPath) {
+                socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            }
             defer { close(fd) }
             try SystemCall.retrying("sendto", socketPath) {
                 message.withCString { text in
                     withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, text, strlen(text), 0, $0, length) }
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(fd, text, strlen(text), 0, $0, length)
+                        }
                     }
                 }
             }

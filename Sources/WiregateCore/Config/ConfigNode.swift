@@ -88,7 +88,9 @@ public struct ConfigNode: @unchecked Sendable {
         guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
             throw error("expected a whole number, found \(describeValue)")
         }
-        guard range.contains(value) else { throw error("\(value) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        guard range.contains(value) else {
+            throw error("\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
         return value
     }
 
@@ -104,15 +106,22 @@ public struct ConfigNode: @unchecked Sendable {
         guard case .scalar(let scalar) = node, let value = Self.parseByteSize(scalar.string) else {
             throw error("expected a size such as 65536, 512KiB, 256MiB or 1GiB, found \(describeValue)")
         }
-        guard range.contains(value) else { throw error("\(scalar.string) is out of range \(range.lowerBound)...\(range.upperBound) bytes") }
+        guard range.contains(value) else {
+            throw error("\(scalar.string) is out of range \(range.lowerBound)...\(range.upperBound) bytes")
+        }
         return value
     }
 
     static func parseByteSize(_ text: String) -> Int64? {
         let text = text.trimmingCharacters(in: .whitespaces)
-        let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("B", 1)]
+        let units: [(String, Int64)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30),
+            ("B", 1)
+        ]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
-            guard let value = Double(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else { return nil }
+            guard let value = Double(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value >= 0,
+                value.isFinite
+            else { return nil }
             return Int64(value * Double(scale))
         }
         return Int64(text)
@@ -180,15 +189,21 @@ public struct ConfigMapping: @unchecked Sendable {
     /// The value of `key`; an error naming the key when it is missing.
     public func required(_ key: String) throws(ConfigError) -> ConfigNode {
         guard let value = optional(key) else {
-            throw ConfigError(file: owner.file, line: owner.node.mark?.line, column: owner.node.mark?.column,
-                              path: childPath(key), message: "is required but missing")
+            throw ConfigError(
+                file: owner.file, line: owner.node.mark?.line, column: owner.node.mark?.column,
+                path: childPath(key), message: "is required but missing")
         }
         return value
     }
 
     /// Every entry, in the order written, keys as strings.
     public var entries: [(key: String, value: ConfigNode)] {
-        mapping.map { (key: $0.key.string ?? "", value: ConfigNode(node: $0.value, path: childPath($0.key.string ?? "?"), file: owner.file)) }
+        mapping.map {
+            (
+                key: $0.key.string ?? "",
+                value: ConfigNode(node: $0.value, path: childPath($0.key.string ?? "?"), file: owner.file)
+            )
+        }
     }
 
     /// Refuses any key not in `known`, naming it and the closest known key.
@@ -200,7 +215,8 @@ public struct ConfigMapping: @unchecked Sendable {
             if let hint = hints[key] { throw place.error(hint) }
             var message = "unknown key"
             if let suggestion = known.min(by: { $0.editDistance(to: key) < $1.editDistance(to: key) }),
-               suggestion.editDistance(to: key) <= max(2, key.count / 3) {
+                suggestion.editDistance(to: key) <= max(2, key.count / 3)
+            {
                 message += " (did you mean '\(suggestion)'?)"
             } else {
                 message += " (known keys: \(known.joined(separator: ", ")))"
@@ -225,7 +241,8 @@ extension String {
         for i in 1...a.count {
             current[0] = i
             for j in 1...b.count {
-                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                current[j] = Swift.min(
+                    previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
             }
             swap(&previous, &current)
         }

@@ -28,7 +28,9 @@ extension GatewayConfig {
     ///   - file: the name used in errors.
     /// - Throws: the first mistake, as `ConfigError`; `parseReportingAll` gives every one.
     ///   - defaultGatewayID: the id when the config names none (the host name's, where files are read).
-    public static func parse(yaml: String, file: String, defaultGatewayID: String = "wiregate") throws(ConfigError) -> GatewayConfig {
+    public static func parse(yaml: String, file: String, defaultGatewayID: String = "wiregate") throws(ConfigError)
+        -> GatewayConfig
+    {
         let result = parseReportingAll(yaml: yaml, file: file, defaultGatewayID: defaultGatewayID)
         guard let config = result.config else { throw result.problems[0] }
         return config
@@ -37,11 +39,14 @@ extension GatewayConfig {
     /// Decodes and validates config text, going on after a mistake to find the others: each
     /// section, and each board, is checked whatever the ones before it held.
     /// Within a section or a board, the first mistake ends that one's check.
-    public static func parseReportingAll(yaml: String, file: String, defaultGatewayID: String = "wiregate") -> ParseResult {
+    public static func parseReportingAll(yaml: String, file: String, defaultGatewayID: String = "wiregate")
+        -> ParseResult
+    {
         let problems = ProblemList()
-        let config = problems.attempt { () throws(ConfigError) -> GatewayConfig? in
-            try parseSections(yaml: yaml, file: file, defaultGatewayID: defaultGatewayID, problems: problems)
-        } ?? nil
+        let config =
+            problems.attempt { () throws(ConfigError) -> GatewayConfig? in
+                try parseSections(yaml: yaml, file: file, defaultGatewayID: defaultGatewayID, problems: problems)
+            } ?? nil
         let sorted = problems.errors.sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
         return ParseResult(config: sorted.isEmpty ? config : nil, problems: sorted, files: problems.files)
     }
@@ -64,8 +69,10 @@ extension GatewayConfig {
     /// The document's sections, each checked whatever became of the others.
     /// - Returns: the config; nil when a section held a mistake (recorded in `problems`).
     /// - Throws: a mistake that leaves nothing else to check (not YAML, not a mapping).
-    private static func parseSections(yaml: String, file: String, defaultGatewayID: String,
-                                      problems: ProblemList) throws(ConfigError) -> GatewayConfig? {
+    private static func parseSections(
+        yaml: String, file: String, defaultGatewayID: String,
+        problems: ProblemList
+    ) throws(ConfigError) -> GatewayConfig? {
         let root: Yams.Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
@@ -82,7 +89,9 @@ extension GatewayConfig {
         let document = try ConfigNode(node: root, path: "", file: file).mapping()
         problems.files = Self.fileReferences(document)
         _ = problems.attempt { () throws(ConfigError) in
-            try document.rejectUnknownKeys(["gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"])
+            try document.rejectUnknownKeys([
+                "gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"
+            ])
         }
 
         let gateway = problems.attempt { () throws(ConfigError) in
@@ -128,10 +137,12 @@ extension GatewayConfig {
                 let added: Void? = problems.attempt { () throws(ConfigError) in
                     let board = try Self.board(node)
                     if boards.contains(where: { $0.name == board.name }) {
-                        throw (try node.mapping().required("name")).error("the board name '\(board.name)' is used twice")
+                        throw (try node.mapping().required("name")).error(
+                            "the board name '\(board.name)' is used twice")
                     }
                     if boards.contains(where: { $0.match == board.match }) {
-                        throw (try node.mapping().required("match")).error("the same match is given to two boards: the second could never match")
+                        throw (try node.mapping().required("match")).error(
+                            "the same match is given to two boards: the second could never match")
                     }
                     boards.append(board)
                 }
@@ -143,9 +154,11 @@ extension GatewayConfig {
         let backend = problems.attempt { () throws(ConfigError) in
             try document.optional("backend").map { node throws(ConfigError) in try Self.backend(try node.mapping()) }
         }
-        guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend else { return nil }
-        var config = GatewayConfig(gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
-                                   discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
+        guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend
+        else { return nil }
+        var config = GatewayConfig(
+            gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
+            discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
         config.files = problems.files
         return config
     }
@@ -153,20 +166,25 @@ extension GatewayConfig {
     /// The keys that name files, and where: for the checks made where files are read.
     private static func fileReferences(_ document: ConfigMapping) -> [FileReference] {
         let keys: [(section: [String], key: String, role: FileReference.Role)] = [
-            (["gateway"], "state_dir", .directory), (["mqtt"], "password_file", .secret), (["mqtt", "tls"], "ca_file", .certificate),
+            (["gateway"], "state_dir", .directory), (["mqtt"], "password_file", .secret),
+            (["mqtt", "tls"], "ca_file", .certificate),
             (["mqtt", "tls"], "cert_file", .certificate), (["mqtt", "tls"], "key_file", .secret),
-            (["backend"], "token_file", .secret), (["backend"], "ca_file", .certificate),
+            (["backend"], "token_file", .secret), (["backend"], "ca_file", .certificate)
         ]
         var references = keys.compactMap { section, key, role -> FileReference? in
             var mapping: ConfigMapping? = document
             for name in section { mapping = try? mapping?.optional(name)?.mapping() }
-            guard let node = mapping?.optional(key), let path = try? node.nonEmptyString(), path.hasPrefix("/") else { return nil }
-            return FileReference(key: (section + [key]).joined(separator: "."), path: path, role: role,
-                                 line: node.node.mark?.line, column: node.node.mark?.column)
+            guard let node = mapping?.optional(key), let path = try? node.nonEmptyString(), path.hasPrefix("/") else {
+                return nil
+            }
+            return FileReference(
+                key: (section + [key]).joined(separator: "."), path: path, role: role,
+                line: node.node.mark?.line, column: node.node.mark?.column)
         }
         if !references.contains(where: { $0.key == "gateway.state_dir" }) {
             // Not written: the default, checked all the same.
-            references.insert(FileReference(key: "gateway.state_dir", path: defaultStateDirectory, role: .directory), at: 0)
+            references.insert(
+                FileReference(key: "gateway.state_dir", path: defaultStateDirectory, role: .directory), at: 0)
         }
         return references
     }
@@ -175,7 +193,9 @@ extension GatewayConfig {
         var journal = JournalSettings()
         guard let node else { return journal }
         let section = try node.mapping()
-        try section.rejectUnknownKeys(["commit_window_ms", "sync", "max_bytes", "max_age", "quarantine_max_count", "quarantine_max_bytes"])
+        try section.rejectUnknownKeys([
+            "commit_window_ms", "sync", "max_bytes", "max_age", "quarantine_max_count", "quarantine_max_bytes"
+        ])
         if let count = section.optional("quarantine_max_count") {
             journal.quarantineMaxCount = try count.int(in: 0...10_000_000)
         }
@@ -208,12 +228,15 @@ extension GatewayConfig {
                 do throws(USBAllowList.Problem) {
                     discovery.usbIDs = try USBAllowList(entries)
                 } catch let problem {
-                    throw list.error("'\(problem.entry)' is not a USB vendor:product pair (four hex digits each, or vvvv:* for every product of a vendor)")
+                    throw list.error(
+                        "'\(problem.entry)' is not a USB vendor:product pair (four hex digits each, or vvvv:* for every product of a vendor)"
+                    )
                 }
             }
             if let hello = section.optional("hello") {
                 guard let pattern = HelloPattern(try hello.nonEmptyString()) else {
-                    throw hello.error("needs <name> once, where the board's name stands in the line, e.g. '#hello id=<name>'")
+                    throw hello.error(
+                        "needs <name> once, where the board's name stands in the line, e.g. '#hello id=<name>'")
                 }
                 discovery.hello = pattern
             }
@@ -231,31 +254,47 @@ extension GatewayConfig {
     public static let tokenEnvironmentVariable = "WIREGATE_BACKEND_TOKEN"
 
     static func backend(_ section: ConfigMapping) throws(ConfigError) -> Backend {
-        try section.rejectUnknownKeys(["url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max", "compress",
-                                       "allow_plain_http"],
-                                      hints: ["token": "secrets are not written in the config: use token_file, or the \(tokenEnvironmentVariable) environment variable"])
+        try section.rejectUnknownKeys(
+            [
+                "url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max", "compress",
+                "allow_plain_http"
+            ],
+            hints: [
+                "token":
+                    "secrets are not written in the config: use token_file, or the \(tokenEnvironmentVariable) environment variable"
+            ])
         let urlNode = try section.required("url")
         let text = try urlNode.nonEmptyString()
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = url.host, !host.isEmpty else {
-            throw urlNode.error("must be an http:// or https:// URL, such as https://backend.example/ (the events go to <url>/api/gateway/events/)")
+            let host = url.host, !host.isEmpty
+        else {
+            throw urlNode.error(
+                "must be an http:// or https:// URL, such as https://backend.example/ (the events go to <url>/api/gateway/events/)"
+            )
         }
         // Checked before anything could log the URL.
         if url.user != nil || url.password != nil {
-            throw urlNode.error("must not hold credentials ('user:password@'): the token comes from token_file or \(tokenEnvironmentVariable)")
+            throw urlNode.error(
+                "must not hold credentials ('user:password@'): the token comes from token_file or \(tokenEnvironmentVariable)"
+            )
         }
         let allowPlain = try section.optional("allow_plain_http")?.bool() ?? false
         if scheme == "http" && !allowPlain {
-            throw urlNode.error("http:// sends the token and every event in clear text: use https:// (with ca_file for a private CA), "
-                                + "or set allow_plain_http: true for a lab")
+            throw urlNode.error(
+                "http:// sends the token and every event in clear text: use https:// (with ca_file for a private CA), "
+                    + "or set allow_plain_http: true for a lab")
         }
         var backend = Backend(url: text.hasSuffix("/") ? String(text.dropLast()) : text)
         backend.tokenFile = try Self.filePath(section.optional("token_file"))
         if let size = section.optional("batch_size") { backend.batchSize = try size.int(in: 1...5000) }
         if let rate = section.optional("max_rate") { backend.maxRate = try rate.int(in: 1...1_000_000) }
-        if let timeout = section.optional("timeout") { backend.timeout = try timeout.duration(in: .seconds(1)...(.seconds(600))) }
+        if let timeout = section.optional("timeout") {
+            backend.timeout = try timeout.duration(in: .seconds(1)...(.seconds(600)))
+        }
         if let compress = section.optional("compress") { backend.compress = try compress.bool() }
-        if let retry = section.optional("retry_max") { backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600))) }
+        if let retry = section.optional("retry_max") {
+            backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600)))
+        }
         if let caNode = section.optional("ca_file") {
             guard scheme == "https" else { throw caNode.error("a CA file is for an https:// url") }
             backend.caFile = try Self.filePath(caNode)
@@ -275,7 +314,8 @@ extension GatewayConfig {
     public static func gatewayID(fromHostName hostName: String) -> String? {
         let label = hostName.split(separator: ".").first.map(String.init) ?? ""
         guard !["", "(none)", "localhost"].contains(label.lowercased()), let level = Topic.sanitisedLevel(label),
-              Topic.problem(inConfiguredLevel: level) == nil else { return nil }
+            Topic.problem(inConfiguredLevel: level) == nil
+        else { return nil }
         return level
     }
 
@@ -292,7 +332,9 @@ extension GatewayConfig {
         if let idNode = section?.optional("id") {
             settings.id = try idNode.nonEmptyString()
             settings.idIsDefault = false
-            if let problem = Topic.problem(inConfiguredLevel: settings.id) { throw idNode.error("the gateway id \(problem)") }
+            if let problem = Topic.problem(inConfiguredLevel: settings.id) {
+                throw idNode.error("the gateway id \(problem)")
+            }
         }
         settings.stateDirectory = try Self.filePath(section?.optional("state_dir")) ?? defaultStateDirectory
         return settings
@@ -300,9 +342,14 @@ extension GatewayConfig {
 
     static func mqtt(_ section: ConfigMapping, gatewayID: String) throws(ConfigError) -> MQTT {
         try section.rejectUnknownKeys(
-            ["host", "port", "base_topic", "keepalive", "client_id", "username", "password_file",
-             "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout", "tls"],
-            hints: ["password": "secrets are not written in the config: use password_file, or the \(passwordEnvironmentVariable) environment variable"])
+            [
+                "host", "port", "base_topic", "keepalive", "client_id", "username", "password_file",
+                "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout", "tls"
+            ],
+            hints: [
+                "password":
+                    "secrets are not written in the config: use password_file, or the \(passwordEnvironmentVariable) environment variable"
+            ])
         let host = try section.optional("host")?.nonEmptyString() ?? "127.0.0.1"
         let tls = try section.optional("tls").map { node throws(ConfigError) in try Self.tls(try node.mapping()) }
         let port = try section.optional("port")?.int(in: 1...65535) ?? (tls == nil ? 1883 : 8883)
@@ -315,28 +362,37 @@ extension GatewayConfig {
         let clientID = try section.optional("client_id")?.nonEmptyString() ?? "wiregate-\(gatewayID)"
         let username = try section.optional("username")?.nonEmptyString()
         let passwordFile = try Self.filePath(section.optional("password_file"))
-        let version = try section.optional("protocol").map { node throws(ConfigError) in
-            MQTT.ProtocolVersion(rawValue: try node.oneOf(["5", "3.1.1"]))!
-        } ?? .v5
+        let version =
+            try section.optional("protocol").map { node throws(ConfigError) in
+                MQTT.ProtocolVersion(rawValue: try node.oneOf(["5", "3.1.1"]))!
+            } ?? .v5
         let inflight = try section.optional("inflight")?.int(in: 1...65535) ?? 256
-        let reconnectMin = try section.optional("reconnect_min")?.duration(in: .milliseconds(10)...(.seconds(3600))) ?? .milliseconds(500)
+        let reconnectMin =
+            try section.optional("reconnect_min")?.duration(in: .milliseconds(10)...(.seconds(3600)))
+            ?? .milliseconds(500)
         let maxNode = section.optional("reconnect_max")
         let reconnectMax = try maxNode?.duration(in: .milliseconds(10)...(.seconds(3600))) ?? .seconds(30)
         guard reconnectMax >= reconnectMin else {
             throw (maxNode ?? section.owner).error("reconnect_max must not be below reconnect_min")
         }
-        let connectTimeout = try section.optional("connect_timeout")?.duration(in: .milliseconds(100)...(.seconds(600))) ?? .seconds(10)
-        return MQTT(host: host, port: port, baseTopic: baseTopic, keepalive: keepalive, clientID: clientID,
-                    username: username, passwordFile: passwordFile, protocolVersion: version, inflight: inflight,
-                    reconnectMin: reconnectMin, reconnectMax: reconnectMax, connectTimeout: connectTimeout, tls: tls)
+        let connectTimeout =
+            try section.optional("connect_timeout")?.duration(in: .milliseconds(100)...(.seconds(600))) ?? .seconds(10)
+        return MQTT(
+            host: host, port: port, baseTopic: baseTopic, keepalive: keepalive, clientID: clientID,
+            username: username, passwordFile: passwordFile, protocolVersion: version, inflight: inflight,
+            reconnectMin: reconnectMin, reconnectMax: reconnectMax, connectTimeout: connectTimeout, tls: tls)
     }
 
     static func tls(_ section: ConfigMapping) throws(ConfigError) -> MQTT.TLS {
-        let never = "the broker's certificate is always verified; for a private CA give ca_file, for an address its certificate does not list give server_name"
-        try section.rejectUnknownKeys(["ca_file", "cert_file", "key_file", "server_name"],
-                                      hints: ["insecure": never, "verify": never, "tls_insecure": never, "cert_reqs": never,
-                                              "cafile": "ca_file", "certfile": "cert_file", "keyfile": "key_file",
-                                              "version": "TLS 1.2 is the oldest accepted, 1.3 is used when the broker offers it"])
+        let never =
+            "the broker's certificate is always verified; for a private CA give ca_file, for an address its certificate does not list give server_name"
+        try section.rejectUnknownKeys(
+            ["ca_file", "cert_file", "key_file", "server_name"],
+            hints: [
+                "insecure": never, "verify": never, "tls_insecure": never, "cert_reqs": never,
+                "cafile": "ca_file", "certfile": "cert_file", "keyfile": "key_file",
+                "version": "TLS 1.2 is the oldest accepted, 1.3 is used when the broker offers it"
+            ])
         var tls = MQTT.TLS()
         tls.caFile = try Self.filePath(section.optional("ca_file"))
         let certNode = section.optional("cert_file")
@@ -352,7 +408,8 @@ extension GatewayConfig {
         if let nameNode = section.optional("server_name") {
             let name = try nameNode.nonEmptyString()
             guard !name.contains(where: { $0.isWhitespace || $0 == "/" }) else {
-                throw nameNode.error("must be a host name such as broker.house.lan, the name in the broker's certificate")
+                throw nameNode.error(
+                    "must be a host name such as broker.house.lan, the name in the broker's certificate")
             }
             tls.serverName = name
         }
@@ -380,11 +437,13 @@ extension GatewayConfig {
         1200: speed_t(B1200), 2400: speed_t(B2400), 4800: speed_t(B4800), 9600: speed_t(B9600), 19200: speed_t(B19200),
         38400: speed_t(B38400), 57600: speed_t(B57600), 115200: speed_t(B115200), 230400: speed_t(B230400),
         460800: speed_t(B460800), 500000: speed_t(B500000), 921600: speed_t(B921600), 1000000: speed_t(B1000000),
-        2000000: speed_t(B2000000),
+        2000000: speed_t(B2000000)
     ]
 
     /// The keys of a board entry besides `name` and `match`; `defaults:` takes these.
-    static let boardSettingKeys = ["baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"]
+    static let boardSettingKeys = [
+        "baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"
+    ]
 
     static func board(_ node: ConfigNode) throws(ConfigError) -> Board {
         let section = try node.mapping()
@@ -398,15 +457,22 @@ extension GatewayConfig {
 
     static func match(_ node: ConfigNode) throws(ConfigError) -> BoardMatch {
         let section = try node.mapping()
-        try section.rejectUnknownKeys(["path", "serial", "hello", "usb_path", "vid", "pid"],
-                                      hints: ["vendor": "unknown key (did you mean 'vid'?)", "product": "unknown key (did you mean 'pid'?)",
-                                              "port": "unknown key (did you mean 'usb_path'?)"])
+        try section.rejectUnknownKeys(
+            ["path", "serial", "hello", "usb_path", "vid", "pid"],
+            hints: [
+                "vendor": "unknown key (did you mean 'vid'?)", "product": "unknown key (did you mean 'pid'?)",
+                "port": "unknown key (did you mean 'usb_path'?)"
+            ])
         var match = BoardMatch()
         if let pathNode = section.optional("path") {
             let path = try pathNode.nonEmptyString()
-            guard path.hasPrefix("/") else { throw pathNode.error("must be an absolute device path, such as /dev/ttyACM0") }
+            guard path.hasPrefix("/") else {
+                throw pathNode.error("must be an absolute device path, such as /dev/ttyACM0")
+            }
             guard section.entries.count == 1 else {
-                throw pathNode.error("a fixed path is not combined with other keys: use serial, hello, usb_path, vid or pid instead to find the board through udev")
+                throw pathNode.error(
+                    "a fixed path is not combined with other keys: use serial, hello, usb_path, vid or pid instead to find the board through udev"
+                )
             }
             match.path = path
             return match
@@ -418,7 +484,9 @@ extension GatewayConfig {
             guard let idNode = section.optional(key) else { continue }
             // YAML reads 2341 as a number: accept it, but compare as four hex digits.
             let text = try idNode.string().lowercased()
-            guard USBAllowList.isUSBID(Substring(text)) else { throw idNode.error("must be four hex digits, such as 2341") }
+            guard USBAllowList.isUSBID(Substring(text)) else {
+                throw idNode.error("must be four hex digits, such as 2341")
+            }
             match[keyPath: keyPath] = text
         }
         guard section.entries.count > 0 else {
@@ -428,18 +496,23 @@ extension GatewayConfig {
     }
 
     /// The settings of a board entry (or of `defaults:`, with an empty name and match).
-    static func boardSettings(_ section: ConfigMapping, name: String, match: BoardMatch, known: [String]) throws(ConfigError) -> Board {
+    static func boardSettings(_ section: ConfigMapping, name: String, match: BoardMatch, known: [String])
+        throws(ConfigError) -> Board
+    {
         try section.rejectUnknownKeys(known + boardSettingKeys)
         let baudNode = section.optional("baud")
         let baud = try baudNode?.int(in: 1...4_000_000) ?? 115_200
         guard baudRates.contains(baud) else {
-            throw baudNode!.error("\(baud) is not a baud rate the serial driver can set (one of \(baudRates.map(String.init).joined(separator: ", ")))")
+            throw baudNode!.error(
+                "\(baud) is not a baud rate the serial driver can set (one of \(baudRates.map(String.init).joined(separator: ", ")))"
+            )
         }
 
         let protocolNode = try section.required("protocol")
         let protocolName = try protocolNode.string()
         guard let decoderType = LineProtocols.decoderType(named: protocolName) else {
-            throw protocolNode.error("unknown protocol '\(protocolName)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
+            throw protocolNode.error(
+                "unknown protocol '\(protocolName)' (expected one of \(LineProtocols.names.joined(separator: ", ")))")
         }
         let decoder = try decoderType.init(options: try section.optional("options")?.mapping())
 
@@ -456,7 +529,8 @@ extension GatewayConfig {
             for item in try list.sequence() {
                 let key = try item.nonEmptyString()
                 if ClassRules(rules).exact[key] == .critical {
-                    throw item.error("'\(key)' is critical: critical events are never coalesced, only telemetry can be 'latest'")
+                    throw item.error(
+                        "'\(key)' is critical: critical events are never coalesced, only telemetry can be 'latest'")
                 }
                 latest.append(key)
             }
@@ -476,21 +550,26 @@ extension GatewayConfig {
         let hupcl = try section.optional("hupcl")?.bool() ?? true
         let settle = try section.optional("settle")?.duration(in: .zero...(.seconds(60))) ?? .seconds(2)
         let maxLine = try section.optional("max_line")?.int(in: 16...1_048_576) ?? 1024
-        let reopenMax = try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
-        return Board(name: name, match: match, baud: baud, protocolName: protocolName, decoder: decoder,
-                     classes: ClassRules(rules), latest: latest, commands: CommandPolicy(commands, separators: decoder.commandSeparators), hupcl: hupcl, settle: settle,
-                     maxLineLength: maxLine, reopenMax: reopenMax)
+        let reopenMax =
+            try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
+        return Board(
+            name: name, match: match, baud: baud, protocolName: protocolName, decoder: decoder,
+            classes: ClassRules(rules), latest: latest,
+            commands: CommandPolicy(commands, separators: decoder.commandSeparators), hupcl: hupcl, settle: settle,
+            maxLineLength: maxLine, reopenMax: reopenMax)
     }
 
     static func yamlError(_ error: YamlError, file: String) -> ConfigError {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .composer(let context, let problem, let mark, _):
             let text = [context.map { "\($0.text)" }, problem].compactMap { $0 }.joined(separator: ": ")
-            return ConfigError(file: file, line: mark.line, column: mark.column, path: "", message: "not valid YAML: \(text)")
+            return ConfigError(
+                file: file, line: mark.line, column: mark.column, path: "", message: "not valid YAML: \(text)")
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigError(file: file, line: context.mark.line, column: context.mark.column, path: "",
-                               message: "key(s) written twice: \(duplicates.joined(separator: ", "))")
+            return ConfigError(
+                file: file, line: context.mark.line, column: context.mark.column, path: "",
+                message: "key(s) written twice: \(duplicates.joined(separator: ", "))")
         default:
             return ConfigError(file: file, line: nil, column: nil, path: "", message: "not valid YAML: \(error)")
         }

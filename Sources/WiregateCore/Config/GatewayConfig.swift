@@ -141,7 +141,9 @@ public struct GatewayConfig: Sendable {
             /// The name the broker's certificate must carry, when `host` is an address that it does not list.
             public var serverName: String?
 
-            public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil) {
+            public init(
+                caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil
+            ) {
                 self.caFile = caFile
                 self.certFile = certFile
                 self.keyFile = keyFile
@@ -189,9 +191,11 @@ public struct GatewayConfig: Sendable {
         public var quarantineMaxCount: Int
         public var quarantineMaxBytes: Int64
 
-        public init(commitWindow: Duration = .milliseconds(2000), sync: Sync = .normal,
-                    maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400),
-                    quarantineMaxCount: Int = 10_000, quarantineMaxBytes: Int64 = 16 << 20) {
+        public init(
+            commitWindow: Duration = .milliseconds(2000), sync: Sync = .normal,
+            maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400),
+            quarantineMaxCount: Int = 10_000, quarantineMaxBytes: Int64 = 16 << 20
+        ) {
             self.commitWindow = commitWindow
             self.sync = sync
             self.maxBytes = maxBytes
@@ -236,7 +240,11 @@ public struct ClassRules: Sendable, Equatable {
         exact = [:]
         patterns = []
         for (key, eventClass) in rules {
-            if key.contains(where: { "*?[".contains($0) }) { patterns.append((key, eventClass)) } else { exact[key] = eventClass }
+            if key.contains(where: { "*?[".contains($0) }) {
+                patterns.append((key, eventClass))
+            } else {
+                exact[key] = eventClass
+            }
         }
     }
 
@@ -280,7 +288,9 @@ public struct CommandPolicy: Sendable, Equatable {
     public func allows(_ line: String) -> Bool {
         // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n", and would pass a
         // Character test, then write two lines to the board.
-        guard !line.isEmpty, !line.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else { return false }
+        guard !line.isEmpty, !line.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
+            return false
+        }
         return allowed.contains { $0.contains("*") ? matches(pattern: $0, line) : $0 == line }
     }
 

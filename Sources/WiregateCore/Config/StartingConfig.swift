@@ -40,8 +40,11 @@ public struct StartingConfig: Sendable {
     /// named by their identity (as an adopted board would be), skipping what is already named.
     public mutating func addDevices(_ devices: [TTYDevice]) {
         for device in devices {
-            guard let usb = device.usb, usbIDs.allows(usb), let identity = BoardIdentity(device: device) else { continue }
-            let match = identity.source == .serial ? BoardMatch(serial: identity.value) : BoardMatch(usbPath: identity.value)
+            guard let usb = device.usb, usbIDs.allows(usb), let identity = BoardIdentity(device: device) else {
+                continue
+            }
+            let match =
+                identity.source == .serial ? BoardMatch(serial: identity.value) : BoardMatch(usbPath: identity.value)
             guard !boards.contains(where: { $0.match == match || $0.name == identity.adoptedName }) else { continue }
             boards.append(Board(name: identity.adoptedName, match: match))
         }
@@ -59,14 +62,15 @@ public struct StartingConfig: Sendable {
             "  state_dir: \(Self.quoted(stateDirectory))",
             "",
             "mqtt:",
-            "  host: \(Self.quoted(host))",
+            "  host: \(Self.quoted(host))"
         ]
         if let port { lines.append("  port: \(port)") }
         if let username { lines.append("  username: \(Self.quoted(username))") }
         if let passwordFile {
             lines.append("  password_file: \(Self.quoted(passwordFile))   # install -m 0640 -g wiregate")
         } else {
-            lines.append("  # password_file: /etc/wiregate/mqtt.pass   # install -m 0640 -g wiregate; or WIREGATE_MQTT_PASSWORD")
+            lines.append(
+                "  # password_file: /etc/wiregate/mqtt.pass   # install -m 0640 -g wiregate; or WIREGATE_MQTT_PASSWORD")
         }
         if tlsCAFile != nil || tlsCertFile != nil {
             lines.append("  tls:")
@@ -83,18 +87,21 @@ public struct StartingConfig: Sendable {
             "unknown_boards: adopt           # a board plugged in later, not named below, is published under its identity",
             "defaults:",
             "  protocol: \(Self.quoted(protocolName))",
-            "",
+            ""
         ]
         if boards.isEmpty {
-            lines.append("boards: []                      # `wiregate devices` prints the entry to paste for each board")
+            lines.append(
+                "boards: []                      # `wiregate devices` prints the entry to paste for each board")
         } else {
             lines.append("boards:                         # rename them at will: the name is the board's topic level")
             for board in boards {
                 lines.append("  - name: \(Self.quoted(board.name))")
                 lines.append("    match: { \(Self.matchText(board.match)) }")
                 lines.append("    protocol: \(Self.quoted(protocolName))")
-                lines.append("    # classes: { door: critical, \"*\": telemetry }   # which subtopics are intrusion events")
-                lines.append("    # commands: [ \"SIREN=ON\", \"SIREN=OFF\" ]           # the lines MQTT may write to it")
+                lines.append(
+                    "    # classes: { door: critical, \"*\": telemetry }   # which subtopics are intrusion events")
+                lines.append(
+                    "    # commands: [ \"SIREN=ON\", \"SIREN=OFF\" ]           # the lines MQTT may write to it")
             }
         }
         return lines.joined(separator: "\n") + "\n"

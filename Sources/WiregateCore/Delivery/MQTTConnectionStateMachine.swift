@@ -117,13 +117,19 @@ public struct MQTTConnectionStateMachine: Sendable {
             return [.openGate, .report(.connected(version: version, receiveMaximum: receiveMaximum))]
         case (.awaitingCONNACK(let deadline), .tick(let now)) where now > deadline:
             state = .backingOff
-            return [.disconnect, .report(.connectFailed(reason: "no CONNACK within \(connectTimeout) (is the broker hung?)")),
-                    wait(using: &rng)]
+            return [
+                .disconnect,
+                .report(.connectFailed(reason: "no CONNACK within \(connectTimeout) (is the broker hung?)")),
+                wait(using: &rng)
+            ]
         case (.awaitingCONNACK, .ended(.protocolRefused)) where version == .v5:
             version = .v311
             state = .connecting
-            return [.closeGate, .disconnect, .report(.connectFailed(reason: "the broker refused MQTT 5; falling back to 3.1.1")),
-                    .connect(.v311)]
+            return [
+                .closeGate, .disconnect,
+                .report(.connectFailed(reason: "the broker refused MQTT 5; falling back to 3.1.1")),
+                .connect(.v311)
+            ]
         case (.awaitingCONNACK, .ended(let ending)), (.connected, .ended(let ending)):
             state = .backingOff
             let reason: String

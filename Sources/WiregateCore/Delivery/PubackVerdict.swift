@@ -16,7 +16,8 @@ public enum PubackVerdict: Sendable, Equatable {
         case ..<0x80: self = .accepted
         case 0x90: self = .refusedForGood(reason: "topic name invalid (0x90)")
         case 0x99: self = .refusedForGood(reason: "payload format invalid (0x99)")
-        case 0x87: self = .refusedForNow(reason: "not authorised (0x87): check the broker's ACL for this gateway's topics")
+        case 0x87:
+            self = .refusedForNow(reason: "not authorised (0x87): check the broker's ACL for this gateway's topics")
         case 0x97: self = .refusedForNow(reason: "quota exceeded (0x97)")
         case 0x91: self = .refusedForNow(reason: "packet identifier in use (0x91)")
         case 0x83: self = .refusedForNow(reason: "implementation specific error (0x83)")

@@ -63,7 +63,9 @@ public struct SinkCursor: Sendable, Equatable {
     /// - Returns: whether the cursor moved (it moves only over an unbroken run of acknowledged events).
     @discardableResult
     public mutating func acknowledge(_ seq: Int64) -> Bool {
-        guard let index = outstanding.firstIndex(where: { $0.seq == seq }), outstanding[index].state == .sent else { return false }
+        guard let index = outstanding.firstIndex(where: { $0.seq == seq }), outstanding[index].state == .sent else {
+            return false
+        }
         outstanding[index].state = .acknowledged
         var moved = false
         while let first = outstanding.first, first.state == .acknowledged {
@@ -77,7 +79,9 @@ public struct SinkCursor: Sendable, Equatable {
     /// `seq` was handed out but did not reach the destination: it will be handed out again, and
     /// until it is acknowledged the cursor stops before it.
     public mutating func giveBack(_ seq: Int64) {
-        guard let index = outstanding.firstIndex(where: { $0.seq == seq }), outstanding[index].state == .sent else { return }
+        guard let index = outstanding.firstIndex(where: { $0.seq == seq }), outstanding[index].state == .sent else {
+            return
+        }
         outstanding[index].state = .returned
     }
 

@@ -82,8 +82,10 @@ public struct UploadStateMachine<Item: Sendable>: Sendable {
     ///   - acceptsGzip: whether the answer says the backend takes gzip bodies (nil: it says nothing).
     ///   - sentGzipped: whether the part went gzipped.
     /// - Returns: what to do, in order; after it, `part` is what to send next.
-    public mutating func answered<R: RandomNumberGenerator>(_ verdict: UploadVerdict, acceptsGzip: Bool?, sentGzipped: Bool,
-                                                            using rng: inout R) -> [Action] {
+    public mutating func answered<R: RandomNumberGenerator>(
+        _ verdict: UploadVerdict, acceptsGzip: Bool?, sentGzipped: Bool,
+        using rng: inout R
+    ) -> [Action] {
         var actions: [Action] = []
         if let acceptsGzip, acceptsGzip != compress, compressionAllowed {
             // RFC 7694: a 415 to a gzipped body says the backend does not take them: the same part, plain.
@@ -110,7 +112,8 @@ public struct UploadStateMachine<Item: Sendable>: Sendable {
             }
         case .tooLarge:
             parts.removeFirst()
-            actions.append(.quarantine(part, status: 413, response: "the backend's request size limit is below one event"))
+            actions.append(
+                .quarantine(part, status: 413, response: "the backend's request size limit is below one event"))
         case .refused(let status, let response):
             parts.removeFirst()
             actions.append(.quarantine(part, status: status, response: response))

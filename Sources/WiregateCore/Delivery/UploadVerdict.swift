@@ -31,20 +31,27 @@ public enum UploadVerdict: Sendable, Equatable {
         switch status {
         case 200..<300:
             if let problem = Self.problem(inStoredAnswer: answer, batchCount: batchCount) {
-                self = .misconfigured(reason: "HTTP \(status), but \(problem) (a captive portal, a proxy, or not the wiregate_events app?)")
+                self = .misconfigured(
+                    reason:
+                        "HTTP \(status), but \(problem) (a captive portal, a proxy, or not the wiregate_events app?)")
             } else {
                 self = .stored
             }
         case 300..<400:
-            self = .misconfigured(reason: "HTTP \(status): a redirect, which is never followed (http:// to https://, a moved backend, "
-                                  + "or a login page?): point backend.url at the app itself")
+            self = .misconfigured(
+                reason: "HTTP \(status): a redirect, which is never followed (http:// to https://, a moved backend, "
+                    + "or a login page?): point backend.url at the app itself")
         case 401:
-            self = .misconfigured(reason: "HTTP 401: the token is not accepted (rotated, or mistyped in backend.token_file?)")
+            self = .misconfigured(
+                reason: "HTTP 401: the token is not accepted (rotated, or mistyped in backend.token_file?)")
         case 403:
-            self = .misconfigured(reason: "HTTP 403: the token is not allowed to upload for this gateway id (bound to another gateway?)")
+            self = .misconfigured(
+                reason: "HTTP 403: the token is not allowed to upload for this gateway id (bound to another gateway?)")
         case 404, 405:
-            self = .misconfigured(reason: "HTTP \(status): no events endpoint at this URL (backend.url should be the project that includes "
-                                  + "wiregate_events.urls, without /api/...)")
+            self = .misconfigured(
+                reason:
+                    "HTTP \(status): no events endpoint at this URL (backend.url should be the project that includes "
+                    + "wiregate_events.urls, without /api/...)")
         case 407:
             self = .misconfigured(reason: "HTTP 407: a proxy asks for credentials")
         case 413:
@@ -56,11 +63,13 @@ public enum UploadVerdict: Sendable, Equatable {
             if Self.isTheAppsRefusal(status: status, answer: answer) {
                 self = .refused(status: status, response: answer)
             } else {
-                self = .misconfigured(reason: "HTTP \(status), but not the events endpoint's answer (a proxy or a web server in front?): "
-                                      + String(answer.prefix(120)))
+                self = .misconfigured(
+                    reason: "HTTP \(status), but not the events endpoint's answer (a proxy or a web server in front?): "
+                        + String(answer.prefix(120)))
             }
         case 408, 429, 500..<600:
-            self = .retry(reason: "HTTP \(status)", after: retryAfter.flatMap(Int.init).map { .seconds(max(0, min($0, 3600))) })
+            self = .retry(
+                reason: "HTTP \(status)", after: retryAfter.flatMap(Int.init).map { .seconds(max(0, min($0, 3600))) })
         default:
             self = .misconfigured(reason: "HTTP \(status), which the events endpoint never answers")
         }

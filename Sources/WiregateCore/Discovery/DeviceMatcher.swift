@@ -11,8 +11,10 @@ public struct BoardMatch: Sendable, Hashable {
     public var vendorID: String?
     public var productID: String?
 
-    public init(path: String? = nil, serial: String? = nil, hello: String? = nil, usbPath: String? = nil,
-                vendorID: String? = nil, productID: String? = nil) {
+    public init(
+        path: String? = nil, serial: String? = nil, hello: String? = nil, usbPath: String? = nil,
+        vendorID: String? = nil, productID: String? = nil
+    ) {
         self.path = path
         self.serial = serial
         self.hello = hello
@@ -150,7 +152,10 @@ public struct DeviceMatcher: Sendable {
         // get its topics and its commands while the real board is away, and then keep the real
         // board out as a second device: never.
         if reservedNames.contains(identity.adoptedName) {
-            return .refuse(reason: "its \(identity) names it '\(identity.adoptedName)', which is a configured board's name: not adopted")
+            return .refuse(
+                reason:
+                    "its \(identity) names it '\(identity.adoptedName)', which is a configured board's name: not adopted"
+            )
         }
         return .adopt(name: identity.adoptedName)
     }
@@ -159,8 +164,11 @@ public struct DeviceMatcher: Sendable {
 extension BoardMatch: CustomStringConvertible {
     /// As written in the config: `path /dev/ttyACM0`, `serial 8573…, vid 2341`.
     public var description: String {
-        [("path", path), ("serial", serial), ("hello", hello), ("usb_path", usbPath), ("vid", vendorID), ("pid", productID)]
-            .compactMap { key, value in value.map { "\(key) \($0)" } }
-            .joined(separator: ", ")
+        [
+            ("path", path), ("serial", serial), ("hello", hello), ("usb_path", usbPath), ("vid", vendorID),
+            ("pid", productID)
+        ]
+        .compactMap { key, value in value.map { "\(key) \($0)" } }
+        .joined(separator: ", ")
     }
 }

@@ -14,7 +14,9 @@ public struct HelloPattern: Sendable, Hashable, CustomStringConvertible {
 
     /// The name in `line`, trimmed, when the line is a hello line and the name a usable topic level.
     public func name(in line: String) -> String? {
-        guard line.hasPrefix(prefix), line.hasSuffix(suffix), line.count >= prefix.count + suffix.count else { return nil }
+        guard line.hasPrefix(prefix), line.hasSuffix(suffix), line.count >= prefix.count + suffix.count else {
+            return nil
+        }
         let name = line.dropFirst(prefix.count).dropLast(suffix.count).trimmingWhitespace()
         guard !name.isEmpty, Topic.problem(inConfiguredLevel: String(name)) == nil else { return nil }
         return String(name)

@@ -23,8 +23,10 @@ public struct TTYDevice: Sendable, Hashable, Codable {
         /// same while the cable stays in its socket, and what `dmesg` prints on plug-in.
         public var portPath: String
 
-        public init(vendorID: String, productID: String, serial: String? = nil, manufacturer: String? = nil,
-                    product: String? = nil, portPath: String) {
+        public init(
+            vendorID: String, productID: String, serial: String? = nil, manufacturer: String? = nil,
+            product: String? = nil, portPath: String
+        ) {
             self.vendorID = vendorID.lowercased()
             self.productID = productID.lowercased()
             self.serial = serial.flatMap { $0.isEmpty ? nil : $0 }

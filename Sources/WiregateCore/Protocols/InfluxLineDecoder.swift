@@ -36,7 +36,9 @@ public struct InfluxLineDecoder: LineDecoder {
         var tags: [String: String] = [:]
         while scanner.consume(Scanner.comma) {
             let key = try scanner.name(stoppingAt: [Scanner.equals, Scanner.comma, Scanner.space], what: "tag key")
-            guard scanner.consume(Scanner.equals), !key.isEmpty else { throw DecodeError("tag '\(key)' has no key=value form") }
+            guard scanner.consume(Scanner.equals), !key.isEmpty else {
+                throw DecodeError("tag '\(key)' has no key=value form")
+            }
             let value = try scanner.name(stoppingAt: [Scanner.comma, Scanner.space], what: "tag value")
             guard !value.isEmpty else { throw DecodeError("tag '\(key)' has an empty value") }
             tags[key] = value
@@ -45,7 +47,9 @@ public struct InfluxLineDecoder: LineDecoder {
         var fields: [(String, String)] = []
         repeat {
             let key = try scanner.name(stoppingAt: [Scanner.equals, Scanner.comma, Scanner.space], what: "field key")
-            guard !key.isEmpty, scanner.consume(Scanner.equals) else { throw DecodeError("field '\(key)' has no key=value form") }
+            guard !key.isEmpty, scanner.consume(Scanner.equals) else {
+                throw DecodeError("field '\(key)' has no key=value form")
+            }
             fields.append((key, try scanner.fieldValue(for: key)))
         } while scanner.consume(Scanner.comma)
         if scanner.consume(Scanner.space) {
@@ -101,7 +105,8 @@ public struct InfluxLineDecoder: LineDecoder {
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == Self.backslash, index + 1 < bytes.count,
-                   [Self.comma, Self.space, Self.equals].contains(bytes[index + 1]) {
+                    [Self.comma, Self.space, Self.equals].contains(bytes[index + 1])
+                {
                     out.append(bytes[index + 1])
                     index += 2
                     continue
@@ -123,7 +128,8 @@ public struct InfluxLineDecoder: LineDecoder {
                 while index < bytes.count {
                     let byte = bytes[index]
                     if byte == Self.backslash, index + 1 < bytes.count,
-                       bytes[index + 1] == Self.quote || bytes[index + 1] == Self.backslash {
+                        bytes[index + 1] == Self.quote || bytes[index + 1] == Self.backslash
+                    {
                         out.append(bytes[index + 1])
                         index += 2
                         continue
@@ -145,7 +151,8 @@ public struct InfluxLineDecoder: LineDecoder {
             if token.hasSuffix("i"), Int64(token.dropLast()) != nil { return String(token.dropLast()) }
             if token.hasSuffix("u"), UInt64(token.dropLast()) != nil { return String(token.dropLast()) }
             if let value = Double(token), value.isFinite, token.first != "+",
-               !token.lowercased().contains("n") { // refuses inf and nan, which the protocol does not allow
+                !token.lowercased().contains("n")
+            {  // refuses inf and nan, which the protocol does not allow
                 return token
             }
             throw DecodeError("field '\(key)' has an invalid value '\(token)'")

@@ -103,13 +103,21 @@ enum JSONValue: Decodable, Sendable, Equatable {
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     /// The value as a payload or a topic level; nil for arrays and objects.
@@ -132,7 +140,9 @@ enum JSONValue: Decodable, Sendable, Equatable {
             return String(decoding: data, as: UTF8.self)
         case .array(let items): return "[" + items.map(\.json).joined(separator: ",") + "]"
         case .object(let fields):
-            return "{" + fields.keys.sorted().map { JSONValue.string($0).json + ":" + fields[$0]!.json }.joined(separator: ",") + "}"
+            return "{"
+                + fields.keys.sorted().map { JSONValue.string($0).json + ":" + fields[$0]!.json }.joined(separator: ",")
+                + "}"
         default: return text ?? "null"
         }
     }

@@ -33,7 +33,8 @@ public struct KeyValueDecoder: LineDecoder {
     private static func separator(_ node: ConfigNode) throws(ConfigError) -> Character {
         let text = try node.string()
         guard text.count == 1, let character = text.first, !character.isLetter, !character.isNumber,
-              character != "\n", character != "\r" else {
+            character != "\n", character != "\r"
+        else {
             throw node.error("expected a single punctuation character, found '\(text)'")
         }
         return character
@@ -59,7 +60,8 @@ public struct KeyValueDecoder: LineDecoder {
 extension StringProtocol {
     func trimmingWhitespace() -> SubSequence {
         guard let first = firstIndex(where: { !$0.isWhitespace }),
-              let last = lastIndex(where: { !$0.isWhitespace }) else { return self[endIndex...] }
+            let last = lastIndex(where: { !$0.isWhitespace })
+        else { return self[endIndex...] }
         return self[first...last]
     }
 }

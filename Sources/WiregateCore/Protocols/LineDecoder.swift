@@ -62,7 +62,7 @@ public enum LineProtocols {
         JSONLineDecoder.self,
         MySensorsDecoder.self,
         InfluxLineDecoder.self,
-        RawLineDecoder.self,
+        RawLineDecoder.self
     ]
 
     public static var names: [String] { all.map { $0.protocolName } }

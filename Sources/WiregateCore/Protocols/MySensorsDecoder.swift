@@ -45,8 +45,9 @@ public struct MySensorsDecoder: LineDecoder {
 
     public func commandLine(levels: [Substring], payload: String) -> String? {
         guard levels.count == 6, levels[0] == "\(prefix)-in",
-              let numbers = try? Self.numbers(Array(levels.dropFirst())),
-              !payload.contains(";") else { return nil }
+            let numbers = try? Self.numbers(Array(levels.dropFirst())),
+            !payload.contains(";")
+        else { return nil }
         return (numbers.map(String.init) + [payload]).joined(separator: ";")
     }
 
