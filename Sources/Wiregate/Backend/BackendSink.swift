@@ -20,10 +20,15 @@ import WiregateCore
 /// 413 halves the batch (and the batches after it); 400, 422 and 409 halve it until the bad event
 /// is alone, which alone goes to the quarantine: its neighbours still arrive.
 public final class BackendSink: Service, Sendable {
+    /// The sink's running totals since it was made.
     public struct Counters: Sendable, Equatable {
+        /// Events the backend stored (a 2xx that accounts for them all).
         public var uploaded = 0
+        /// Requests the backend stored; the halves of a split batch count one each.
         public var batches = 0
+        /// Answers that meant trying the same batch again: 408, 429, 5xx, a timeout, no answer.
         public var retries = 0
+        /// Events the backend refused for good (400, 422, 409, alone), moved to the quarantine.
         public var quarantined = 0
         /// Answers that said the sink is set up wrong (see `UploadVerdict.misconfigured`).
         public var misconfigured = 0
@@ -46,13 +51,21 @@ public final class BackendSink: Service, Sendable {
     /// What `wiregate status` shows of the backend: written to `backend.json` beside the journal
     /// when reachability changes (not per batch: the SD card).
     public struct State: Codable, Sendable, Equatable {
+        /// Whether the backend was taking the uploads, as of `since`.
         public var reachable: Bool
+        /// When `reachable` last changed, by the gateway's wall clock (it may be unsynchronised).
         public var since: Date
         /// Why the last attempt failed, while unreachable.
         public var problem: String?
 
+        /// The file's name in the state directory, beside the journal.
         public static let fileName = "backend.json"
 
+        /// Reads what the sink last wrote, for `wiregate status`.
+        /// - Parameter directory: the journal's directory, where the sink writes the file.
+        /// - Returns: the state as written; a stopped sink leaves its last one.
+        /// - Throws: Foundation's file error when the file is missing or unreadable; `DecodingError` when
+        ///   it is not a state this version can read.
         public static func read(directory: String) throws -> State {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
@@ -94,8 +107,10 @@ public final class BackendSink: Service, Sendable {
         self.logger = logger
     }
 
+    /// A snapshot of the totals, read from any thread.
     public var counters: Counters { counterState.withLock { $0 } }
 
+    /// Uploads from the journal until graceful shutdown, then closes the HTTP client; never throws.
     public func run() async throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = settings.caFile {

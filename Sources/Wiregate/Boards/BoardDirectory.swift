@@ -11,11 +11,18 @@ import WiregateCore
 public final class BoardDirectory: Sendable {
     /// One board's status.
     public struct Status: Sendable, Equatable {
+        /// The board's configured (or adopted) name.
         public var board: String
+        /// Whether its reader has the port open and reads it, as the reader last reported.
         public var online: Bool
         /// The device node it is open at, while online.
         public var node: String?
 
+        /// A status as a reader reports it; an offline board has no node.
+        /// - Parameters:
+        ///   - board: the board's name.
+        ///   - online: whether the reader has the port open.
+        ///   - node: where it is open; dropped when `online` is false.
         public init(board: String, online: Bool, node: String? = nil) {
             self.board = board
             self.online = online
@@ -38,6 +45,8 @@ public final class BoardDirectory: Sendable {
         self.state = Mutex(state)
     }
 
+    /// The reader of the board named `name`, configured or adopted; nil when no reader was added for it.
+    /// - Parameter name: the board's name, as in its topics.
     public subscript(name: String) -> BoardReader? { state.withLock { $0.readers[name] } }
 
     /// Every board's reader, configured and adopted, by name.
@@ -69,6 +78,8 @@ public final class BoardDirectory: Sendable {
         }
     }
 
+    /// Whether `board` is online now; false for a board the directory does not know.
+    /// - Parameter board: the board's name.
     public func isOnline(_ board: String) -> Bool { state.withLock { $0.statuses[board]?.online ?? false } }
 
     /// Every board's status, by name.

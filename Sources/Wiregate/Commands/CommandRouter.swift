@@ -24,6 +24,11 @@ public final class CommandRouter: MQTTMessageHandler {
     private let logger: Logger
     private let counterState = Mutex(Counters())
 
+    /// Makes the router; the MQTT sink subscribes to its `filters` and hands it each message.
+    /// - Parameters:
+    ///   - config: a validated config: the boards' topics, protocols and `commands:` allow-lists.
+    ///   - boards: where commands are written, adopted boards included.
+    ///   - logger: where each refused command is logged.
     public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger) {
         self.config = config
         self.boards = boards
@@ -47,6 +52,7 @@ public final class CommandRouter: MQTTMessageHandler {
         return filters
     }
 
+    /// A snapshot of the refusals, read from any thread; logged at the stop.
     public var counters: Counters { counterState.withLock { $0 } }
 
     /// Routes one received message; refuses it unless it is allowed.

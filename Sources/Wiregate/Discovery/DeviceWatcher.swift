@@ -165,6 +165,9 @@ public final class DeviceWatcher: Service, Sendable {
 }
 
 extension DeviceMatcher {
+    /// The matcher for a config: its boards' `match:` entries in order, the USB allow-list and the
+    /// `unknown_boards` policy; an adopted board may never take a configured board's name.
+    /// - Parameter config: a validated config.
     public init(config: GatewayConfig) {
         self.init(
             matches: config.boards.map(\.match), allowList: config.discovery.usbIDs,

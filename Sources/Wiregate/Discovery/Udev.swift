@@ -178,7 +178,9 @@ private final class MonitorSet: @unchecked Sendable {
     }
 }
 
+/// Why udev is out of reach: no udev context (`udev_new`), or no uevent monitor on netlink.
 public struct DiscoveryError: Error, CustomStringConvertible {
+    /// What failed, as logged and as `wiregate devices` shows it.
     public var description: String
     init(_ description: String) { self.description = description }
 }

@@ -14,13 +14,17 @@ import WiregateCore
 /// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
 /// ```
 public final class Gateway: Sendable {
+    /// The validated config the gateway was built from.
     public let config: GatewayConfig
+    /// The SQLite journal every event goes through; possibly the in-memory fallback (see `Journal.isDurable`).
     public let journal: Journal
     /// The configured boards' readers (adopted ones are in `directory` only).
     public let boards: [BoardReader]
     /// Every board by name, adopted ones included, with its status.
     public let directory: BoardDirectory
+    /// Writes allowed commands from the broker to their boards; its counters are logged at the stop.
     public let router: CommandRouter
+    /// The broker connection: publishes the journal's events and receives the commands.
     public let mqtt: MQTTSink
     /// `status.json` and the boards' retained statuses.
     public let status: StatusPublisher

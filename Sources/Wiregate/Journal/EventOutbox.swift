@@ -4,6 +4,7 @@ import WiregateCore
 public struct JournaledEvent: Sendable, Hashable {
     /// Per gateway, increasing, never reused (also across restarts).
     public var seq: Int64
+    /// The event as decoded from the board's line (its board, topic, payload, class).
     public var event: Event
     /// Whether the kernel said the clock was synchronised when the line was read.
     public var clockSynced: Bool
@@ -29,6 +30,8 @@ public protocol EventOutbox: Sendable {
 }
 
 extension EventOutbox {
+    /// For an outbox with no separate fast path: waits as `append` does.
+    /// - Parameter events: what one line decoded to, in order.
     public func enqueue(_ events: [Event]) async { await append(events) }
 }
 

@@ -240,23 +240,30 @@ public struct JournalReader: OutboxReader {
     /// See `Journal.reader(for:coalescingLatest:)`.
     public let coalescesLatest: Bool
 
+    /// Acknowledges `acknowledging`, then hands out this sink's next events (see `OutboxReader.next`).
     public func next(max: Int, classes: [EventClass], acknowledging: [JournaledEvent]) async -> [JournaledEvent] {
         await journal.next(
             sink: sink, max: max, classes: classes, acknowledging: acknowledging, coalescingLatest: coalescesLatest)
     }
 
+    /// Puts still-unacknowledged events back at the head of this sink's buffer and wakes its `next`.
     public func putBack(_ events: [JournaledEvent]) async { await journal.putBack(sink: sink, events) }
 
+    /// Whether this sink has events of the class not handed out yet, or handed out and not come back for.
     public func hasUnsent(_ eventClass: EventClass) async -> Bool { await journal.hasUnsent(sink: sink, eventClass) }
 
+    /// Records the events as delivered to this sink; its cursor reaches the disk with the next commit.
     public func acknowledge(_ events: [JournaledEvent]) async { await journal.acknowledge(sink: sink, events) }
 
+    /// Writes the events to the quarantine and moves this sink past them; a failed write puts them back.
     public func quarantine(_ events: [JournaledEvent], status: Int, response: String) async {
         await journal.quarantine(sink: sink, events, status: status, response: response)
     }
 
+    /// Marks events appended from now on as live to this sink; returns the first live seq.
     public func destinationConnected() async -> Int64 { await journal.destinationConnected(sink: sink) }
 
+    /// Commits the whole journal's pending events and cursors, not only this sink's.
     public func flush() async { await journal.flush() }
 }
 

@@ -113,10 +113,12 @@ public actor Journal: EventOutbox {
     /// burst takes is bounded by this, not by the input rate. Reached only above about 1,000
     /// events/s (a burst, a noisy board), so the SD card's write budget at ordinary rates is the same.
     public static let earlyCommitEvents = 2_048
+    /// The same threshold in bytes (512 KiB, about: see `JournaledEvent.memoryCost`).
     public static let earlyCommitBytes = 512 << 10
     /// Events (or bytes) in memory past which `enqueue` waits for the commit under way: one batch
     /// being written and the next one filling (one read of a port can bring a few thousand more).
     public static let backpressureEvents = commitBatchLimit
+    /// The same threshold in bytes (512 KiB, about: see `JournaledEvent.memoryCost`).
     public static let backpressureBytes = 512 << 10
     /// The longest one call of `enqueue` waits for a commit. Half a second at 115,200 baud is
     /// 5.7 KB, which the kernel holds (a tty's 4 KiB line buffer and its 64 KiB of flip buffers).

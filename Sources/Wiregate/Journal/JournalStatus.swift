@@ -7,6 +7,7 @@ import WiregateCore
 /// Telemetry still inside the daemon's commit window is not on disk yet, so it is not
 /// counted here: at most `journal.commit_window_ms` worth.
 public struct JournalStatus: Codable, Sendable, Equatable {
+    /// One sink's backlog of one class, as committed to the file.
     public struct Backlog: Codable, Sendable, Equatable {
         /// Events not yet acknowledged by the sink.
         public var pending: Int

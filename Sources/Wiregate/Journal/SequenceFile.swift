@@ -17,33 +17,9 @@ struct SequenceFile: Sendable {
         return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
-    /// Writes `value` to a temporary file, syncs it and renames it over the old one.
+    /// Writes `value` durably: the rename must survive a power cut, or the old, lower ceiling could come back.
     /// - Throws: `SystemCallError` naming the call that failed.
     func write(_ value: Int64) throws(SystemCallError) {
-        let temporary = path + ".tmp"
-        let fd = try SystemCall.retrying("open", temporary) {
-            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-        }
-        defer { close(fd) }
-        let bytes = Array("\(value)\n".utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = try SystemCall.retrying("write", temporary) {
-                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            }
-            // A regular file never takes nothing; should one, this must not spin.
-            guard count > 0 else { throw SystemCallError(call: "write", path: temporary, code: EIO) }
-            written += count
-        }
-        try SystemCall.retrying("fsync", temporary) { fsync(fd) }
-        try SystemCall.retrying("rename", temporary) { rename(temporary, path) }
-        // The rename itself must survive a power cut, or the old, lower ceiling could come back.
-        let directory = (path as NSString).deletingLastPathComponent
-        let directoryPath = directory.isEmpty ? "." : directory
-        let dirfd = try SystemCall.retrying("open", directoryPath) {
-            open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        }
-        defer { close(dirfd) }
-        try SystemCall.retrying("fsync", directoryPath) { fsync(dirfd) }
+        try DurableFile.replace(path, with: Array("\(value)\n".utf8))
     }
 }

@@ -10,6 +10,9 @@ public enum SystemClock {
     /// What systemd-timesyncd creates once it has synchronised the clock (in /run: gone at boot).
     static let timesyncdFlag = "/run/systemd/timesync/synchronized"
 
+    /// Asks timesyncd's flag file, then the kernel (`adjtimex`). The journal calls it for each batch
+    /// of events it numbers, and before it judges events' age.
+    /// - Returns: true only when one of them says so; false when it is not known (the kernel call refused).
     public static func isSynchronised() -> Bool {
         // timesyncd's own word, readable under any hardening.
         if FileManager.default.fileExists(atPath: timesyncdFlag) { return true }

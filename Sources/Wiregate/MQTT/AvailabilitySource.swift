@@ -1,8 +1,14 @@
 /// A retained message the MQTT sink publishes on behalf of another concern.
 public struct RetainedMessage: Sendable, Equatable {
+    /// The full topic, such as `<base>/<gateway>/<board>/status`.
     public var topic: String
+    /// The text published, such as `online` or `offline`.
     public var payload: String
 
+    /// Makes a message to publish retained, QoS 1.
+    /// - Parameters:
+    ///   - topic: the full topic to publish on.
+    ///   - payload: the text to publish.
     public init(topic: String, payload: String) {
         self.topic = topic
         self.payload = payload
@@ -29,6 +35,10 @@ public struct BrokerStatus: Sendable, Equatable {
     /// Why the broker (or libmosquitto) refuses the gateway's messages, while it does.
     public var refusing: String?
 
+    /// Makes a status; the default is the state before the first connection.
+    /// - Parameters:
+    ///   - connected: whether the connection is up and taking messages.
+    ///   - refusing: why the broker refuses messages; nil when it does not.
     public init(connected: Bool = false, refusing: String? = nil) {
         self.connected = connected
         self.refusing = refusing

@@ -216,9 +216,13 @@ struct TLSContextPointer: @unchecked Sendable {
 
 /// TLS settings that cannot be used, found at start-up.
 public struct BrokerTLSError: Error, CustomStringConvertible {
+    /// The config key at fault, such as `mqtt.tls.ca_file`.
     public var key: String
+    /// The file that key names; nil when the fault is not in a file (the TLS context, the expected name).
     public var file: String?
+    /// What is wrong, in OpenSSL's words when it gave one.
     public var reason: String
+    /// The key, the file in quotes when there is one, and the reason, for the log.
     public var description: String {
         file.map { "\(key) '\($0)': \(reason)" } ?? "\(key): \(reason)"
     }

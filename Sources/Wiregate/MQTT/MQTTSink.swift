@@ -8,8 +8,9 @@ import WiregateCore
 /// the journal (QoS 1, bounded window, critical first), acknowledges them to the
 /// journal on PUBACK, publishes its availability source's retained messages, and hands the
 /// messages received on subscribed topics to its handler (the command router). It is the one
-/// holder of the broker connection's status (`brokerStatus`, `brokerChanges()`).
+/// holder of the broker connection's status (`brokerChanges()`: the status now, then each change).
 public final class MQTTSink: Service, Sendable {
+    /// The sink's running totals since it was made, logged at the stop (`wiregate run`).
     public struct Counters: Sendable, Equatable {
         /// Events handed to libmosquitto; an event sent again after a lost connection counts again.
         public var published = 0
@@ -23,7 +24,9 @@ public final class MQTTSink: Service, Sendable {
         public var quarantined = 0
         /// PUBACKs for a message id the window did not hold (logged, ignored).
         public var unknownAcknowledgements = 0
+        /// Connections accepted by the broker (CONNACKs), the first one included.
         public var connects = 0
+        /// Established connections that went away; a failed attempt does not count.
         public var connectionLosses = 0
         /// Messages on subscribed topics dropped: too large, or the handler had fallen `handlerQueue` behind.
         public var messagesDropped = 0
@@ -95,9 +98,6 @@ public final class MQTTSink: Service, Sendable {
         self.logger = logger
     }
 
-    /// The broker connection now.
-    public var brokerStatus: BrokerStatus { broker.withLock { $0.status } }
-
     /// The broker connection's status now, then every change, in order, for one consumer; ends
     /// when the consumer stops reading, or when the sink has stopped.
     public func brokerChanges() -> AsyncStream<BrokerStatus> {
@@ -118,6 +118,7 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
+    /// A snapshot of the totals, read from any thread; the acknowledgement counts come from the publish window.
     public var counters: Counters {
         let window = self.window.counts
         return counterState.withLock { counters in
@@ -130,8 +131,10 @@ public final class MQTTSink: Service, Sendable {
         }
     }
 
+    /// Whether the broker connection is up and taking messages (the client's publish gate).
     public var isConnected: Bool { client.isConnected }
 
+    /// Connects and publishes until graceful shutdown, then says farewell, disconnects and flushes the journal.
     public func run() async {
         var connecting: Logger.Metadata = [
             "broker": "\(config.mqtt.host):\(config.mqtt.port)", "client_id": "\(config.mqtt.clientID)",

@@ -60,16 +60,29 @@ extension MQTTClientEvent {
 /// With the gate, whatever libmosquitto holds from the last connection goes first, and the caller
 /// keeps what was not taken (`PublishResult.notConnected`).
 public final class MosquittoClient: Sendable {
+    /// How to reach the broker and keep the connection up; made from the config's `mqtt` section.
     public struct Options: Sendable {
+        /// The broker's host name or address.
         public var host: String
+        /// The broker's TCP port (the config's default: 1883, or 8883 with TLS).
         public var port: Int
+        /// The MQTT keepalive, in seconds: how soon a silent connection (a cut cable) is noticed.
         public var keepalive: Int
+        /// The MQTT client id; the broker drops an older session that uses the same one.
         public var clientID: String
+        /// The broker username; nil: connect without credentials.
         public var username: String?
+        /// The broker password, read from a file or the environment, never the command line;
+        /// only sent with `username`.
         public var password: String?
+        /// The protocol to try first; MQTT 5 falls back to 3.1.1 when the broker refuses it.
         public var protocolVersion: GatewayConfig.MQTT.ProtocolVersion
+        /// The first reconnect delay; it doubles at each failure, with jitter, up to `reconnectMax`.
         public var reconnectMin: Duration
+        /// The cap on the reconnect delay.
         public var reconnectMax: Duration
+        /// How long an attempt waits for CONNACK (a hung broker accepts TCP but never answers);
+        /// also the longest `shutdown()` waits for the network thread.
         public var connectTimeout: Duration
         /// The last will: topic and payload, published retained by the broker if we vanish.
         public var will: (topic: String, payload: String)?
@@ -81,6 +94,10 @@ public final class MosquittoClient: Sendable {
         /// Most QoS 1 messages on the wire at once unless the broker says fewer (MOSQ_OPT_SEND_MAXIMUM).
         public var sendMaximum: Int
 
+        /// Takes the settings from the config; the will is the gateway's `offline` status.
+        /// - Parameters:
+        ///   - config: the loaded config; its `mqtt` section and the gateway status topic are used.
+        ///   - password: the broker password, already read from its file or the environment; nil: none.
         public init(config: GatewayConfig, password: String?) {
             host = config.mqtt.host
             port = config.mqtt.port

@@ -17,6 +17,7 @@ import WiregateCore
 ///
 /// Reads are driven by NIO's event loop (epoll): no thread per board, no polling.
 public final class BoardReader: Service, Sendable {
+    /// The board's settings: its name, how it is found, its baud rate, protocol and allow-list.
     public let board: GatewayConfig.Board
     private let builder: EventBuilder
     private let outbox: any EventOutbox
@@ -35,6 +36,15 @@ public final class BoardReader: Service, Sendable {
         var nodeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
+    /// Makes the reader; nothing is opened until `run()`.
+    /// - Parameters:
+    ///   - board: the board's settings, configured or made for an adopted board.
+    ///   - config: the whole config, for the topic prefix of the events.
+    ///   - outbox: where the decoded events go (the journal), without waiting for the disk.
+    ///   - group: the event loops that read the port.
+    ///   - logger: the reader logs with a `board` metadata key added.
+    ///   - reportStatus: called with `(true, node)` once the port is open and read, and with
+    ///     `(false, nil)` after each session or failed attempt (the board directory's `report`).
     public init(
         board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,

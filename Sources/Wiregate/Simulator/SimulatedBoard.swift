@@ -26,10 +26,18 @@ public final class SimulatedBoard: Sendable {
     /// Who may open the board's device besides root, and how: a pty belongs to whoever made it,
     /// mode 0620, so a daemon running as another user (the service's `wiregate`) could not open it.
     public struct Access: Sendable {
+        /// The device's owner (`fchown`); changing it to another user needs root.
         public var uid: uid_t
+        /// The device's group, such as `dialout`, which the service's user is in.
         public var gid: gid_t
+        /// The device's permission bits (`fchmod`), such as 0660 for owner and group.
         public var mode: mode_t
 
+        /// The ownership given to the device when the simulator opens it.
+        /// - Parameters:
+        ///   - uid: the owner to give the device.
+        ///   - gid: the group to give it.
+        ///   - mode: its permission bits.
         public init(uid: uid_t, gid: gid_t, mode: mode_t) {
             self.uid = uid
             self.gid = gid
@@ -186,6 +194,10 @@ public final class SimulatedBoard: Sendable {
         return lines
     }
 
+    /// The complete lines the gateway wrote since the last call, without their line endings. Blocks the
+    /// calling thread up to `timeout` for the first: from async code, use `receivedLines(within:until:)`.
+    /// - Parameter timeout: how long to wait when none is there yet; zero: only what is there now.
+    /// - Returns: the lines, oldest first; empty when none came in time or the board was hung up.
     public func receivedLines(timeout: Duration = .zero) -> [String] {
         guard let controller = fds.withLock({ $0?.controller }) else { return [] }
         let deadline = ContinuousClock.now + timeout

@@ -6,10 +6,15 @@ import Foundation
 /// Written only when something changes (the broker comes or goes, a board does),
 /// never periodically: the SD card is worn by writes.
 public struct DaemonState: Codable, Sendable, Equatable {
+    /// The daemon's process id; `isRunning` checks it is still alive.
     public var pid: Int32
+    /// When the daemon started (wall clock, which may be wrong before the clock is synchronised).
     public var startedAt: Date
+    /// Whether the broker connection was up and taking messages at the last write.
     public var brokerConnected: Bool
+    /// When `brokerConnected` last changed; the start time until the first connection.
     public var brokerSince: Date
+    /// Every board, configured and adopted, by name: whether it is online.
     public var boards: [String: Bool]
     /// The device node of each online board (absent in files of older versions).
     public var nodes: [String: String]?
@@ -19,6 +24,7 @@ public struct DaemonState: Codable, Sendable, Equatable {
     /// When the daemon stopped cleanly; nil while it runs (or if it was killed).
     public var stoppedAt: Date?
 
+    /// The file's name in the state directory, beside the journal.
     public static let fileName = "status.json"
 
     /// Writes atomically (a temporary file renamed over the old one).
@@ -30,6 +36,11 @@ public struct DaemonState: Codable, Sendable, Equatable {
         try encoder.encode(self).write(to: url, options: .atomic)
     }
 
+    /// Reads the state the daemon last wrote, for `wiregate status`.
+    /// - Parameter stateDirectory: the daemon's state directory (`gateway.state_dir`).
+    /// - Returns: the state as written; it may be a stopped or killed daemon's (see `isRunning`).
+    /// - Throws: Foundation's file error when the file is missing or unreadable; `DecodingError` when
+    ///   it is not a state this version can read.
     public static func read(stateDirectory: String) throws -> DaemonState {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601

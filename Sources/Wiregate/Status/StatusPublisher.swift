@@ -9,6 +9,10 @@ public struct Availability: AvailabilitySource {
     private let config: GatewayConfig
     private let directory: BoardDirectory
 
+    /// Makes the source; the directory is read only when the sink asks.
+    /// - Parameters:
+    ///   - config: gives the gateway's and the boards' status topics.
+    ///   - directory: the boards whose online state is announced.
     public init(config: GatewayConfig, directory: BoardDirectory) {
         self.config = config
         self.directory = directory
@@ -64,6 +68,7 @@ public final class StatusPublisher: Service, Sendable {
         }
     }
 
+    /// Records board and broker changes until graceful shutdown, then writes the stop (all offline) to `status.json`.
     public func run() async {
         await file.start()
         await withTaskGroup(of: Void.self) { group in

@@ -10,12 +10,21 @@ import Glibc
 public struct FileAccess: Sendable {
     /// The user whose access is checked.
     public struct User: Sendable, Equatable {
+        /// The login name the problems call the user by (`uid N` for an id without one).
         public var name: String
+        /// The user id matched against a path's owner; 0 is root, whom read and write bits do not stop.
         public var uid: uid_t
+        /// The primary group id, matched against a path's group as `groups` are.
         public var gid: gid_t
         /// Every group the user is in, its primary group included.
         public var groups: [gid_t]
 
+        /// A user given by its ids, as `current` and `named(_:)` read them (or a test makes them).
+        /// - Parameters:
+        ///   - name: the login name.
+        ///   - uid: the user id.
+        ///   - gid: the primary group id.
+        ///   - groups: every group the user is in, its primary group included.
         public init(name: String, uid: uid_t, gid: gid_t, groups: [gid_t]) {
             self.name = name
             self.uid = uid
@@ -46,10 +55,12 @@ public struct FileAccess: Sendable {
         }
     }
 
+    /// The user whose access every check is about.
     public let user: User
     /// Whether `user` is this process's: the kernel is asked instead of the mode bits.
     private let isSelf: Bool
 
+    /// - Parameter user: whose access to check; nil: this process's, which the kernel answers for.
     public init(user: User? = nil) {
         self.user = user ?? .current
         self.isSelf = user == nil || user?.uid == geteuid()

@@ -2,16 +2,25 @@ import Glibc
 
 /// A failed system call, with its name, the path (or what it worked on) and errno.
 public struct SystemCallError: Error, Sendable, CustomStringConvertible {
+    /// The system call's name, such as `open` or `tcsetattr`.
     public var call: String
+    /// The path or thing it worked on ("the MQTT wake pipe"); may be empty.
     public var path: String
+    /// The `errno` the call left.
     public var code: Int32
 
+    /// The error of a call that failed; `SystemCall.retrying` makes it from `errno`.
+    /// - Parameters:
+    ///   - call: the system call's name.
+    ///   - path: what it worked on, for the message.
+    ///   - code: `errno`, read right after the call, before anything else can change it.
     public init(call: String, path: String, code: Int32) {
         self.call = call
         self.path = path
         self.code = code
     }
 
+    /// `call(path): strerror (errno N)`, for the log.
     public var description: String { "\(call)(\(path)): \(String(cString: strerror(code))) (errno \(code))" }
 }
 

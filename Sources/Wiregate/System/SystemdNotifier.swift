@@ -28,6 +28,7 @@ public final class SystemdNotifier: Service, Sendable {
         self.logger = logger
     }
 
+    /// Sends READY=1, then WATCHDOG=1 pings until graceful shutdown, then STOPPING=1; without systemd it only waits.
     public func run() async {
         // A service that returns ends the whole group: without systemd, just wait for the shutdown.
         guard socketPath != nil else {
