@@ -4,10 +4,17 @@
 /// The n-th delay is drawn uniformly from [d/2, d] with d = min(maximum, initial · 2ⁿ),
 /// so that many gateways that lost the same broker do not come back in step.
 public struct Backoff: Sendable, Equatable {
+    /// The first delay's ceiling; must be above zero.
     public let initial: Duration
+    /// The cap on every later ceiling; at least `initial`.
     public let maximum: Duration
+    /// Delays drawn since the last `reset()`: the exponent of the next ceiling.
     public private(set) var attempt: Int = 0
 
+    /// A backoff whose first delay is at most `initial`; it traps unless 0 < `initial` <= `maximum`.
+    /// - Parameters:
+    ///   - initial: the first ceiling.
+    ///   - maximum: the ceiling never exceeded, however many attempts fail.
     public init(initial: Duration, maximum: Duration) {
         precondition(initial > .zero && maximum >= initial, "backoff needs 0 < initial <= maximum")
         self.initial = initial
@@ -22,6 +29,8 @@ public struct Backoff: Sendable, Equatable {
         return ceiling * fraction
     }
 
+    /// The delay before the next attempt, with jitter from the system's random generator.
+    /// - Returns: a delay in [c/2, c], c being this attempt's ceiling.
     public mutating func nextDelay() -> Duration {
         var rng = SystemRandomNumberGenerator()
         return nextDelay(using: &rng)

@@ -22,12 +22,22 @@ public struct Event: Sendable, Hashable {
     public var subtopic: String
     /// The payload, valid UTF-8.
     public var payload: String
+    /// Critical or telemetry, from the board's `classes` mapping of the subtopic.
     public var eventClass: EventClass
     /// Wall-clock time at which the gateway read the line.
     public var receivedAt: Date
     /// Telemetry for which a replay sends only the newest value per topic (the board's `latest`).
     public var latest: Bool
 
+    /// An event as read; `latest` is kept only for telemetry (a critical event is never coalesced).
+    /// - Parameters:
+    ///   - board: the configured name of the board.
+    ///   - topic: the full, sanitised MQTT topic.
+    ///   - subtopic: the part of `topic` below the board.
+    ///   - payload: the value, valid UTF-8.
+    ///   - eventClass: critical or telemetry.
+    ///   - receivedAt: when the gateway read the line (wall clock).
+    ///   - latest: whether a replay may send only the newest value of this topic; `false` by default.
     public init(
         board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date,
         latest: Bool = false

@@ -4,6 +4,7 @@ import Foundation
 ///
 /// Pure: the serial side feeds it lines and counts what comes out.
 public struct EventBuilder: Sendable {
+    /// What one line turned into.
     public enum Outcome: Sendable, Equatable {
         /// The events in the line, in order.
         case events([Event])
@@ -15,14 +16,24 @@ public struct EventBuilder: Sendable {
         case malformed(String)
     }
 
+    /// The board whose lines this builds: its name, decoder, classes and `latest` topics.
     public let board: GatewayConfig.Board
     let topicPrefix: String
 
+    /// A builder for one board's lines.
+    /// - Parameters:
+    ///   - board: the board that sends the lines.
+    ///   - config: the gateway's config, for the topic prefix `<base>/<gateway>/<board>/`.
     public init(board: GatewayConfig.Board, config: GatewayConfig) {
         self.board = board
         self.topicPrefix = config.boardTopicPrefix(board.name)
     }
 
+    /// Decodes one line; a line with any bad message is refused whole, so nothing of it is published.
+    /// - Parameters:
+    ///   - line: one line from the framer, without its line ending.
+    ///   - receivedAt: when the gateway read it, stamped on every event.
+    /// - Returns: the events, an annotation, a blank, or why the line is malformed.
     public func outcome(for line: String, receivedAt: Date) -> Outcome {
         if line.allSatisfy(\.isWhitespace) { return .blank }
         if line.first == "#" { return .annotation(line) }

@@ -10,6 +10,7 @@ public struct Followers<Element: Sendable>: Sendable {
     /// Whether the holder has stopped (`removeAll()`): a follower added since ends at once.
     private var stopped = false
 
+    /// No followers yet.
     public init() {}
 
     /// Changes a follower may fall behind by.
@@ -39,6 +40,8 @@ public struct Followers<Element: Sendable>: Sendable {
         return stream
     }
 
+    /// Forgets a follower whose stream has ended, from its `ended` callback; an unknown id is ignored.
+    /// - Parameter id: the id `ended` was called with.
     public mutating func remove(_ id: Int) {
         continuations.removeValue(forKey: id)
     }

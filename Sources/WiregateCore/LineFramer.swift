@@ -17,6 +17,7 @@ public struct LineFramer: Sendable {
         case rejected(Rejection)
     }
 
+    /// Why a line was discarded; the raw value is the reason as logged.
     public enum Rejection: String, Sendable, Equatable, CaseIterable {
         /// Longer than the limit; everything up to the next newline was discarded.
         case overlong = "over-long line"
@@ -30,6 +31,7 @@ public struct LineFramer: Sendable {
         case partial = "partial first line"
     }
 
+    /// The longest line accepted, in bytes, without its ending (1024 by default).
     public let maxLineLength: Int
     private var buffer: [UInt8] = []
     private var overflowed = false

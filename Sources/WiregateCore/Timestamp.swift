@@ -7,8 +7,12 @@ public struct TimestampFormatter: Sendable {
     private var cachedSecond: Int64 = .min
     private var cachedPrefix = ""
 
+    /// A formatter with nothing cached yet.
     public init() {}
 
+    /// The RFC 3339 UTC form of `date`, milliseconds truncated (not rounded).
+    /// - Parameter date: the time to format.
+    /// - Returns: a string such as `2026-11-29T13:19:05.123Z`.
     public mutating func string(from date: Date) -> String {
         let interval = date.timeIntervalSince1970
         let second = Int64(interval.rounded(.down))

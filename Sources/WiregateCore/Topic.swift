@@ -94,6 +94,7 @@ public struct TopicTemplate: Sendable, Equatable, CustomStringConvertible {
 
     /// Levels of the template, each a list of parts.
     let levels: [[Part]]
+    /// The template as written in the config.
     public let description: String
 
     /// The field names the template uses, in order of appearance.
@@ -169,6 +170,7 @@ public struct TopicTemplate: Sendable, Equatable, CustomStringConvertible {
 
 /// Why a topic template was refused.
 public struct TemplateError: Error, Sendable, Equatable {
+    /// What is wrong, in words fit for a config error (`'{' without a matching '}'`).
     public var reason: String
 }
 

@@ -6,13 +6,24 @@ import Yams
 /// Printed as `FILE:LINE:COLUMN: KEY.PATH: message`, the way compilers report errors,
 /// so editors can jump to it.
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The config file as named to the parser (`parse(yaml:file:)`), first in the printed error.
     public var file: String
+    /// The 1-based line of the mistake; nil when it has no place (an empty file, a default not written).
     public var line: Int?
+    /// The 1-based column of the mistake; nil when it has no place.
     public var column: Int?
     /// The key path, such as `boards[0].protocol`; empty for the document itself.
     public var path: String
+    /// What is wrong, in words for the user, such as `is required but missing`.
     public var message: String
 
+    /// An error at the given place.
+    /// - Parameters:
+    ///   - file: the config file's name.
+    ///   - line: the 1-based line, or nil.
+    ///   - column: the 1-based column, or nil.
+    ///   - path: the key path, empty for the document.
+    ///   - message: what is wrong.
     public init(file: String, line: Int?, column: Int?, path: String, message: String) {
         self.file = file
         self.line = line
@@ -21,6 +32,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `FILE:LINE:COLUMN: KEY.PATH: message`, leaving out what is unknown.
     public var description: String {
         var place = file
         if let line { place += ":\(line)" }
@@ -36,6 +48,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct ConfigNode: @unchecked Sendable {
     // Yams.Node is a value tree; `@unchecked` only because it holds a weak anchor reference we never use.
     let node: Yams.Node
+    /// The key path to this node, such as `boards[0].match`; empty for the document.
     public let path: String
     let file: String
 
@@ -63,27 +76,38 @@ public struct ConfigNode: @unchecked Sendable {
     /// Whether the node is an explicit null (`~`, `null` or nothing).
     public var isNull: Bool { node.null != nil && node.scalar?.style == .plain }
 
+    /// The node as a mapping, to be read key by key.
+    /// - Throws: `ConfigError` when the node is a scalar, a list or an alias.
     public func mapping() throws(ConfigError) -> ConfigMapping {
         guard case .mapping(let mapping) = node else { throw error("expected a mapping of keys, found \(kind)") }
         return ConfigMapping(mapping: mapping, owner: self)
     }
 
+    /// The items of a list, each with its path (`boards[2]`).
+    /// - Throws: `ConfigError` when the node is not a list.
     public func sequence() throws(ConfigError) -> [ConfigNode] {
         guard case .sequence(let sequence) = node else { throw error("expected a list, found \(kind)") }
         return sequence.enumerated().map { ConfigNode(node: $1, path: "\(path)[\($0)]", file: file) }
     }
 
+    /// The scalar's text, whatever YAML would read it as (`2341` and `true` come back as written).
+    /// - Throws: `ConfigError` when the node is a mapping, a list or an alias.
     public func string() throws(ConfigError) -> String {
         guard case .scalar(let scalar) = node else { throw error("expected a string, found \(kind)") }
         return scalar.string
     }
 
+    /// The scalar's text, which must hold more than spaces.
+    /// - Throws: `ConfigError` when the node is not a scalar, or is empty or blank.
     public func nonEmptyString() throws(ConfigError) -> String {
         let value = try string()
         guard !value.trimmingCharacters(in: .whitespaces).isEmpty else { throw error("must not be empty") }
         return value
     }
 
+    /// A whole number, written unquoted.
+    /// - Parameter range: the values accepted.
+    /// - Throws: `ConfigError` when the node is not a plain whole number, or is outside `range`.
     public func int(in range: ClosedRange<Int>) throws(ConfigError) -> Int {
         guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
             throw error("expected a whole number, found \(describeValue)")
@@ -94,6 +118,8 @@ public struct ConfigNode: @unchecked Sendable {
         return value
     }
 
+    /// A boolean written unquoted, such as `true` or `false`.
+    /// - Throws: `ConfigError` for anything else, a quoted `"true"` included.
     public func bool() throws(ConfigError) -> Bool {
         guard case .scalar(let scalar) = node, scalar.style == .plain, let value = node.bool else {
             throw error("expected true or false, found \(describeValue)")
@@ -138,6 +164,8 @@ public struct ConfigNode: @unchecked Sendable {
         return value
     }
 
+    /// A list of scalars, as text.
+    /// - Throws: `ConfigError` when the node is not a list, or an item is not a scalar.
     public func stringList() throws(ConfigError) -> [String] {
         var result: [String] = []
         for item in try sequence() { result.append(try item.string()) }
@@ -175,6 +203,7 @@ public struct ConfigNode: @unchecked Sendable {
 /// A YAML mapping with its place, read key by key.
 public struct ConfigMapping: @unchecked Sendable {
     let mapping: Yams.Node.Mapping
+    /// The node that is this mapping: its path prefixes the keys', its place locates missing keys.
     public let owner: ConfigNode
 
     /// The value of `key`, or nil when absent or null.

@@ -13,8 +13,15 @@ extension GatewayConfig {
         public var config: GatewayConfig?
         /// In file order.
         public var problems: [ConfigError]
+        /// The files the document names, for the checks made where files are read; empty when its top
+        /// level could not be read.
         public var files: [FileReference]
 
+        /// A result with the given parts.
+        /// - Parameters:
+        ///   - config: the config, or nil when there are problems.
+        ///   - problems: every mistake found, in file order.
+        ///   - files: the files the document names.
         public init(config: GatewayConfig? = nil, problems: [ConfigError], files: [FileReference]) {
             self.config = config
             self.problems = problems

@@ -5,11 +5,17 @@ import Foundation
 /// Built only by `GatewayConfig.load(path:)` / `parse(yaml:file:)`, so a value of
 /// this type is always valid: the daemon starts nothing until it has one.
 public struct GatewayConfig: Sendable {
+    /// `gateway:`, the gateway's id and state directory; the section may be left out.
     public var gateway: GatewaySettings
+    /// `mqtt:`, the local broker; the section is required.
     public var mqtt: MQTT
+    /// `boards:`, in the order written; may be empty only under `unknown_boards: adopt`.
     public var boards: [Board]
+    /// `log:`, the log's verbosity.
     public var log: Log
+    /// `journal:`, the SQLite journal's commits and bounds; every key has a default.
     public var journal: JournalSettings
+    /// `discovery:` and `unknown_boards:`, how boards are found through udev.
     public var discovery: Discovery
     /// `defaults:`: the settings of boards adopted under `unknown_boards: adopt` (name and match empty).
     public var adoptTemplate: Board?
@@ -21,6 +27,7 @@ public struct GatewayConfig: Sendable {
 
     /// A file named by a key of the config.
     public struct FileReference: Sendable, Equatable {
+        /// What the file is for, which decides the checks made on it.
         public enum Role: Sendable, Equatable {
             /// A password, a token or a private key: its mode matters, and an empty one is a mistake.
             case secret
@@ -32,11 +39,22 @@ public struct GatewayConfig: Sendable {
 
         /// The key path, e.g. `mqtt.password_file`.
         public var key: String
+        /// The absolute path written in the config (or the default `gateway.state_dir`).
         public var path: String
+        /// What the file is for.
         public var role: Role
+        /// The 1-based line of the key's value; nil for a default not written in the config.
         public var line: Int?
+        /// The 1-based column of the key's value; nil for a default not written in the config.
         public var column: Int?
 
+        /// A reference to `path`, named by `key`.
+        /// - Parameters:
+        ///   - key: the key path, e.g. `mqtt.tls.ca_file`.
+        ///   - path: the file's absolute path.
+        ///   - role: what the file is for.
+        ///   - line: the key's line, or nil when it is not written.
+        ///   - column: the key's column, or nil when it is not written.
         public init(key: String, path: String, role: Role, line: Int? = nil, column: Int? = nil) {
             self.key = key
             self.path = path
@@ -70,6 +88,8 @@ public struct GatewayConfig: Sendable {
         /// gzip bodies once the backend says it accepts them; off for a proxy that mishandles them.
         public var compress = true
 
+        /// A backend at `url` (no trailing slash), every other setting on its default.
+        /// - Parameter url: the base URL, `http://` or `https://`.
         public init(url: String) { self.url = url }
     }
 
@@ -84,6 +104,7 @@ public struct GatewayConfig: Sendable {
         /// How long to listen for the hello line after the settle time.
         public var helloTimeout = Duration.seconds(3)
 
+        /// The defaults: the built-in USB ids, unknown boards ignored, `#hello id=<name>` within 3 s.
         public init() {}
     }
 
@@ -97,6 +118,7 @@ public struct GatewayConfig: Sendable {
     /// Whether any board is found through udev rather than at a fixed path.
     public var needsDiscovery: Bool { discovery.adoptUnknown || boards.contains { $0.match.needsDiscovery } }
 
+    /// `gateway:`: who this gateway is and where it keeps its state.
     public struct GatewaySettings: Sendable, Equatable {
         /// This gateway's id: one topic level, and the prefix of every event id.
         public var id: String
@@ -106,24 +128,35 @@ public struct GatewayConfig: Sendable {
         public var idIsDefault = false
     }
 
+    /// `mqtt:`: the broker the events are published to and the commands come from.
     public struct MQTT: Sendable, Equatable {
+        /// `mqtt.protocol`: the raw value is the word in the config, `5` or `3.1.1`.
         public enum ProtocolVersion: String, Sendable, Equatable {
             /// MQTT 5, falling back to 3.1.1 when the broker refuses it.
             case v5 = "5"
             case v311 = "3.1.1"
         }
+        /// `mqtt.host`, a host name or address; default `127.0.0.1`.
         public var host: String
+        /// `mqtt.port`, 1...65535; default 1883, or 8883 with `tls:`.
         public var port: Int
+        /// `mqtt.base_topic`, the first level(s) of every topic, no wildcard and no leading `$`; default `wiregate`.
         public var baseTopic: String
+        /// `mqtt.keepalive`, in seconds, 5...65535; default 10, so a cut cable is noticed in about 15 s.
         public var keepalive: Int
+        /// `mqtt.client_id`; default `wiregate-<gateway.id>`.
         public var clientID: String
+        /// `mqtt.username`; nil connects without one.
         public var username: String?
         /// The password file, when the config names one; `WIREGATE_MQTT_PASSWORD` is the alternative.
         public var passwordFile: String?
+        /// `mqtt.protocol`; default `.v5`.
         public var protocolVersion: ProtocolVersion
         /// Most QoS 1 messages awaiting PUBACK at once.
         public var inflight: Int
+        /// `mqtt.reconnect_min`, the first reconnect delay, doubled after each failure (10ms...1h); default 500 ms.
         public var reconnectMin: Duration
+        /// `mqtt.reconnect_max`, the longest reconnect delay, not below `reconnectMin` (10ms...1h); default 30 s.
         public var reconnectMax: Duration
         /// How long to wait for CONNACK before giving up on an attempt (a stopped broker accepts TCP but never answers).
         public var connectTimeout: Duration
@@ -141,6 +174,12 @@ public struct GatewayConfig: Sendable {
             /// The name the broker's certificate must carry, when `host` is an address that it does not list.
             public var serverName: String?
 
+            /// TLS settings; by default none of the files, and the name checked is `host`'s.
+            /// - Parameters:
+            ///   - caFile: the CA bundle's path, nil for the system's.
+            ///   - certFile: the client certificate's path, nil for none.
+            ///   - keyFile: the client key's path, given with `certFile`.
+            ///   - serverName: the name to verify, nil for `host`.
             public init(
                 caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil
             ) {
@@ -152,27 +191,37 @@ public struct GatewayConfig: Sendable {
         }
     }
 
+    /// One entry of `boards:` (or the `defaults:` of adopted boards): how it is found, read and written to.
     public struct Board: Sendable {
+        /// `name`, required: the board's topic level, unique among the boards.
         public var name: String
         /// How the board is found: a fixed path, or what udev says of it.
         public var match: BoardMatch
+        /// `baud`, one of the rates termios can set (`GatewayConfig.baudRates`); default 115200.
         public var baud: Int
+        /// `protocol`, required: the line protocol's name (`kv`, `json`, `mysensors`, `influx`, `raw`).
         public var protocolName: String
+        /// The decoder of `protocol`, built from the board's `options:`.
         public var decoder: any LineDecoder
+        /// `classes`: which subtopics are critical; unmatched ones are telemetry.
         public var classes: ClassRules
         /// Subtopics (or glob patterns) of telemetry for which a replay sends only the newest value.
         public var latest: [String]
+        /// `commands`: the lines MQTT may write to the board; empty by default, so nothing is written.
         public var commands: CommandPolicy
         /// Whether closing the port drops DTR (termios HUPCL); off keeps an Arduino from resetting.
         public var hupcl: Bool
         /// How long to ignore the board after opening the port (most Arduinos reset on open).
         public var settle: Duration
+        /// `max_line`, the longest line in bytes (16...1048576); longer ones are discarded and counted; default 1024.
         public var maxLineLength: Int
         /// Longest wait between attempts to reopen a port that went away.
         public var reopenMax: Duration
     }
 
+    /// `journal:`: how the SQLite journal commits, and how large and old it may grow.
     public struct JournalSettings: Sendable, Equatable {
+        /// `journal.sync`: the raw value is the word in the config.
         public enum Sync: String, Sendable, Equatable {
             /// SQLite `synchronous=NORMAL`: in WAL mode, a power cut may lose the last commits, never corrupt.
             case normal
@@ -181,6 +230,7 @@ public struct GatewayConfig: Sendable {
         }
         /// Telemetry is grouped into one transaction per window; critical events commit at once.
         public var commitWindow: Duration
+        /// `journal.sync`; default `.normal`.
         public var sync: Sync
         /// The journal's bound on disk; past it the oldest telemetry is dropped, critical last.
         public var maxBytes: Int64
@@ -189,8 +239,17 @@ public struct GatewayConfig: Sendable {
         /// The quarantine's own bound (events a destination can never take): past either, its
         /// oldest rows go, counted. It is not part of `maxBytes`, so it never costs an event.
         public var quarantineMaxCount: Int
+        /// `journal.quarantine_max_bytes`, in bytes (64 KiB...1 TiB); default 16 MiB.
         public var quarantineMaxBytes: Int64
 
+        /// Journal settings; the defaults are the config's when `journal:` is left out.
+        /// - Parameters:
+        ///   - commitWindow: `commit_window_ms`; default 2000 ms, zero commits every event at once.
+        ///   - sync: `sync`; default `.normal`.
+        ///   - maxBytes: `max_bytes`; default 256 MiB.
+        ///   - maxAge: `max_age`; default 30 days.
+        ///   - quarantineMaxCount: `quarantine_max_count`; default 10000 events.
+        ///   - quarantineMaxBytes: `quarantine_max_bytes`; default 16 MiB.
         public init(
             commitWindow: Duration = .milliseconds(2000), sync: Sync = .normal,
             maxBytes: Int64 = 256 << 20, maxAge: Duration = .seconds(30 * 86400),
@@ -205,7 +264,9 @@ public struct GatewayConfig: Sendable {
         }
     }
 
+    /// `log:`: what the daemon logs.
     public struct Log: Sendable, Equatable {
+        /// `log.level`: `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`; default `info`.
         public var level: String
     }
 
@@ -233,9 +294,13 @@ public struct GatewayConfig: Sendable {
 /// An exact key wins over patterns; patterns are tried in the order written; an
 /// event that matches nothing is telemetry.
 public struct ClassRules: Sendable, Equatable {
+    /// The class of each subtopic written as such (no `*`, `?` or `[`); these win over patterns.
     public var exact: [String: EventClass]
+    /// Glob patterns and their class, tried in the order written.
     public var patterns: [(pattern: String, eventClass: EventClass)]
 
+    /// Rules from the `classes:` entries, in the order written; a key holding `*`, `?` or `[` is a pattern.
+    /// - Parameter rules: subtopic or pattern, and its class; empty makes every event telemetry.
     public init(_ rules: [(String, EventClass)] = []) {
         exact = [:]
         patterns = []
@@ -248,6 +313,9 @@ public struct ClassRules: Sendable, Equatable {
         }
     }
 
+    /// The class of an event on `subtopic`: its exact rule, else the first pattern it matches, else telemetry.
+    /// - Parameter subtopic: the levels below the board, such as `env/temperature`.
+    /// - Returns: the event's class.
     public func eventClass(forSubtopic subtopic: String) -> EventClass {
         classify(subtopic) ?? .telemetry
     }
@@ -258,6 +326,7 @@ public struct ClassRules: Sendable, Equatable {
         return nil
     }
 
+    /// Whether both have the same exact rules and the same patterns in the same order.
     public static func == (lhs: ClassRules, rhs: ClassRules) -> Bool {
         lhs.exact == rhs.exact && lhs.patterns.elementsEqual(rhs.patterns, by: { $0 == $1 })
     }
@@ -276,15 +345,23 @@ extension GatewayConfig.Board {
 /// (`LED=*`): printable text without the board protocol's separators (`;` for most) and without
 /// controls, so that a value can never carry a second command. Everything else is refused.
 public struct CommandPolicy: Sendable, Equatable {
+    /// The `commands:` entries as written: exact lines, and patterns holding `*`.
     public var allowed: [String]
     /// What a `*` never matches besides controls (see `LineDecoder.commandSeparators`).
     public var separators: Set<Unicode.Scalar>
 
+    /// A policy allowing `allowed`.
+    /// - Parameters:
+    ///   - allowed: the `commands:` entries.
+    ///   - separators: what a `*` never matches, the protocol's `commandSeparators`; `;` by default.
     public init(_ allowed: [String], separators: Set<Unicode.Scalar> = [";"]) {
         self.allowed = allowed
         self.separators = separators
     }
 
+    /// Whether `line` may be written to the board: it equals an entry, or matches a pattern.
+    /// - Parameter line: the command, without a line ending.
+    /// - Returns: false for an empty line, one holding CR, LF or NUL, or one no entry allows.
     public func allows(_ line: String) -> Bool {
         // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n", and would pass a
         // Character test, then write two lines to the board.

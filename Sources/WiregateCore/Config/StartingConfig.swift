@@ -7,31 +7,48 @@ import Foundation
 public struct StartingConfig: Sendable {
     /// A board to name in the config.
     public struct Board: Sendable, Equatable {
+        /// Its name in the config, the board's topic level: the identity an adopted board would get.
         public var name: String
+        /// How it is found: its USB serial number, else its USB port path, else a fixed device path.
         public var match: BoardMatch
 
+        /// A board entry.
+        /// - Parameters:
+        ///   - name: the board's name.
+        ///   - match: how the board is found.
         public init(name: String, match: BoardMatch) {
             self.name = name
             self.match = match
         }
     }
 
+    /// `gateway.id`: this gateway's topic level and event-id prefix.
     public var gatewayID: String
+    /// `gateway.state_dir`, where the journal lives; `/var/lib/wiregate` unless set.
     public var stateDirectory = "/var/lib/wiregate"
+    /// `mqtt.host`, the broker; the local one (`127.0.0.1`) unless set.
     public var host = "127.0.0.1"
     /// nil: MQTT's default for the transport (1883, or 8883 with TLS).
     public var port: Int?
+    /// `mqtt.username`; nil leaves it out (an anonymous broker).
     public var username: String?
+    /// `mqtt.password_file`; nil writes the key as a comment, for the user to fill in.
     public var passwordFile: String?
+    /// `mqtt.tls.ca_file`; when both it and `tlsCertFile` are nil, no `tls:` section is written (plain TCP).
     public var tlsCAFile: String?
+    /// `mqtt.tls.cert_file`, the gateway's client certificate; nil: none.
     public var tlsCertFile: String?
+    /// `mqtt.tls.key_file`, the client certificate's key; written only inside a `tls:` section.
     public var tlsKeyFile: String?
+    /// The `boards:` entries, in order; `addDevices(_:)` appends to it.
     public var boards: [Board] = []
     /// What every board speaks, named and adopted alike.
     public var protocolName = "kv"
     /// The USB ids taken as boards, written as `discovery.usb_ids`.
     public var usbIDs = USBAllowList.arduinoOnly
 
+    /// A config for the gateway `gatewayID`, every other key on its default and no board yet.
+    /// - Parameter gatewayID: the gateway's id, one topic level.
     public init(gatewayID: String) {
         self.gatewayID = gatewayID
     }

@@ -8,6 +8,7 @@
 /// The journal performs the decisions (`Decision.commitAfter` is a timer of its own) and says
 /// when a pass starts and how it ended.
 public struct CommitScheduler: Sendable, Equatable {
+    /// What the journal should do about committing, after an append, a moved cursor or a failed pass.
     public enum Decision: Sendable, Equatable {
         /// Nothing to start: a commit is already due (timer set, or the one under way goes round again).
         case none
@@ -55,6 +56,11 @@ public struct CommitScheduler: Sendable, Equatable {
     /// Whether a timer for a commit is set: another is never set beside it.
     public private(set) var timerSet = false
 
+    /// An idle scheduler: no commit under way, no timer set, writes not failing.
+    /// - Parameters:
+    ///   - commitWindow: how long telemetry may wait for its commit; zero commits every append.
+    ///   - cursorInterval: how long a moved cursor may wait for its commit (never less than `commitWindow`).
+    ///   - failureRetry: the least time between attempts while writes fail (never less than `commitWindow`).
     public init(commitWindow: Duration, cursorInterval: Duration, failureRetry: Duration) {
         self.commitWindow = commitWindow
         self.cursorInterval = cursorInterval
@@ -98,7 +104,10 @@ public struct CommitScheduler: Sendable, Equatable {
         timerSet = false
     }
 
-    /// A pass ended. - Returns: a commit to schedule, and the card's change of state.
+    /// A pass ended.
+    /// - Parameter outcome: what the pass did.
+    /// - Returns: a commit to schedule (only after a failure: a committed pass that left more
+    ///   waiting goes round in the same loop instead), and the card's change of state.
     public mutating func passEnded(_ outcome: Outcome) -> (Decision, Transition) {
         switch outcome {
         case .committed(let moreWaiting):

@@ -27,6 +27,7 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     /// Accepted PUBACKs of status messages (nil items): counted apart, so that the events'
     /// count compares with the events sent.
     public private(set) var acknowledgedStatusCount = 0
+    /// Refused PUBACKs, of events and status messages alike.
     public private(set) var refusedCount = 0
     /// Answers for message ids the window did not hold.
     public private(set) var unknownCount = 0

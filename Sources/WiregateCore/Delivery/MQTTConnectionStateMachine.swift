@@ -10,9 +10,12 @@
 /// connected) or a loss (it was), reported as such and followed by a backoff with jitter that
 /// starts over after a connection that was up.
 public struct MQTTConnectionStateMachine: Sendable {
+    /// The MQTT protocol version of an attempt, as the config names it.
     public typealias Version = GatewayConfig.MQTT.ProtocolVersion
+    /// A point in monotonic time, for the CONNACK deadline: a wall-clock step cannot move it.
     public typealias Instant = ContinuousClock.Instant
 
+    /// Where the connection stands.
     public enum State: Sendable, Equatable {
         /// Not started.
         case idle
@@ -28,6 +31,7 @@ public struct MQTTConnectionStateMachine: Sendable {
         case stopped
     }
 
+    /// What happened, fed by the client's network thread (and `start`/`stop` by its owner).
     public enum Input: Sendable, Equatable {
         case start
         /// The connect call itself failed (no route, refused, a TLS handshake that failed inside it).
@@ -47,6 +51,7 @@ public struct MQTTConnectionStateMachine: Sendable {
         case stop
     }
 
+    /// Why the connection's loop ended.
     public enum Ending: Sendable, Equatable {
         /// The broker refused the protocol version at CONNACK.
         case protocolRefused
@@ -61,6 +66,7 @@ public struct MQTTConnectionStateMachine: Sendable {
         case connectionLost(reason: String)
     }
 
+    /// What the client must do, in the order given.
     public enum Action: Sendable, Equatable {
         /// Set the protocol version and the per-attempt options, and call connect.
         case connect(Version)
@@ -77,6 +83,7 @@ public struct MQTTConnectionStateMachine: Sendable {
         case finish(flush: Bool)
     }
 
+    /// Where the connection stands; `.idle` until `start`.
     public private(set) var state: State = .idle
     /// The protocol of the next attempt: the configured one until a broker refuses MQTT 5.
     public private(set) var version: Version
@@ -85,6 +92,11 @@ public struct MQTTConnectionStateMachine: Sendable {
     /// Whether this attempt's CONNACK was accepted (a loss, not a failure, if it ends).
     private var wasConnected = false
 
+    /// An idle connection.
+    /// - Parameters:
+    ///   - version: the configured protocol (`mqtt.protocol`), the first attempt's.
+    ///   - connectTimeout: how long a CONNACK may take before the attempt fails (`mqtt.connect_timeout`).
+    ///   - backoff: the waits between attempts, reset after a connection that was up.
     public init(version: Version, connectTimeout: Duration, backoff: Backoff) {
         self.version = version
         self.connectTimeout = connectTimeout

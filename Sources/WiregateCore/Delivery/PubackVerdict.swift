@@ -11,6 +11,9 @@ public enum PubackVerdict: Sendable, Equatable {
     /// This message can never be taken as it is: quarantined, and the sink goes on.
     case refusedForGood(reason: String)
 
+    /// The verdict for a PUBACK reason code: topic or payload invalid (0x90, 0x99) is for good, any
+    /// other code at or above 0x80 for now.
+    /// - Parameter code: the MQTT 5 reason code; 0 on MQTT 3.1.1, which has none.
     public init(reasonCode code: Int32) {
         switch code {
         case ..<0x80: self = .accepted

@@ -21,6 +21,7 @@ public struct SequenceAllocator: Sendable, Equatable {
     /// The highest reservation asked for: numbers up to the one before it are durably reserved
     /// by the time they are used (or the write failed, which the journal reports).
     public private(set) var reserved: Int64
+    /// Numbers reserved per write of the reservation file; `defaultBlock` unless given, above zero.
     public let block: Int64
 
     /// - Parameters:

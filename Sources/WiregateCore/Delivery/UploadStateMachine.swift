@@ -9,6 +9,7 @@
 /// wrong (a redirect, 401, 403, 404, a login page) back off, capped, with jitter, and are said
 /// once per kind. `Item` is the sink's event type; only its count and order matter here.
 public struct UploadStateMachine<Item: Sendable>: Sendable {
+    /// What the backend sink must do with the journal, the clock and its log, in the order given.
     public enum Action: Sendable {
         case acknowledge([Item])
         case quarantine([Item], status: Int, response: String)

@@ -2,6 +2,7 @@
 public struct BoardMatch: Sendable, Hashable {
     /// A fixed device path: no discovery, the port is reopened until it exists.
     public var path: String?
+    /// The USB serial number (`serial`), compared exactly.
     public var serial: String?
     /// The hello line's name.
     public var hello: String?
@@ -9,8 +10,17 @@ public struct BoardMatch: Sendable, Hashable {
     public var usbPath: String?
     /// Four lowercase hex digits each.
     public var vendorID: String?
+    /// Four lowercase hex digits, compared with the device's `idProduct`.
     public var productID: String?
 
+    /// A match on the given keys; with none given it matches every USB tty (the config refuses that).
+    /// - Parameters:
+    ///   - path: a fixed device path, meant to be given alone.
+    ///   - serial: the USB serial number.
+    ///   - hello: the name in the hello line.
+    ///   - usbPath: the USB port path.
+    ///   - vendorID: the USB vendor id, four lowercase hex digits.
+    ///   - productID: the USB product id, four lowercase hex digits.
     public init(
         path: String? = nil, serial: String? = nil, hello: String? = nil, usbPath: String? = nil,
         vendorID: String? = nil, productID: String? = nil
@@ -45,6 +55,7 @@ public struct BoardMatch: Sendable, Hashable {
 
 /// USB vendor:product pairs that are boards; `*` as the product takes all of a vendor's.
 public struct USBAllowList: Sendable, Hashable {
+    /// The pairs, in the order written; a nil product stands for all of the vendor's.
     public var entries: [(vendorID: String, productID: String?)] { pairs.map { ($0.vendor, $0.product) } }
     private var pairs: [Pair]
 
@@ -77,7 +88,9 @@ public struct USBAllowList: Sendable, Hashable {
         }
     }
 
+    /// An entry that is not `vvvv:pppp` or `vvvv:*` (four hex digits each).
     public struct Problem: Error, Sendable {
+        /// The entry as written in the config.
         public var entry: String
     }
 
@@ -85,11 +98,16 @@ public struct USBAllowList: Sendable, Hashable {
         text.count == 4 && text.allSatisfy(\.isHexDigit)
     }
 
+    /// Whether a USB device is taken as a board.
+    /// - Parameter usb: the device's USB facts; only its vendor and product ids are compared.
+    /// - Returns: true when an entry names its vendor and its product, or all of the vendor's.
     public func allows(_ usb: TTYDevice.USB) -> Bool {
         pairs.contains { $0.vendor == usb.vendorID && ($0.product == nil || $0.product == usb.productID) }
     }
 
+    /// Whether both hold the same pairs in the same order.
     public static func == (lhs: USBAllowList, rhs: USBAllowList) -> Bool { lhs.pairs == rhs.pairs }
+    /// Hashes the pairs, in order.
     public func hash(into hasher: inout Hasher) { hasher.combine(pairs) }
 }
 
@@ -110,12 +128,21 @@ public enum DeviceDecision: Sendable, Hashable {
 
 /// Decides which board entry a tty is: the first entry that matches wins.
 public struct DeviceMatcher: Sendable {
+    /// The `match:` of each entry of `boards:`, in order: an index here is the board's index.
     public var matches: [BoardMatch]
+    /// `discovery.usb_ids`: a USB tty not in it is never a board, matched or adopted.
     public var allowList: USBAllowList
+    /// `unknown_boards: adopt`: whether an allowed device that no entry matches becomes a board.
     public var adoptUnknown: Bool
     /// Names an adopted board can never take: the configured boards'.
     public var reservedNames: Set<String>
 
+    /// A matcher over the configured entries.
+    /// - Parameters:
+    ///   - matches: the entries' `match:`, in config order.
+    ///   - allowList: the USB ids that may be boards.
+    ///   - adoptUnknown: whether unmatched allowed devices are adopted.
+    ///   - reservedNames: the configured boards' names, which no adopted board may take; empty by default.
     public init(matches: [BoardMatch], allowList: USBAllowList, adoptUnknown: Bool, reservedNames: Set<String> = []) {
         self.matches = matches
         self.allowList = allowList

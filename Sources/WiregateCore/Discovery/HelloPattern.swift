@@ -1,7 +1,9 @@
 /// The hello line a board's firmware prints after reset to say who it is, e.g.
 /// `#hello id=<name>`: literal text around one `<name>`.
 public struct HelloPattern: Sendable, Hashable, CustomStringConvertible {
+    /// The text before `<name>`, such as `#hello id=`.
     public let prefix: String
+    /// The text after `<name>`, often empty: a hello line must end with it.
     public let suffix: String
 
     /// - Returns: nil unless `template` holds `<name>` exactly once.
@@ -22,5 +24,6 @@ public struct HelloPattern: Sendable, Hashable, CustomStringConvertible {
         return String(name)
     }
 
+    /// The pattern as written in the config, `<name>` included.
     public var description: String { prefix + "<name>" + suffix }
 }

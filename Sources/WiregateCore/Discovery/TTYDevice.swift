@@ -10,6 +10,7 @@ public struct TTYDevice: Sendable, Hashable, Codable {
     /// The USB device the tty belongs to; nil for a tty with no USB parent (never a board).
     public var usb: USB?
 
+    /// What the tty's USB device says of itself, from sysfs (udev's properties where an attribute lacks).
     public struct USB: Sendable, Hashable, Codable {
         /// `idVendor`, four lowercase hex digits, e.g. `2341`.
         public var vendorID: String
@@ -17,12 +18,22 @@ public struct TTYDevice: Sendable, Hashable, Codable {
         public var productID: String
         /// `serial`, when the device has one (genuine Arduinos and FTDI do; most CH340 do not).
         public var serial: String?
+        /// `manufacturer`, the vendor's name as the device reports it; shown by `wiregate devices`, never matched.
         public var manufacturer: String?
+        /// `product`, the device's name as it reports it (`Arduino Uno`); shown, never matched.
         public var product: String?
         /// The USB device's kernel name, e.g. `1-1.2` (bus 1, port 1, then port 2 of a hub): the
         /// same while the cable stays in its socket, and what `dmesg` prints on plug-in.
         public var portPath: String
 
+        /// The facts of a USB device; ids are lowercased, and an empty serial is taken as none.
+        /// - Parameters:
+        ///   - vendorID: `idVendor`, four hex digits.
+        ///   - productID: `idProduct`, four hex digits.
+        ///   - serial: the serial number, nil or empty when it has none.
+        ///   - manufacturer: the vendor's name, if reported.
+        ///   - product: the device's name, if reported.
+        ///   - portPath: the USB device's kernel name, such as `1-1.2`.
         public init(
             vendorID: String, productID: String, serial: String? = nil, manufacturer: String? = nil,
             product: String? = nil, portPath: String
@@ -36,6 +47,11 @@ public struct TTYDevice: Sendable, Hashable, Codable {
         }
     }
 
+    /// A tty as discovery found it.
+    /// - Parameters:
+    ///   - node: the device node, such as `/dev/ttyACM0`.
+    ///   - sysPath: the tty's sysfs path.
+    ///   - usb: its USB device, nil when it has no USB parent.
     public init(node: String, sysPath: String, usb: USB?) {
         self.node = node
         self.sysPath = sysPath
@@ -45,6 +61,7 @@ public struct TTYDevice: Sendable, Hashable, Codable {
 
 /// Who a board is, and how that was found out, in order of preference.
 public struct BoardIdentity: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// Where an identity comes from; the raw value is the `match:` key that takes it.
     public enum Source: String, Sendable, Codable {
         /// The USB serial number.
         case serial
@@ -54,9 +71,15 @@ public struct BoardIdentity: Sendable, Hashable, Codable, CustomStringConvertibl
         case usbPath = "usb_path"
     }
 
+    /// Where `value` was found.
     public var source: Source
+    /// The serial number, hello name or port path, as found (not yet sanitised as a topic level).
     public var value: String
 
+    /// An identity found in `source`.
+    /// - Parameters:
+    ///   - source: where it was found.
+    ///   - value: what was found there.
     public init(source: Source, value: String) {
         self.source = source
         self.value = value
@@ -85,5 +108,6 @@ public struct BoardIdentity: Sendable, Hashable, Codable, CustomStringConvertibl
         return Topic.sanitisedLevel(prefix + value) ?? "unnamed"
     }
 
+    /// The source and the value, as in `serial 8573…` or `usb_path 1-1.2`.
     public var description: String { "\(source.rawValue) \(value)" }
 }

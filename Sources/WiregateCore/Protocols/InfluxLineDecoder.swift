@@ -10,14 +10,19 @@
 /// Option: `topic`, a template over `measurement`, `field` and the tag keys
 /// (default `{measurement}/{field}`).
 public struct InfluxLineDecoder: LineDecoder {
+    /// `influx`.
     public static let protocolName = "influx"
 
+    /// The topic of each field's message, over `measurement`, `field` and the tag keys.
     public let topic: TopicTemplate
 
+    /// A decoder with the given topic template.
+    /// - Parameter topic: `{measurement}/{field}` by default.
     public init(topic: TopicTemplate = try! TopicTemplate("{measurement}/{field}")) {
         self.topic = topic
     }
 
+    /// Reads the `topic` option; throws `ConfigError` for another key or a bad template.
     public init(options: ConfigMapping?) throws(ConfigError) {
         self.init()
         guard let options else { return }
@@ -29,6 +34,8 @@ public struct InfluxLineDecoder: LineDecoder {
         }
     }
 
+    /// One message per field, in line order; throws `DecodeError` for a line the protocol does not
+    /// allow, or one that lacks a tag the template names.
     public func decode(_ line: String) throws(DecodeError) -> [DecodedMessage] {
         var scanner = Scanner(Array(line.utf8))
         let measurement = try scanner.name(stoppingAt: [Scanner.comma, Scanner.space], what: "measurement")

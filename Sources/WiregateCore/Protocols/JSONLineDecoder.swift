@@ -11,20 +11,29 @@ import Foundation
 /// Without `topic`, every scalar field gives one message, named by its key (nested
 /// objects add levels: `{"env":{"t":21}}` gives `env/t`).
 public struct JSONLineDecoder: LineDecoder {
+    /// `json`.
     public static let protocolName = "json"
 
+    /// The `topic` template; nil publishes one message per scalar field, named by its key path.
     public let topic: TopicTemplate?
+    /// The `value` field (a dotted path) whose value is the payload; nil sends the whole line.
     public let valueField: String?
 
     /// A JSON board reads commands as JSON too: a pattern's value must not close a string, an
     /// object or an array, or add a member (`{"led":*}` with `1,"siren":"off"`).
     public var commandSeparators: Set<Unicode.Scalar> { [";", ",", "\"", "{", "}", "[", "]", ":", "\\"] }
 
+    /// A decoder with the given template and value field.
+    /// - Parameters:
+    ///   - topic: the topic template over the object's fields; nil for one message per field.
+    ///   - valueField: the field that gives the payload; meant to be used only with `topic`.
     public init(topic: TopicTemplate? = nil, valueField: String? = nil) {
         self.topic = topic
         self.valueField = valueField
     }
 
+    /// Reads `topic` and `value`; throws `ConfigError` for another key, a bad template, or a `value`
+    /// without a `topic`.
     public init(options: ConfigMapping?) throws(ConfigError) {
         self.init()
         guard let options else { return }
@@ -43,6 +52,8 @@ public struct JSONLineDecoder: LineDecoder {
         self.init(topic: template, valueField: value)
     }
 
+    /// The line's messages; throws `DecodeError` when it is not a JSON object, has no field, or lacks
+    /// a field the template or `value` needs.
     public func decode(_ line: String) throws(DecodeError) -> [DecodedMessage] {
         let object: [String: JSONValue]
         do {

@@ -4,19 +4,28 @@
 /// Empty pairs (a trailing `;`) are skipped; a pair without a separator or with an
 /// empty key makes the whole line malformed.
 public struct KeyValueDecoder: LineDecoder {
+    /// `kv`.
     public static let protocolName = "kv"
 
+    /// Splits a line into pairs (`pair_separator`, default `;`).
     public let pairSeparator: Character
+    /// Splits a pair into key and value at its first occurrence (`value_separator`, default `=`).
     public let valueSeparator: Character
 
     /// The pair separator, and `;` which most firmware splits commands on too.
     public var commandSeparators: Set<Unicode.Scalar> { Set(pairSeparator.unicodeScalars).union([";"]) }
 
+    /// A decoder with the given separators, which should differ (not checked here).
+    /// - Parameters:
+    ///   - pairSeparator: between pairs; `;` by default.
+    ///   - valueSeparator: between a key and its value; `=` by default.
     public init(pairSeparator: Character = ";", valueSeparator: Character = "=") {
         self.pairSeparator = pairSeparator
         self.valueSeparator = valueSeparator
     }
 
+    /// Reads `pair_separator` and `value_separator`; throws `ConfigError` for another key, a separator
+    /// that is not one punctuation character, or two equal separators.
     public init(options: ConfigMapping?) throws(ConfigError) {
         self.init()
         guard let options else { return }
@@ -40,6 +49,8 @@ public struct KeyValueDecoder: LineDecoder {
         return character
     }
 
+    /// One message per pair, the key (trimmed) as its one level; throws `DecodeError` for a pair
+    /// without a value separator or with an empty key, or a line with no pair.
     public func decode(_ line: String) throws(DecodeError) -> [DecodedMessage] {
         var messages: [DecodedMessage] = []
         for pair in line.split(separator: pairSeparator, omittingEmptySubsequences: true) {

@@ -3,9 +3,15 @@
 /// Levels are as the board sent them; `EventBuilder` sanitises them before they
 /// become part of a topic.
 public struct DecodedMessage: Sendable, Equatable {
+    /// Topic levels below the board, as the board sent them; `EventBuilder` refuses an empty list.
     public var levels: [String]
+    /// The message's value, as text.
     public var payload: String
 
+    /// A message on `levels` (below the board) carrying `payload`.
+    /// - Parameters:
+    ///   - levels: the topic levels as the board sent them.
+    ///   - payload: the value.
     public init(levels: [String], payload: String) {
         self.levels = levels
         self.payload = payload
@@ -14,8 +20,12 @@ public struct DecodedMessage: Sendable, Equatable {
 
 /// Why a line could not be decoded. The line is dropped whole: nothing half-parsed is published.
 public struct DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What is wrong with the line, in words for the log and the counters.
     public var reason: String
+    /// An error with its reason.
+    /// - Parameter reason: what is wrong with the line.
     public init(_ reason: String) { self.reason = reason }
+    /// The reason.
     public var description: String { reason }
 }
 
@@ -50,13 +60,17 @@ public protocol LineDecoder: Sendable {
 }
 
 extension LineDecoder {
+    /// None by default: the protocol takes commands on `set` only.
     public var commandFilters: [String] { [] }
+    /// `;` by default, which most firmware splits its lines on.
     public var commandSeparators: Set<Unicode.Scalar> { [";"] }
+    /// Nil by default: no topic other than `set` is this protocol's.
     public func commandLine(levels: [Substring], payload: String) -> String? { nil }
 }
 
 /// The registry of line protocols. Adding a protocol is one file and one line here.
 public enum LineProtocols {
+    /// Every protocol the gateway knows, in the order `names` lists them.
     public static let all: [any LineDecoder.Type] = [
         KeyValueDecoder.self,
         JSONLineDecoder.self,
@@ -65,8 +79,12 @@ public enum LineProtocols {
         RawLineDecoder.self
     ]
 
+    /// The words accepted for `protocol:`, for the config error that lists them.
     public static var names: [String] { all.map { $0.protocolName } }
 
+    /// The protocol a board's `protocol:` names.
+    /// - Parameter name: the word from the config, such as `kv`; case matters.
+    /// - Returns: the decoder type, or nil when no protocol has that name.
     public static func decoderType(named name: String) -> (any LineDecoder.Type)? {
         all.first { $0.protocolName == name }
     }

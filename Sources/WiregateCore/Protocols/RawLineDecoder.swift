@@ -2,14 +2,20 @@
 ///
 /// Option: `topic` (default `line`), a fixed topic below the board.
 public struct RawLineDecoder: LineDecoder {
+    /// `raw`.
     public static let protocolName = "raw"
 
+    /// The levels of the configured `topic`, on which every line is published.
     public let levels: [String]
 
+    /// A decoder publishing each line on `topic`.
+    /// - Parameter topic: a fixed topic below the board, levels split on `/`; not checked here.
     public init(topic: String = "line") {
         levels = topic.split(separator: "/").map(String.init)
     }
 
+    /// Reads the `topic` option; throws `ConfigError` for another key, or a topic the config may not
+    /// name (a wildcard, an empty level, a leading `$`).
     public init(options: ConfigMapping?) throws(ConfigError) {
         self.init()
         guard let options else { return }
@@ -21,6 +27,7 @@ public struct RawLineDecoder: LineDecoder {
         }
     }
 
+    /// One message: the whole line on `levels`; never throws.
     public func decode(_ line: String) throws(DecodeError) -> [DecodedMessage] {
         [DecodedMessage(levels: levels, payload: line)]
     }
