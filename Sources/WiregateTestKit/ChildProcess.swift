@@ -9,6 +9,7 @@ import Synchronization
 /// it (mosquitto and mosquitto_sub ignore SIGTERM until SIGKILL). Here the child gets
 /// an empty mask and default dispositions, so SIGTERM works as in a shell.
 public final class ChildProcess: Sendable {
+    /// The child's process id, for signals (and only this child is ever signalled).
     public let pid: pid_t
     private let exited = Mutex<Int32?>(nil)
 

@@ -5,8 +5,11 @@ import Glibc
 /// database of its own in the private PostgreSQL that `scripts/test.sh` starts (PGHOST, PGPORT).
 /// Stop and start it to play an internet outage.
 public final class DjangoBackend: @unchecked Sendable {
+    /// The loopback port the app is served on.
     public let port: Int
+    /// The API token of the gateway user it made.
     public let token: String
+    /// The PostgreSQL database it made for this test.
     public let database: String
     private var server: ChildProcess?
     private let directory: String

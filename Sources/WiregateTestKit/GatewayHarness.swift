@@ -7,6 +7,7 @@ import WiregateCore
 /// A gateway running in-process against a private broker, with simulated boards,
 /// for end-to-end tests. `stop()` shuts it down gracefully, as SIGTERM would.
 public final class GatewayHarness: Sendable {
+    /// The gateway under test, running in this process.
     public let gateway: Gateway
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
@@ -31,6 +32,7 @@ public final class GatewayHarness: Sendable {
         await gateway.journal.close()
     }
 
+    /// The reader of a configured or adopted board, by name; nil when there is none.
     public func board(_ name: String) -> BoardReader? {
         gateway.boards.first { $0.board.name == name }
     }

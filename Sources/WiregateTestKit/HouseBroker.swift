@@ -5,16 +5,20 @@ import Foundation
 /// temporary directory. Only the paths, the listener's address and `user root` differ
 /// from the deployed file.
 public final class HouseBroker: Sendable {
+    /// The repository this test kit was built from.
     public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized
+    /// The house broker's deploy config (TLS, ACL, password file).
     public static let deployDirectory = repositoryRoot.appendingPathComponent("deploy/mosquitto")
 
     /// The certificates: `ca.crt`, `server.crt`/`.key`, and `<client>.crt`/`.key` for `wiregate` and `house`.
     public let certificates: URL
+    /// The private mosquitto running that config.
     public let broker: MosquittoBroker
     /// The passwords in the broker's password file.
     public static let passwords = ["wiregate": "gateway-secret", "house": "house-secret"]
 
+    /// Its TLS port on loopback.
     public var port: Int { broker.port }
 
     /// - Parameters:

@@ -4,7 +4,9 @@ import Glibc
 /// A private mosquitto on a free loopback port, with a config file of its own in a
 /// temporary directory. Stopped by PID, never by name.
 public final class MosquittoBroker: @unchecked Sendable {
+    /// The loopback port it listens on.
     public let port: Int
+    /// Its private directory: config, persistence, log.
     public let directory: URL
     private var process: ChildProcess?
 
@@ -81,11 +83,15 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// SIGSTOP / SIGCONT: the silent outage, no RST.
     public func pause() { process?.send(SIGSTOP) }
+    /// Lets a broker frozen with `pause()` (SIGSTOP) run again (SIGCONT).
     public func resume() { process?.send(SIGCONT) }
 }
 
+/// A test part that could not be set up, in words.
 public struct TestKitError: Error, CustomStringConvertible {
+    /// What went wrong.
     public var description: String
+    /// An error saying `description`.
     public init(_ description: String) { self.description = description }
 }
 

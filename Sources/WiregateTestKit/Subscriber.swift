@@ -4,11 +4,15 @@ import Synchronization
 
 /// A `mosquitto_sub` process collecting every message on a filter, as `(topic, payload)`.
 public final class Subscriber: Sendable {
+    /// One message as the subscriber received it.
     public struct Message: Sendable, Equatable, CustomStringConvertible {
+        /// The topic it came on.
         public var topic: String
+        /// Its payload, as text.
         public var payload: String
         /// MQTT 5 user properties, as mosquitto_sub prints them (`name:value` pairs).
         public var properties: String = ""
+        /// `<topic> <payload>`, for test failures.
         public var description: String { "\(topic) \(payload)" }
     }
 
@@ -87,6 +91,7 @@ public final class Subscriber: Sendable {
 
     deinit { stop() }
 
+    /// Stops the subscriber process (by its PID).
     public func stop() {
         process.terminate()
     }

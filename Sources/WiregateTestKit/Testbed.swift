@@ -14,6 +14,7 @@ public final class Testbed: @unchecked Sendable {
     /// The started gateway's stdout and stderr.
     public let logPath: String
 
+    /// Starts umockdev's testbed with no device in it.
     public init() throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Tests/umockdev/testbed.py").standardized.path
@@ -70,6 +71,7 @@ public final class Testbed: @unchecked Sendable {
         try send("add \(port) \(tty) \(vid) \(pid) \(serial ?? "-")")
     }
 
+    /// Sends udev's remove event for the board at `port` and takes its tty away.
     public func unplug(port: String, tty: String) throws { try send("remove \(port) \(tty)") }
 
     /// The board prints `line`.
@@ -133,5 +135,6 @@ public final class Testbed: @unchecked Sendable {
     @discardableResult
     public func stopGateway() throws -> Int32 { Int32(try send("stop")) ?? -1 }
 
+    /// Everything the process started with `start` has written so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 }
