@@ -44,6 +44,9 @@ let package = Package(
             pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]
         ),
+        // libxcrypt (Debian: libcrypt-dev): crypt_r checks the alarm's codes against their
+        // yescrypt hashes, the same library and format as /etc/shadow; no hashing of our own.
+        .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         // Pure logic: config, framer, decoders, topics, backoff. No I/O, no processes.
         .target(
             name: "WiregateCore",
@@ -58,6 +61,7 @@ let package = Package(
             name: "Wiregate",
             dependencies: [
                 "WiregateCore",
+                "CCrypt",
                 "CMalloc",
                 "CMosquitto",
                 "CTimex",

@@ -4,13 +4,15 @@
 # (events/s, peak RSS), latency from the pty to a subscriber (HdrHistogram), and disk writes.
 # ingest-tls is the ingest benchmark against the house broker's TLS deploy config.
 # burst is a 100,000-line burst from one pty: the daemon's private dirty memory and peak RSS.
-# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|latency-backlog|writes|live|upload|burst ...]   (default: all)
+# alarm is the time from a door line on one pty to the siren line on another, the broker frozen.
+# Usage: scripts/bench.sh [ingest|ingest-tls|replay|latency|latency-backlog|writes|live|upload|burst|alarm ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-swift build -c release --product wiregate >/dev/null
-swift build -c release --product wiregate-bench >/dev/null
-which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency latency-backlog writes live upload burst)
+# -q: only errors are printed (a failed build used to end the script without a word)
+swift build -q -c release --product wiregate
+swift build -q -c release --product wiregate-bench
+which=("$@"); [ ${#which[@]} -gt 0 ] || which=(ingest ingest-tls replay latency latency-backlog writes live upload burst alarm)
 for bench in "${which[@]}"; do
   case "$bench" in
     live) ./scripts/bench-live.sh 1000 60 ;;

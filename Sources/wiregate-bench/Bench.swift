@@ -10,7 +10,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Measures the gateway against a private mosquitto on loopback. Build with -c release.",
         subcommands: [
             IngestBenchmark.self, ReplayBenchmark.self, LatencyBenchmark.self, WriteBudgetBenchmark.self,
-            UploadBenchmark.self, BurstBenchmark.self
+            UploadBenchmark.self, BurstBenchmark.self, AlarmBenchmark.self
         ]
     )
 }

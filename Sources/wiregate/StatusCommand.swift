@@ -68,6 +68,15 @@ struct StatusCommand: ParsableCommand {
             for (board, online) in daemon.boards.sorted(by: { $0.key < $1.key }) {
                 print("board \(board): \(online ? "online" : "offline")")
             }
+            if let alarm = daemon.alarm {
+                var line = "alarm: \(alarm.state.rawValue)"
+                if let mode = alarm.mode, alarm.state != AlarmState(rawValue: "armed_\(mode.rawValue)") {
+                    line += " (\(mode.rawValue))"
+                }
+                if let cause = alarm.cause { line += ", zone \(cause)" }
+                if alarm.lockedOut { line += ", codes LOCKED OUT after wrong ones" }
+                print(line)
+            }
         } else {
             print("daemon: not running")
         }

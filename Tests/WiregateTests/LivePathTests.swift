@@ -330,8 +330,7 @@ extension LivePathTests {
     }
 }
 
-/// Publishes one QoS 1 message with mosquitto_pub.
-/// Publishes with mosquitto_pub and waits (without holding a thread of the shared pool, which
+/// Publishes one QoS 1 message with mosquitto_pub and waits (without holding a thread of the shared pool, which
 /// the in-process gateways of other tests need) until it has exited, at most 5 s.
 func publish(port: Int, topic: String, payload: String, retain: Bool = false) async throws {
     let process = try ChildProcess(

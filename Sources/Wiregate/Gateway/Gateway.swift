@@ -32,6 +32,10 @@ public final class Gateway: Sendable {
     public let discovery: DeviceWatcher?
     /// Uploads the journal to the Django backend; nil without `backend:` (or with a journal in memory).
     public let backend: BackendSink?
+    /// The gateway's own alarm panel; nil without `alarm:`.
+    public let alarm: AlarmPanel?
+    /// `wiregate alarm`'s socket; nil without `alarm:`.
+    public let alarmControl: AlarmControlSocket?
     private let logger: Logger
 
     /// - Parameters:
@@ -63,8 +67,18 @@ public final class Gateway: Sendable {
         }
         journal = outbox
         let directory = BoardDirectory(boards: config.boards.map(\.name))
+        let alarm = config.alarm.map { settings in
+            AlarmPanel(
+                config: config, alarm: settings, directory: directory, outbox: outbox,
+                stateDirectory: outbox.directory, logger: logger)
+        }
+        self.alarm = alarm
+        alarmControl = alarm.map {
+            AlarmControlSocket(path: AlarmControlSocket.path(for: config), panel: $0, logger: logger)
+        }
         let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = { board in
-            BoardReader(board: board, config: config, outbox: outbox, logger: logger) { online, node in
+            BoardReader(board: board, config: config, outbox: outbox, logger: logger, tap: alarm?.tap) {
+                online, node in
                 directory.report(board.name, online: online, node: node)
             }
         }
@@ -75,16 +89,21 @@ public final class Gateway: Sendable {
             config.needsDiscovery
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
-        router = CommandRouter(config: config, boards: directory, logger: logger)
-        let availability = Availability(config: config, directory: directory)
+        let router = CommandRouter(config: config, boards: directory, logger: logger)
+        self.router = router
+        // `alarm/set` first: with adopted boards, the router's `+/set` filter covers it too.
+        let handler: any MQTTMessageHandler =
+            alarm.map { MessageHandlers([AlarmCommandHandler(panel: $0, config: config, logger: logger), router]) }
+            ?? router
+        let availability = Availability(config: config, directory: directory, alarm: alarm)
         let mqtt = try MQTTSink(
             config: config, password: password, outbox: outbox.reader(for: Journal.mqttSink, coalescingLatest: true),
             availability: availability,
-            handler: router, logger: logger)
+            handler: handler, logger: logger)
         self.mqtt = mqtt
         status = StatusPublisher(
             stateDirectory: outbox.directory, directory: directory, availability: availability,
-            broker: mqtt, logger: logger)
+            broker: mqtt, alarm: alarm, logger: logger)
         notifier = SystemdNotifier(logger: logger) {
             let boards = directory.counts
             let pending = await outbox.pendingCount().values.reduce(0, +)
@@ -94,11 +113,19 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// The services in start order; a `ServiceGroup` stops them in reverse, discovery and
-    /// boards first, so the MQTT sink can say every board went offline, and the status publisher
+    /// The services in start order; a `ServiceGroup` stops them in reverse: the alarm panel
+    /// first (boards closing at a stop must not look like cut cables to it), discovery and
+    /// boards next, so the MQTT sink can say every board went offline, and the status publisher
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
-        [status, mqtt] + (backend.map { [$0] } ?? []) + boards + (discovery.map { [$0] } ?? []) + [notifier]
+        var services: [any Service] = [status, mqtt]
+        if let backend { services.append(backend) }
+        services += boards as [any Service]
+        if let discovery { services.append(discovery) }
+        if let alarm { services.append(alarm) }
+        if let alarmControl { services.append(alarmControl) }
+        services.append(notifier)
+        return services
     }
 
     /// systemd's READY=1, STATUS= and WATCHDOG=1; started last, so READY=1 comes once everything else has.

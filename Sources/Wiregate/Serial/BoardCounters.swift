@@ -21,4 +21,6 @@ public struct BoardCounters: Sendable, Equatable {
     public var opens = 0
     /// Times an open port went away (hang-up, read error, unplug).
     public var hangups = 0
+    /// Times the board went silent past its `silence_timeout` and was marked offline.
+    public var silences = 0
 }

@@ -23,6 +23,8 @@ public final class BoardReader: Service, Sendable {
     private let outbox: any EventOutbox
     /// Where the reader says the board is online (at a node) or offline: the board directory.
     private let reportStatus: @Sendable (_ online: Bool, _ node: String?) -> Void
+    /// Sees each read's events before they are journaled, and says which are (the alarm's tap).
+    private let tap: (@Sendable ([Event]) -> [Event])?
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -43,13 +45,19 @@ public final class BoardReader: Service, Sendable {
     ///   - outbox: where the decoded events go (the journal), without waiting for the disk.
     ///   - group: the event loops that read the port.
     ///   - logger: the reader logs with a `board` metadata key added.
+    ///   - tap: sees each read's events first, on the reader's task, and returns those to journal
+    ///     (the alarm panel's `tap`); it must never wait.
     ///   - reportStatus: called with `(true, node)` once the port is open and read, and with
-    ///     `(false, nil)` after each session or failed attempt (the board directory's `report`).
+    ///     `(false, nil)` after each session or failed attempt (the board directory's `report`),
+    ///     and while the port is open, `(false, node)` when the board goes silent past its
+    ///     `silence_timeout`, `(true, node)` at its next line.
     public init(
         board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        tap: (@Sendable ([Event]) -> [Event])? = nil,
         reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void
     ) {
+        self.tap = tap
         self.board = board
         self.builder = EventBuilder(board: board, config: config)
         self.outbox = outbox
@@ -163,6 +171,24 @@ public final class BoardReader: Service, Sendable {
         reportStatus(false, nil)
     }
 
+    /// Marks the board offline each time it has said nothing for `timeout` (a board whose sketch
+    /// hung, or whose cable was cut past the USB chip, keeps its port open and just goes quiet).
+    private func watchSilence(_ silence: SilenceWatch, timeout: Duration, path: String) async {
+        while !Task.isCancelled {
+            let quietSince = silence.lastHeard
+            do { try await Task.sleep(until: quietSince + timeout, clock: .continuous) } catch { return }
+            if silence.markSilentIfQuietSince(quietSince) {
+                state.withLock { $0.counters.silences += 1 }
+                logger.warning(
+                    "board silent: marked offline", metadata: ["path": "\(path)", "silence_timeout": "\(timeout)"])
+                reportStatus(false, path)
+            } else if silence.isSilent {
+                // Still quiet: looked at again a timeout later, not in a loop.
+                do { try await Task.sleep(for: timeout) } catch { return }
+            }
+        }
+    }
+
     /// Opens the port and reads it until it goes away.
     private func readSession(path: String) async throws {
         let port = try SerialPort.open(path: path, baud: board.baud, hupcl: board.hupcl)
@@ -181,10 +207,22 @@ public final class BoardReader: Service, Sendable {
                 state.withLock { $0.writer = outbound }
                 defer { state.withLock { $0.writer = nil } }
                 reportStatus(true, path)
-                for try await buffer in inbound {
-                    let events = process(buffer, framer: &framer, throttle: &throttle)
-                    // Never waits for the disk: see `Journal.enqueue`.
-                    if !events.isEmpty { await outbox.enqueue(events) }
+                let silence = SilenceWatch()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    if let timeout = board.silenceTimeout {
+                        group.addTask { await self.watchSilence(silence, timeout: timeout, path: path) }
+                    }
+                    for try await buffer in inbound {
+                        if silence.heard() {
+                            logger.notice("board talking again", metadata: ["path": "\(path)"])
+                            reportStatus(true, path)
+                        }
+                        var events = process(buffer, framer: &framer, throttle: &throttle)
+                        if let tap, !events.isEmpty { events = tap(events) }
+                        // Never waits for the disk: see `Journal.enqueue`.
+                        if !events.isEmpty { await outbox.enqueue(events) }
+                    }
+                    group.cancelAll()
                 }
             }
             logger.warning("board hung up", metadata: ["path": "\(path)"])
@@ -301,5 +339,35 @@ struct LogThrottle {
         if let previous = last[kind], now - previous < .seconds(1) { return false }
         last[kind] = now
         return true
+    }
+}
+
+/// When a board was last heard, shared by its read loop and its silence watch.
+final class SilenceWatch: Sendable {
+    private let state = Mutex((lastHeard: ContinuousClock.now, silent: false))
+
+    /// When the last read came (or the port opened).
+    var lastHeard: ContinuousClock.Instant { state.withLock { $0.lastHeard } }
+
+    /// Whether the board is marked silent now.
+    var isSilent: Bool { state.withLock { $0.silent } }
+
+    /// A read came. - Returns: whether the board had been marked silent (it is online again).
+    func heard() -> Bool {
+        state.withLock { state in
+            state.lastHeard = .now
+            defer { state.silent = false }
+            return state.silent
+        }
+    }
+
+    /// Marks the board silent unless something was heard since `since`, or it is already.
+    /// - Returns: whether it became silent now.
+    func markSilentIfQuietSince(_ since: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            guard state.lastHeard == since, !state.silent else { return false }
+            state.silent = true
+            return true
+        }
     }
 }

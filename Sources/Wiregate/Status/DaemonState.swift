@@ -23,6 +23,8 @@ public struct DaemonState: Codable, Sendable, Equatable {
     public var brokerRefusing: String?
     /// When the daemon stopped cleanly; nil while it runs (or if it was killed).
     public var stoppedAt: Date?
+    /// The alarm panel's state; nil without an `alarm:` section.
+    public var alarm: AlarmStatus?
 
     /// The file's name in the state directory, beside the journal.
     public static let fileName = "status.json"
@@ -86,6 +88,12 @@ actor StatusFile {
         guard state.boards[name] != online || state.nodes?[name] != node else { return }
         state.boards[name] = online
         state.nodes?[name] = online ? node : nil
+        save()
+    }
+
+    func alarm(_ status: AlarmStatus) {
+        guard state.alarm != status else { return }
+        state.alarm = status
         save()
     }
 

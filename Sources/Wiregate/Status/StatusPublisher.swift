@@ -8,20 +8,29 @@ import WiregateCore
 public struct Availability: AvailabilitySource {
     private let config: GatewayConfig
     private let directory: BoardDirectory
+    private let alarm: AlarmPanel?
 
     /// Makes the source; the directory is read only when the sink asks.
     /// - Parameters:
     ///   - config: gives the gateway's and the boards' status topics.
     ///   - directory: the boards whose online state is announced.
-    public init(config: GatewayConfig, directory: BoardDirectory) {
+    ///   - alarm: the alarm panel whose state is announced; nil without one.
+    public init(config: GatewayConfig, directory: BoardDirectory, alarm: AlarmPanel? = nil) {
         self.config = config
         self.directory = directory
+        self.alarm = alarm
     }
 
-    /// The gateway online, then every board (configured and adopted) as it is now.
+    /// The gateway online, then every board (configured and adopted) as it is now, then the alarm's state.
     public func announcements() -> [RetainedMessage] {
         [message(config.gatewayStatusTopic, online: true)]
             + directory.snapshot().map { message(config.boardStatusTopic($0.board), online: $0.online) }
+            + (alarm.map { [alarmState($0.status)] } ?? [])
+    }
+
+    /// The alarm's retained state message.
+    public func alarmState(_ status: AlarmStatus) -> RetainedMessage {
+        RetainedMessage(topic: config.alarmStateTopic, payload: status.state.rawValue)
     }
 
     /// Every board offline, then the gateway.
@@ -52,14 +61,18 @@ public final class StatusPublisher: Service, Sendable {
     private let directory: BoardDirectory
     private let availability: Availability
     private let broker: MQTTSink
+    private let alarm: AlarmPanel?
     private let file: StatusFile
 
     /// - Parameters:
     ///   - stateDirectory: where `status.json` goes: beside the journal.
     ///   - broker: whose status is recorded, and through which boards' statuses are published.
+    ///   - alarm: the alarm panel whose state is recorded and published; nil without one.
     public init(
-        stateDirectory: String, directory: BoardDirectory, availability: Availability, broker: MQTTSink, logger: Logger
+        stateDirectory: String, directory: BoardDirectory, availability: Availability, broker: MQTTSink,
+        alarm: AlarmPanel? = nil, logger: Logger
     ) {
+        self.alarm = alarm
         self.directory = directory
         self.availability = availability
         self.broker = broker
@@ -80,6 +93,15 @@ public final class StatusPublisher: Service, Sendable {
             }
             group.addTask {
                 for await status in self.broker.brokerChanges() { await self.file.broker(status) }
+            }
+            if let alarm = self.alarm {
+                group.addTask {
+                    for await status in alarm.changes() {
+                        await self.file.alarm(status)
+                        // While the broker is away, the next connection's announcements carry it.
+                        self.broker.publishRetained(self.availability.alarmState(alarm.status))
+                    }
+                }
             }
             try? await gracefulShutdown()
             group.cancelAll()

@@ -97,7 +97,8 @@ extension GatewayConfig {
         problems.files = Self.fileReferences(document)
         _ = problems.attempt { () throws(ConfigError) in
             try document.rejectUnknownKeys([
-                "gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend"
+                "gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend",
+                "alarm"
             ])
         }
 
@@ -161,11 +162,24 @@ extension GatewayConfig {
         let backend = problems.attempt { () throws(ConfigError) in
             try document.optional("backend").map { node throws(ConfigError) in try Self.backend(try node.mapping()) }
         }
-        guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend
+        // The alarm reads and writes configured boards: checked against them once they are known.
+        let alarm = problems.attempt { () throws(ConfigError) -> Alarm? in
+            guard let node = document.optional("alarm") else { return nil }
+            guard boardsValid else { return nil }
+            if let clash = boardNodesNamed(Self.alarmTopicLevel, in: document) {
+                throw clash.error(
+                    "a board may not be named '\(Self.alarmTopicLevel)' with an alarm: section (its topics are the alarm's)"
+                )
+            }
+            return try Self.alarm(try node.mapping(), boards: boards)
+        }
+        guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend,
+            let alarm
         else { return nil }
         var config = GatewayConfig(
             gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
             discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
+        config.alarm = alarm
         config.files = problems.files
         return config
     }
@@ -449,7 +463,8 @@ extension GatewayConfig {
 
     /// The keys of a board entry besides `name` and `match`; `defaults:` takes these.
     static let boardSettingKeys = [
-        "baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max"
+        "baud", "protocol", "options", "classes", "latest", "commands", "hupcl", "settle", "max_line", "reopen_max",
+        "silence_timeout"
     ]
 
     static func board(_ node: ConfigNode) throws(ConfigError) -> Board {
@@ -559,11 +574,12 @@ extension GatewayConfig {
         let maxLine = try section.optional("max_line")?.int(in: 16...1_048_576) ?? 1024
         let reopenMax =
             try section.optional("reopen_max")?.duration(in: .milliseconds(100)...(.seconds(3600))) ?? .seconds(30)
+        let silence = try section.optional("silence_timeout")?.duration(in: .seconds(1)...(.seconds(86400)))
         return Board(
             name: name, match: match, baud: baud, protocolName: protocolName, decoder: decoder,
             classes: ClassRules(rules), latest: latest,
             commands: CommandPolicy(commands, separators: decoder.commandSeparators), hupcl: hupcl, settle: settle,
-            maxLineLength: maxLine, reopenMax: reopenMax)
+            maxLineLength: maxLine, reopenMax: reopenMax, silenceTimeout: silence)
     }
 
     static func yamlError(_ error: YamlError, file: String) -> ConfigError {

@@ -21,6 +21,8 @@ public struct GatewayConfig: Sendable {
     public var adoptTemplate: Board?
     /// `backend:`: where the journal is uploaded; nil when there is no backend.
     public var backend: Backend?
+    /// `alarm:`: the gateway's own alarm panel; nil when there is none.
+    public var alarm: Alarm? = nil
     /// Every file the config names (secrets, certificates), with the place that names it: they are
     /// checked, all at once, where files are read (not here: parsing does no I/O).
     public var files: [FileReference] = []
@@ -217,6 +219,9 @@ public struct GatewayConfig: Sendable {
         public var maxLineLength: Int
         /// Longest wait between attempts to reopen a port that went away.
         public var reopenMax: Duration
+        /// `silence_timeout`: a board that sends no line for this long is marked offline (and an
+        /// alarm zone on it counts as open); nil, the default, never does.
+        public var silenceTimeout: Duration? = nil
     }
 
     /// `journal:`: how the SQLite journal commits, and how large and old it may grow.
@@ -277,6 +282,12 @@ public struct GatewayConfig: Sendable {
 
     /// `<base>/<gateway>/status`, retained `online`/`offline`, the last will.
     public var gatewayStatusTopic: String { gatewayTopicPrefix + "status" }
+
+    /// `<base>/<gateway>/alarm/state`, the alarm's state, retained, as Home Assistant names it.
+    public var alarmStateTopic: String { gatewayTopicPrefix + Self.alarmTopicLevel + "/state" }
+
+    /// `<base>/<gateway>/alarm/set`, where Home Assistant's alarm panel sends its commands.
+    public var alarmCommandTopic: String { gatewayTopicPrefix + Self.alarmTopicLevel + "/set" }
 
     /// `<base>/<gateway>/`, the prefix of everything this gateway publishes and listens to.
     public var gatewayTopicPrefix: String { "\(mqtt.baseTopic)/\(gateway.id)/" }

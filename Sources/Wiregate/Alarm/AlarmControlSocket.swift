@@ -1,0 +1,175 @@
+import Foundation
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import WiregateCore
+
+/// `wiregate alarm` talks to the daemon here: a Unix socket that only the service's user and
+/// group may use, for arming and disarming with no network at all.
+///
+/// Two locks: the socket file is 0660 in a directory of the service's (systemd's
+/// `RuntimeDirectory=`, 0750), and each connection's peer credentials (`SO_PEERCRED`) must be
+/// root, the service's user or its group, else it is closed unanswered and logged. One request
+/// per connection, one JSON line each way:
+/// `{"command": "arm", "mode": "away", "code": "..."}` → `{"ok": true, "state": "arming"}`.
+public final class AlarmControlSocket: Service, Sendable {
+    /// One request.
+    struct Request: Codable {
+        /// `status`, `arm` or `disarm`.
+        var command: String
+        var mode: String?
+        var code: String?
+    }
+
+    /// One answer.
+    struct Reply: Codable, Equatable {
+        var ok: Bool
+        var state: String?
+        var error: String?
+    }
+
+    private let path: String
+    private let panel: AlarmPanel
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - path: where the socket is made (a stale one there is replaced).
+    ///   - panel: where the commands go.
+    public init(path: String, panel: AlarmPanel, logger: Logger) {
+        self.path = path
+        self.panel = panel
+        self.logger = logger
+    }
+
+    /// Where the socket is: `alarm.socket`, or beside the journal when that directory does not
+    /// exist (the daemon run by hand, not by systemd, which makes `/run/wiregate`). The CLI looks
+    /// in the same place.
+    public static func path(for config: GatewayConfig) -> String {
+        let configured = config.alarm?.socket ?? GatewayConfig.Alarm.defaultSocket
+        let directory = (configured as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue {
+            return configured
+        }
+        return (config.gateway.stateDirectory as NSString).appendingPathComponent("alarm.sock")
+    }
+
+    /// Whether a peer with these credentials may command the alarm: root, or this process's user or group.
+    static func allows(uid: uid_t, gid: gid_t) -> Bool {
+        uid == 0 || uid == geteuid() || gid == getegid()
+    }
+
+    /// Serves until graceful shutdown, then removes the socket.
+    public func run() async throws {
+        unlink(path)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 8)
+            .bind(unixDomainSocketPath: path) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        // Owner and group only; the directory is the first lock, this the second.
+        chmod(path, 0o660)
+        logger.info("alarm control socket ready", metadata: ["path": "\(path)"])
+        defer { unlink(path) }
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let channel = connection.channel
+        let credentials: PeerCredentials
+        do {
+            guard let provider = channel as? SocketOptionProvider else { throw ChannelError.operationUnsupported }
+            credentials = try await provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
+            ).get()
+        } catch {
+            logger.warning("alarm control: no peer credentials, connection closed", metadata: ["error": "\(error)"])
+            try? await channel.close()
+            return
+        }
+        guard Self.allows(uid: credentials.uid, gid: credentials.gid) else {
+            logger.warning(
+                "alarm control: refused a connection from another user",
+                metadata: ["uid": "\(credentials.uid)", "gid": "\(credentials.gid)", "pid": "\(credentials.pid)"])
+            try? await channel.close()
+            return
+        }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                // One line, at most 4 KiB; a client that says nothing is dropped after 30 s, so
+                // that it cannot hold a connection forever.
+                let line = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                    group.addTask {
+                        var gathered = ByteBuffer()
+                        for try await var chunk in inbound {
+                            gathered.writeBuffer(&chunk)
+                            if let end = gathered.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                                return gathered.getSlice(at: gathered.readerIndex, length: end - gathered.readerIndex)
+                            }
+                            if gathered.readableBytes > 4096 { return nil }
+                        }
+                        return nil
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(30))
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next() ?? nil
+                }
+                guard let line else { return }
+                let reply = await answer(line, uid: credentials.uid)
+                var data = try JSONEncoder().encode(reply)
+                data.append(UInt8(ascii: "\n"))
+                try await outbound.write(ByteBuffer(bytes: data))
+            }
+        } catch {
+            logger.debug("alarm control connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func answer(_ line: ByteBuffer, uid: uid_t) async -> Reply {
+        guard let request = try? JSONDecoder().decode(Request.self, from: Data(line.readableBytesView)) else {
+            return Reply(ok: false, error: "not a request")
+        }
+        // Who it was, from the kernel's credentials, not from anything the client says.
+        let user = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(uid)"
+        let command: AlarmStateMachine.Command
+        switch (request.command, request.mode.flatMap(ArmMode.init(rawValue:))) {
+        case ("status", _):
+            return Reply(ok: true, state: panel.status.state.rawValue)
+        case ("arm", let mode?):
+            command = .arm(mode)
+        case ("disarm", _):
+            command = .disarm
+        default:
+            return Reply(ok: false, error: "unknown command (status, arm home|away|night|vacation, disarm)")
+        }
+        switch await panel.submit(command, code: request.code, source: .cli(user: user)) {
+        case .done(let state): return Reply(ok: true, state: state.rawValue)
+        case .refused(let reason): return Reply(ok: false, state: panel.status.state.rawValue, error: reason)
+        }
+    }
+}
+
+/// Linux's `struct ucred` (`SO_PEERCRED`), which Swift's Glibc module leaves out (it wants
+/// `_GNU_SOURCE`): the same three fields, in the same order and sizes.
+struct PeerCredentials: Sendable {
+    var pid: pid_t = 0
+    var uid: uid_t = 0
+    var gid: gid_t = 0
+}

@@ -1,0 +1,271 @@
+import Foundation
+import Testing
+import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// The alarm end to end, on real ptys, with the broker frozen (SIGSTOP): from the door contact's
+/// line to the siren board's line with no network in between.
+@Suite(.serialized) struct AlarmTests {
+    /// A yescrypt hash of `1234`, made once with the command the README gives.
+    static let hash: String = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/mkpasswd")
+        process.arguments = ["-m", "yescrypt", "--stdin"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try? process.run()
+        input.fileHandleForWriting.write(Data("1234\n".utf8))
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }()
+
+    let broker: MosquittoBroker
+    let door: SimulatedBoard
+    let siren: SimulatedBoard
+    let keypad: SimulatedBoard
+    let hall: SimulatedBoard
+    let subscriber: Subscriber
+
+    init() throws {
+        broker = try MosquittoBroker()
+        door = try SimulatedBoard()
+        siren = try SimulatedBoard()
+        keypad = try SimulatedBoard()
+        hall = try SimulatedBoard()
+        subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/#")
+    }
+
+    /// Keeps the hall board talking (it is a zone, silent past 2 s otherwise) until cancelled.
+    func keepHallTalking() -> Task<Void, Never> {
+        let hall = self.hall
+        return Task {
+            while !Task.isCancelled {
+                hall.send("motion=0")
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+    }
+
+    func start(_ extra: String = "", state: String? = nil) async throws -> GatewayHarness {
+        #expect(Self.hash.hasPrefix("$y$"), "mkpasswd (Debian's whois package) made no yescrypt hash")
+        let yaml =
+            GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s }
+                      - { name: siren, match: { path: \(siren.path) }, protocol: kv, settle: 0s, commands: [SIREN=ON, SIREN=OFF] }
+                      - { name: keypad, match: { path: \(keypad.path) }, protocol: kv, settle: 0s }
+                      - { name: hall, match: { path: \(hall.path) }, protocol: kv, settle: 0s, silence_timeout: 2s }
+                    """, stateDirectory: state)
+                + """
+
+                alarm:
+                  entry_delay: { away: 2s }
+                  siren_timeout: 3s
+                  siren_repeat: 1s
+                  lockout: { attempts: 3, duration: 3s }
+                  codes: [{ name: anna, hash: '\(Self.hash)' }]
+                  zones:
+                    - { name: front door, board: door, key: door, open: open, type: delayed }
+                    - { name: window, board: door, key: window, closed: closed, type: instant }
+                    - { name: smoke, board: keypad, key: smoke, open: "1", type: always }
+                    - { name: hall, board: hall, key: motion, open: "1", type: instant }
+                  sirens: [{ board: siren, on: SIREN=ON, off: SIREN=OFF }]
+                  keypads: [{ board: keypad }]
+                \(extra)
+                """
+        let harness = try GatewayHarness(yaml: yaml)
+        let directory = harness.gateway.directory
+        #expect(
+            await eventually {
+                ["door", "siren", "keypad", "hall"].allSatisfy(directory.isOnline) && harness.gateway.mqtt.isConnected
+            })
+        return harness
+    }
+
+    func sirenLines(within timeout: Duration, until: @escaping ([String]) -> Bool) async -> [String] {
+        await siren.receivedLines(within: timeout, until: until)
+    }
+
+    func arm(_ harness: GatewayHarness, _ mode: ArmMode = .away) async throws {
+        let panel = try #require(harness.gateway.alarm)
+        #expect(await panel.submit(.arm(mode), code: nil, source: .cli(user: "test")) == .done(mode.armedState))
+    }
+
+    @Test func armedAwayWithTheBrokerFrozenTheDoorSoundsTheSirenAfterTheEntryDelayThenStops() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let harness = try await start()
+        try await arm(harness)
+        broker.pause()
+        let opened = ContinuousClock.now
+        door.send("door=open")
+        let on = await sirenLines(within: .seconds(15)) { $0.contains("SIREN=ON") }
+        let sounded = ContinuousClock.now - opened
+        #expect(on.contains("SIREN=ON"), "\(on)")
+        #expect(sounded >= .milliseconds(1900), "the entry delay is 2 s: \(sounded)")
+        #expect(harness.gateway.alarm?.status.state == .triggered)
+        // Again every second while triggered, then off at the 3 s timeout, and armed again.
+        let rest = await sirenLines(within: .seconds(15)) { $0.contains("SIREN=OFF") }
+        #expect(rest.filter { $0 == "SIREN=ON" }.count >= 1 && rest.last == "SIREN=OFF", "\(rest)")
+        #expect(await eventually { harness.gateway.alarm?.status.state == .armedAway })
+        // The broker back: every transition arrives, in order, as a critical event, and the
+        // retained state is the current one.
+        broker.resume()
+        let expected = ["armed_away", "pending", "triggered", "armed_away"]
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(30)) { messages in
+                transitions(messages) == expected
+            }, "\(transitions(subscriber.messages))")
+        #expect(
+            await eventually {
+                subscriber.messages.last { $0.topic == "wiregate/test-gw/alarm/state" }?.payload == "armed_away"
+            })
+        await harness.stop()
+    }
+
+    @Test func aDisarmFromTheKeypadWithinTheEntryDelaySoundsNothing() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let harness = try await start()
+        try await arm(harness)
+        broker.pause()
+        door.send("door=open")
+        #expect(await eventually { harness.gateway.alarm?.status.state == .pending })
+        keypad.send("action=DISARM;code=1234")
+        #expect(await eventually { harness.gateway.alarm?.status.state == .disarmed })
+        let lines = await sirenLines(within: .seconds(4)) { $0.contains("SIREN=ON") }
+        #expect(!lines.contains("SIREN=ON"), "\(lines)")
+        broker.resume()
+        // The code itself is never published: the keypad's line is the alarm's, not an event.
+        #expect(await subscriber.waitAsync(timeout: .seconds(30)) { transitions($0).last == "disarmed" })
+        #expect(!subscriber.messages.contains { $0.payload.contains("1234") || $0.topic.hasSuffix("/code") })
+        #expect(subscriber.messages.contains { $0.payload.contains("\"by\":\"anna (keypad keypad)\"") })
+        await harness.stop()
+    }
+
+    @Test func smokeWhileDisarmedSoundsAtOnce() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let harness = try await start()
+        broker.pause()
+        keypad.send("smoke=1")
+        let on = await sirenLines(within: .seconds(10)) { $0.contains("SIREN=ON") }
+        #expect(on.contains("SIREN=ON"))
+        #expect(harness.gateway.alarm?.status.cause == "smoke")
+        broker.resume()
+        await harness.stop()
+    }
+
+    @Test func theDoorBoardUnpluggedWhileArmedTriggers() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let harness = try await start()
+        try await arm(harness)
+        broker.pause()
+        door.hangUp()
+        let on = await sirenLines(within: .seconds(15)) { $0.contains("SIREN=ON") }
+        #expect(on.contains("SIREN=ON"))
+        #expect(harness.gateway.alarm?.status.cause == "window", "the instant zone on the cut board")
+        broker.resume()
+        await harness.stop()
+    }
+
+    @Test func aBoardSilentPastItsTimeoutIsOfflineAndTriggers() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let harness = try await start()
+        try await arm(harness)
+        talking.cancel()
+        // The hall board says nothing more: 2 s later it is offline, and its zone open.
+        #expect(await eventually(timeout: .seconds(15)) { !harness.gateway.directory.isOnline("hall") })
+        #expect(harness.board("hall")!.counters.silences >= 1)
+        let on = await sirenLines(within: .seconds(10)) { $0.contains("SIREN=ON") }
+        #expect(on.contains("SIREN=ON") && harness.gateway.alarm?.status.cause == "hall")
+        // Talking again: online again.
+        hall.send("motion=0")
+        #expect(await eventually { harness.gateway.directory.isOnline("hall") })
+        await harness.stop()
+    }
+
+    @Test func wrongCodesLockOutEveryCodeThenTheRightOneWorksAgain() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let harness = try await start()
+        try await arm(harness)
+        let panel = try #require(harness.gateway.alarm)
+        for _ in 0..<3 {
+            #expect(await panel.submit(.disarm, code: "0000", source: .mqtt) == .refused("wrong code"))
+        }
+        #expect(panel.status.lockedOut)
+        let refused = await panel.submit(.disarm, code: "1234", source: .mqtt)
+        #expect(refused == .refused("codes are locked out after 3 wrong ones"))
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.topic == "wiregate/test-gw/alarm/event" && $0.payload.contains("locked_out") }
+            })
+        try await Task.sleep(for: .seconds(3))
+        #expect(await panel.submit(.disarm, code: "1234", source: .mqtt) == .done(.disarmed))
+        await harness.stop()
+    }
+
+    @Test func alarmSetTakesHomeAssistantsPayloadsAndDisarmsOnlyWithACodeAndTLSOrConsent() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let state = temporaryPath("alarm-set")
+        let harness = try await start(state: state)
+        let panel = try #require(harness.gateway.alarm)
+        let topic = "wiregate/test-gw/alarm/set"
+        try await publish(port: broker.port, topic: topic, payload: "ARM_NIGHT")
+        #expect(await eventually { panel.status.state == .armedNight })
+        // No TLS on this broker connection: a disarm is refused even with the right code.
+        try await publish(port: broker.port, topic: topic, payload: #"{"action": "DISARM", "code": "1234"}"#)
+        try await Task.sleep(for: .seconds(1))
+        #expect(panel.status.state == .armedNight)
+        await harness.stop()
+
+        // A retained command, there when the gateway subscribes, is refused whatever it says.
+        try await publish(port: broker.port, topic: topic, payload: #"{"action":"DISARM","code":"1234"}"#, retain: true)
+        let allowed = try await start("  allow_disarm_without_tls: true", state: state)
+        let allowedPanel = try #require(allowed.gateway.alarm)
+        #expect(allowedPanel.status.state == .armedNight, "restored")
+        try await publish(port: broker.port, topic: topic, payload: "", retain: true)
+        try await publish(port: broker.port, topic: topic, payload: "DISARM")
+        try await Task.sleep(for: .seconds(1))
+        #expect(allowedPanel.status.state == .armedNight)
+        try await publish(port: broker.port, topic: topic, payload: #"{"action":"DISARM","code":"1234"}"#)
+        #expect(await eventually { allowedPanel.status.state == .disarmed })
+        #expect(
+            subscriber.messages.contains {
+                $0.topic == "wiregate/test-gw/alarm/event" && $0.payload.contains("a code is needed")
+            })
+        await allowed.stop()
+    }
+
+    @Test func theStateSurvivesARestart() async throws {
+        let state = temporaryPath("alarm-state")
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let first = try await start(state: state)
+        try await arm(first, .home)
+        await first.stop()
+        let second = try await start(state: state)
+        #expect(second.gateway.alarm?.status.state == .armedHome)
+        await second.stop()
+    }
+}
+
+/// The `to` of each `changed` alarm event, in the order received.
+func transitions(_ messages: [Subscriber.Message]) -> [String] {
+    messages.filter { $0.topic == "wiregate/test-gw/alarm/event" }.compactMap { message in
+        guard let object = try? JSONSerialization.jsonObject(with: Data(message.payload.utf8)) as? [String: String],
+            object["event"] == "changed"
+        else { return nil }
+        return object["to"]
+    }
+}
