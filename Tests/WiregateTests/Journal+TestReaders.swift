@@ -2,5 +2,5 @@ import Wiregate
 
 extension Journal {
     /// The MQTT sink's reader, as the tests that play that sink use it.
-    var mqtt: JournalReader { reader(for: Journal.mqttSink, coalescingLatest: true) }
+    nonisolated var mqtt: JournalReader { reader(for: Journal.mqttSink, coalescingLatest: true) }
 }

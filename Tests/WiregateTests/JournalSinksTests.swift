@@ -23,6 +23,37 @@ import WiregateTestKit
         }
     }
 
+    /// A replay to the broker (which keeps only the newest retained value) sends the newest of a
+    /// `latest` topic; the backend, which keeps the history, gets every row; and each connection
+    /// moves the MQTT reader's boundary: what came after it is live, sent whole.
+    @Test func onlyTheCoalescingReaderThinsAReplayOfLatestTelemetry() async throws {
+        let state = try makeTemporaryDirectory("coalesce")
+        let journal = try Journal(
+            directory: state, settings: Self.settings, sinks: ["mqtt", "backend"], logger: Logger(label: "test"))
+        func battery(_ values: ClosedRange<Int>) -> [Event] {
+            values.map {
+                Event(
+                    board: "b", topic: "t/battery", subtopic: "battery", payload: "\($0)", eventClass: .telemetry,
+                    receivedAt: Date(), latest: true)
+            }
+        }
+        let mqtt = journal.mqtt
+        let backend = journal.reader(for: "backend")
+        await journal.append(battery(1...5))
+        await journal.flush()
+        // Before any connection everything is a replay: only the newest of the five.
+        #expect(await mqtt.next(max: 100).map(\.event.payload) == ["5"])
+        #expect(await backend.next(max: 100).map(\.event.payload) == ["1", "2", "3", "4", "5"])
+        // Connected: what comes now is live, every value.
+        let live = await mqtt.destinationConnected()
+        #expect(live == 6)
+        await journal.append(battery(6...8))
+        await journal.flush()
+        #expect(await mqtt.next(max: 100).map(\.event.payload) == ["6", "7", "8"])
+        #expect(await backend.next(max: 100).map(\.event.payload) == ["6", "7", "8"])
+        await journal.close()
+    }
+
     @Test func eachSinkReadsEverythingFromItsOwnCursor() async throws {
         let state = try makeTemporaryDirectory("sinks")
         let logger = Logger(label: "test")

@@ -142,7 +142,8 @@ public final class BackendSink: Service, Sendable {
             guard let batch = await shapedBatch(machine) else { return }
             machine.begin(batch)
             while let part = machine.part, !Task.isCancelled {
-                // The same body until it is stored or refused: the backend sees the same ids every time.
+                // The same ids until it is stored or refused; `replayed` turns true once the backend was
+                // unreachable in between (the backend keeps the first copy of an id, whatever its flags).
                 let body = Self.body(gateway: gatewayID, part, liveFrom: liveFrom)
                 let gzipped = machine.compress ? Gzip.compress(body) : nil
                 let (verdict, acceptsGzip) = await post(
@@ -172,12 +173,16 @@ public final class BackendSink: Service, Sendable {
                         liveFrom = await outbox.destinationConnected()
                         record(reachable: true, problem: nil)
                     case .unreachable(let reason, misconfigured: false):
+                        // What is appended while the backend cannot be reached waits for it: a replay,
+                        // and so is what is in hand now, sent again with `replayed` once it is back.
+                        liveFrom = .max
                         // Once per kind of trouble, not once per attempt while the internet is down.
                         logger.warning(
                             "backend upload failed, will retry",
                             metadata: ["reason": "\(reason)", "url": "\(settings.url)"])
                         record(reachable: false, problem: reason)
                     case .unreachable(let reason, misconfigured: true):
+                        liveFrom = .max
                         logger.error(
                             "backend upload stopped: the backend or the way to it is set up wrong; retrying until fixed",
                             metadata: [

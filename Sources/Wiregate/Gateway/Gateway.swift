@@ -41,8 +41,9 @@ public final class Gateway: Sendable {
     /// - Parameters:
     ///   - config: a validated config.
     ///   - password: the MQTT password (see `GatewayConfig.mqttPassword()`), never logged.
-    /// - Throws: when no journal can be opened (not even in memory), or libmosquitto refuses the MQTT options.
     ///   - backendToken: the backend's API token (see `GatewayConfig.backendToken()`), never logged.
+    ///   - logger: where every part logs.
+    /// - Throws: when no journal can be opened (not even in memory), or libmosquitto refuses the MQTT options.
     public init(config: GatewayConfig, password: String?, backendToken: String? = nil, logger: Logger) throws {
         self.config = config
         self.logger = logger

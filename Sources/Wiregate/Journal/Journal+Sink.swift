@@ -24,10 +24,16 @@ extension Journal {
         return nextSeq
     }
 
-    /// - Parameter classes: the classes this caller takes, in the order it takes them. A sink may
-    ///   have one caller per class at once (the MQTT sink's critical and telemetry senders), never
-    ///   two for the same class.
+    /// See `OutboxReader.next`, for `sink`.
+    /// - Parameters:
+    ///   - sink: one of the journal's sinks.
+    ///   - max: the most events to return.
+    ///   - classes: the classes this caller takes, in the order it takes them. A sink may have one
+    ///     caller per class at once (the MQTT sink's critical and telemetry senders), never two for
+    ///     the same class.
+    ///   - acknowledging: events the destination confirmed since the last call.
     ///   - coalescingLatest: see `reader(for:coalescingLatest:)`.
+    /// - Returns: at least one event; none once the task is cancelled or the journal is closing.
     func next(
         sink: String, max: Int, classes: [EventClass] = [.critical, .telemetry],
         acknowledging: [JournaledEvent], coalescingLatest: Bool
@@ -41,7 +47,7 @@ extension Journal {
         acknowledge(sink: sink, acknowledging)
         // The caller is done with its last batch: sent, or put back.
         readers[sink]!.inHand.subtract(classes)
-        while !Task.isCancelled {
+        while !Task.isCancelled && !closing {
             // A wake-up that comes while this pass runs (an alarm appended during a telemetry read)
             // must not be lost: the pass runs again instead of waiting.
             wokenDuringPass.remove(key)
@@ -70,6 +76,8 @@ extension Journal {
                 return events
             }
             if wokenDuringPass.contains(key) { continue }
+            // `close()` may have begun during this pass's reads: nothing would wake this wait.
+            if closing { break }
             trimIfIdle()
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in waiters[key] = continuation }

@@ -92,6 +92,8 @@ public actor Journal: EventOutbox {
     var lastSeqByClass: [EventClass: Int64] = [:]
     /// Set by `close()`: the database is closed, nothing more is written.
     var closed = false
+    /// Set as `close()` begins: `next` hands out nothing more.
+    var closing = false
     /// Whether the last quarantine write failed (logged once per run of failures).
     var quarantineFailing = false
     /// A fault-injection seam for tests: every commit holds SQLite's writer this long, as a card
@@ -669,6 +671,10 @@ public actor Journal: EventOutbox {
     /// Called once every sink has stopped.
     public func close() async {
         await flush()
+        // A sink still waiting in `next` gets its empty answer: the store is closing.
+        closing = true
+        for waiter in waiters.values { waiter.resume() }
+        waiters.removeAll()
         guard pending.isEmpty else {
             // The card refuses writes: these die with the process. Said loudly, with what they were.
             let critical = pending.filter { $0.event.eventClass == .critical }.count

@@ -79,7 +79,8 @@ public final class MQTTSink: Service, Sendable {
     ///   - outbox: this sink's reader of the journal: the events come from it, their acknowledgements go to it.
     ///   - availability: what is announced, retained, at every connection and at a clean disconnect.
     ///   - handler: what messages on its `filters` go to (the command router).
-    /// - Throws: `MosquittoError` when libmosquitto refuses the options (a TLS file it cannot read).
+    /// - Throws: `MosquittoError` when libmosquitto refuses the options; `BrokerTLSError` when a
+    ///   TLS file cannot be loaded; `SystemCallError` when the client's wake pipe cannot be made.
     public init(
         config: GatewayConfig, password: String?, outbox: any OutboxReader, availability: any AvailabilitySource,
         handler: any MQTTMessageHandler, logger: Logger

@@ -161,6 +161,9 @@ public final class MosquittoClient: Sendable {
             continuation: continuation, onPublished: onPublished, afterCONNACK: options.afterCONNACKForTests)
         // clean_session true: what must survive an outage is in our queue, not in a broker session.
         guard let mosq = mosquitto_new(options.clientID, true, Unmanaged.passUnretained(context).toOpaque()) else {
+            // No handle, so no deinit: the pipe is closed here.
+            close(wakePipe.read)
+            close(wakePipe.write)
             throw MosquittoError(rawValue: Int32(MOSQ_ERR_NOMEM.rawValue))
         }
         handle = Handle(pointer: mosq)
@@ -467,12 +470,16 @@ public final class MosquittoClient: Sendable {
             pollfd(fd: socket, events: Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), revents: 0),
             pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)
         ]
-        // An interrupted wait is a turn with nothing ready (the loop comes straight back).
+        // An interrupted wait is waited again (up to another 200 ms: the keepalive's granularity is seconds).
         let waited = Result { () throws(SystemCallError) in
             try SystemCall.retrying("poll", "the MQTT socket") { poll(&fds, 2, 200) }
         }
         polling.store(false, ordering: .relaxed)
-        if case .failure = waited { return Int32(MOSQ_ERR_ERRNO.rawValue) }
+        if case .failure(let error) = waited {
+            // errno, for the connection's report: the code alone would say only "a system call failed".
+            errno = error.code
+            return Int32(MOSQ_ERR_ERRNO.rawValue)
+        }
         if fds[1].revents != 0 {
             var drain = (UInt64(0), UInt64(0))
             _ = try? SystemCall.retryingUnlessWouldBlock("read", "the MQTT wake pipe") {

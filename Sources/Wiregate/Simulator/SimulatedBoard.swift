@@ -165,8 +165,11 @@ public final class SimulatedBoard: Sendable {
                 switch try? SystemCall.retryingUnlessWouldBlock(
                     "write", path, { rest.withUnsafeBytes { Glibc.write(controller, $0.baseAddress, $0.count) } })
                 {
-                case .done(let more):
+                case .done(let more) where more > 0:
                     rest.removeFirst(more)
+                case .done where ContinuousClock.now < deadline:
+                    // Took nothing: as would-block, never a spin past the bound.
+                    usleep(200)
                 case .wouldBlock where ContinuousClock.now < deadline:
                     usleep(200)
                 default:

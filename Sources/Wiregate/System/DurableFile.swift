@@ -8,12 +8,17 @@ public enum DurableFile {
     /// - Parameters:
     ///   - path: the file to replace; `<path>.tmp` beside it is the temporary one.
     ///   - bytes: the whole new content.
-    ///   - mode: the permission bits of a file that did not exist.
+    ///   - mode: the new file's permission bits (before the umask): every replace makes a new file.
     /// - Throws: `SystemCallError` naming the call that failed and its path.
     public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o640) throws(SystemCallError) {
         let temporary = path + ".tmp"
+        // One left by a writer that died (perhaps another user's: a daemon run by hand as root)
+        // is replaced, never written through: a new file, made here, and no symlink followed.
+        do throws(SystemCallError) {
+            try SystemCall.retrying("unlink", temporary) { unlink(temporary) }
+        } catch  where error.code == ENOENT {}
         let fd = try SystemCall.retrying("open", temporary) {
-            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+            open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         }
         defer { close(fd) }
         var written = 0

@@ -26,10 +26,11 @@ public struct SystemCallError: Error, Sendable, CustomStringConvertible {
 
 /// System calls that can be interrupted or would block: EINTR is retried, EAGAIN/EWOULDBLOCK comes
 /// back as a value (a non-blocking descriptor with nothing to do is not an error), anything else
-/// is thrown with the call's name and errno. swift-nio's `System.swift` is the model. Every system
-/// call the gateway and the simulator make goes through it but `close`, which on Linux must not
-/// be retried (the descriptor is gone even when it says EINTR); the test tools (bench, torture) open
-/// their log files directly, where a failure is the tool's own to see.
+/// is thrown with the call's name and errno. swift-nio's `System.swift` is the model. Every call on a
+/// descriptor the gateway and the simulator make (sockets, ptys, pipes, the files they replace)
+/// goes through it but `close`, which on Linux must not be retried (the descriptor is gone even
+/// when it says EINTR); the `stat` family and `kill` answer questions and are read where they are
+/// asked; the test tools (bench, torture) open their log files directly.
 public enum SystemCall {
     /// What a call on a non-blocking descriptor did.
     public enum Outcome<Value: Sendable>: Sendable {
