@@ -10,7 +10,7 @@ struct WiregateCommand: AsyncParsableCommand {
         version: "0.7.0",
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, InitCommand.self, StatusCommand.self, DevicesCommand.self,
-            SimulateCommand.self
+            SimulateCommand.self, AlarmCommand.self
         ]
     )
 }

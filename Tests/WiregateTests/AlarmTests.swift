@@ -51,17 +51,16 @@ import WiregateTestKit
         }
     }
 
-    func start(_ extra: String = "", state: String? = nil) async throws -> GatewayHarness {
-        #expect(Self.hash.hasPrefix("$y$"), "mkpasswd (Debian's whois package) made no yescrypt hash")
-        let yaml =
-            GatewayHarness.yaml(
-                port: broker.port,
-                boards: """
-                      - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s }
-                      - { name: siren, match: { path: \(siren.path) }, protocol: kv, settle: 0s, commands: [SIREN=ON, SIREN=OFF] }
-                      - { name: keypad, match: { path: \(keypad.path) }, protocol: kv, settle: 0s }
-                      - { name: hall, match: { path: \(hall.path) }, protocol: kv, settle: 0s, silence_timeout: 2s }
-                    """, stateDirectory: state)
+    /// The config text `start` used last, for the CLI.
+    func config(_ extra: String = "", state: String? = nil) -> String {
+        GatewayHarness.yaml(
+            port: broker.port,
+            boards: """
+                  - { name: door, match: { path: \(door.path) }, protocol: kv, settle: 0s }
+                  - { name: siren, match: { path: \(siren.path) }, protocol: kv, settle: 0s, commands: [SIREN=ON, SIREN=OFF] }
+                  - { name: keypad, match: { path: \(keypad.path) }, protocol: kv, settle: 0s }
+                  - { name: hall, match: { path: \(hall.path) }, protocol: kv, settle: 0s, silence_timeout: 2s }
+                """, stateDirectory: state)
                 + """
 
                 alarm:
@@ -79,6 +78,11 @@ import WiregateTestKit
                   keypads: [{ board: keypad }]
                 \(extra)
                 """
+    }
+
+    func start(_ extra: String = "", state: String? = nil) async throws -> GatewayHarness {
+        #expect(Self.hash.hasPrefix("$y$"), "mkpasswd (Debian's whois package) made no yescrypt hash")
+        let yaml = config(extra, state: state)
         let harness = try GatewayHarness(yaml: yaml)
         let directory = harness.gateway.directory
         #expect(
@@ -245,6 +249,81 @@ import WiregateTestKit
                 $0.topic == "wiregate/test-gw/alarm/event" && $0.payload.contains("a code is needed")
             })
         await allowed.stop()
+    }
+
+    /// Runs `wiregate` (as `user` when given, through setpriv) with `input` on its standard input.
+    func cli(_ arguments: [String], input: String = "", binary: String = CommandLineTests.binary, as user: uid_t? = nil)
+        async throws -> (status: Int32, output: String)
+    {
+        let process = Process()
+        if let user {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", binary] + arguments
+            process.environment = ["PATH": "/usr/bin:/bin"]
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
+        let stdin = Pipe()
+        let output = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        // Polled: waitUntilExit would hold a thread of the pool the in-process daemon answers on.
+        _ = await eventually(timeout: .seconds(60)) { !process.isRunning }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
+    @Test func theCLIArmsAndDisarmsThroughTheSocketAndRefusesAnotherUser() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        // A directory anyone may enter (not below the test's own scratch folder, which is 0700),
+        // so that only the socket's own locks stand in the way.
+        let shared = "/tmp/wiregate-alarm-cli-\(UUID())"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        chmod(shared, 0o755)
+        let socket = shared + "/alarm.sock"
+        let text = config("  socket: \(socket)")
+        let path = shared + "/wiregate.yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        let harness = try GatewayHarness(yaml: text)
+        #expect(await eventually { FileManager.default.fileExists(atPath: socket) })
+        #expect(await eventually { harness.gateway.directory.isOnline("hall") })
+
+        let armed = try await cli(["alarm", "arm", "away", "--config", path])
+        #expect(armed.status == 0 && armed.output.contains("alarm: armed_away"), "\(armed)")
+        let status = try await cli(["alarm", "status", "--config", path])
+        #expect(status.status == 0 && status.output.contains("armed_away"))
+        // The code on standard input, never on the command line.
+        let wrong = try await cli(["alarm", "disarm", "--config", path], input: "9999\n")
+        #expect(wrong.status == 2 && wrong.output.contains("refused: wrong code"), "\(wrong)")
+        let disarmed = try await cli(["alarm", "disarm", "--config", path], input: "1234\n")
+        #expect(disarmed.status == 0 && disarmed.output.contains("alarm: disarmed"), "\(disarmed)")
+        #expect(
+            await subscriber.waitAsync(timeout: .seconds(10)) {
+                $0.contains { $0.payload.contains("\"by\":\"anna (cli root)\"") }
+            })
+
+        // Another user: the binary copied where it may run it.
+        let binary = shared + "/wiregate"
+        try FileManager.default.copyItem(atPath: CommandLineTests.binary, toPath: binary)
+        chmod(binary, 0o755)
+        let denied = try await cli(["alarm", "status", "--config", path], binary: binary, as: 65534)
+        #expect(denied.status == 1 && denied.output.contains("only root and the service's user and group"), "\(denied)")
+        // Past the socket file's mode (0660), the daemon's own check of the peer's credentials.
+        chmod(socket, 0o666)
+        let refused = try await cli(["alarm", "arm", "home", "--config", path], binary: binary, as: 65534)
+        #expect(
+            refused.status == 1 && refused.output.contains("only root and the service's user and group"), "\(refused)")
+        #expect(harness.gateway.alarm?.status.state == .disarmed)
+        await harness.stop()
+        #expect(!FileManager.default.fileExists(atPath: socket), "removed at the stop")
     }
 
     @Test func theStateSurvivesARestart() async throws {

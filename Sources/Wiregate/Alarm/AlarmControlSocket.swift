@@ -16,18 +16,79 @@ import WiregateCore
 /// `{"command": "arm", "mode": "away", "code": "..."}` → `{"ok": true, "state": "arming"}`.
 public final class AlarmControlSocket: Service, Sendable {
     /// One request.
-    struct Request: Codable {
+    public struct Request: Codable, Sendable {
         /// `status`, `arm` or `disarm`.
-        var command: String
-        var mode: String?
-        var code: String?
+        public var command: String
+        /// For `arm`: `home`, `away`, `night` or `vacation`.
+        public var mode: String?
+        /// The code as typed; never logged.
+        public var code: String?
+
+        /// A request as the CLI sends it.
+        public init(command: String, mode: String? = nil, code: String? = nil) {
+            self.command = command
+            self.mode = mode
+            self.code = code
+        }
     }
 
     /// One answer.
-    struct Reply: Codable, Equatable {
-        var ok: Bool
-        var state: String?
-        var error: String?
+    public struct Reply: Codable, Equatable, Sendable {
+        /// Whether the command was carried out.
+        public var ok: Bool
+        /// The alarm's state after it.
+        public var state: String?
+        /// Why it was refused.
+        public var error: String?
+    }
+
+    /// The CLI's side: sends `request` to the daemon's socket at `path` and waits (at most 60 s,
+    /// a code check included) for the answer.
+    /// - Throws: `SystemCallError` when the socket cannot be reached (EACCES: not the service's
+    ///   user or group; ENOENT or ECONNREFUSED: no daemon with an alarm).
+    public static func send(_ request: Request, to path: String) throws -> Reply {
+        let fd = try SystemCall.retrying("socket", path) {
+            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SystemCallError(call: "connect", path: path, code: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        try SystemCall.retrying("connect", path) {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
+            }
+        }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var line = Array((try? JSONEncoder().encode(request)) ?? Data())
+        line.append(UInt8(ascii: "\n"))
+        var written = 0
+        while written < line.count {
+            written += try SystemCall.retrying("write", path) {
+                line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, line.count - written) }
+            }
+        }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while !answer.contains(UInt8(ascii: "\n")) && answer.count < 65536 {
+            let count = try SystemCall.retrying("read", path) {
+                chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { break }
+            answer += chunk[..<count]
+        }
+        guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(answer.prefix { $0 != UInt8(ascii: "\n") }))
+        else {
+            // Closed unanswered: the daemon refused this user (its credentials), or stopped.
+            throw SystemCallError(call: "read", path: path, code: EACCES)
+        }
+        return reply
     }
 
     private let path: String
