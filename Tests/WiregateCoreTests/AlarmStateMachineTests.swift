@@ -74,7 +74,8 @@ import WiregateCore
         #expect(triggered.first.map { if case .persist = $0 { true } else { false } } == true)
         #expect(
             records(triggered) == [.changed(from: .pending, to: .triggered, by: nil), .triggered(zone: "front door")])
-        #expect(triggered.contains(.sirens(on: true)))
+        // Persisted, then the sirens, before anything is journaled or published.
+        #expect(triggered.dropFirst().first == .sirens(on: true))
         #expect(alarm.cause == "front door")
         // Again every 5 s (a siren board that reset sounds again), with nothing to persist.
         #expect(alarm.handle(.tick, now: at(125)) == [.sirens(on: true)])
@@ -85,8 +86,10 @@ import WiregateCore
         #expect(alarm.state == .armedAway)
         #expect(alarm.snapshot(now: at(300)).leftOut == ["front door", "hall"])
         #expect(alarm.handle(.reading(board: "door", key: "door", value: "open"), now: at(301)).isEmpty)
-        // Once it has closed it protects again.
-        _ = alarm.handle(.reading(board: "door", key: "door", value: "closed"), now: at(302))
+        // Once it has closed it protects again, and a restart must know it: persisted.
+        let closed = alarm.handle(.reading(board: "door", key: "door", value: "closed"), now: at(302))
+        #expect(closed.first.map { if case .persist = $0 { true } else { false } } == true)
+        #expect(alarm.snapshot(now: at(302)).leftOut == ["hall"])
         _ = alarm.handle(.reading(board: "door", key: "door", value: "open"), now: at(303))
         #expect(alarm.state == .pending)
     }

@@ -61,7 +61,9 @@ public final class AlarmPanel: Service, Sendable {
     private let checker: CodeChecker
     private let logger: Logger
     private let inputs: (stream: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation)
-    private let current = Mutex((status: AlarmStatus(state: .disarmed), followers: Followers<AlarmStatus>()))
+    private let current: Mutex<(status: AlarmStatus, followers: Followers<AlarmStatus>)>
+    /// The machine as `alarm.json` left it, read at `init`.
+    private let restoredMachine: AlarmStateMachine
     /// Per board, the keys the alarm reads (zones) and the keypad it is, for the readers' tap.
     private let watched: [String: Set<String>]
     private let keypads: [String: GatewayConfig.Alarm.Keypad]
@@ -85,6 +87,16 @@ public final class AlarmPanel: Service, Sendable {
         store = AlarmStore(directory: stateDirectory)
         checker = CodeChecker(codes: alarm.settings.codes)
         inputs = AsyncStream.makeStream(of: Input.self)
+        // Restored here, not at `run()`: nothing may see (or announce) `disarmed` in between.
+        let machine = Self.restored(alarm.settings, from: store, logger: logger)
+        restoredMachine = machine
+        current = Mutex(
+            (
+                status: AlarmStatus(
+                    state: machine.state, mode: machine.mode, cause: machine.cause,
+                    lockedOut: machine.isLockedOut(now: .now)),
+                followers: Followers<AlarmStatus>()
+            ))
         watched = Dictionary(grouping: alarm.settings.zones, by: \.board).mapValues { Set($0.map(\.key)) }
         keypads = Dictionary(alarm.keypads.map { ($0.board, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -168,7 +180,7 @@ public final class AlarmPanel: Service, Sendable {
 
     /// Decides until graceful shutdown.
     public func run() async {
-        var machine = restored()
+        var machine = restoredMachine
         let sirens = alarm.settings.sirens.map { siren in
             (siren, AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(4)))
         }
@@ -201,6 +213,10 @@ public final class AlarmPanel: Service, Sendable {
                         for (siren, queue) in sirens { queue.continuation.yield(on ? siren.on : siren.off) }
                     case .journal(let record):
                         self.log(record)
+                        // A refusal is logged, not journaled: anyone on the broker can send a
+                        // command without a code, and a flood of them must not fill the journal
+                        // with critical events that push out real ones.
+                        if case .refused = record { continue }
                         journal.continuation.yield(self.event(record, machine: machine))
                     case .publish:
                         self.publish(machine)
@@ -208,6 +224,8 @@ public final class AlarmPanel: Service, Sendable {
                 }
             }
             perform(machine.started(), machine)
+            // A restored timer (a siren time, an entry delay, a lock-out) is set by the first round.
+            inputs.continuation.yield(.machine(.tick))
             let timer = Mutex<Task<Void, Never>?>(nil)
             var armedFor: ContinuousClock.Instant?
             for await input in inputs.stream {
@@ -290,20 +308,22 @@ public final class AlarmPanel: Service, Sendable {
     }
 
     /// The machine as `alarm.json` left it, or disarmed.
-    private func restored() -> AlarmStateMachine {
+    private static func restored(_ settings: AlarmSettings, from store: AlarmStore, logger: Logger)
+        -> AlarmStateMachine
+    {
         switch store.load() {
         case .success(let saved?):
             let machine = AlarmStateMachine(
-                settings: alarm.settings, restoring: saved.snapshot, elapsed: saved.elapsed, now: .now)
+                settings: settings, restoring: saved.snapshot, elapsed: saved.elapsed, now: .now)
             logger.notice(
                 "alarm restored",
                 metadata: ["state": "\(machine.state.rawValue)", "saved": "\(saved.snapshot.state.rawValue)"])
             return machine
         case .success(nil):
-            return AlarmStateMachine(settings: alarm.settings)
+            return AlarmStateMachine(settings: settings)
         case .failure(let error):
             logger.critical("alarm state unreadable: starting disarmed", metadata: ["error": "\(error)"])
-            return AlarmStateMachine(settings: alarm.settings)
+            return AlarmStateMachine(settings: settings)
         }
     }
 
@@ -327,12 +347,25 @@ public final class AlarmPanel: Service, Sendable {
                     metadata: ["board": "\(board)"])
                 continue
             }
-            if !(await reader.write(commandLine: line)) {
-                logger.error(
-                    "siren line not written: the board is offline or not reading", metadata: ["board": "\(board)"])
+            // A siren board not open yet (the daemon just started: a restored alarm sounds again)
+            // or reopening is written to once it is, for up to `sirenRetry`; lines keep their order.
+            let deadline = ContinuousClock.now + Self.sirenRetry
+            var logged = false
+            while !(await reader.write(commandLine: line)) {
+                if !logged {
+                    logger.error(
+                        "siren line not written: the board is offline or not reading; trying again",
+                        metadata: ["board": "\(board)"])
+                    logged = true
+                }
+                guard ContinuousClock.now < deadline, !Task.isCancelled else { break }
+                try? await Task.sleep(for: .milliseconds(200))
             }
         }
     }
+
+    /// How long a siren line is tried again while its board is not open.
+    static let sirenRetry = Duration.seconds(30)
 
     private func log(_ record: AlarmStateMachine.Record) {
         switch record {

@@ -114,6 +114,18 @@ public final class CommandRouter: MQTTMessageHandler {
                 ])
             return
         }
+        // A siren's lines are the alarm's alone: a broker client must not silence a triggered
+        // alarm (or sound a siren the alarm would never stop).
+        if config.alarm?.settings.sirens.contains(where: { $0.board == board.name && ($0.on == line || $0.off == line) }
+        )
+            == true
+        {
+            refuse(board.name)
+            logger.warning(
+                "command refused: this line is the alarm's siren line, written by the alarm only",
+                metadata: ["board": "\(board.name)"])
+            return
+        }
         let shown = exact ? line : named + "=…"
         if await reader.write(commandLine: line) {
             logger.debug("command written", metadata: ["board": "\(board.name)", "command": "\(shown)"])

@@ -71,7 +71,9 @@ public final class Gateway: Sendable {
         let alarm = config.alarm.map { settings in
             AlarmPanel(
                 config: config, alarm: settings, directory: directory, outbox: outbox,
-                stateDirectory: outbox.directory, logger: logger)
+                // The configured one even when the journal fell back to memory: a card that went
+                // read-only still holds the last state, to restore (its writes then fail, loudly).
+                stateDirectory: config.gateway.stateDirectory, logger: logger)
         }
         self.alarm = alarm
         alarmControl = alarm.map {

@@ -25,6 +25,8 @@ public final class BoardReader: Service, Sendable {
     private let reportStatus: @Sendable (_ online: Bool, _ node: String?) -> Void
     /// Sees each read's events before they are journaled, and says which are (the alarm's tap).
     private let tap: (@Sendable ([Event]) -> [Event])?
+    /// Whether the board's lines may carry a secret (an alarm keypad's code): none is ever logged.
+    private let linesAreSecret: Bool
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -58,6 +60,7 @@ public final class BoardReader: Service, Sendable {
         reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void
     ) {
         self.tap = tap
+        linesAreSecret = config.alarm?.keypads.contains { $0.board == board.name } ?? false
         self.board = board
         self.builder = EventBuilder(board: board, config: config)
         self.outbox = outbox
@@ -256,7 +259,8 @@ public final class BoardReader: Service, Sendable {
                     case .blank: break
                     case .annotation(let text):
                         annotations += 1
-                        logger.debug("board says", metadata: ["line": "\(text)"])
+                        logger.debug(
+                            "board says", metadata: ["line": "\(linesAreSecret ? "(a keypad's: not shown)" : text)"])
                     case .malformed(let reason):
                         malformed += 1
                         if throttle.allow("malformed") {
@@ -264,7 +268,7 @@ public final class BoardReader: Service, Sendable {
                                 "line does not decode, dropped",
                                 metadata: [
                                     "protocol": "\(board.protocolName)", "reason": "\(reason)",
-                                    "line": "\(line.prefix(120))"
+                                    "line": "\(linesAreSecret ? "(a keypad's: not shown)" : String(line.prefix(120)))"
                                 ])
                         }
                     }

@@ -190,7 +190,7 @@ public struct AlarmStateMachine: Sendable {
     /// Takes `input` at `now`; returns the actions to perform, in order.
     public mutating func handle(_ input: Input, now: Instant) -> [Action] {
         var actions: [Action] = []
-        let before = (state, wrongCodes, lockedUntil != nil)
+        let before = durableFacts
         switch input {
         case .reading(let board, let key, let value):
             for zone in settings.zones where zone.board == board && zone.key == key {
@@ -210,10 +210,18 @@ public struct AlarmStateMachine: Sendable {
         }
         // Timers that ended while the input was on its way are acted on with it.
         if input != .tick { timersDue(now: now, into: &actions) }
-        if (state, wrongCodes, lockedUntil != nil) != before || actions.contains(where: \.isStateChange) {
+        if durableFacts != before || actions.contains(where: \.isStateChange) {
             actions.insert(.persist(snapshot(now: now)), at: 0)
         }
         return actions
+    }
+
+    /// What a restart must find as it was (the timers are saved with each of these changes).
+    private var durableFacts: [String] {
+        [
+            state.rawValue, mode?.rawValue ?? "", cause ?? "", leftOut.sorted().joined(separator: "\u{0}"),
+            "\(wrongCodes)", lockedUntil == nil ? "" : "locked"
+        ]
     }
 
     /// The alarm as it should survive a restart now.
@@ -273,10 +281,11 @@ public struct AlarmStateMachine: Sendable {
     }
 
     private mutating func trigger(_ zone: String, now: Instant, into actions: inout [Action]) {
+        // The sirens first, right after the persist: the journal and the status can wait.
+        actions.append(.sirens(on: true))
         change(to: .triggered, by: nil, into: &actions)
         cause = zone
         actions.append(.journal(.triggered(zone: zone)))
-        actions.append(.sirens(on: true))
         stateDeadline = now + settings.sirenTimeout
         nextSirenRepeat = now + settings.sirenRepeat
     }
