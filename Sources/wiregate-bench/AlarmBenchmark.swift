@@ -21,7 +21,7 @@ struct AlarmBenchmark: AsyncParsableCommand {
         let siren = try SimulatedBoard()
         let keypad = try SimulatedBoard()
         // The code's hash: one, like the README's `mkpasswd -m yescrypt`.
-        let hash = try makeHash("1234")
+        let hash = try yescryptHash(of: "1234")
         let yaml = """
             gateway: { id: bench, state_dir: \(state) }
             mqtt: { host: 127.0.0.1, port: \(broker.port), reconnect_min: 50ms, reconnect_max: 500ms }
@@ -79,22 +79,5 @@ struct AlarmBenchmark: AsyncParsableCommand {
         print(
             "  instant zone: n=\(histogram.totalCount) p50=\(histogram.valueAtPercentile(50)) p99=\(histogram.valueAtPercentile(99)) "
                 + "p99.9=\(histogram.valueAtPercentile(99.9)) max=\(histogram.max) missed=\(missed)")
-    }
-
-    /// A yescrypt hash of `code`, from Debian's mkpasswd.
-    func makeHash(_ code: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/mkpasswd")
-        process.arguments = ["-m", "yescrypt", "--stdin"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(Data((code + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

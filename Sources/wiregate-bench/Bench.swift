@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import WiregateCore
 import WiregateTestKit
 
 @main
@@ -50,3 +51,14 @@ func gatewayConfig(
 }
 
 func format(_ value: Double) -> String { String(format: "%.0f", value) }
+
+/// The `n`th event of a journaled backlog: one in a hundred critical (a door), the rest telemetry.
+func backlogEvent(_ n: Int, at now: Date) -> Event {
+    n % 100 == 0
+        ? Event(
+            board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open", eventClass: .critical,
+            receivedAt: now)
+        : Event(
+            board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature", payload: "21.\(n % 10)",
+            eventClass: .telemetry, receivedAt: now)
+}

@@ -32,15 +32,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
             let journal = try Journal(directory: state, settings: config.journal, logger: Logger(label: "bench"))
             let now = Date()
             for start in stride(from: 0, to: size, by: 1000) {
-                let batch = (start..<min(size, start + 1000)).map { n in
-                    n % 100 == 0
-                        ? Event(
-                            board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open",
-                            eventClass: .critical, receivedAt: now)
-                        : Event(
-                            board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature",
-                            payload: "21.\(n % 10)", eventClass: .telemetry, receivedAt: now)
-                }
+                let batch = (start..<min(size, start + 1000)).map { n in backlogEvent(n, at: now) }
                 await journal.append(batch)
                 if start % 100_000 == 0 { await journal.flush() }
             }

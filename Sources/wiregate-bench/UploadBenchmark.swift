@@ -39,15 +39,7 @@ struct UploadBenchmark: AsyncParsableCommand {
             let now = Date()
             for start in stride(from: 0, to: events, by: 1000) {
                 await journal.append(
-                    (start..<min(events, start + 1000)).map { n in
-                        n % 100 == 0
-                            ? Event(
-                                board: "sim", topic: "wiregate/bench/sim/door", subtopic: "door", payload: "open",
-                                eventClass: .critical, receivedAt: now)
-                            : Event(
-                                board: "sim", topic: "wiregate/bench/sim/temperature", subtopic: "temperature",
-                                payload: "21.\(n % 10)",
-                                eventClass: .telemetry, receivedAt: now)
+                    (start..<min(events, start + 1000)).map { n in backlogEvent(n, at: now)
                     })
             }
             await journal.flush()

@@ -8,21 +8,7 @@ import WiregateTestKit
 /// line to the siren board's line with no network in between.
 @Suite(.serialized) struct AlarmTests {
     /// A yescrypt hash of `1234`, made once with the command the README gives.
-    static let hash: String = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/mkpasswd")
-        process.arguments = ["-m", "yescrypt", "--stdin"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try? process.run()
-        input.fileHandleForWriting.write(Data("1234\n".utf8))
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
-    }()
+    static let hash = (try? yescryptHash(of: "1234")) ?? ""
 
     let broker: MosquittoBroker
     let door: SimulatedBoard
