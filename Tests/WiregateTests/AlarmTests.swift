@@ -388,6 +388,20 @@ import WiregateTestKit
         #expect(alarmState(state) == .triggered)
     }
 
+    @Test func aSocketPathThatIsNotASocketIsLeftAloneAndTheAlarmRunsOn() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let state = try makeTemporaryDirectory("alarm-socket")
+        let notASocket = state + "/alarm.json.bak"
+        try "keep me".write(toFile: notASocket, atomically: true, encoding: .utf8)
+        let harness = try await start("  socket: \(notASocket)")
+        try await arm(harness)
+        #expect(try String(contentsOfFile: notASocket, encoding: .utf8) == "keep me")
+        door.send("window=ajar")
+        #expect(await sirenLines(within: .seconds(10)) { $0.contains("SIREN=ON") }.contains("SIREN=ON"))
+        await harness.stop()
+    }
+
     @Test func theStateSurvivesARestart() async throws {
         let state = temporaryPath("alarm-state")
         let talking = keepHallTalking()

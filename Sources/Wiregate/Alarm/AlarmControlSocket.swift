@@ -70,15 +70,38 @@ public final class AlarmControlSocket: Service, Sendable {
         line.append(UInt8(ascii: "\n"))
         var written = 0
         while written < line.count {
-            written += try SystemCall.retrying("write", path) {
-                line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, line.count - written) }
+            // MSG_NOSIGNAL: a daemon that closes on us (another user's credentials) is an error
+            // here, not a SIGPIPE that kills the CLI.
+            let offset = written
+            let sent = Result { () throws(SystemCallError) -> Int in
+                try SystemCall.retrying("send", path) {
+                    line.withUnsafeBytes {
+                        Glibc.send(fd, $0.baseAddress! + offset, line.count - offset, Int32(MSG_NOSIGNAL))
+                    }
+                }
+            }
+            switch sent {
+            case .success(let count): written += count
+            case .failure(let error) where error.code == EPIPE || error.code == ECONNRESET:
+                throw SystemCallError(call: "send", path: path, code: EACCES)
+            case .failure(let error): throw error
             }
         }
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1024)
         while !answer.contains(UInt8(ascii: "\n")) && answer.count < 65536 {
-            let count = try SystemCall.retrying("read", path) {
-                chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let received = Result { () throws(SystemCallError) -> Int in
+                try SystemCall.retrying("read", path) {
+                    chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                }
+            }
+            let count: Int
+            switch received {
+            case .success(let value): count = value
+            case .failure(let error) where error.code == ECONNRESET:
+                // Closed unanswered, with our request unread: refused.
+                throw SystemCallError(call: "read", path: path, code: EACCES)
+            case .failure(let error): throw error
             }
             if count == 0 { break }
             answer += chunk[..<count]
@@ -117,14 +140,41 @@ public final class AlarmControlSocket: Service, Sendable {
         return (config.gateway.stateDirectory as NSString).appendingPathComponent("alarm.sock")
     }
 
+    /// The user's name, with the reentrant lookup (connections are served concurrently).
+    static func userName(_ uid: uid_t) -> String {
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 1024)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &found) == 0, found != nil, let name = entry.pw_name else {
+            return "uid \(uid)"
+        }
+        return String(cString: name)
+    }
+
     /// Whether a peer with these credentials may command the alarm: root, or this process's user or group.
     static func allows(uid: uid_t, gid: gid_t) -> Bool {
         uid == 0 || uid == geteuid() || gid == getegid()
     }
 
     /// Serves until graceful shutdown, then removes the socket.
-    public func run() async throws {
-        unlink(path)
+    public func run() async {
+        // The CLI is one way in among several: a socket that cannot be made is logged, and the
+        // daemon (the alarm, the boards) goes on. Thrown, it would stop every service.
+        do {
+            try await serve()
+        } catch {
+            logger.critical(
+                "alarm control socket unavailable: wiregate alarm will not reach the daemon",
+                metadata: ["path": "\(path)", "error": "\(error)"])
+            try? await gracefulShutdown()
+        }
+    }
+
+    private func serve() async throws {
+        // A socket left by a daemon that was killed is replaced; anything else there is not
+        // ours to delete (a mistyped `socket:` naming alarm.json, say): bind then fails, logged.
+        var info = stat()
+        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 8)
             .bind(unixDomainSocketPath: path) { channel in
@@ -208,7 +258,7 @@ public final class AlarmControlSocket: Service, Sendable {
             return Reply(ok: false, error: "not a request")
         }
         // Who it was, from the kernel's credentials, not from anything the client says.
-        let user = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(uid)"
+        let user = Self.userName(uid)
         let command: AlarmStateMachine.Command
         switch (request.command, request.mode.flatMap(ArmMode.init(rawValue:))) {
         case ("status", _):
