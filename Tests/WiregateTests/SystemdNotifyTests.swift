@@ -68,4 +68,42 @@ import WiregateTestKit
         #expect(last.contains("STOPPING=1"))
         #expect(daemon.waitForExit() == 0)
     }
+
+    /// The house stays protected with the broker gone, and nothing restarts the daemon for it:
+    /// the watchdog goes on being fed (each ping asked the alarm's decision loop), and says so.
+    @Test func theWatchdogIsFedWithTheBrokerDeadAndAsksTheAlarm() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let notify = try NotifySocket()
+        let state = try makeTemporaryDirectory("notify-alarm")
+        let hash = try yescryptHash(of: "1234")
+        try
+            (GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                    """, stateDirectory: state)
+                + """
+
+                alarm:
+                  codes: [{ name: anna, hash: '\(hash)' }]
+                  zones: [{ name: door, board: sim, key: door, open: open, type: instant }]
+                  socket: \(state)/alarm.sock
+                """
+        ).write(toFile: state + "/wiregate.yaml", atomically: true, encoding: .utf8)
+        let daemon = try ChildProcess(
+            CommandLineTests.binary, ["run", "--config", state + "/wiregate.yaml"],
+            environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        let ready = notify.receive(until: .now + .seconds(10)) { !$0.contains { $0.hasPrefix("READY=1") } }
+        #expect(ready.contains { $0.hasPrefix("READY=1") }, "\(ready)")
+        broker.stop()
+        let messages = notify.receive(until: .now + .seconds(15)) {
+            $0.filter { $0.contains("broker NOT connected") && $0.hasPrefix("WATCHDOG=1") }.count < 3
+        }
+        let fed = messages.filter { $0.hasPrefix("WATCHDOG=1") && $0.contains("broker NOT connected") }
+        #expect(fed.count == 3, "\(messages)")
+        #expect(fed.allSatisfy { $0.hasSuffix(", alarm disarmed") }, "\(fed)")
+        daemon.send(SIGTERM)
+        #expect(daemon.waitForExit() == 0)
+    }
 }

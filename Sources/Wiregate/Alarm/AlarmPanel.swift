@@ -38,6 +38,8 @@ public final class AlarmPanel: Service, Sendable {
     /// What the decision task takes, in order.
     enum Input: Sendable {
         case machine(AlarmStateMachine.Input)
+        /// The watchdog's question: is the decision loop turning? Answered when it is taken.
+        case ping(@Sendable () -> Void)
         /// A command whose code was checked, with where its answer goes.
         case command(
             AlarmStateMachine.Command, code: AlarmStateMachine.Code, source: AlarmStateMachine.Source,
@@ -178,6 +180,17 @@ public final class AlarmPanel: Service, Sendable {
         }
     }
 
+    /// Returns once the decision loop has taken a question put behind everything queued now:
+    /// the systemd watchdog's liveness check (a loop stuck on a card that hangs stops the
+    /// pings, and systemd restarts the daemon). Returns at once when the panel has stopped.
+    public func heartbeat() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if case .terminated = inputs.continuation.yield(.ping { continuation.resume() }) {
+                continuation.resume()
+            }
+        }
+    }
+
     /// Decides until graceful shutdown.
     public func run() async {
         var machine = restoredMachine
@@ -232,6 +245,9 @@ public final class AlarmPanel: Service, Sendable {
                 let actions: [AlarmStateMachine.Action]
                 var answer: (reply: @Sendable (CommandOutcome) -> Void, outcome: CommandOutcome)?
                 switch input {
+                case .ping(let answer):
+                    answer()
+                    continue
                 case .machine(let input):
                     actions = machine.handle(input, now: .now)
                 case .command(let command, let code, let source, let reply):
@@ -247,6 +263,13 @@ public final class AlarmPanel: Service, Sendable {
                     if let reply { answer = (reply, outcome) }
                 }
                 perform(actions, machine)
+                // A siren board that comes (back) online is told what it should be doing: one
+                // that reset while triggered sounds again, one left on by a crash goes quiet.
+                if case .machine(.availability(let board, online: true)) = input {
+                    for (siren, queue) in sirens where siren.board == board {
+                        queue.continuation.yield(machine.state == .triggered ? siren.on : siren.off)
+                    }
+                }
                 // A lock-out beginning or ending changes the status without a change of state.
                 publish(machine)
                 // Answered once the change is durable and the status says it.

@@ -107,12 +107,19 @@ public final class Gateway: Sendable {
         status = StatusPublisher(
             stateDirectory: outbox.directory, directory: directory, availability: availability,
             broker: mqtt, alarm: alarm, logger: logger)
+        // Each WATCHDOG=1 waits for the journal and the alarm's decision loop to answer: a daemon
+        // whose alarm is stuck is restarted by systemd; one whose broker is gone is not asked about it.
         notifier = SystemdNotifier(logger: logger) {
             let boards = directory.counts
             let pending = await outbox.pendingCount().values.reduce(0, +)
+            var alarmState = ""
+            if let alarm {
+                await alarm.heartbeat()
+                alarmState = ", alarm \(alarm.status.state.rawValue)"
+            }
             return
                 "broker \(mqtt.isConnected ? "connected" : "NOT connected"), \(boards.online)/\(boards.known) boards online, "
-                + "\(pending) events pending, last seq \(await outbox.lastSeq)"
+                + "\(pending) events pending, last seq \(await outbox.lastSeq)\(alarmState)"
         }
     }
 
