@@ -112,6 +112,14 @@ func loadConfigOrExit(_ path: String, access: FileAccess = FileAccess(), checkSt
     let fileProblems = ConfigFileCheck.problems(files, file: path, access: access)
     var problems = result.problems + fileProblems
     if let parsed = result.config {
+        for code in parsed.alarm?.settings.codes ?? [] where !CodeChecker.isUsable(code.hash) {
+            problems.append(
+                ConfigError(
+                    file: path, line: nil, column: nil, path: "alarm.codes",
+                    message:
+                        "the hash of code '\(code.name)' is not one libcrypt can check (mistyped or cut short?): no code "
+                        + "could disarm the alarm. Make it again with 'mkpasswd -m yescrypt'"))
+        }
         if parsed.backend != nil, parsed.backend?.tokenFile == nil,
             ProcessInfo.processInfo.environment[GatewayConfig.tokenEnvironmentVariable] == nil
         {

@@ -130,6 +130,15 @@ import WiregateCore
         #expect(persist == 0 && actions.firstIndex(of: .sirens(on: true))! > 0)
     }
 
+    @Test func everyZoneThatOpensWhileTriggeredIsJournaled() {
+        var alarm = Alarm(settings: Self.settings)
+        armedAway(&alarm)
+        _ = alarm.handle(.reading(board: "door", key: "window", value: "ajar"), now: at(40))
+        let smoke = alarm.handle(.reading(board: "hall", key: "smoke", value: "1"), now: at(41))
+        #expect(records(smoke) == [.triggered(zone: "smoke")])
+        #expect(alarm.cause == "window", "the first zone stays the cause")
+    }
+
     @Test func aFollowerTriggersWhenNoEntryDelayRuns() {
         var alarm = Alarm(settings: Self.settings)
         armedAway(&alarm)

@@ -151,9 +151,24 @@ public final class AlarmControlSocket: Service, Sendable {
         return String(cString: name)
     }
 
-    /// Whether a peer with these credentials may command the alarm: root, or this process's user or group.
+    /// Whether a peer with these credentials may command the alarm: root, this process's user,
+    /// or a member of its group, as primary group or as one added with `usermod -aG` (SO_PEERCRED
+    /// gives the primary one only: the others come from the group database).
     static func allows(uid: uid_t, gid: gid_t) -> Bool {
-        uid == 0 || uid == geteuid() || gid == getegid()
+        if uid == 0 || uid == geteuid() || gid == getegid() { return true }
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 1024)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &found) == 0, found != nil, let name = entry.pw_name else {
+            return false
+        }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            guard getgrouplist(name, gid, &groups, &count) >= 0 else { return false }
+        }
+        return groups.prefix(Int(count)).contains(getegid())
     }
 
     /// Serves until graceful shutdown, then removes the socket.

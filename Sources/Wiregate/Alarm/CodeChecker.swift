@@ -39,6 +39,26 @@ public struct CodeChecker: Sendable {
     /// Whether `code` hashes to `hash` under the hash's own method and salt.
     /// - Returns: false for a hash libcrypt cannot use (it answers with a string starting with `*`).
     static func matches(_ code: String, hash: String) -> Bool {
+        guard let computed = Self.crypt(code, setting: hash).map({ Array($0.utf8) }) else { return false }
+        let expected = Array(hash.utf8)
+        guard computed.count == expected.count else { return false }
+        // In constant time: a comparison that stops at the first difference tells how much matched.
+        var difference: UInt8 = 0
+        for (a, b) in zip(computed, expected) { difference |= a ^ b }
+        return difference == 0
+    }
+
+    /// Whether libcrypt can check codes against `hash`: a known method, a well-formed salt and
+    /// cost. A mistyped or truncated hash would leave an alarm no code can disarm; the config
+    /// loader refuses it before the daemon starts.
+    public static func isUsable(_ hash: String) -> Bool {
+        guard let computed = crypt("", setting: hash) else { return false }
+        // The same method and salt, and a hash of the same length as the one given.
+        return computed.utf8.count == hash.utf8.count
+    }
+
+    /// `crypt_r(code, setting)`; nil when libcrypt refuses the setting.
+    private static func crypt(_ code: String, setting: String) -> String? {
         // crypt_data is 32 KiB: on the heap, zeroed as crypt_r asks.
         let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
         let bytes = UnsafeMutableRawPointer(data)
@@ -49,13 +69,8 @@ public struct CodeChecker: Sendable {
             data.deallocate()
         }
         bytes.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-        guard let result = crypt_r(code, hash, data) else { return false }
-        let computed = Array(String(cString: result).utf8)
-        let expected = Array(hash.utf8)
-        guard computed.first != UInt8(ascii: "*"), computed.count == expected.count else { return false }
-        // In constant time: a comparison that stops at the first difference tells how much matched.
-        var difference: UInt8 = 0
-        for (a, b) in zip(computed, expected) { difference |= a ^ b }
-        return difference == 0
+        guard let result = crypt_r(code, setting, data) else { return nil }
+        let text = String(cString: result)
+        return text.hasPrefix("*") ? nil : text
     }
 }

@@ -166,13 +166,14 @@ public final class DeviceWatcher: Service, Sendable {
 
 extension DeviceMatcher {
     /// The matcher for a config: its boards' `match:` entries in order, the USB allow-list and the
-    /// `unknown_boards` policy; an adopted board may never take a configured board's name.
+    /// `unknown_boards` policy; an adopted board may never take a configured board's name, nor
+    /// `alarm` (`<base>/<gateway>/alarm/...` are the alarm panel's topics).
     /// - Parameter config: a validated config.
     public init(config: GatewayConfig) {
         self.init(
             matches: config.boards.map(\.match), allowList: config.discovery.usbIDs,
             adoptUnknown: config.discovery.adoptUnknown,
-            reservedNames: Set(config.boards.map(\.name)))
+            reservedNames: Set(config.boards.map(\.name) + [GatewayConfig.alarmTopicLevel]))
     }
 }
 

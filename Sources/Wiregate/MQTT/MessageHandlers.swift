@@ -12,8 +12,17 @@ public struct MessageHandlers: MQTTMessageHandler {
         self.handlers = handlers
     }
 
-    /// Every handler's filters, in order.
-    public var filters: [String] { handlers.flatMap(\.filters) }
+    /// Every handler's filters, in order, less any that another one covers: overlapping
+    /// subscriptions may deliver a message twice (a wrong code counted twice), and the routing
+    /// below goes by topic, not by subscription.
+    public var filters: [String] {
+        let all = handlers.flatMap(\.filters)
+        return all.enumerated().filter { index, filter in
+            !filter.contains("+") && !filter.contains("#")
+                ? !all.enumerated().contains { $0.offset != index && Self.matches(filter, filter: $0.element) }
+                : true
+        }.map(\.element)
+    }
 
     /// Hands the message to the first handler that subscribed to its topic; drops it when none did.
     public func handle(topic: String, payload: [UInt8], retained: Bool) async {

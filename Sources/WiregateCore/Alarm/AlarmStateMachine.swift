@@ -262,7 +262,8 @@ public struct AlarmStateMachine: Sendable {
     private mutating func zoneOpened(_ zone: AlarmSettings.Zone, now: Instant, into actions: inout [Action]) {
         switch (zone.kind, state) {
         case (_, .triggered):
-            return
+            // Already sounding; but every zone that opens is told (smoke during an intrusion).
+            actions.append(.journal(.triggered(zone: zone.name)))
         case (.always, _), (.instant, _), (.follower, .armedHome), (.follower, .armedAway),
             (.follower, .armedNight), (.follower, .armedVacation):
             trigger(zone.name, now: now, into: &actions)

@@ -181,7 +181,7 @@ public struct DeviceMatcher: Sendable {
         if reservedNames.contains(identity.adoptedName) {
             return .refuse(
                 reason:
-                    "its \(identity) names it '\(identity.adoptedName)', which is a configured board's name: not adopted"
+                    "its \(identity) names it '\(identity.adoptedName)', which is a configured board's name or reserved: not adopted"
             )
         }
         return .adopt(name: identity.adoptedName)
