@@ -66,6 +66,10 @@ struct AlarmCommand: ParsableCommand {
         }
         if reply.ok {
             print("alarm: \(reply.state ?? "?")")
+            if let problem = reply.error {
+                FileHandle.standardError.write(
+                    Data("warning: \(problem): a restart now would not restore this state\n".utf8))
+            }
         } else {
             FileHandle.standardError.write(
                 Data("refused: \(reply.error ?? "?") (alarm: \(reply.state ?? "?"))\n".utf8))

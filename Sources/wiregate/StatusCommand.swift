@@ -76,6 +76,9 @@ struct StatusCommand: ParsableCommand {
                 if let cause = alarm.cause { line += ", zone \(cause)" }
                 if alarm.lockedOut { line += ", codes LOCKED OUT after wrong ones" }
                 print(line)
+                if let problem = alarm.notSaved {
+                    print("alarm: WARNING its state cannot be saved (\(problem)): a restart now would not restore it")
+                }
             }
         } else {
             print("daemon: not running")

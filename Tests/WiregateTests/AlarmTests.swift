@@ -402,6 +402,25 @@ import WiregateTestKit
         await harness.stop()
     }
 
+    @Test func aStateThatCannotBeSavedStillSoundsTheSirenAndSaysSo() async throws {
+        let talking = keepHallTalking()
+        defer { talking.cancel() }
+        let state = try makeTemporaryDirectory("alarm-unsaved")
+        // A directory where the temporary file must go: every save of alarm.json fails.
+        try FileManager.default.createDirectory(atPath: state + "/alarm.json.tmp", withIntermediateDirectories: false)
+        let harness = try await start(state: state)
+        let panel = try #require(harness.gateway.alarm)
+        #expect(await panel.submit(.arm(.away), code: nil, source: .mqtt) == .done(.armedAway))
+        #expect(panel.status.notSaved != nil, "\(panel.status)")
+        door.send("window=ajar")
+        #expect(await sirenLines(within: .seconds(10)) { $0.contains("SIREN=ON") }.contains("SIREN=ON"))
+        #expect(
+            await eventually {
+                (try? DaemonState.read(stateDirectory: state))?.alarm?.notSaved != nil
+            })
+        await harness.stop()
+    }
+
     @Test func theStateSurvivesARestart() async throws {
         let state = temporaryPath("alarm-state")
         let talking = keepHallTalking()

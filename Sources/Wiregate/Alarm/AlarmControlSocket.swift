@@ -286,7 +286,9 @@ public final class AlarmControlSocket: Service, Sendable {
             return Reply(ok: false, error: "unknown command (status, arm home|away|night|vacation, disarm)")
         }
         switch await panel.submit(command, code: request.code, source: .cli(user: user)) {
-        case .done(let state): return Reply(ok: true, state: state.rawValue)
+        case .done(let state):
+            // Done, but say so when it would not survive a restart.
+            return Reply(ok: true, state: state.rawValue, error: panel.status.notSaved.map { "not saved: \($0)" })
         case .refused(let reason): return Reply(ok: false, state: panel.status.state.rawValue, error: reason)
         }
     }

@@ -15,13 +15,19 @@ public struct AlarmStatus: Sendable, Equatable, Codable {
     public var cause: String?
     /// Whether codes are refused after too many wrong ones.
     public var lockedOut: Bool
+    /// Why the last change could not be saved to `alarm.json` (a restart now would not restore
+    /// it); nil while saving works.
+    public var notSaved: String?
 
     /// A status as the panel reports it.
-    public init(state: AlarmState, mode: ArmMode? = nil, cause: String? = nil, lockedOut: Bool = false) {
+    public init(
+        state: AlarmState, mode: ArmMode? = nil, cause: String? = nil, lockedOut: Bool = false, notSaved: String? = nil
+    ) {
         self.state = state
         self.mode = mode
         self.cause = cause
         self.lockedOut = lockedOut
+        self.notSaved = notSaved
     }
 }
 
@@ -69,6 +75,8 @@ public final class AlarmPanel: Service, Sendable {
     /// Per board, the keys the alarm reads (zones) and the keypad it is, for the readers' tap.
     private let watched: [String: Set<String>]
     private let keypads: [String: GatewayConfig.Alarm.Keypad]
+    /// Why the last save of `alarm.json` failed; nil while saving works.
+    private let saveProblem = Mutex<String?>(nil)
     /// The boards seen online since the start (or counted offline after `startGrace`).
     private let seenOnline = Mutex(Set<String>())
 
@@ -216,11 +224,14 @@ public final class AlarmPanel: Service, Sendable {
                     case .persist(let snapshot):
                         do {
                             try self.store.save(snapshot)
+                            self.saveProblem.withLock { $0 = nil }
                         } catch {
                             // The siren still sounds: a card that fails must not silence the alarm.
+                            // Said loudly, and in the status until a save works again.
                             self.logger.critical(
                                 "cannot save the alarm's state: a restart now would not restore it",
                                 metadata: ["error": "\(error)", "path": "\(self.store.path)"])
+                            self.saveProblem.withLock { $0 = "\(error)" }
                         }
                     case .sirens(let on):
                         for (siren, queue) in sirens { queue.continuation.yield(on ? siren.on : siren.off) }
@@ -353,7 +364,7 @@ public final class AlarmPanel: Service, Sendable {
     private func publish(_ machine: AlarmStateMachine) {
         let status = AlarmStatus(
             state: machine.state, mode: machine.mode, cause: machine.cause,
-            lockedOut: machine.isLockedOut(now: .now))
+            lockedOut: machine.isLockedOut(now: .now), notSaved: saveProblem.withLock { $0 })
         current.withLock { current in
             guard current.status != status else { return }
             current.status = status
