@@ -136,6 +136,9 @@ import WiregateCore
         _ = alarm.handle(.reading(board: "door", key: "window", value: "ajar"), now: at(40))
         let smoke = alarm.handle(.reading(board: "hall", key: "smoke", value: "1"), now: at(41))
         #expect(records(smoke) == [.triggered(zone: "smoke")])
+        // A chattering detector is told once per alarm.
+        _ = alarm.handle(.reading(board: "hall", key: "smoke", value: "0"), now: at(42))
+        #expect(alarm.handle(.reading(board: "hall", key: "smoke", value: "1"), now: at(43)).isEmpty)
         #expect(alarm.cause == "window", "the first zone stays the cause")
     }
 
@@ -305,12 +308,22 @@ import WiregateCore
         let restartedAt = at(1000)
         var restored = Alarm(settings: Self.settings, restoring: snapshot, elapsed: .seconds(20), now: restartedAt)
         #expect(restored.state == .triggered && restored.mode == .away && restored.cause == "window")
-        #expect(restored.started() == [.sirens(on: true), .publish(.triggered)])
+        #expect(restored.started(now: restartedAt) == [.sirens(on: true), .publish(.triggered)])
         #expect(restored.nextDeadline == restartedAt + .seconds(5))
         _ = restored.handle(.tick, now: restartedAt + .seconds(99))
         #expect(restored.state == .triggered)
         let timedOut = restored.handle(.tick, now: restartedAt + .seconds(100))
         #expect(timedOut.contains(.sirens(on: false)) && restored.state == .armedAway)
+    }
+
+    @Test func aTriggerWhoseTimeRanOutWhileAwayDoesNotChirpAtTheRestart() {
+        let snapshot = Alarm.Snapshot(
+            state: .triggered, mode: .away, cause: "window", leftOut: [], wrongCodes: 0,
+            timerLeftMilliseconds: 5_000, lockoutLeftMilliseconds: nil)
+        var restored = Alarm(settings: Self.settings, restoring: snapshot, elapsed: .seconds(60), now: at(0))
+        #expect(restored.started(now: at(0)) == [.publish(.triggered)])
+        let first = restored.handle(.tick, now: at(0))
+        #expect(first.contains(.sirens(on: false)) && restored.state == .armedAway)
     }
 
     @Test func aClockThatWentBackDoesNotLengthenTheSirenTime() {
@@ -330,7 +343,7 @@ import WiregateCore
             timerLeftMilliseconds: nil, lockoutLeftMilliseconds: 30_000)
         let restored = Alarm(settings: settings, restoring: snapshot, elapsed: .seconds(10), now: at(0))
         #expect(restored.state == .disarmed && restored.mode == nil)
-        #expect(restored.started() == [.publish(.disarmed)])
+        #expect(restored.started(now: at(0)) == [.publish(.disarmed)])
         #expect(restored.isLockedOut(now: at(19)) && !restored.isLockedOut(now: at(20)))
         #expect(restored.wrongCodes == 2)
     }
@@ -340,7 +353,7 @@ import WiregateCore
         armedAway(&alarm)
         let restored = Alarm(
             settings: Self.settings, restoring: alarm.snapshot(now: at(50)), elapsed: .zero, now: at(0))
-        #expect(restored.state == .armedAway && restored.started() == [.publish(.armedAway)])
+        #expect(restored.state == .armedAway && restored.started(now: at(0)) == [.publish(.armedAway)])
     }
 
     /// Random inputs against the rules every sequence must keep: the sirens sound exactly while

@@ -48,6 +48,8 @@ import WiregateTestKit
         #expect(adopting.filters == ["wiregate/gw/+/set"])
         let configured = MessageHandlers([alarm, Handler(filters: ["wiregate/gw/door/set"])])
         #expect(configured.filters == ["wiregate/gw/alarm/set", "wiregate/gw/door/set"])
+        // The same exact filter twice: subscribed once, not dropped.
+        #expect(MessageHandlers([alarm, alarm]).filters == ["wiregate/gw/alarm/set"])
     }
 
     @Test func theSocketAllowsTheServicesUserAndGroupOnly() {

@@ -75,6 +75,8 @@ public final class AlarmPanel: Service, Sendable {
     /// Per board, the keys the alarm reads (zones) and the keypad it is, for the readers' tap.
     private let watched: [String: Set<String>]
     private let keypads: [String: GatewayConfig.Alarm.Keypad]
+    /// Set when the stop begins: readings and availability are ignored from then on.
+    private let stopping = Mutex(false)
     /// Why the last save of `alarm.json` failed; nil while saving works.
     private let saveProblem = Mutex<String?>(nil)
     /// The boards seen online since the start (or counted offline after `startGrace`).
@@ -216,6 +218,8 @@ public final class AlarmPanel: Service, Sendable {
             group.addTask { await self.followAvailability() }
             group.addTask {
                 try? await gracefulShutdown()
+                // From here, boards closing are the stop, not cut cables (see the loop).
+                self.stopping.withLock { $0 = true }
                 self.inputs.continuation.finish()
             }
             let perform = { (actions: [AlarmStateMachine.Action], machine: AlarmStateMachine) in
@@ -247,7 +251,7 @@ public final class AlarmPanel: Service, Sendable {
                     }
                 }
             }
-            perform(machine.started(), machine)
+            perform(machine.started(now: .now), machine)
             // A restored timer (a siren time, an entry delay, a lock-out) is set by the first round.
             inputs.continuation.yield(.machine(.tick))
             let timer = Mutex<Task<Void, Never>?>(nil)
@@ -260,6 +264,9 @@ public final class AlarmPanel: Service, Sendable {
                     answer()
                     continue
                 case .machine(let input):
+                    // Once the stop has begun (or the group is cancelled because a service ended),
+                    // what the boards report is their closing: never a reason to trigger.
+                    if stopping.withLock({ $0 }) || Task.isCancelled, input != .tick { continue }
                     actions = machine.handle(input, now: .now)
                 case .command(let command, let code, let source, let reply):
                     actions = machine.handle(.command(command, code: code, source: source), now: .now)

@@ -21,6 +21,8 @@ public final class CommandRouter: MQTTMessageHandler {
 
     private let config: GatewayConfig
     private let boards: BoardDirectory
+    /// The alarm, whose sirens' boards take no command from MQTT while it is not disarmed.
+    private let alarm: AlarmPanel?
     private let logger: Logger
     private let counterState = Mutex(Counters())
 
@@ -29,7 +31,9 @@ public final class CommandRouter: MQTTMessageHandler {
     ///   - config: a validated config: the boards' topics, protocols and `commands:` allow-lists.
     ///   - boards: where commands are written, adopted boards included.
     ///   - logger: where each refused command is logged.
-    public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger) {
+    ///   - alarm: the alarm panel, when there is one (see `handle`).
+    public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger, alarm: AlarmPanel? = nil) {
+        self.alarm = alarm
         self.config = config
         self.boards = boards
         self.logger = logger
@@ -115,14 +119,15 @@ public final class CommandRouter: MQTTMessageHandler {
             return
         }
         // A siren's lines are the alarm's alone: a broker client must not silence a triggered
-        // alarm (or sound a siren the alarm would never stop).
-        if config.alarm?.settings.sirens.contains(where: { $0.board == board.name && ($0.on == line || $0.off == line) }
-        )
-            == true
-        {
+        // alarm (or sound a siren the alarm would never stop). While the alarm is not disarmed,
+        // a siren board takes nothing from MQTT at all: a pattern in its list (`SIREN=*`) would
+        // let `SIREN=0` through, and a `RESET` would silence it as well.
+        let sirens = config.alarm?.settings.sirens.filter { $0.board == board.name } ?? []
+        let armed = alarm.map { $0.status.state != .disarmed } ?? false
+        if !sirens.isEmpty && (armed || sirens.contains { $0.on == line || $0.off == line }) {
             refuse(board.name)
             logger.warning(
-                "command refused: this line is the alarm's siren line, written by the alarm only",
+                "command refused: a siren's board, and the alarm is not disarmed or the line is its siren line",
                 metadata: ["board": "\(board.name)"])
             return
         }

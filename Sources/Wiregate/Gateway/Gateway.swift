@@ -92,7 +92,7 @@ public final class Gateway: Sendable {
             config.needsDiscovery
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
-        let router = CommandRouter(config: config, boards: directory, logger: logger)
+        let router = CommandRouter(config: config, boards: directory, logger: logger, alarm: alarm)
         self.router = router
         // `alarm/set` first: with adopted boards, the router's `+/set` filter covers it too.
         let handler: any MQTTMessageHandler =

@@ -17,11 +17,14 @@ public struct MessageHandlers: MQTTMessageHandler {
     /// below goes by topic, not by subscription.
     public var filters: [String] {
         let all = handlers.flatMap(\.filters)
-        return all.enumerated().filter { index, filter in
-            !filter.contains("+") && !filter.contains("#")
-                ? !all.enumerated().contains { $0.offset != index && Self.matches(filter, filter: $0.element) }
-                : true
-        }.map(\.element)
+        let wildcards = all.filter { $0.contains("+") || $0.contains("#") }
+        var kept: [String] = []
+        for filter in all where !kept.contains(filter) {
+            let exact = !filter.contains("+") && !filter.contains("#")
+            if exact && wildcards.contains(where: { Self.matches(filter, filter: $0) }) { continue }
+            kept.append(filter)
+        }
+        return kept
     }
 
     /// Hands the message to the first handler that subscribed to its topic; drops it when none did.

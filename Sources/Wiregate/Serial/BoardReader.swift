@@ -267,7 +267,9 @@ public final class BoardReader: Service, Sendable {
                             logger.warning(
                                 "line does not decode, dropped",
                                 metadata: [
-                                    "protocol": "\(board.protocolName)", "reason": "\(reason)",
+                                    "protocol": "\(board.protocolName)",
+                                    // The decoder's reason may quote the line (a keypad's code).
+                                    "reason": "\(linesAreSecret ? "(a keypad's: not shown)" : "\(reason)")",
                                     "line": "\(linesAreSecret ? "(a keypad's: not shown)" : String(line.prefix(120)))"
                                 ])
                         }

@@ -139,6 +139,8 @@ public struct AlarmStateMachine: Sendable {
     /// Per zone, whether its last reading was open.
     private var readOpen: Set<String> = []
     private var offlineBoards: Set<String> = []
+    /// The zones journaled as triggering during this alarm (the cause first); cleared when it ends.
+    private var toldWhileTriggered: Set<String> = []
 
     /// A disarmed alarm.
     public init(settings: AlarmSettings) {
@@ -162,13 +164,16 @@ public struct AlarmStateMachine: Sendable {
         cause = snapshot.cause
         leftOut = Set(snapshot.leftOut)
         stateDeadline = left(snapshot.timerLeftMilliseconds)
-        // `started()` sounds it at once; the repeats go on from there.
+        // `started(now:)` sounds it at once; the repeats go on from there.
         if state == .triggered { nextSirenRepeat = now + settings.sirenRepeat }
     }
 
-    /// What the driver does once, at start: publish the state, and sound a restored trigger again.
-    public func started() -> [Action] {
-        state == .triggered ? [.sirens(on: true), .publish(state)] : [.publish(state)]
+    /// What the driver does once, at start: publish the state, and sound a restored trigger
+    /// again while its siren time is not over (one that ran out while the gateway was away ends
+    /// at the first tick, without a chirp).
+    public func started(now: Instant) -> [Action] {
+        let sounding = state == .triggered && (stateDeadline.map { $0 > now } ?? false)
+        return sounding ? [.sirens(on: true), .publish(state)] : [.publish(state)]
     }
 
     /// The earliest time something is due; the driver feeds `tick` then (or sooner).
@@ -262,8 +267,11 @@ public struct AlarmStateMachine: Sendable {
     private mutating func zoneOpened(_ zone: AlarmSettings.Zone, now: Instant, into actions: inout [Action]) {
         switch (zone.kind, state) {
         case (_, .triggered):
-            // Already sounding; but every zone that opens is told (smoke during an intrusion).
-            actions.append(.journal(.triggered(zone: zone.name)))
+            // Already sounding; but every other zone that opens is told, once per alarm (smoke
+            // during an intrusion), never once per chatter of a contact.
+            if toldWhileTriggered.insert(zone.name).inserted {
+                actions.append(.journal(.triggered(zone: zone.name)))
+            }
         case (.always, _), (.instant, _), (.follower, .armedHome), (.follower, .armedAway),
             (.follower, .armedNight), (.follower, .armedVacation):
             trigger(zone.name, now: now, into: &actions)
@@ -286,6 +294,7 @@ public struct AlarmStateMachine: Sendable {
         actions.append(.sirens(on: true))
         change(to: .triggered, by: nil, into: &actions)
         cause = zone
+        toldWhileTriggered = [zone]
         actions.append(.journal(.triggered(zone: zone)))
         stateDeadline = now + settings.sirenTimeout
         nextSirenRepeat = now + settings.sirenRepeat
@@ -411,6 +420,7 @@ public struct AlarmStateMachine: Sendable {
 
     private mutating func change(to new: AlarmState, by: String?, into actions: inout [Action]) {
         guard new != state else { return }
+        if state == .triggered { toldWhileTriggered = [] }
         actions.append(.journal(.changed(from: state, to: new, by: by)))
         actions.append(.publish(new))
         state = new
