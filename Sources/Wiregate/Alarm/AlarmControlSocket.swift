@@ -51,19 +51,10 @@ public final class AlarmControlSocket: Service, Sendable {
             socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let address = UnixSocketAddress(path) else {
             throw SystemCallError(call: "connect", path: path, code: ENAMETOOLONG)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
-        try SystemCall.retrying("connect", path) {
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
-            }
-        }
+        try SystemCall.retrying("connect", path) { address.withSockaddr { connect(fd, $0, $1) } }
         var timeout = timeval(tv_sec: 60, tv_usec: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var line = Array((try? JSONEncoder().encode(request)) ?? Data())
@@ -140,13 +131,19 @@ public final class AlarmControlSocket: Service, Sendable {
         return (config.gateway.stateDirectory as NSString).appendingPathComponent("alarm.sock")
     }
 
-    /// The user's name, with the reentrant lookup (connections are served concurrently).
+    /// The user's name, or `uid N` when it has none.
     static func userName(_ uid: uid_t) -> String {
+        accountName(uid) ?? "uid \(uid)"
+    }
+
+    /// The account's name, with the reentrant lookup (connections are served concurrently);
+    /// nil for a uid no account has.
+    private static func accountName(_ uid: uid_t) -> String? {
         var entry = passwd()
         var found: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 1024)
         guard getpwuid_r(uid, &entry, &buffer, buffer.count, &found) == 0, found != nil, let name = entry.pw_name else {
-            return "uid \(uid)"
+            return nil
         }
         return String(cString: name)
     }
@@ -156,12 +153,7 @@ public final class AlarmControlSocket: Service, Sendable {
     /// gives the primary one only: the others come from the group database).
     static func allows(uid: uid_t, gid: gid_t) -> Bool {
         if uid == 0 || uid == geteuid() || gid == getegid() { return true }
-        var entry = passwd()
-        var found: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 1024)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &found) == 0, found != nil, let name = entry.pw_name else {
-            return false
-        }
+        guard let name = accountName(uid) else { return false }
         var count: Int32 = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
         if getgrouplist(name, gid, &groups, &count) < 0 {

@@ -29,6 +29,13 @@ public struct AlarmStatus: Sendable, Equatable, Codable {
         self.lockedOut = lockedOut
         self.notSaved = notSaved
     }
+
+    /// The status of `machine` now.
+    init(_ machine: AlarmStateMachine, notSaved: String?) {
+        self.init(
+            state: machine.state, mode: machine.mode, cause: machine.cause, lockedOut: machine.isLockedOut(now: .now),
+            notSaved: notSaved)
+    }
 }
 
 /// The gateway's own alarm panel: drives `AlarmStateMachine` from the boards' readings and
@@ -102,13 +109,7 @@ public final class AlarmPanel: Service, Sendable {
         // Restored here, not at `run()`: nothing may see (or announce) `disarmed` in between.
         let machine = Self.restored(alarm.settings, from: store, logger: logger)
         restoredMachine = machine
-        current = Mutex(
-            (
-                status: AlarmStatus(
-                    state: machine.state, mode: machine.mode, cause: machine.cause,
-                    lockedOut: machine.isLockedOut(now: .now)),
-                followers: Followers<AlarmStatus>()
-            ))
+        current = Mutex((status: AlarmStatus(machine, notSaved: nil), followers: Followers<AlarmStatus>()))
         watched = Dictionary(grouping: alarm.settings.zones, by: \.board).mapValues { Set($0.map(\.key)) }
         keypads = Dictionary(alarm.keypads.map { ($0.board, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -369,9 +370,7 @@ public final class AlarmPanel: Service, Sendable {
     }
 
     private func publish(_ machine: AlarmStateMachine) {
-        let status = AlarmStatus(
-            state: machine.state, mode: machine.mode, cause: machine.cause,
-            lockedOut: machine.isLockedOut(now: .now), notSaved: saveProblem.withLock { $0 })
+        let status = AlarmStatus(machine, notSaved: saveProblem.withLock { $0 })
         current.withLock { current in
             guard current.status != status else { return }
             current.status = status

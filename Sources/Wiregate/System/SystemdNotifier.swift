@@ -54,17 +54,11 @@ public final class SystemdNotifier: Service, Sendable {
     /// missing a STATUS= is no reason to stop, and a missed WATCHDOG=1 is what it watches for.
     func send(_ message: String) {
         guard let socketPath else { return }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        var path = Array(socketPath.utf8)
-        if path.first == UInt8(ascii: "@") { path[0] = 0 }
-        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let address = UnixSocketAddress(socketPath) else {
             logger.debug(
                 "sd_notify: NOTIFY_SOCKET is too long for a socket address", metadata: ["path": "\(socketPath)"])
             return
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
         do throws(SystemCallError) {
             let fd = try SystemCall.retrying("socket", socketPath) {
                 socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -72,11 +66,7 @@ public final class SystemdNotifier: Service, Sendable {
             defer { close(fd) }
             try SystemCall.retrying("sendto", socketPath) {
                 message.withCString { text in
-                    withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(fd, text, strlen(text), 0, $0, length)
-                        }
-                    }
+                    address.withSockaddr { sendto(fd, text, strlen(text), 0, $0, $1) }
                 }
             }
         } catch {

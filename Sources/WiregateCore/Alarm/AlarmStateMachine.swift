@@ -222,11 +222,19 @@ public struct AlarmStateMachine: Sendable {
     }
 
     /// What a restart must find as it was (the timers are saved with each of these changes).
-    private var durableFacts: [String] {
-        [
-            state.rawValue, mode?.rawValue ?? "", cause ?? "", leftOut.sorted().joined(separator: "\u{0}"),
-            "\(wrongCodes)", lockedUntil == nil ? "" : "locked"
-        ]
+    private struct DurableFacts: Equatable {
+        var state: AlarmState
+        var mode: ArmMode?
+        var cause: String?
+        var leftOut: Set<String>
+        var wrongCodes: Int
+        var lockedOut: Bool
+    }
+
+    private var durableFacts: DurableFacts {
+        DurableFacts(
+            state: state, mode: mode, cause: cause, leftOut: leftOut, wrongCodes: wrongCodes,
+            lockedOut: lockedUntil != nil)
     }
 
     /// The alarm as it should survive a restart now.
