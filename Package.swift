@@ -19,7 +19,12 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // The backend sink's HTTP client: NIO-based like the rest, TLS with a private CA, timeouts, pooling.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0")
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The code counts and measures through swift-metrics' types only; swift-prometheus is its
+        // backend and writes the text exposition that /metrics serves (the exposition format's
+        // escaping, label sets and histogram buckets are not ours to get wrong).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0")
     ],
     targets: [
         // libmosquitto (Debian: libmosquitto-dev). Only a module map and a header.
@@ -80,7 +85,10 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle")
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus")
             ]
         ),
         // The `wiregate` binary: one ArgumentParser command per file.

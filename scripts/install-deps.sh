@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wiregate needs to build and test, when missing.
 set -euo pipefail
-packages=(libmosquitto-dev libudev-dev libsqlite3-dev mosquitto mosquitto-clients coreutils procps e2fsprogs mount umockdev libumockdev-dev python3-gi gir1.2-umockdev-1.0 postgresql python3-venv zlib1g-dev libssl-dev libcrypt-dev whois openssl lintian dpkg-dev fakeroot systemd python3-seccomp debootstrap iproute2 util-linux binutils)
+packages=(libmosquitto-dev libudev-dev libsqlite3-dev mosquitto mosquitto-clients coreutils procps e2fsprogs mount umockdev libumockdev-dev python3-gi gir1.2-umockdev-1.0 postgresql python3-venv zlib1g-dev libssl-dev libcrypt-dev whois openssl lintian dpkg-dev fakeroot systemd python3-seccomp debootstrap iproute2 util-linux binutils prometheus python3-aiosmtpd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 ./scripts/django-venv.sh
 # Arrows between the folders run one way (the README's architecture draws them).
 ./scripts/check-layers.py Sources/Wiregate
+# The alert rules: valid, and each one fires, and stays quiet, where its unit tests say.
+promtool check config deploy/prometheus/prometheus.yml
+promtool test rules deploy/prometheus/wiregate-rules.test.yml
 # One layout for every file (.swift-format: 120 columns); `swift format format -i -r Sources Tests` fixes it.
 swift format lint --strict --recursive Package.swift Sources Tests
 swift build --build-tests -Xswiftc -warnings-as-errors

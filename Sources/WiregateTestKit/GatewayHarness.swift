@@ -40,15 +40,17 @@ public final class GatewayHarness: Sendable {
     /// Config text for one gateway on `port` with the given board entries (YAML list items).
     /// - Parameter stateDirectory: the journal's directory; a new temporary one when nil.
     /// - Parameter backend: the `backend:` section's keys, when there is one.
+    /// - Parameter sections: more top-level sections, as YAML lines (`metrics: { ... }`).
     public static func yaml(
         port: Int, gatewayID: String = "test-gw", boards: String, mqttExtra: String = "",
-        stateDirectory: String? = nil, journal: String = "", backend: String = ""
+        stateDirectory: String? = nil, journal: String = "", backend: String = "", sections: String = ""
     ) -> String {
         let state = stateDirectory ?? temporaryPath("state")
         return """
             gateway: { id: \(gatewayID), state_dir: \(state) }
             \(journal.isEmpty ? "" : "journal: { \(journal) }")
             \(backend.isEmpty ? "" : "backend: { \(backend) }")
+            \(sections)
             mqtt: { host: 127.0.0.1, port: \(port), base_topic: wiregate, keepalive: 5, reconnect_min: 50ms, reconnect_max: 500ms\(mqttExtra) }
             boards:
             \(boards)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Wiregate
 
 @main
 struct WiregateCommand: AsyncParsableCommand {
@@ -7,7 +8,7 @@ struct WiregateCommand: AsyncParsableCommand {
         commandName: "wiregate",
         abstract: "Edge gateway: wired boards on serial ports to MQTT, and commands back.",
         // The Debian package's version comes from here (deploy/package-deb.sh runs `wiregate --version`).
-        version: "0.7.0",
+        version: Gateway.version,
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, InitCommand.self, StatusCommand.self, DevicesCommand.self,
             SimulateCommand.self, AlarmCommand.self

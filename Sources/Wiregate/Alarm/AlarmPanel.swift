@@ -75,6 +75,7 @@ public final class AlarmPanel: Service, Sendable {
     private let store: AlarmStore
     private let checker: CodeChecker
     private let logger: Logger
+    private let metrics: AlarmMetrics
     private let inputs: (stream: AsyncStream<Input>, continuation: AsyncStream<Input>.Continuation)
     private let current: Mutex<(status: AlarmStatus, followers: Followers<AlarmStatus>)>
     /// The machine as `alarm.json` left it, read at `init`.
@@ -94,10 +95,12 @@ public final class AlarmPanel: Service, Sendable {
     ///   - directory: the boards, for their availability and to write to the sirens.
     ///   - outbox: where the alarm's events are journaled, as critical events.
     ///   - stateDirectory: where `alarm.json` is kept (beside the journal).
+    ///   - metrics: where the triggers are counted, per zone.
     public init(
         config: GatewayConfig, alarm: GatewayConfig.Alarm, directory: BoardDirectory, outbox: any EventOutbox,
-        stateDirectory: String, logger: Logger
+        stateDirectory: String, metrics: AlarmMetrics = GatewayMetrics.none.alarm, logger: Logger
     ) {
+        self.metrics = metrics
         self.config = config
         self.alarm = alarm
         self.directory = directory
@@ -412,6 +415,7 @@ public final class AlarmPanel: Service, Sendable {
         case .changed(let from, let to, let by):
             logger.notice("alarm \(to.rawValue)", metadata: ["from": "\(from.rawValue)", "by": "\(by ?? "-")"])
         case .triggered(let zone):
+            metrics.triggers.increment(zone)
             logger.critical("alarm triggered", metadata: ["zone": "\(zone)"])
         case .wrongCode(let source):
             logger.warning("alarm: wrong code", metadata: ["source": "\(source)"])

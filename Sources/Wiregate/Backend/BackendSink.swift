@@ -43,6 +43,7 @@ public final class BackendSink: Service, Sendable {
     /// Where `backend.json` goes: beside the journal.
     private let stateDirectory: String
     private let logger: Logger
+    private let metrics: BackendMetrics
     private let counterState = Mutex(Counters())
 
     /// The journal's name for this sink.
@@ -94,8 +95,12 @@ public final class BackendSink: Service, Sendable {
     ///   - token: the backend's API token, never logged.
     ///   - outbox: this sink's reader of the journal (`Journal.reader(for: BackendSink.sinkName)`).
     ///   - stateDirectory: where `backend.json` is written for `wiregate status` (the journal's directory).
-    public init(config: GatewayConfig, token: String, outbox: any OutboxReader, stateDirectory: String, logger: Logger)
-    {
+    ///   - metrics: where the requests' answers are counted.
+    public init(
+        config: GatewayConfig, token: String, outbox: any OutboxReader, stateDirectory: String,
+        metrics: BackendMetrics = GatewayMetrics.none.backend, logger: Logger
+    ) {
+        self.metrics = metrics
         precondition(config.backend != nil, "no backend in the config")
         settings = config.backend!
         gatewayID = config.gateway.id
@@ -264,6 +269,8 @@ public final class BackendSink: Service, Sendable {
             let response = try await client.execute(request, deadline: deadline)
             let answer = (try? await response.body.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
             let status = Int(response.status.code)
+            metrics.request(.events, status: status)
+            if (200..<300).contains(status) { metrics.lastSuccess.record(Date().timeIntervalSince1970) }
             var accepts: Bool? =
                 response.headers[canonicalForm: "Accept-Encoding"].contains { $0.lowercased() == "gzip" } ? true : nil
             if gzipped && status == 415 { accepts = false }
@@ -274,6 +281,7 @@ public final class BackendSink: Service, Sendable {
                 accepts
             )
         } catch {
+            metrics.request(.events, status: nil)
             return (.retry(reason: Self.describe(error), after: nil), nil)
         }
     }

@@ -24,6 +24,7 @@ public final class CommandRouter: MQTTMessageHandler {
     /// The alarm, whose sirens' boards take no command from MQTT while it is not disarmed.
     private let alarm: AlarmPanel?
     private let logger: Logger
+    private let metrics: GatewayMetrics
     private let counterState = Mutex(Counters())
 
     /// Makes the router; the MQTT sink subscribes to its `filters` and hands it each message.
@@ -32,8 +33,13 @@ public final class CommandRouter: MQTTMessageHandler {
     ///   - boards: where commands are written, adopted boards included.
     ///   - logger: where each refused command is logged.
     ///   - alarm: the alarm panel, when there is one (see `handle`).
-    public init(config: GatewayConfig, boards: BoardDirectory, logger: Logger, alarm: AlarmPanel? = nil) {
+    ///   - metrics: where each board's refused commands are counted.
+    public init(
+        config: GatewayConfig, boards: BoardDirectory, logger: Logger, alarm: AlarmPanel? = nil,
+        metrics: GatewayMetrics = .none
+    ) {
         self.alarm = alarm
+        self.metrics = metrics
         self.config = config
         self.boards = boards
         self.logger = logger
@@ -143,6 +149,7 @@ public final class CommandRouter: MQTTMessageHandler {
 
     private func refuse(_ board: String) {
         counterState.withLock { $0.refused[board, default: 0] += 1 }
+        metrics.board(board).commands.increment(.refused)
     }
 
     private func refuseUnroutable(_ topic: String, _ reason: String) {

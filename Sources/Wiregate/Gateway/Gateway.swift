@@ -36,6 +36,12 @@ public final class Gateway: Sendable {
     public let alarm: AlarmPanel?
     /// `wiregate alarm`'s socket; nil without `alarm:`.
     public let alarmControl: AlarmControlSocket?
+    /// What every part counts and measures; its handles count nothing without `metrics:`.
+    public let metrics: GatewayMetrics
+    /// `/metrics`; nil without `metrics:`.
+    public let metricsServer: MetricsServer?
+    /// The version: `wiregate --version`, the Debian package's, `wiregate_build_info`'s.
+    public static let version = "0.7.0"
     private let logger: Logger
 
     /// - Parameters:
@@ -47,17 +53,19 @@ public final class Gateway: Sendable {
     public init(config: GatewayConfig, password: String?, backendToken: String? = nil, logger: Logger) throws {
         self.config = config
         self.logger = logger
+        // No backend reader that will never read: its cursor would keep every row.
+        let sinks = [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : [])
+        let registry = config.metrics.map { _ in MetricsRegistry(version: Self.version) }
+        let metrics = GatewayMetrics(config: config, sinks: sinks, factory: registry?.factory ?? MetricsRegistry.none)
+        self.metrics = metrics
         let outbox = try Journal.open(
             directory: config.gateway.stateDirectory,
             memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
-            settings: config.journal,
-            // No backend reader that will never read: its cursor would keep every row.
-            sinks: [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : []),
-            logger: logger)
+            settings: config.journal, sinks: sinks, metrics: metrics.journal, logger: logger)
         if config.backend != nil, let backendToken, outbox.isDurable {
             backend = BackendSink(
                 config: config, token: backendToken, outbox: outbox.reader(for: BackendSink.sinkName),
-                stateDirectory: outbox.directory, logger: logger)
+                stateDirectory: outbox.directory, metrics: metrics.backend, logger: logger)
         } else {
             if config.backend != nil {
                 // Sequence numbers of a journal in memory may be handed out again later: the backend,
@@ -73,14 +81,17 @@ public final class Gateway: Sendable {
                 config: config, alarm: settings, directory: directory, outbox: outbox,
                 // The configured one even when the journal fell back to memory: a card that went
                 // read-only still holds the last state, to restore (its writes then fail, loudly).
-                stateDirectory: config.gateway.stateDirectory, logger: logger)
+                stateDirectory: config.gateway.stateDirectory, metrics: metrics.alarm, logger: logger)
         }
         self.alarm = alarm
         alarmControl = alarm.map {
             AlarmControlSocket(path: AlarmControlSocket.path(for: config), panel: $0, logger: logger)
         }
         let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = { board in
-            BoardReader(board: board, config: config, outbox: outbox, logger: logger, tap: alarm?.tap) {
+            BoardReader(
+                board: board, config: config, outbox: outbox, logger: logger, tap: alarm?.tap,
+                metrics: metrics.board(board.name)
+            ) {
                 online, node in
                 directory.report(board.name, online: online, node: node)
             }
@@ -92,7 +103,7 @@ public final class Gateway: Sendable {
             config.needsDiscovery
             ? DeviceWatcher(config: config, directory: directory, logger: logger, makeReader: makeReader)
             : nil
-        let router = CommandRouter(config: config, boards: directory, logger: logger, alarm: alarm)
+        let router = CommandRouter(config: config, boards: directory, logger: logger, alarm: alarm, metrics: metrics)
         self.router = router
         // `alarm/set` first: with adopted boards, the router's `+/set` filter covers it too.
         let handler: any MQTTMessageHandler =
@@ -102,8 +113,16 @@ public final class Gateway: Sendable {
         let mqtt = try MQTTSink(
             config: config, password: password, outbox: outbox.reader(for: Journal.mqttSink, coalescingLatest: true),
             availability: availability,
-            handler: handler, logger: logger)
+            handler: handler, metrics: metrics.mqtt, logger: logger)
         self.mqtt = mqtt
+        let collector = MetricsCollector(
+            metrics: metrics, journal: outbox, sinks: sinks, directory: directory, mqtt: mqtt, alarm: alarm)
+        if let settings = config.metrics, let registry {
+            metricsServer = MetricsServer(
+                settings: settings, registry: registry, logger: logger, collect: collector.collect)
+        } else {
+            metricsServer = nil
+        }
         status = StatusPublisher(
             stateDirectory: outbox.directory, directory: directory, availability: availability,
             broker: mqtt, alarm: alarm, logger: logger)
@@ -129,6 +148,7 @@ public final class Gateway: Sendable {
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
         var services: [any Service] = [status, mqtt]
+        if let metricsServer { services.append(metricsServer) }
         if let backend { services.append(backend) }
         services += boards as [any Service]
         if let discovery { services.append(discovery) }

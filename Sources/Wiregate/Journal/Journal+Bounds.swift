@@ -21,18 +21,21 @@ extension Journal {
             clockSynchronised()
             ? Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970 : nil
         do {
-            let (dropped, quarantineDropped) = try await database.write { db -> ([EventClass: Int], Int) in
+            let (dropped, agedOut, quarantineDropped) = try await database.write {
+                db -> ([EventClass: Int], [EventClass: Int], Int) in
                 // The quarantine first, within its own bound; then it is left out of `max_bytes`.
                 let quarantineDropped = try Self.boundQuarantine(
                     db, maxCount: quarantineCount, maxBytes: quarantineBytes)
                 let quarantineSize = try Self.quarantineBytes(db)
                 var dropped: [EventClass: Int] = [:]
+                var agedOut: [EventClass: Int] = [:]
                 for eventClass in EventClass.allCases {
                     guard let cutoff else { break }
                     try db.execute(
                         sql: "DELETE FROM event WHERE class = ? AND received_at < ? AND clock_synced = 1",
                         arguments: [eventClass.storageCode, cutoff])
                     dropped[eventClass, default: 0] += db.changesCount
+                    agedOut[eventClass, default: 0] += db.changesCount
                 }
                 /// The events' share of the file: its used pages, less the quarantine's.
                 func usedBytes() throws -> Int64 {
@@ -67,8 +70,14 @@ extension Journal {
                             ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
                             """, arguments: [code, count])
                 }
-                return (dropped, quarantineDropped)
+                return (dropped, agedOut, quarantineDropped)
             }
+            for (eventClass, count) in dropped {
+                let aged = agedOut[eventClass] ?? 0
+                metrics.dropped(aged, eventClass, .maxAge)
+                metrics.dropped(count - aged, eventClass, .maxBytes)
+            }
+            metrics.quarantineDropped.increment(by: quarantineDropped)
             let total = dropped.values.reduce(0, +)
             if total > 0 && !shedding {
                 // Once per burst, not once per row: the next line comes when a check drops nothing again.

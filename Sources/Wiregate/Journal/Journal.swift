@@ -5,6 +5,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import Logging
+import Metrics
 import WiregateCore
 
 /// The store-and-forward journal: every event in SQLite (WAL) until each sink has it.
@@ -27,6 +28,8 @@ public actor Journal: EventOutbox {
     let commitWindow: Duration
     /// Whether the wall clock is known to be right: each event's flag, and whether `max_age` can be judged.
     let clockSynchronised: @Sendable () -> Bool
+    /// What the journal counts (appends, drops, commits) for `/metrics`.
+    let metrics: JournalMetrics
     let bounds: (maxBytes: Int64, maxAge: Duration, quarantineCount: Int, quarantineBytes: Int64)
     var lastBoundsCheck: ContinuousClock.Instant?
     var shedding = false
@@ -145,15 +148,15 @@ public actor Journal: EventOutbox {
     /// - Throws: when neither directory can hold a journal.
     public static func open(
         directory: String, memoryFallback: String? = nil, settings: GatewayConfig.JournalSettings,
-        sinks: [String] = [mqttSink], logger: Logger
+        sinks: [String] = [mqttSink], metrics: JournalMetrics = GatewayMetrics.none.journal, logger: Logger
     ) throws -> Journal {
         // What the other journal reserved: a disk journal opening again after the memory fallback
         // was used (the daemon restarted, the disk writable again) goes on after its numbers.
         let memoryReserved = memoryFallback.map { SequenceFile(directory: $0).read() } ?? 0
         do {
             return try openReplacingDamage(
-                directory: directory, settings: settings, sinks: sinks, logger: logger, seqAfter: memoryReserved,
-                drainFrom: memoryFallback)
+                directory: directory, settings: settings, sinks: sinks, metrics: metrics, logger: logger,
+                seqAfter: memoryReserved, drainFrom: memoryFallback)
         } catch {
             guard let memoryFallback else { throw error }
             // The disk's reservation file is readable on a read-only card; the journal itself is
@@ -182,7 +185,7 @@ public actor Journal: EventOutbox {
             // A journal in memory is never uploaded (see `isDurable`): no backend reader, whose cursor
             // would otherwise keep every row from being deleted.
             return try openReplacingDamage(
-                directory: memoryFallback, settings: bounded, sinks: [mqttSink], logger: logger,
+                directory: memoryFallback, settings: bounded, sinks: [mqttSink], metrics: metrics, logger: logger,
                 durable: false, seqAfter: max(diskLastSeq, memoryReserved))
         }
     }
@@ -223,14 +226,13 @@ public actor Journal: EventOutbox {
     }
 
     private static func openReplacingDamage(
-        directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
-        durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil
+        directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], metrics: JournalMetrics,
+        logger: Logger, durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil
     ) throws -> Journal {
         do {
             return try Journal(
                 directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
-                seqAfter: seqAfter,
-                drainFrom: drainFrom)
+                seqAfter: seqAfter, drainFrom: drainFrom, metrics: metrics)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
             logger.critical(
@@ -240,8 +242,7 @@ public actor Journal: EventOutbox {
                 ])
             return try Journal(
                 directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
-                seqAfter: seqAfter,
-                drainFrom: drainFrom)
+                seqAfter: seqAfter, drainFrom: drainFrom, metrics: metrics)
         }
     }
 
@@ -272,18 +273,20 @@ public actor Journal: EventOutbox {
     ///   - seqAfter: the sequence goes on after this number at least (see `open`).
     ///   - clockSynchronised: whether the wall clock is known to be right now (the system's, but for tests).
     ///   - drainFrom: a memory fallback's directory whose unsent events this journal takes over.
+    ///   - metrics: what the journal counts and measures.
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
     public init(
         directory: String, settings: GatewayConfig.JournalSettings, sinks: [String] = [mqttSink], logger: Logger,
         durable: Bool = true, seqAfter: Int64 = 0,
-        clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil
+        clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil,
+        metrics: JournalMetrics = GatewayMetrics.none.journal
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
             try self.init(
                 opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
                 seqAfter: seqAfter,
-                clockSynchronised: clockSynchronised, drainFrom: drainFrom)
+                clockSynchronised: clockSynchronised, drainFrom: drainFrom, metrics: metrics)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
@@ -291,9 +294,13 @@ public actor Journal: EventOutbox {
 
     private init(
         opening directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
-        durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?
+        durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?,
+        metrics: JournalMetrics
     ) throws {
         self.clockSynchronised = clockSynchronised
+        self.metrics = metrics
+        metrics.durable.record(durable ? 1 : 0)
+        metrics.maxBytes.record(settings.maxBytes)
         precondition(!sinks.isEmpty, "a journal needs a sink")
         let sync = settings.sync
         var configuration = Configuration()
@@ -504,6 +511,7 @@ public actor Journal: EventOutbox {
     private func take(_ events: [Event]) -> Bool {
         guard !events.isEmpty else { return false }
         let synced = clockSynchronised()
+        if !synced { metrics.unsynchronised.increment(by: events.count) }
         let (first, reserve) = sequence.take(events.count)
         if let reserve { writeReservation(reserve) }
         var critical = false
@@ -514,6 +522,9 @@ public actor Journal: EventOutbox {
             lastSeqByClass[event.eventClass] = first + Int64(offset)
             critical = critical || event.eventClass == .critical
         }
+        let criticalCount = events.count { $0.eventClass == .critical }
+        metrics.appended.increment(.critical, by: criticalCount)
+        metrics.appended.increment(.telemetry, by: events.count - criticalCount)
         // Every sink: one in the middle of a pass must see these too (see `wokenDuringPass`).
         for sink in readers.keys { wake(sink) }
         let burst = pending.count >= Self.earlyCommitEvents || pendingBytes >= Self.earlyCommitBytes
@@ -801,6 +812,7 @@ public actor Journal: EventOutbox {
                     }
                 }
             }.value
+            metrics.commitDuration.record(duration: ContinuousClock.now - commitStarted)
             // Only this loop removes from `pending`, and appends go to its end: the batch is still its head.
             pending.removeFirst(batch.count)
             let (_, transition) = scheduler.passEnded(
@@ -824,6 +836,7 @@ public actor Journal: EventOutbox {
             pendingBytes = pending.reduce(0) { $0 + $1.memoryCost }
             shedMemory()
             writeFailures += 1
+            metrics.commitFailures.increment()
             let (retry, transition) = scheduler.passEnded(.failed)
             perform(retry)
             if transition == .startedFailing {
@@ -864,6 +877,54 @@ public actor Journal: EventOutbox {
             counts[eventClass] = stored + inMemory[index]
         }
         return counts
+    }
+
+    /// One sink's backlog of one class: how many events wait, and when the oldest was read.
+    public struct Backlog: Sendable, Equatable {
+        /// Events not yet acknowledged by the sink.
+        public var pending: Int
+        /// When the oldest of them was read from its board; nil when none waits.
+        public var oldest: Date?
+    }
+
+    /// Events not yet acknowledged by `sink`, per class, with the oldest one's time: committed rows
+    /// and those still in memory. Dearer than `pendingCount` (the oldest time is read from the
+    /// rows, not the index): for a scrape, not for a poll.
+    public func backlog(sink: String = Journal.mqttSink) async -> [EventClass: Backlog] {
+        // Rows below the first pending seq are on disk; the rest are still in memory.
+        let firstPending = pending.first?.seq ?? nextSeq
+        var backlogs: [EventClass: Backlog] = [:]
+        // Counted before any read, with `firstPending`: a commit during a read moves events out of
+        // `pending`, and the reads count only rows below `firstPending` (they would be counted nowhere).
+        let cursors = EventClass.allCases.map { readers[sink]?.cursors[$0]?.acknowledged ?? 0 }
+        let inMemory = zip(EventClass.allCases, cursors).map { eventClass, cursor in
+            let waiting = pending.filter { $0.event.eventClass == eventClass && $0.seq > cursor }
+            return Backlog(pending: waiting.count, oldest: waiting.first?.event.receivedAt)
+        }
+        for (index, eventClass) in EventClass.allCases.enumerated() {
+            let cursor = cursors[index]
+            let stored =
+                (try? await database.read { db -> Backlog in
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ? AND seq < ?",
+                        arguments: [eventClass.storageCode, cursor, firstPending])
+                    let oldest: Double? = row?[1]
+                    return Backlog(pending: row?[0] ?? 0, oldest: oldest.map(Date.init(timeIntervalSince1970:)))
+                }) ?? Backlog(pending: 0)
+            let memory = inMemory[index]
+            backlogs[eventClass] = Backlog(
+                pending: stored.pending + memory.pending,
+                oldest: [stored.oldest, memory.oldest].compactMap { $0 }.min())
+        }
+        return backlogs
+    }
+
+    /// `journal.sqlite` and its write-ahead log, in bytes.
+    public nonisolated var sizeInBytes: Int64 {
+        ["", "-wal"].reduce(Int64(0)) { total, suffix in
+            var info = stat()
+            return total + (stat(Self.fileName(in: directory) + suffix, &info) == 0 ? Int64(info.st_size) : 0)
+        }
     }
 }
 

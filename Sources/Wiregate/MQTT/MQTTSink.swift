@@ -51,6 +51,7 @@ public final class MQTTSink: Service, Sendable {
     private let receivedContinuation: AsyncStream<Received>.Continuation
     private let window: PublishWindow
     private let logger: Logger
+    private let metrics: MQTTMetrics
     private let broker = Mutex((status: BrokerStatus(), followers: Followers<BrokerStatus>()))
     private let counterState = Mutex(Counters())
     /// The quarantine reasons already logged in this run.
@@ -79,11 +80,12 @@ public final class MQTTSink: Service, Sendable {
     ///   - outbox: this sink's reader of the journal: the events come from it, their acknowledgements go to it.
     ///   - availability: what is announced, retained, at every connection and at a clean disconnect.
     ///   - handler: what messages on its `filters` go to (the command router).
+    ///   - metrics: what the sink counts for `/metrics`.
     /// - Throws: `MosquittoError` when libmosquitto refuses the options; `BrokerTLSError` when a
     ///   TLS file cannot be loaded; `SystemCallError` when the client's wake pipe cannot be made.
     public init(
         config: GatewayConfig, password: String?, outbox: any OutboxReader, availability: any AvailabilitySource,
-        handler: any MQTTMessageHandler, logger: Logger
+        handler: any MQTTMessageHandler, metrics: MQTTMetrics = GatewayMetrics.none.mqtt, logger: Logger
     ) throws {
         let window = PublishWindow(limit: config.mqtt.inflight)
         self.config = config
@@ -97,6 +99,7 @@ public final class MQTTSink: Service, Sendable {
             of: Received.self, bufferingPolicy: .bufferingNewest(Self.handlerQueue))
         self.window = window
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// The broker connection's status now, then every change, in order, for one consumer; ends
@@ -134,6 +137,9 @@ public final class MQTTSink: Service, Sendable {
 
     /// Whether the broker connection is up and taking messages (the client's publish gate).
     public var isConnected: Bool { client.isConnected }
+
+    /// Messages sent and not yet acknowledged.
+    public var inFlight: Int { window.counts.inFlight }
 
     /// Connects and publishes until graceful shutdown, then says farewell, disconnects and flushes the journal.
     public func run() async {
@@ -176,6 +182,7 @@ public final class MQTTSink: Service, Sendable {
         await outbox.flush()
         // Disconnected; the last refusal stays on record for `wiregate status` after the stop.
         updateBroker { $0.connected = false }
+        metrics.connected.record(0)
         broker.withLock { $0.followers.removeAll() }.finish()
         logger.info("disconnected from the broker")
     }
@@ -185,6 +192,7 @@ public final class MQTTSink: Service, Sendable {
             switch event {
             case .connected(let version, let receiveMaximum):
                 counterState.withLock { $0.connects += 1 }
+                metrics.connects.increment()
                 logger.info(
                     "connected to the broker",
                     metadata: ["protocol": "MQTT \(version.rawValue)", "receive_maximum": "\(receiveMaximum)"])
@@ -195,12 +203,16 @@ public final class MQTTSink: Service, Sendable {
                 for message in availability.announcements() { publish(message) }
                 window.setConnected(true, receiveMaximum: receiveMaximum)
                 updateBroker { $0.connected = true }
+                metrics.connected.record(1)
             case .connectFailed(let reason):
+                metrics.connectFailures.increment(BrokerFailureReason(describing: reason))
                 logger.warning("cannot connect to the broker, will retry", metadata: ["reason": "\(reason)"])
             case .connectionLost(let reason):
                 counterState.withLock { $0.connectionLosses += 1 }
                 window.setConnected(false)
                 updateBroker { $0.connected = false }
+                metrics.connected.record(0)
+                metrics.disconnects.increment(BrokerFailureReason(describing: reason))
                 logger.warning("lost the broker, reconnecting", metadata: ["reason": "\(reason)"])
             case .published:
                 break  // PUBACKs go to the window directly (see init)
@@ -268,6 +280,7 @@ public final class MQTTSink: Service, Sendable {
                 held.withLock { _ = $0.retried.remove(event.seq) }
                 await quarantine(event, code: 0, reason: "the broker refused it: \(why)")
             case .refusedForNow(let why):
+                metrics.published([event.event.eventClass], .refused)
                 retry.append(event)
                 reason = why
             }
@@ -337,6 +350,8 @@ public final class MQTTSink: Service, Sendable {
     private func takeAcknowledged() async -> [JournaledEvent] {
         let acknowledged = window.takeAcknowledged()
         guard !acknowledged.isEmpty else { return acknowledged }
+        metrics.published(acknowledged.map(\.event.eventClass), .acknowledged)
+        metrics.lastAcknowledgement.record(Date().timeIntervalSince1970)
         let over = held.withLock { state -> Bool in
             state.retried.subtract(acknowledged.map(\.seq))
             guard state.reason != nil, state.events.isEmpty, state.retried.isEmpty else { return false }
@@ -357,6 +372,7 @@ public final class MQTTSink: Service, Sendable {
     private func quarantine(_ event: JournaledEvent, code: Int32, reason: String) async {
         await outbox.quarantine([event], status: Int(code), response: reason)
         counterState.withLock { $0.quarantined += 1 }
+        metrics.published([event.event.eventClass], .quarantined)
         let first = quarantineReasonsLogged.withLock { $0.insert(reason).inserted }
         if first {
             logger.error(

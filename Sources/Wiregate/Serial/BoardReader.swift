@@ -29,6 +29,8 @@ public final class BoardReader: Service, Sendable {
     private let linesAreSecret: Bool
     private let group: any EventLoopGroup
     private let logger: Logger
+    /// The board's series in `/metrics` (the shared `adopted` ones for an adopted board).
+    private let metrics: BoardMetrics
     private let state = Mutex(State())
 
     private struct State {
@@ -49,6 +51,7 @@ public final class BoardReader: Service, Sendable {
     ///   - logger: the reader logs with a `board` metadata key added.
     ///   - tap: sees each read's events first, on the reader's task, and returns those to journal
     ///     (the alarm panel's `tap`); it must never wait.
+    ///   - metrics: what the reader counts for `/metrics`.
     ///   - reportStatus: called with `(true, node)` once the port is open and read, and with
     ///     `(false, nil)` after each session or failed attempt (the board directory's `report`),
     ///     and while the port is open, `(false, node)` when the board goes silent past its
@@ -56,7 +59,7 @@ public final class BoardReader: Service, Sendable {
     public init(
         board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
-        tap: (@Sendable ([Event]) -> [Event])? = nil,
+        tap: (@Sendable ([Event]) -> [Event])? = nil, metrics: BoardMetrics = GatewayMetrics.none.adoptedBoards,
         reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void
     ) {
         self.tap = tap
@@ -66,6 +69,7 @@ public final class BoardReader: Service, Sendable {
         self.outbox = outbox
         self.reportStatus = reportStatus
         self.group = group
+        self.metrics = metrics
         var logger = logger
         logger[metadataKey: "board"] = "\(board.name)"
         self.logger = logger
@@ -200,6 +204,7 @@ public final class BoardReader: Service, Sendable {
         let atLineStart = port.discardInput()
         let channel = try await port.channel(group: group)
         state.withLock { $0.counters.opens += 1 }
+        metrics.opens.increment()
         logger.info(
             "board online", metadata: ["path": "\(path)", "baud": "\(board.baud)", "protocol": "\(board.protocolName)"])
         var framer = LineFramer(maxLineLength: board.maxLineLength)
@@ -242,7 +247,7 @@ public final class BoardReader: Service, Sendable {
     private func process(_ buffer: ByteBuffer, framer: inout LineFramer, throttle: inout LogThrottle) -> [Event] {
         let now = Date()
         var events: [Event] = []
-        var lines = 0, malformed = 0, annotations = 0
+        var lines = 0, malformed = 0, annotations = 0, published = 0
         var rejected: [LineFramer.Rejection: Int] = [:]
         buffer.withUnsafeReadableBytes { bytes in
             framer.feed(bytes) { output in
@@ -255,7 +260,9 @@ public final class BoardReader: Service, Sendable {
                 case .line(let line):
                     lines += 1
                     switch builder.outcome(for: line, receivedAt: now) {
-                    case .events(let decoded): events.append(contentsOf: decoded)
+                    case .events(let decoded):
+                        published += 1
+                        events.append(contentsOf: decoded)
                     case .blank: break
                     case .annotation(let text):
                         annotations += 1
@@ -284,6 +291,11 @@ public final class BoardReader: Service, Sendable {
             state.counters.annotations += annotations
             for (reason, count) in rejected { state.counters.rejected[reason, default: 0] += count }
         }
+        metrics.lines.increment(.published, by: published)
+        metrics.lines.increment(.malformed, by: malformed)
+        metrics.lines.increment(.annotation, by: annotations)
+        for (reason, count) in rejected { metrics.lines.increment(BoardMetrics.result(of: reason), by: count) }
+        if lines > 0 { metrics.lastLine.record(now.timeIntervalSince1970) }
         return events
     }
 
@@ -320,6 +332,7 @@ public final class BoardReader: Service, Sendable {
                 return false
             }
             state.withLock { $0.counters.commandsWritten += 1 }
+            metrics.commands.increment(.written)
             return true
         } catch {
             logger.warning("command write failed", metadata: ["error": "\(error)"])
@@ -333,6 +346,7 @@ public final class BoardReader: Service, Sendable {
 
     private func countNotWritten() {
         state.withLock { $0.counters.commandsNotWritten += 1 }
+        metrics.commands.increment(.failed)
     }
 }
 

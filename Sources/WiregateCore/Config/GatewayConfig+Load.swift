@@ -98,7 +98,7 @@ extension GatewayConfig {
         _ = problems.attempt { () throws(ConfigError) in
             try document.rejectUnknownKeys([
                 "gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend",
-                "alarm"
+                "alarm", "metrics"
             ])
         }
 
@@ -173,13 +173,17 @@ extension GatewayConfig {
             }
             return try Self.alarm(try node.mapping(), boards: boards)
         }
+        let metrics = problems.attempt { () throws(ConfigError) in
+            try document.optional("metrics").map { node throws(ConfigError) in try Self.metrics(try node.mapping()) }
+        }
         guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend,
-            let alarm
+            let alarm, let metrics
         else { return nil }
         var config = GatewayConfig(
             gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
             discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
         config.alarm = alarm
+        config.metrics = metrics
         config.files = problems.files
         return config
     }

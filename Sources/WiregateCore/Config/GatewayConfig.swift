@@ -23,6 +23,8 @@ public struct GatewayConfig: Sendable {
     public var backend: Backend?
     /// `alarm:`: the gateway's own alarm panel; nil when there is none.
     public var alarm: Alarm? = nil
+    /// `metrics:`: the Prometheus endpoint; nil (off) when there is none.
+    public var metrics: Metrics? = nil
     /// Every file the config names (secrets, certificates), with the place that names it: they are
     /// checked, all at once, where files are read (not here: parsing does no I/O).
     public var files: [FileReference] = []
