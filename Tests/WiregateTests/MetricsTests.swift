@@ -165,6 +165,51 @@ import WiregateTestKit
         #expect(await httpRequest(port: metricsPort) == nil)
     }
 
+    /// A real Prometheus with the shipped rules scrapes the gateway: what it stores is what the
+    /// test did, and the rules load and run against it.
+    @Test func aRealPrometheusScrapesTheGatewayAndRunsTheRules() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let metricsPort = try freeLoopbackPort()
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/hall/#")
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: hall, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                    """, sections: "metrics: { listen: 127.0.0.1:\(metricsPort) }"))
+        let prometheus = try PrometheusServer(scraping: "127.0.0.1:\(metricsPort)")
+        #expect(await eventually { harness.gateway.directory.isOnline("hall") && harness.gateway.mqtt.isConnected })
+        for n in 0..<12 { _ = board.send("temp=\(n)") }
+        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.count >= 12 })
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                await prometheus.query(#"wiregate_board_lines_total{job="wiregate",board="hall",result="published"}"#)?
+                    .first?.value == 12
+            })
+        #expect(await prometheus.query(#"up{job="wiregate"}"#)?.first?.value == 1)
+        // The Watchdog fires from the first evaluation: the rules file is loaded and evaluated.
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                await prometheus.query(#"ALERTS{alertname="Watchdog",alertstate="firing"}"#)?.count == 1
+            })
+        #expect(await prometheus.query(#"ALERTS{alertname="WiregateBrokerDisconnected"}"#)?.isEmpty == true)
+
+        broker.kill()
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                await prometheus.query(#"wiregate_mqtt_connected{job="wiregate"}"#)?.first?.value == 0
+            })
+        // Its rule waits a minute before firing: pending now, with the gateway's labels.
+        #expect(
+            await eventually(timeout: .seconds(60)) {
+                await prometheus.query(#"ALERTS{alertname="WiregateBrokerDisconnected",alertstate="pending"}"#)?
+                    .first?.labels["severity"] == "critical"
+            })
+        #expect(await prometheus.query(#"sum(wiregate_mqtt_disconnects_total{job="wiregate"})"#)?.first?.value == 1)
+        await harness.stop()
+    }
+
     @Test func offWithoutTheSection() async throws {
         let broker = try MosquittoBroker()
         let board = try SimulatedBoard()
