@@ -37,9 +37,10 @@ public final class DjangoBackend: @unchecked Sendable {
     ///   `["plan": ["500", "429:1", "hang:3"], "reject_seq": 5]`.
     /// - Parameter tls: a server certificate and key: gunicorn then serves HTTPS.
     /// - Parameter gateway: the gateway id the token is bound to (the app answers 403 for any other).
+    /// - Parameter smtpPort: where the app sends its e-mails (an `SMTPSink`); nil: nowhere.
     public init(
         faults: [String: any Sendable]? = nil, tls: (certificate: String, key: String)? = nil,
-        gateway: String = "test-gw"
+        gateway: String = "test-gw", smtpPort: Int? = nil
     ) throws {
         self.tls = tls
         guard ProcessInfo.processInfo.environment["PGPORT"] != nil else {
@@ -51,6 +52,8 @@ public final class DjangoBackend: @unchecked Sendable {
         port = try freeLoopbackPort()
         database = "wiregate_\(UUID().uuidString.prefix(8).lowercased())"
         var environment = ["PGDATABASE": database, "PYTHONPATH": directory]
+        environment["WIREGATE_SMTP_PORT"] = smtpPort.map(String.init) ?? "1"
+        environment["WIREGATE_ALERT_EMAILS"] = smtpPort == nil ? "" : "owner@house.example"
         if let faults {
             let path = temporaryPath(database, suffix: "-faults.json")
             try JSONSerialization.data(withJSONObject: faults).write(to: URL(fileURLWithPath: path))
@@ -103,6 +106,35 @@ public final class DjangoBackend: @unchecked Sendable {
         server?.send(SIGQUIT)
         _ = server?.waitForExit()
         server = nil
+    }
+
+    /// The state the app derived for `gateway` from its heartbeats; nil before the first.
+    public func gatewayState(_ gateway: String = "test-gw") throws -> String? {
+        let state = try Self.output(
+            "/usr/bin/psql",
+            [
+                "-At", "-d", database, "-c",
+                "SELECT state FROM wiregate_events_gatewayhealth WHERE gateway = '\(gateway)'"
+            ],
+            environment: [:]
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        return state.isEmpty ? nil : state
+    }
+
+    /// Runs `manage.py wiregate_check_heartbeats` (what the timer runs every minute).
+    /// - Returns: what it printed.
+    public func checkHeartbeats() throws -> String {
+        try Self.output(
+            python, [directory + "/manage.py", "wiregate_check_heartbeats"], environment: environment)
+    }
+
+    /// How many events are stored.
+    public func storedCount() throws -> Int {
+        Int(
+            try Self.output(
+                "/usr/bin/psql", ["-At", "-d", database, "-c", "SELECT count(*) FROM wiregate_events_event"],
+                environment: [:]
+            ).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
     /// The stored events' sequence numbers, in order.

@@ -24,6 +24,19 @@ struct StatusCommand: ParsableCommand {
         var journal: JournalStatus
         /// The backend sink's last known reachability (nil without a backend, or before its first attempt).
         var backend: BackendSink.State?
+        /// The running daemon's last health report (what `<base>/<gateway>/health` carries), with
+        /// the heartbeat's last result; nil when the daemon is not running.
+        var health: HealthReport?
+    }
+
+    static func describe(_ heartbeat: HealthReport.Heartbeat?, running: Bool) -> String {
+        guard running else { return "none (the daemon is not running)" }
+        guard let heartbeat else { return "not sent yet" }
+        let at = heartbeat.attemptedAt.formatted(.iso8601)
+        if heartbeat.ok { return "taken at \(at), the backend says \(heartbeat.backendState ?? "-")" }
+        let last =
+            heartbeat.lastSuccess.map { "last taken at \($0.formatted(.iso8601))" } ?? "never taken since the start"
+        return "FAILING at \(at): \(heartbeat.problem ?? "-") (\(last))"
     }
 
     func run() throws {
@@ -48,7 +61,8 @@ struct StatusCommand: ParsableCommand {
             gateway: config.gateway.id, stateDirectory: config.gateway.stateDirectory, daemon: daemon,
             daemonRunning: daemon?.isRunning ?? false, journalInMemory: inMemory, journalDirectory: directory,
             journal: journal,
-            backend: config.backend == nil ? nil : try? BackendSink.State.read(directory: directory))
+            backend: config.backend == nil ? nil : try? BackendSink.State.read(directory: directory),
+            health: daemon?.isRunning == true ? HealthReport.read(for: config) : nil)
         if output.json {
             try printJSON(report)
             return
@@ -111,6 +125,7 @@ struct StatusCommand: ParsableCommand {
                         : "NOT reachable since \(state.since.formatted(.iso8601))\(state.problem.map { " (\($0))" } ?? "")"
                 } ?? "not tried yet"
             print("backend \(url): \(state); quarantined \(journal.quarantined[BackendSink.sinkName] ?? 0)")
+            print("heartbeat: \(Self.describe(report.health?.heartbeat, running: report.daemonRunning))")
         }
     }
 }

@@ -1,14 +1,14 @@
 import ArgumentParser
 import Foundation
-import Wiregate
+import WiregateCore
 
 @main
 struct WiregateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wiregate",
         abstract: "Edge gateway: wired boards on serial ports to MQTT, and commands back.",
-        // The Debian package's version comes from here (deploy/package-deb.sh runs `wiregate --version`).
-        version: Gateway.version,
+        // The Debian package's version comes from WiregateVersion (deploy/package-deb.sh runs `wiregate --version`).
+        version: WiregateVersion.current,
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, InitCommand.self, StatusCommand.self, DevicesCommand.self,
             SimulateCommand.self, AlarmCommand.self

@@ -63,7 +63,7 @@ import WiregateTestKit
         #expect((before.value("process_resident_memory_bytes") ?? 0) > 1_000_000)
         #expect((before.value("process_open_fds") ?? 0) > 3)
         #expect((before.value("process_start_time_seconds") ?? 0) > 1_700_000_000)
-        #expect(before.value("wiregate_build_info", ["version": Gateway.version]) == 1)
+        #expect(before.value("wiregate_build_info", ["version": WiregateVersion.current]) == 1)
 
         // The broker killed: the gauge drops, one disconnect is counted, events wait in the backlog.
         broker.kill()
@@ -104,7 +104,7 @@ import WiregateTestKit
 
         // Every label value is one the gateway chose: nothing the board sent.
         let allowed = Set<String>([
-            "sim", MetricsCatalog.adoptedBoardLabel, "mqtt", "critical", "telemetry", Gateway.version, "events",
+            "sim", MetricsCatalog.adoptedBoardLabel, "mqtt", "critical", "telemetry", WiregateVersion.current, "events",
             "health", "+Inf"
         ])
         .union(BrokerFailureReason.allCases.map(\.rawValue))

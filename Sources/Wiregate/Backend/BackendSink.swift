@@ -117,6 +117,17 @@ public final class BackendSink: Service, Sendable {
 
     /// Uploads from the journal until graceful shutdown, then closes the HTTP client; never throws.
     public func run() async throws {
+        let client = Self.makeClient(settings)
+        await cancelWhenGracefulShutdown {
+            await self.upload(with: client)
+        }
+        try? await client.shutdown()
+    }
+
+    /// An HTTP client for the backend as `backend:` says: its CA, its timeout, no redirect
+    /// followed. The event upload and the heartbeat each have their own (a heartbeat never
+    /// waits behind a batch on the same connection).
+    public static func makeClient(_ settings: GatewayConfig.Backend) -> HTTPClient {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = settings.caFile {
             tls.trustRoots = .file(caFile)
@@ -128,11 +139,7 @@ public final class BackendSink: Service, Sendable {
         // Never followed: a POST redirected to a login or captive-portal page becomes a GET answered
         // 200, and an http -> https redirect is the config's to fix. The 3xx itself is the answer.
         configuration.redirectConfiguration = .disallow
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        await cancelWhenGracefulShutdown {
-            await self.upload(with: client)
-        }
-        try? await client.shutdown()
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     /// Drives the upload's state machine: reads batches from the journal, sends what it says,

@@ -40,8 +40,10 @@ public final class Gateway: Sendable {
     public let metrics: GatewayMetrics
     /// `/metrics`; nil without `metrics:`.
     public let metricsServer: MetricsServer?
-    /// The version: `wiregate --version`, the Debian package's, `wiregate_build_info`'s.
-    public static let version = "0.7.0"
+    /// The health report: retained on `<base>/<gateway>/health`, and `health.json`.
+    public let health: HealthMonitor
+    /// The heartbeat to the backend; nil without `backend:` (or its token).
+    public let heartbeat: HeartbeatSender?
     private let logger: Logger
 
     /// - Parameters:
@@ -55,7 +57,7 @@ public final class Gateway: Sendable {
         self.logger = logger
         // No backend reader that will never read: its cursor would keep every row.
         let sinks = [Journal.mqttSink] + (config.backend != nil && backendToken != nil ? [BackendSink.sinkName] : [])
-        let registry = config.metrics.map { _ in MetricsRegistry(version: Self.version) }
+        let registry = config.metrics.map { _ in MetricsRegistry(version: WiregateVersion.current) }
         let metrics = GatewayMetrics(config: config, sinks: sinks, factory: registry?.factory ?? MetricsRegistry.none)
         self.metrics = metrics
         let outbox = try Journal.open(
@@ -117,6 +119,18 @@ public final class Gateway: Sendable {
         self.mqtt = mqtt
         let collector = MetricsCollector(
             metrics: metrics, journal: outbox, sinks: sinks, directory: directory, mqtt: mqtt, alarm: alarm)
+        let record = config.backend != nil && backendToken != nil ? HeartbeatRecord() : nil
+        let health = HealthMonitor(
+            config: config, journal: outbox, sinks: sinks, directory: directory, mqtt: mqtt, alarm: alarm,
+            heartbeat: record, logger: logger)
+        self.health = health
+        if let settings = config.backend, let backendToken, let record {
+            heartbeat = HeartbeatSender(
+                settings: settings, token: backendToken, monitor: health, mqtt: mqtt, record: record,
+                metrics: metrics.backend, logger: logger)
+        } else {
+            heartbeat = nil
+        }
         if let settings = config.metrics, let registry {
             metricsServer = MetricsServer(
                 settings: settings, registry: registry, logger: logger, collect: collector.collect)
@@ -147,7 +161,8 @@ public final class Gateway: Sendable {
     /// boards next, so the MQTT sink can say every board went offline, and the status publisher
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
-        var services: [any Service] = [status, mqtt]
+        var services: [any Service] = [status, mqtt, health]
+        if let heartbeat { services.append(heartbeat) }
         if let metricsServer { services.append(metricsServer) }
         if let backend { services.append(backend) }
         services += boards as [any Service]

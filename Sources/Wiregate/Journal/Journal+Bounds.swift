@@ -179,3 +179,23 @@ extension Journal {
             ])
     }
 }
+
+extension Journal {
+    /// Events the bounds dropped since the journal was created, per class, and the quarantined
+    /// events its own bound dropped: the `dropped` table, which outlives restarts.
+    public func droppedCounts() async -> (byClass: [EventClass: Int], quarantine: Int) {
+        (try? await database.read { db -> ([EventClass: Int], Int) in
+            var byClass = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0, 0) })
+            var quarantine = 0
+            for row in try Row.fetchAll(db, sql: "SELECT class, count FROM dropped") {
+                let code: Int = row[0]
+                if code == Self.quarantineDropCode {
+                    quarantine = row[1]
+                } else {
+                    byClass[EventClass(storageCode: code)] = row[1]
+                }
+            }
+            return (byClass, quarantine)
+        }) ?? ([:], 0)
+    }
+}

@@ -138,6 +138,9 @@ public final class MQTTSink: Service, Sendable {
     /// Whether the broker connection is up and taking messages (the client's publish gate).
     public var isConnected: Bool { client.isConnected }
 
+    /// The broker connection's status now (`brokerChanges()` follows it).
+    public var currentBrokerStatus: BrokerStatus { broker.withLock { $0.status } }
+
     /// Messages sent and not yet acknowledged.
     public var inFlight: Int { window.counts.inFlight }
 

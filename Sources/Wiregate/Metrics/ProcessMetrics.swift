@@ -49,6 +49,22 @@ final class ProcessMetrics: Sendable {
         if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 { maxFDs.record(Double(limit.rlim_cur)) }
     }
 
+    /// The process's resident memory now, in bytes; nil when `/proc/self/stat` cannot be read.
+    static func residentBytes() -> Double? { stat().map { $0.residentPages * pageSize } }
+
+    /// The machine's memory from `/proc/meminfo`: total and available, in bytes.
+    static func machineMemory() -> (total: Double, available: Double)? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        var fields: [String: Double] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count >= 2, let kilobytes = Double(parts[1]) else { continue }
+            fields[String(parts[0].dropLast())] = kilobytes * 1024
+        }
+        guard let total = fields["MemTotal"], let available = fields["MemAvailable"] else { return nil }
+        return (total, available)
+    }
+
     private struct Stat {
         var userTicks: Double
         var systemTicks: Double

@@ -1,3 +1,4 @@
+import Foundation
 import WiregateCore
 
 /// What happened on one board since the daemon started.
@@ -23,4 +24,6 @@ public struct BoardCounters: Sendable, Equatable {
     public var hangups = 0
     /// Times the board went silent past its `silence_timeout` and was marked offline.
     public var silences = 0
+    /// When the board last sent a clean line; nil: not since the start.
+    public var lastLineAt: Date?
 }

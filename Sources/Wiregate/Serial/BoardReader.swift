@@ -290,6 +290,7 @@ public final class BoardReader: Service, Sendable {
             state.counters.malformed += malformed
             state.counters.annotations += annotations
             for (reason, count) in rejected { state.counters.rejected[reason, default: 0] += count }
+            if lines > 0 { state.counters.lastLineAt = now }
         }
         metrics.lines.increment(.published, by: published)
         metrics.lines.increment(.malformed, by: malformed)

@@ -282,7 +282,7 @@ extension GatewayConfig {
         try section.rejectUnknownKeys(
             [
                 "url", "token_file", "batch_size", "max_rate", "timeout", "ca_file", "retry_max", "compress",
-                "allow_plain_http"
+                "allow_plain_http", "heartbeat_interval"
             ],
             hints: [
                 "token":
@@ -317,6 +317,9 @@ extension GatewayConfig {
             backend.timeout = try timeout.duration(in: .seconds(1)...(.seconds(600)))
         }
         if let compress = section.optional("compress") { backend.compress = try compress.bool() }
+        if let interval = section.optional("heartbeat_interval") {
+            backend.heartbeatInterval = try interval.duration(in: .seconds(1)...(.seconds(3600)))
+        }
         if let retry = section.optional("retry_max") {
             backend.retryMax = try retry.duration(in: .seconds(1)...(.seconds(3600)))
         }
@@ -369,7 +372,8 @@ extension GatewayConfig {
         try section.rejectUnknownKeys(
             [
                 "host", "port", "base_topic", "keepalive", "client_id", "username", "password_file",
-                "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout", "tls"
+                "protocol", "inflight", "reconnect_min", "reconnect_max", "connect_timeout", "tls",
+                "health_interval"
             ],
             hints: [
                 "password":
@@ -402,10 +406,14 @@ extension GatewayConfig {
         }
         let connectTimeout =
             try section.optional("connect_timeout")?.duration(in: .milliseconds(100)...(.seconds(600))) ?? .seconds(10)
-        return MQTT(
+        var mqtt = MQTT(
             host: host, port: port, baseTopic: baseTopic, keepalive: keepalive, clientID: clientID,
             username: username, passwordFile: passwordFile, protocolVersion: version, inflight: inflight,
             reconnectMin: reconnectMin, reconnectMax: reconnectMax, connectTimeout: connectTimeout, tls: tls)
+        if let interval = section.optional("health_interval") {
+            mqtt.healthInterval = try interval.duration(in: .seconds(1)...(.seconds(3600)))
+        }
+        return mqtt
     }
 
     static func tls(_ section: ConfigMapping) throws(ConfigError) -> MQTT.TLS {

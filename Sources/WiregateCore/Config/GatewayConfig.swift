@@ -91,6 +91,8 @@ public struct GatewayConfig: Sendable {
         public var retryMax = Duration.seconds(60)
         /// gzip bodies once the backend says it accepts them; off for a proxy that mishandles them.
         public var compress = true
+        /// `backend.heartbeat_interval`: how often the health heartbeat is posted, besides each broker change (1s...1h); default 60 s.
+        public var heartbeatInterval = Duration.seconds(60)
 
         /// A backend at `url` (no trailing slash), every other setting on its default.
         /// - Parameter url: the base URL, `http://` or `https://`.
@@ -166,6 +168,8 @@ public struct GatewayConfig: Sendable {
         public var connectTimeout: Duration
         /// TLS to the broker; nil: plain TCP.
         public var tls: TLS?
+        /// `mqtt.health_interval`: how often `<base>/<gateway>/health` is published, besides each change (1s...1h); default 60 s.
+        public var healthInterval = Duration.seconds(60)
 
         /// TLS 1.2 or later, the broker's certificate always verified.
         public struct TLS: Sendable, Equatable {

@@ -35,7 +35,8 @@ class FaultInjection:
             return step, state.get("reject_seq")
 
     def __call__(self, request):
-        if not self.path or request.method != "POST":
+        # The event uploads only: heartbeats (/api/gateway/health/) must not use up the plan.
+        if not self.path or request.method != "POST" or request.path != "/api/gateway/events/":
             return self.get_response(request)
         step, reject = self.next_step(request)
         body = request.body

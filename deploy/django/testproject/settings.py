@@ -29,3 +29,11 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {"UNAUTHENTICATED_USER": None}
+
+# Who hears of a gateway changing state (wiregate_events.health.notify), and through which server:
+# the end-to-end tests point these at a private SMTP sink.
+WIREGATE_ALERT_EMAILS = [a for a in os.environ.get("WIREGATE_ALERT_EMAILS", "owner@house.example").split(",") if a]
+WIREGATE_ALERT_FROM = os.environ.get("WIREGATE_ALERT_FROM", "wiregate@house.example")
+EMAIL_HOST = os.environ.get("WIREGATE_SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = int(os.environ.get("WIREGATE_SMTP_PORT", "25"))
+EMAIL_TIMEOUT = 10

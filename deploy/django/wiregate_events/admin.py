@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Event, GatewayCredential
+from .models import Event, GatewayCredential, GatewayHealth
 
 
 @admin.register(Event)
@@ -14,3 +14,12 @@ class EventAdmin(admin.ModelAdmin):
 class GatewayCredentialAdmin(admin.ModelAdmin):
     list_display = ("gateway", "user")
     search_fields = ("gateway", "user__username")
+
+
+@admin.register(GatewayHealth)
+class GatewayHealthAdmin(admin.ModelAdmin):
+    list_display = ("gateway", "state", "state_since", "last_heartbeat_at", "reasons")
+    list_filter = ("state",)
+    search_fields = ("gateway",)
+    readonly_fields = ("gateway", "state", "state_since", "reasons", "last_heartbeat_at", "interval_sec", "report",
+                       "dropped_total", "last_drop_at")

@@ -45,3 +45,38 @@ class GatewayCredential(models.Model):
 
     def __str__(self):
         return f"{self.gateway} ({self.user})"
+
+
+class GatewayHealth(models.Model):
+    """Each gateway's last heartbeat (POST /api/gateway/health/) and the state this backend derives
+    from it: operational, degraded (the gateway says something is wrong), disconnected (no heartbeat
+    for three of its intervals: the Pi, its power or its uplink is down). See health.py."""
+
+    class State(models.TextChoices):
+        OPERATIONAL = "operational"
+        DEGRADED = "degraded"
+        DISCONNECTED = "disconnected"
+
+    gateway = models.CharField(max_length=100, unique=True)
+    state = models.CharField(max_length=16, choices=State.choices)
+    # When `state` last changed, by this backend's clock.
+    state_since = models.DateTimeField()
+    # Why it is degraded or disconnected, in words for the admin and the e-mails.
+    reasons = models.JSONField(default=list, blank=True)
+    # When the last heartbeat arrived, by this backend's clock (the gateway's may be wrong).
+    last_heartbeat_at = models.DateTimeField()
+    # The gateway's heartbeat interval: three of them without one is "disconnected".
+    interval_sec = models.PositiveIntegerField(default=60)
+    # The last health report as the gateway sent it.
+    report = models.JSONField(default=dict)
+    # Events the gateway's journal dropped since it was created, as of the last heartbeat, and when
+    # that total last grew: "events dropped" degrades the gateway for an hour after each drop.
+    dropped_total = models.BigIntegerField(default=0)
+    last_drop_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["gateway"]
+        verbose_name_plural = "gateway health"
+
+    def __str__(self):
+        return f"{self.gateway}: {self.state}"

@@ -46,3 +46,20 @@ class BatchSerializer(serializers.Serializer):
                 raise serializers.ValidationError({"events": {index: {"id": "appears twice in the batch"}}})
             seen.add(event["id"])
         return data
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    """A gateway's heartbeat: its interval and its health report (kept as sent; the fields the
+    state is derived from are checked here)."""
+
+    interval_sec = serializers.IntegerField(min_value=1, max_value=3600)
+    health = serializers.DictField()
+
+    def validate_health(self, health):
+        if not isinstance(health.get("gateway"), str) or not health["gateway"]:
+            raise serializers.ValidationError("needs the gateway's id in 'gateway'")
+        if not isinstance((health.get("mqtt") or {}).get("connected"), bool):
+            raise serializers.ValidationError("needs mqtt.connected, true or false")
+        if not isinstance(health.get("boards", {}), dict):
+            raise serializers.ValidationError("boards must be an object")
+        return health

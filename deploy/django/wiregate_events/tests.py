@@ -162,3 +162,126 @@ class EventBatchTests(TransactionTestCase):
         with self.assertRaises(Exception):
             call_command("wiregate_gateway", "barn2", stdout=StringIO())
         self.assertFalse(GatewayCredential.objects.filter(gateway="barn2").exists())
+
+
+HEALTH_URL = "/api/gateway/health/"
+
+
+def report(gateway="house-1", connected=True, boards=None, dropped=0, critical=None, durable=True):
+    return {
+        "gateway": gateway, "version": "0.7.0", "response_time": 1_764_000_000_000,
+        "mqtt": {"connected": connected, "queued": 0},
+        "backlog": {"mqtt": {"critical": critical or {"pending": 0}, "telemetry": {"pending": 0}}},
+        "boards": boards if boards is not None else {"hall": {"online": True, "lines": 3}},
+        "journal": {"bytes": 4096, "max_bytes": 1 << 30, "durable": durable,
+                    "dropped": {"critical": 0, "telemetry": dropped}, "quarantined": {}},
+        "clock": {"synchronised": True},
+    }
+
+
+class HeartbeatTests(TransactionTestCase):
+    def setUp(self):
+        from django.core import mail
+        from .signals import gateway_state_changed
+        self.mail = mail
+        self.client = EventBatchTests.client_for("house-1")
+        self.changes = []
+        self.receiver = lambda **kwargs: self.changes.append((kwargs["old_state"], kwargs["new_state"]))
+        gateway_state_changed.connect(self.receiver, weak=False)
+        self.addCleanup(gateway_state_changed.disconnect, self.receiver)
+
+    def beat(self, body=None, client=None, interval=60):
+        return (client or self.client).post(HEALTH_URL, data=json.dumps({"interval_sec": interval, "health": body or report()}),
+                                            content_type="application/json")
+
+    def test_a_healthy_first_heartbeat_is_operational_and_sends_no_mail(self):
+        response = self.beat()
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(response.json(), {"state": "operational", "reasons": []})
+        self.assertEqual(self.mail.outbox, [])
+        self.assertEqual(self.changes, [])
+        from .models import GatewayHealth
+        row = GatewayHealth.objects.get(gateway="house-1")
+        self.assertEqual((row.state, row.interval_sec, row.report["version"]), ("operational", 60, "0.7.0"))
+
+    def test_the_broker_lost_and_back_each_notify_once(self):
+        self.beat()
+        lost = self.beat(report(connected=False))
+        self.assertEqual(lost.json(), {"state": "degraded", "reasons": ["the broker is disconnected"]})
+        self.beat(report(connected=False))  # still degraded: no second mail
+        self.assertEqual(len(self.mail.outbox), 1)
+        self.assertIn("house-1 is degraded", self.mail.outbox[0].subject)
+        self.assertEqual(self.mail.outbox[0].to, ["owner@house.example"])
+        self.assertEqual(self.beat().json()["state"], "operational")
+        self.assertEqual(len(self.mail.outbox), 2)
+        self.assertIn("house-1 is operational", self.mail.outbox[1].subject)
+        self.assertEqual(self.changes, [("operational", "degraded"), ("degraded", "operational")])
+
+    def test_each_degradation_is_named(self):
+        self.assertEqual(self.beat(report(boards={"hall": {"online": False}, "door": {"online": True}})).json()["reasons"],
+                         ["offline: hall"])
+        old = {"pending": 2, "oldest": "2025-11-24T15:59:00Z"}  # response_time is 2025-11-24T16:00:00Z
+        self.assertEqual(self.beat(report(critical=old)).json()["reasons"], ["2 critical events wait for the broker"])
+        young = {"pending": 2, "oldest": "2025-11-24T15:59:50Z"}
+        self.assertEqual(self.beat(report(critical=young)).json()["state"], "operational")
+        self.assertEqual(self.beat(report(durable=False)).json()["reasons"],
+                         ["the journal is in memory (the SD card cannot be written)"])
+        self.assertEqual(self.beat(report()).json()["state"], "operational")
+
+    def test_dropped_events_degrade_for_an_hour(self):
+        from datetime import timedelta
+        from django.db import transaction
+        from django.utils import timezone
+        from . import health
+        self.assertEqual(self.beat(report(dropped=0)).json()["state"], "operational")
+        self.assertEqual(self.beat(report(dropped=5)).json()["reasons"], ["events were dropped by the journal's bound"])
+        self.assertEqual(self.beat(report(dropped=5)).json()["state"], "degraded")
+        later = timezone.now() + timedelta(hours=1, minutes=1)
+        with transaction.atomic():
+            self.assertEqual(health.heartbeat("house-1", report(dropped=5), 60, now=later).state, "operational")
+
+    def test_silent_gateways_are_disconnected_after_three_intervals(self):
+        from datetime import timedelta
+        from django.db import transaction
+        from django.utils import timezone
+        from .health import mark_silent
+        self.beat(interval=10)
+        with transaction.atomic():
+            self.assertEqual(mark_silent(now=timezone.now() + timedelta(seconds=25)), [])
+        self.assertEqual(self.mail.outbox, [])
+        out = StringIO()
+        with transaction.atomic():
+            silent = mark_silent(now=timezone.now() + timedelta(seconds=31))
+        self.assertEqual([row.gateway for row in silent], ["house-1"])
+        self.assertEqual(len(self.mail.outbox), 1)
+        self.assertIn("house-1 is disconnected", self.mail.outbox[0].subject)
+        # Already disconnected: the command finds nothing more to say.
+        call_command("wiregate_check_heartbeats", stdout=out)
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(len(self.mail.outbox), 1)
+        self.assertEqual(self.beat(interval=10).json()["state"], "operational")
+        self.assertEqual(self.changes, [("operational", "disconnected"), ("disconnected", "operational")])
+
+    def test_a_wrong_token_or_another_gateways_id_is_refused(self):
+        anonymous = APIClient()
+        self.assertEqual(self.beat(client=anonymous).status_code, 401)
+        wrong = APIClient()
+        wrong.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+        self.assertEqual(self.beat(client=wrong).status_code, 401)
+        other = EventBatchTests.client_for("house-2")
+        refused = self.beat(report(gateway="house-1"), client=other)
+        self.assertEqual(refused.status_code, 403)
+        from .models import GatewayHealth
+        self.assertFalse(GatewayHealth.objects.exists())
+        self.assertEqual(self.client.post(HEALTH_URL, data=json.dumps({"interval_sec": 0, "health": report()}),
+                                          content_type="application/json").status_code, 400)
+        self.assertEqual(self.client.post(HEALTH_URL, data=json.dumps({"interval_sec": 60, "health": {"gateway": "house-1"}}),
+                                          content_type="application/json").status_code, 400)
+
+    def test_a_mail_server_that_fails_does_not_fail_the_heartbeat(self):
+        from django.test import override_settings
+        self.beat()
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_PORT=1,
+                               EMAIL_TIMEOUT=2):
+            self.assertEqual(self.beat(report(connected=False)).json()["state"], "degraded")
+        self.assertEqual(self.changes, [("operational", "degraded")])

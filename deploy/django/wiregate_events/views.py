@@ -11,8 +11,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import health as gateway_health
 from .models import Event
-from .serializers import BatchSerializer
+from .serializers import BatchSerializer, HeartbeatSerializer
 
 logger = logging.getLogger("wiregate_events")
 
@@ -96,3 +97,26 @@ class EventBatchView(APIView):
         response = Response(body, status=code)
         response["Accept-Encoding"] = "gzip"
         return response
+
+
+class HeartbeatView(APIView):
+    """POST a gateway's heartbeat: keeps its health report and answers the state derived from it
+    (operational or degraded); a change of state is notified (health.notify)."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [GzipJSONParser]
+
+    def post(self, request):
+        heartbeat = HeartbeatSerializer(data=request.data)
+        if not heartbeat.is_valid():
+            return Response({"error": "malformed heartbeat", "reasons": heartbeat.errors}, status.HTTP_400_BAD_REQUEST)
+        claimed = heartbeat.validated_data["health"]["gateway"]
+        credential = getattr(request.user, "wiregate_gateway", None)
+        if credential is None or credential.gateway != claimed:
+            logger.warning("heartbeat refused: the token of %s is not bound to gateway %r", request.user, claimed)
+            return Response({"error": f"this token may not report for gateway '{claimed}'"}, status.HTTP_403_FORBIDDEN)
+        with transaction.atomic():
+            row = gateway_health.heartbeat(claimed, heartbeat.validated_data["health"],
+                                           heartbeat.validated_data["interval_sec"])
+        return Response({"state": row.state, "reasons": row.reasons}, status=status.HTTP_200_OK)
