@@ -39,7 +39,8 @@ trap 'rm -rf "$stage"' EXIT
 pkg=$stage/$package
 install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/lib/udev/rules.d" \
   "$pkg/usr/lib/modules-load.d" "$pkg/etc/wiregate" "$pkg/usr/share/doc/wiregate/mosquitto" \
-  "$pkg/usr/share/doc/wiregate/django" "$pkg/usr/share/lintian/overrides" "$pkg/usr/share/man/man1"
+  "$pkg/usr/share/doc/wiregate/django" "$pkg/usr/share/lintian/overrides" "$pkg/usr/share/man/man1" \
+  "$pkg/usr/share/doc/wiregate/prometheus"
 # The symbols go to the -dbgsym package (found by gdb through the binary's build id).
 build_id=$(readelf -n "$binary" | sed -n 's/^ *Build ID: *//p')
 [ -n "$build_id" ] || { echo "package-deb.sh: $binary has no build id" >&2; exit 1; }
@@ -66,6 +67,11 @@ install -m 0644 deploy/mosquitto/mosquitto.conf deploy/mosquitto/acl deploy/mosq
   "$pkg/usr/share/doc/wiregate/mosquitto/"
 install -m 0755 deploy/mosquitto/make-certs.sh "$pkg/usr/share/doc/wiregate/mosquitto/"
 cp -r deploy/django/wiregate_events "$pkg/usr/share/doc/wiregate/django/"
+install -m 0644 deploy/django/README.md deploy/django/wiregate-heartbeats.service deploy/django/wiregate-heartbeats.timer \
+  "$pkg/usr/share/doc/wiregate/django/"
+# The alert rules, their promtool tests and a scrape config, for the operator's Prometheus.
+install -m 0644 deploy/prometheus/wiregate-rules.yml deploy/prometheus/wiregate-rules.test.yml \
+  deploy/prometheus/prometheus.yml "$pkg/usr/share/doc/wiregate/prometheus/"
 find "$pkg/usr/share/doc/wiregate/django" \( -name __pycache__ -o -name '*.pyc' \) -prune -exec rm -rf {} +
 find "$pkg/usr/share/doc/wiregate/django" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 # A native package (no Debian revision): its changelog is changelog.gz.

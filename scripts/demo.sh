@@ -36,9 +36,13 @@ for _ in $(seq 50); do [ -e "$run/board" ] && [ -e "$run/siren" ] && break; slee
 # The alarm's one code, 1234, kept as its yescrypt hash (Debian's whois package).
 hash=$(echo 1234 | mkpasswd -m yescrypt --stdin)
 
+# Prometheus metrics beside the broker's port (the installed default is 9723).
+metrics_port=$((port + 1))
+
 cat > "$run/wiregate.yaml" <<CONF
 gateway: { id: demo-house, state_dir: $run/state }
 mqtt: { host: 127.0.0.1, port: $port, base_topic: wiregate }
+metrics: { listen: "127.0.0.1:$metrics_port" }
 boards:
   - name: front-door
     match: { path: $run/board }
@@ -67,6 +71,8 @@ broker_pid=${pids[0]}
 echo "broker 127.0.0.1:$port (pid $broker_pid), gateway log $run/wiregate.log; try in another shell:"
 echo "  mosquitto_pub -p $port -t wiregate/demo-house/front-door/set -m SIREN=ON     # a command to the board"
 echo "  $PWD/$bin status --config $run/wiregate.yaml                     # the journal's backlog"
+echo "  curl -s http://127.0.0.1:$metrics_port/metrics | grep ^wiregate_        # the Prometheus metrics"
+echo "  mosquitto_sub -p $port -t wiregate/demo-house/health -C 1                  # the health report"
 echo "  kill $broker_pid; sleep 10; mosquitto -d -c $run/mosquitto.conf      # pull the broker's plug, then back"
 echo "the alarm, with the broker stopped (the board's door opens every 10 s; the code is 1234):"
 echo "  $PWD/$bin alarm arm away --config $run/wiregate.yaml"

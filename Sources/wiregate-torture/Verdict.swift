@@ -175,14 +175,15 @@ struct Verdict: Sendable {
         return findings
     }
 
-    /// Whether a message stays in its board's subtree (or is the gateway's own status) and is a
+    /// Whether a message stays in its board's subtree (or is one of the gateway's own: its status, its health) and is a
     /// topic libmosquitto's own validators accept.
     func isInside(_ arrival: Arrival) -> Bool {
         let topic = arrival.topic
         guard mosquitto_validate_utf8(topic, Int32(topic.utf8.count)) == Int32(MOSQ_ERR_SUCCESS.rawValue),
             mosquitto_pub_topic_check2(topic, topic.utf8.count) == Int32(MOSQ_ERR_SUCCESS.rawValue)
         else { return false }
-        if topic == prefix + "status" { return arrival.board == nil }
+        // The gateway's own topics: its status and its health report.
+        if topic == prefix + "status" || topic == prefix + "health" { return arrival.board == nil }
         guard topic.hasPrefix(prefix) else { return false }
         let board = topic.dropFirst(prefix.count).prefix { $0 != "/" }
         guard let number = board.first == "b" ? Int(board.dropFirst()) : nil, (0..<boards).contains(number),

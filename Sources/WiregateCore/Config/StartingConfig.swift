@@ -97,6 +97,9 @@ public struct StartingConfig: Sendable {
         }
         lines += [
             "",
+            "metrics:",
+            "  listen: 127.0.0.1:\(GatewayConfig.defaultMetricsPort)        # Prometheus metrics, on this machine only",
+            "",
             "discovery:                      # the USB ids that are boards (FTDI 0403:6001 and CP210x 10c4:ea60 are also",
             "                                # Zigbee/Z-Wave sticks': add them only for boards that use them)",
             "  usb_ids: [ \(usbIDs.configText.map(Self.quoted).joined(separator: ", ")) ]",
