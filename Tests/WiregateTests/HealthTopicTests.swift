@@ -24,9 +24,14 @@ import WiregateTestKit
         #expect(await eventually { harness.gateway.directory.all.first?.counters.lines == 4 })
         // A subscriber that comes later gets the last report, retained (the board's change was one).
         let late = try Subscriber(port: broker.port, filter: "wiregate/test-gw/health")
-        #expect(await late.waitAsync(timeout: .seconds(10)) { !$0.isEmpty })
-        // What was retained is the gateway as it is now (no report of the moment before it connected).
-        let report = try #require(decode(late.messages.first))
+        // The retained report, then (within the one-a-second limit) the board's change if it was not in it yet.
+        #expect(
+            await late.waitAsync(timeout: .seconds(10)) { messages in
+                messages.contains {
+                    self.decode($0).map { $0.mqtt.connected && $0.boards["hall"]?.online == true } ?? false
+                }
+            })
+        let report = try #require(late.messages.compactMap(decode).last)
         #expect(report.gateway == "test-gw")
         #expect(report.version == WiregateVersion.current)
         #expect(abs(Double(report.responseTime) / 1000 - Date().timeIntervalSince1970) < 120)
@@ -55,6 +60,28 @@ import WiregateTestKit
             })
         // health.json holds the same for `wiregate status`.
         #expect(await eventually { HealthReport.read(for: harness.gateway.config)?.boards["hall"]?.online == false })
+        await harness.stop()
+    }
+
+    @Test func theReportComesEveryIntervalWithoutAChange() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: hall, match: { path: \(board.path) }, protocol: kv, settle: 0s }
+                    """, mqttExtra: ", health_interval: 1s"))
+        #expect(await eventually { harness.gateway.directory.isOnline("hall") && harness.gateway.mqtt.isConnected })
+        try await Task.sleep(for: .seconds(1))
+        let watcher = try Subscriber(port: broker.port, filter: "wiregate/test-gw/health")
+        try await Task.sleep(for: .milliseconds(4500))
+        // The retained one, then one a second at least (nothing changed meanwhile).
+        let reports = watcher.messages.compactMap(decode)
+        #expect(reports.count >= 4, "\(reports.count)")
+        let times = reports.map(\.responseTime)
+        #expect(times == times.sorted())
+        #expect(reports.allSatisfy { $0.mqtt.connected && $0.boards["hall"]?.online == true })
         await harness.stop()
     }
 }

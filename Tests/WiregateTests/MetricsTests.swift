@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 import Wiregate
 import WiregateCore
@@ -208,6 +209,56 @@ import WiregateTestKit
             })
         #expect(await prometheus.query(#"sum(wiregate_mqtt_disconnects_total{job="wiregate"})"#)?.first?.value == 1)
         await harness.stop()
+    }
+
+    /// A port someone else holds: logged, and the gateway (its alarm, its data path) runs on.
+    @Test func aPortInUseLeavesTheGatewayRunning() async throws {
+        let broker = try MosquittoBroker()
+        let board = try SimulatedBoard()
+        let squatter = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(squatter) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(squatter, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(bound == 0 && listen(squatter, 1) == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(squatter, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let subscriber = try Subscriber(port: broker.port, filter: "wiregate/test-gw/sim/line")
+        let harness = try GatewayHarness(
+            yaml: GatewayHarness.yaml(
+                port: broker.port,
+                boards: """
+                      - { name: sim, match: { path: \(board.path) }, protocol: raw, settle: 0s }
+                    """, sections: "metrics: { listen: 127.0.0.1:\(port) }"))
+        #expect(await eventually { harness.gateway.directory.isOnline("sim") && harness.gateway.mqtt.isConnected })
+        try await Task.sleep(for: .seconds(1))
+        _ = board.send("prime")
+        _ = board.send("still-running")
+        #expect(await subscriber.waitAsync(timeout: .seconds(10)) { $0.contains { $0.payload == "still-running" } })
+        #expect(harness.gateway.mqtt.isConnected)
+        await harness.stop()
+    }
+
+    @Test func brokerFailureReasonsAreBoundedAndRight() {
+        let cases: [(String, BrokerFailureReason)] = [
+            ("cannot reach 127.0.0.1:1883: Connection refused", .unreachable),
+            ("cannot reach tls.example:8883: Lookup error", .unreachable),
+            ("the broker refused the connection: Not authorized (check mqtt.username, ...)", .refused),
+            ("the broker's certificate (/CN=x) is not for 'y': hostname mismatch", .tls),
+            ("the broker closed the connection during the TLS handshake (unexpected eof)", .tls),
+            ("no CONNACK within 10 seconds (is the broker hung?)", .timeout),
+            ("keepalive timeout", .timeout),
+            ("The connection was lost.", .lost)
+        ]
+        for (text, reason) in cases { #expect(BrokerFailureReason(describing: text) == reason, "\(text)") }
     }
 
     @Test func offWithoutTheSection() async throws {

@@ -77,6 +77,8 @@ public final class Gateway: Sendable {
             backend = nil
         }
         journal = outbox
+        // A journal that fell back to memory has no backend reader: no backend backlog to report.
+        let readSinks = outbox.isDurable ? sinks : [Journal.mqttSink]
         let directory = BoardDirectory(boards: config.boards.map(\.name))
         let alarm = config.alarm.map { settings in
             AlarmPanel(
@@ -118,16 +120,17 @@ public final class Gateway: Sendable {
             handler: handler, metrics: metrics.mqtt, logger: logger)
         self.mqtt = mqtt
         let collector = MetricsCollector(
-            metrics: metrics, journal: outbox, sinks: sinks, directory: directory, mqtt: mqtt, alarm: alarm)
+            metrics: metrics, journal: outbox, sinks: readSinks, directory: directory, mqtt: mqtt, alarm: alarm)
         let record = config.backend != nil && backendToken != nil ? HeartbeatRecord() : nil
         let health = HealthMonitor(
-            config: config, journal: outbox, sinks: sinks, directory: directory, mqtt: mqtt, alarm: alarm,
+            config: config, journal: outbox, sinks: readSinks, directory: directory, mqtt: mqtt, alarm: alarm,
             heartbeat: record, logger: logger)
         self.health = health
         if let settings = config.backend, let backendToken, let record {
             heartbeat = HeartbeatSender(
                 settings: settings, token: backendToken, monitor: health, mqtt: mqtt, record: record,
-                metrics: metrics.backend, logger: logger)
+                directory: directory, configuredBoards: config.boards.map(\.name), metrics: metrics.backend,
+                logger: logger)
         } else {
             heartbeat = nil
         }
@@ -162,13 +165,14 @@ public final class Gateway: Sendable {
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
         var services: [any Service] = [status, mqtt, health]
-        if let heartbeat { services.append(heartbeat) }
         if let metricsServer { services.append(metricsServer) }
         if let backend { services.append(backend) }
         services += boards as [any Service]
         if let discovery { services.append(discovery) }
         if let alarm { services.append(alarm) }
         if let alarmControl { services.append(alarmControl) }
+        // Stopped first: a heartbeat sent while the boards close would say they are offline.
+        if let heartbeat { services.append(heartbeat) }
         services.append(notifier)
         return services
     }

@@ -21,8 +21,8 @@ extension Journal {
             clockSynchronised()
             ? Date().addingTimeInterval(-Double(maxAge.components.seconds)).timeIntervalSince1970 : nil
         do {
-            let (dropped, agedOut, quarantineDropped) = try await database.write {
-                db -> ([EventClass: Int], [EventClass: Int], Int) in
+            let (dropped, agedOut, quarantineDropped, used) = try await database.write {
+                db -> ([EventClass: Int], [EventClass: Int], Int, Int64) in
                 // The quarantine first, within its own bound; then it is left out of `max_bytes`.
                 let quarantineDropped = try Self.boundQuarantine(
                     db, maxCount: quarantineCount, maxBytes: quarantineBytes)
@@ -70,8 +70,9 @@ extension Journal {
                             ON CONFLICT (class) DO UPDATE SET count = count + excluded.count
                             """, arguments: [code, count])
                 }
-                return (dropped, agedOut, quarantineDropped)
+                return (dropped, agedOut, quarantineDropped, try usedBytes())
             }
+            metrics.used.record(used)
             for (eventClass, count) in dropped {
                 let aged = agedOut[eventClass] ?? 0
                 metrics.dropped(aged, eventClass, .maxAge)
@@ -171,7 +172,10 @@ extension Journal {
             }
         }
         guard !dropped.isEmpty else { return }
-        for (eventClass, count) in dropped { droppedInMemory[eventClass, default: 0] += count }
+        for (eventClass, count) in dropped {
+            droppedInMemory[eventClass, default: 0] += count
+            metrics.dropped(count, eventClass, .memory)
+        }
         logger.error(
             "journal unwritable and memory full: oldest events dropped",
             metadata: [
@@ -181,21 +185,25 @@ extension Journal {
 }
 
 extension Journal {
-    /// Events the bounds dropped since the journal was created, per class, and the quarantined
-    /// events its own bound dropped: the `dropped` table, which outlives restarts.
+    /// Events the bounds dropped since the journal was created, per class (the `dropped` table,
+    /// which outlives restarts, and those dropped from memory while the card refused writes,
+    /// since the start), and the quarantined events its own bound dropped.
     public func droppedCounts() async -> (byClass: [EventClass: Int], quarantine: Int) {
-        (try? await database.read { db -> ([EventClass: Int], Int) in
-            var byClass = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0, 0) })
-            var quarantine = 0
-            for row in try Row.fetchAll(db, sql: "SELECT class, count FROM dropped") {
-                let code: Int = row[0]
-                if code == Self.quarantineDropCode {
-                    quarantine = row[1]
-                } else {
-                    byClass[EventClass(storageCode: code)] = row[1]
+        let inMemory = droppedInMemory
+        let stored =
+            (try? await database.read { db -> ([EventClass: Int], Int) in
+                var byClass = Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0, 0) })
+                var quarantine = 0
+                for row in try Row.fetchAll(db, sql: "SELECT class, count FROM dropped") {
+                    let code: Int = row[0]
+                    if code == Self.quarantineDropCode {
+                        quarantine = row[1]
+                    } else {
+                        byClass[EventClass(storageCode: code)] = row[1]
+                    }
                 }
-            }
-            return (byClass, quarantine)
-        }) ?? ([:], 0)
+                return (byClass, quarantine)
+            }) ?? (Dictionary(uniqueKeysWithValues: EventClass.allCases.map { ($0, 0) }), 0)
+        return (stored.0.merging(inMemory, uniquingKeysWith: +), stored.1)
     }
 }

@@ -888,8 +888,7 @@ public actor Journal: EventOutbox {
     }
 
     /// Events not yet acknowledged by `sink`, per class, with the oldest one's time: committed rows
-    /// and those still in memory. Dearer than `pendingCount` (the oldest time is read from the
-    /// rows, not the index): for a scrape, not for a poll.
+    /// and those still in memory. The oldest is the first waiting by seq (the order they were read).
     public func backlog(sink: String = Journal.mqttSink) async -> [EventClass: Backlog] {
         // Rows below the first pending seq are on disk; the rest are still in memory.
         let firstPending = pending.first?.seq ?? nextSeq
@@ -905,11 +904,20 @@ public actor Journal: EventOutbox {
             let cursor = cursors[index]
             let stored =
                 (try? await database.read { db -> Backlog in
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT count(*), min(received_at) FROM event WHERE class = ? AND seq > ? AND seq < ?",
-                        arguments: [eventClass.storageCode, cursor, firstPending])
-                    let oldest: Double? = row?[1]
-                    return Backlog(pending: row?[0] ?? 0, oldest: oldest.map(Date.init(timeIntervalSince1970:)))
+                    // Both from the (class, seq) index: the count without reading a row, the
+                    // oldest as the first row by seq (events are numbered as they are read), so
+                    // that a backlog of a million rows costs a scrape an index walk, not a table scan.
+                    let arguments: StatementArguments = [eventClass.storageCode, cursor, firstPending]
+                    let count =
+                        try Int.fetchOne(
+                            db, sql: "SELECT count(*) FROM event WHERE class = ? AND seq > ? AND seq < ?",
+                            arguments: arguments) ?? 0
+                    let oldest = try Double.fetchOne(
+                        db,
+                        sql:
+                            "SELECT received_at FROM event WHERE class = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT 1",
+                        arguments: arguments)
+                    return Backlog(pending: count, oldest: oldest.map(Date.init(timeIntervalSince1970:)))
                 }) ?? Backlog(pending: 0)
             let memory = inMemory[index]
             backlogs[eventClass] = Backlog(

@@ -110,12 +110,14 @@ public enum BrokerFailureReason: String, Sendable, CaseIterable {
     /// Classifies a reason the connection reported (`MQTTConnectionStateMachine.Report`).
     public init(describing reason: String) {
         let text = reason.lowercased()
-        if text.contains("refused") {
-            self = .refused
-        } else if text.contains("tls") || text.contains("certificate") || text.contains("ssl") {
-            self = .tls
-        } else if text.hasPrefix("cannot reach") || text.contains("lookup") {
+        // In this order: "cannot reach host:1883: Connection refused" is the TCP connect's
+        // refusal (nobody listens), not the broker's.
+        if text.hasPrefix("cannot reach") || text.contains("lookup") {
             self = .unreachable
+        } else if text.hasPrefix("the broker refused") {
+            self = .refused
+        } else if text.contains("tls") || text.contains("certificate") || text.contains("handshake") {
+            self = .tls
         } else if text.contains("no connack") || text.contains("keepalive") || text.contains("timed out") {
             self = .timeout
         } else {
@@ -181,6 +183,8 @@ public struct JournalMetrics: Sendable {
         case maxBytes = "max_bytes"
         /// `journal.max_age`.
         case maxAge = "max_age"
+        /// The card refused writes and the events held in memory reached their bound.
+        case memory
     }
 
     /// `wiregate_journal_events_appended_total`.
@@ -196,6 +200,8 @@ public struct JournalMetrics: Sendable {
     public let size: Gauge
     /// `wiregate_journal_max_bytes`.
     public let maxBytes: Gauge
+    /// `wiregate_journal_used_bytes`: what `max_bytes` bounds, as of the last bounds check.
+    public let used: Gauge
     /// `wiregate_journal_durable`.
     public let durable: Gauge
     /// `wiregate_clock_unsynchronised_events_total`: counted where events are numbered.
@@ -214,6 +220,8 @@ public struct JournalMetrics: Sendable {
         commitDuration = CoreMetrics.Timer(label: "wiregate_journal_commit_duration_seconds", factory: factory)
         size = Gauge(label: "wiregate_journal_size_bytes", factory: factory)
         maxBytes = Gauge(label: "wiregate_journal_max_bytes", factory: factory)
+        used = Gauge(label: "wiregate_journal_used_bytes", factory: factory)
+        used.record(0)
         durable = Gauge(label: "wiregate_journal_durable", factory: factory)
         unsynchronised = Counter(label: "wiregate_clock_unsynchronised_events_total", factory: factory)
         backlog = Dictionary(

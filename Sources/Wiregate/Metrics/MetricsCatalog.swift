@@ -71,7 +71,8 @@ public enum MetricsCatalog {
             labels: ["sink", "class"]),
         .init(
             name: "wiregate_journal_dropped_events_total", kind: .counter,
-            help: "Events the journal's bounds dropped, by class and reason (max_bytes, max_age).",
+            help:
+                "Events the journal dropped, by class and reason (max_bytes, max_age; memory: the card refused writes and memory was full).",
             labels: ["class", "reason"]),
         .init(
             name: "wiregate_journal_quarantine_dropped_total", kind: .counter,
@@ -82,6 +83,11 @@ public enum MetricsCatalog {
         .init(
             name: "wiregate_journal_size_bytes", kind: .gauge,
             help: "journal.sqlite and its write-ahead log, in bytes.", labels: []),
+        .init(
+            name: "wiregate_journal_used_bytes", kind: .gauge,
+            help:
+                "The events' share of the journal (used pages, less the quarantine), which journal.max_bytes bounds; as of the last bounds check.",
+            labels: []),
         .init(
             name: "wiregate_journal_max_bytes", kind: .gauge,
             help: "The journal's bound (journal.max_bytes), in bytes.", labels: []),

@@ -22,6 +22,8 @@ public final class HealthMonitor: Service, Sendable {
     private let brokerSince = Mutex(Date())
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    /// Set by the periodic tick: the next report is published whatever changed.
+    private let tickDue = Mutex(false)
 
     /// - Parameters:
     ///   - config: the gateway's id, topics and intervals.
@@ -61,10 +63,12 @@ public final class HealthMonitor: Service, Sendable {
         }
         let readers = Dictionary(directory.all.map { ($0.board.name, $0) }) { first, _ in first }
         var boards: [String: HealthReport.Board] = [:]
+        let configured = Set(config.boards.map(\.name))
         for status in directory.snapshot() {
             let counters = readers[status.board]?.counters
             boards[status.board] = HealthReport.Board(
-                online: status.online, lastLine: counters?.lastLineAt, lines: counters?.lines ?? 0)
+                online: status.online, lastLine: counters?.lastLineAt, lines: counters?.lines ?? 0,
+                adopted: !configured.contains(status.board))
         }
         let dropped = await journal.droppedCounts()
         var quarantined: [String: Int] = [:]
@@ -122,6 +126,7 @@ public final class HealthMonitor: Service, Sendable {
                 // A periodic tick, which also catches the drops and the clock between changes.
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.config.mqtt.healthInterval)
+                    self.tickDue.withLock { $0 = true }
                     self.wake.yield()
                 }
             }
@@ -134,18 +139,19 @@ public final class HealthMonitor: Service, Sendable {
 
     private func publishOnWakeUps() async {
         var last: HealthReport?
-        var lastPublishedAt = ContinuousClock.now
         var lastPublishedWhileConnected = false
         for await _ in wakeUps {
+            let due = tickDue.withLock { due in
+                defer { due = false }
+                return due
+            }
             let report = await report()
             write(report)
-            let due = ContinuousClock.now - lastPublishedAt >= config.mqtt.healthInterval - .milliseconds(50)
             let changed = last.map { report.differsInSubstance(from: $0) } ?? true
             // A new connection gets the report at once, retained, in place of what the broker kept.
             let reconnected = report.mqtt.connected && !lastPublishedWhileConnected
             guard due || changed || reconnected else { continue }
             last = report
-            lastPublishedAt = .now
             lastPublishedWhileConnected = publish(report)
             // The report is read before it is sent: what changed meanwhile (the connection that
             // let it through, above all) is sent at once, rather than left retained a second.
@@ -165,6 +171,10 @@ public final class HealthMonitor: Service, Sendable {
         guard let payload = try? HealthReport.encoder().encode(report) else { return false }
         return mqtt.publishRetained(RetainedMessage(topic: topic, payload: String(decoding: payload, as: UTF8.self)))
     }
+
+    /// Something the report carries changed outside the followed holders (the heartbeat's
+    /// answer): a new report is written and, if it differs in substance, published.
+    public func somethingChanged() { wake.yield() }
 
     /// `health.json`, for `wiregate status`; a failed write is logged (at debug: it is retried at each report).
     private func write(_ report: HealthReport) {
@@ -187,5 +197,12 @@ public final class HeartbeatRecord: Sendable {
     /// The last attempt; nil before the first.
     public var last: HealthReport.Heartbeat? { state.withLock { $0 } }
 
-    func record(_ result: HealthReport.Heartbeat) { state.withLock { $0 = result } }
+    /// Records `result`; whether it says something else than the one before (taken or not, the
+    /// backend's state).
+    func record(_ result: HealthReport.Heartbeat) -> Bool {
+        state.withLock { last in
+            defer { last = result }
+            return last?.ok != result.ok || last?.backendState != result.backendState
+        }
+    }
 }

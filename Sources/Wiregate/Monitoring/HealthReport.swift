@@ -84,6 +84,9 @@ public struct HealthReport: Codable, Sendable, Equatable {
         public var lastLine: Date?
         /// Clean lines read since the start.
         public var lines: Int
+        /// Adopted (not named in the config): unplugged, it stays known until the restart, and is
+        /// no reason to call the gateway degraded.
+        public var adopted: Bool
     }
 
     /// The journal.
@@ -155,10 +158,17 @@ public struct HealthReport: Codable, Sendable, Equatable {
     /// The unit's `RuntimeDirectory=`.
     static let runtimeDirectory = "/run/wiregate"
 
-    /// Reads the last report the daemon wrote; nil when there is none (or it is not readable).
+    /// Reads the last report the daemon wrote: the newer of the runtime directory's and the
+    /// state directory's (the reader may not be allowed to write where the daemon writes, so
+    /// `path(for:)` may not name the daemon's file for it); nil when there is none.
     public static func read(for config: GatewayConfig) -> HealthReport? {
-        guard let data = FileManager.default.contents(atPath: path(for: config)) else { return nil }
-        return try? decoder().decode(HealthReport.self, from: data)
+        let candidates = [
+            (runtimeDirectory as NSString).appendingPathComponent("health-\(config.gateway.id).json"),
+            (config.gateway.stateDirectory as NSString).appendingPathComponent("health.json")
+        ]
+        return candidates.compactMap { path in
+            FileManager.default.contents(atPath: path).flatMap { try? decoder().decode(HealthReport.self, from: $0) }
+        }.max { $0.responseTime < $1.responseTime }
     }
 
     /// Whether anything an operator is alerted about differs: the broker, a board's online,

@@ -16,6 +16,8 @@ public final class HeartbeatSender: Service, Sendable {
     private let monitor: HealthMonitor
     private let mqtt: MQTTSink
     private let record: HeartbeatRecord
+    private let directory: BoardDirectory
+    private let configuredBoards: [String]
     private let metrics: BackendMetrics
     private let logger: Logger
 
@@ -28,11 +30,16 @@ public final class HeartbeatSender: Service, Sendable {
     ///   - monitor: makes the report.
     ///   - mqtt: whose connection changes send a heartbeat at once.
     ///   - record: where each attempt's result goes (the reports and `wiregate status` read it).
+    ///   - directory: whose configured boards the first heartbeat waits for (a while).
+    ///   - configuredBoards: the configured boards' names.
     ///   - metrics: the heartbeat's requests and state.
     public init(
         settings: GatewayConfig.Backend, token: String, monitor: HealthMonitor, mqtt: MQTTSink,
-        record: HeartbeatRecord, metrics: BackendMetrics, logger: Logger
+        record: HeartbeatRecord, directory: BoardDirectory, configuredBoards: [String], metrics: BackendMetrics,
+        logger: Logger
     ) {
+        self.directory = directory
+        self.configuredBoards = configuredBoards
         self.settings = settings
         self.token = token
         self.monitor = monitor
@@ -74,15 +81,19 @@ public final class HeartbeatSender: Service, Sendable {
         try? await client.shutdown()
     }
 
-    /// How long the first heartbeat waits for the first broker connection: a gateway that has
-    /// just started has not had time to connect, and must not be reported degraded for it.
+    /// How long the first heartbeat waits for the first broker connection and the configured
+    /// boards: a gateway that has just started (after a power cut, its USB boards still
+    /// enumerating) has not had time to connect, and must not be reported degraded for it.
     static let startGrace = Duration.seconds(10)
 
-    /// Returns once the broker is connected, or `grace` has passed.
+    /// Returns once the broker is connected and every configured board online, or `grace` has passed.
     private func firstConnection(within grace: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await status in self.mqtt.brokerChanges() where status.connected { return }
+                for await status in self.mqtt.brokerChanges() where status.connected { break }
+                while !Task.isCancelled, !self.configuredBoardsOnline() {
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
             }
             group.addTask { try? await Task.sleep(for: grace) }
             await group.next()
@@ -136,7 +147,8 @@ public final class HeartbeatSender: Service, Sendable {
             metrics.request(.health, status: nil)
             result.problem = BackendSink.describe(error)
         }
-        record.record(result)
+        // `wiregate status` and the health topic say so at once, not at the next report.
+        if record.record(result) { monitor.somethingChanged() }
         metrics.heartbeatUp.record(result.ok ? 1 : 0)
         if let success = result.lastSuccess { metrics.lastHeartbeat.record(success.timeIntervalSince1970) }
         if result.ok != (previous?.ok ?? true) || previous == nil {
@@ -146,6 +158,10 @@ public final class HeartbeatSender: Service, Sendable {
                 logger.warning("heartbeat not taken by the backend", metadata: ["problem": "\(result.problem ?? "-")"])
             }
         }
+    }
+
+    private func configuredBoardsOnline() -> Bool {
+        configuredBoards.allSatisfy { directory.isOnline($0) }
     }
 
     /// The `state` of the backend's JSON answer; nil when it is not one.

@@ -9,10 +9,11 @@ import WiregateCore
 /// `/metrics` over HTTP/1.1 (NIO's server pipeline), on the address `metrics.listen` names and
 /// nowhere else: `GET` and `HEAD` of `/metrics` only, everything else answered 405 or 404.
 ///
-/// Before each exposition its `collect` closure sets the gauges that are read rather than
-/// counted (backlogs, boards up, the alarm's state). A scrape never waits for more than one
-/// collection at a time, and connections are bounded and timed out, so a stuck or hostile
-/// client costs a file descriptor for a few seconds, never a stalled gateway.
+/// Before an exposition its `collect` closure sets the gauges that are read rather than
+/// counted (backlogs, boards up, the alarm's state): one collection at a time, shared by the
+/// scrapes that come while it runs, and reused for a second, so that a client scraping in a
+/// loop costs the journal one collection a second at most. Connections are bounded and timed
+/// out, so a stuck or hostile client costs a file descriptor for a few seconds.
 public final class MetricsServer: Service, Sendable {
     private let host: String
     private let port: Int
@@ -22,9 +23,12 @@ public final class MetricsServer: Service, Sendable {
     private let group: any EventLoopGroup
 
     /// Connections served at once; past it, new ones are closed at once.
-    static let maxConnections = 8
-    /// How long a connection may stay open, idle or not.
-    static let connectionTimeout = Duration.seconds(10)
+    static let maxConnections = 16
+    /// How long a connection may stay open, idle or not (a scrape takes milliseconds).
+    static let connectionTimeout = Duration.seconds(5)
+    /// How long a collection is reused.
+    static let collectionReuse = Duration.seconds(1)
+    private let expositions = Expositions()
 
     /// - Parameters:
     ///   - settings: `metrics:` (address and port).
@@ -49,6 +53,13 @@ public final class MetricsServer: Service, Sendable {
     /// Listens until graceful shutdown. A port that cannot be bound is logged as an error and
     /// the gateway runs on without metrics: the alarm and the data path do not depend on them.
     public func run() async {
+        await listen()
+        // Also after a failed bind or accept loop: a service that returns ends its whole
+        // ServiceGroup, and the gateway must not stop for want of metrics.
+        try? await gracefulShutdown()
+    }
+
+    private func listen() async {
         let server: NIOAsyncChannel<Connection, Never>
         do {
             server = try await ServerBootstrap(group: group)
@@ -127,8 +138,7 @@ public final class MetricsServer: Service, Sendable {
             body.writeString("only GET and HEAD\n")
         } else {
             status = .ok
-            await collect()
-            body.writeBytes(registry.exposition())
+            body.writeBytes(await expositions.current(collect: collect, registry: registry))
         }
         headers.add(
             name: "Content-Type",
@@ -138,6 +148,26 @@ public final class MetricsServer: Service, Sendable {
         try await outbound.write(.head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
         if head.method != .HEAD { try await outbound.write(.body(.byteBuffer(body))) }
         try await outbound.write(.end(nil))
+    }
+}
+
+/// The last exposition and the collection under way: scrapes share them.
+private actor Expositions {
+    private var last: (at: ContinuousClock.Instant, body: [UInt8])?
+    private var running: Task<[UInt8], Never>?
+
+    func current(collect: @escaping @Sendable () async -> Void, registry: MetricsRegistry) async -> [UInt8] {
+        if let last, ContinuousClock.now - last.at < MetricsServer.collectionReuse { return last.body }
+        if let running { return await running.value }
+        let task = Task {
+            await collect()
+            return registry.exposition()
+        }
+        running = task
+        let body = await task.value
+        running = nil
+        last = (.now, body)
+        return body
     }
 }
 

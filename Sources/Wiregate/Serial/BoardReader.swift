@@ -164,7 +164,14 @@ public final class BoardReader: Service, Sendable {
             }
             if node != path { continue }  // moved or unplugged: no backoff
             if case .failure(let error) = outcome {
-                if error is CancellationError { break }
+                // Only our own cancellation (the stop) ends the loop. The session cancelled because
+                // the node changed and changed back (unplugged and replugged on the same node
+                // before this looked: the campaign's plug cycles found it) is just a new session;
+                // breaking out ended the reader, and a ServiceGroup ends the gateway with it.
+                if error is CancellationError {
+                    if Task.isCancelled { break }
+                    continue
+                }
                 let failure = "\(error)"
                 // Say it once, not on every retry while the board stays unplugged.
                 if failure != lastFailure {

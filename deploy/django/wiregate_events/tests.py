@@ -285,3 +285,39 @@ class HeartbeatTests(TransactionTestCase):
                                EMAIL_TIMEOUT=2):
             self.assertEqual(self.beat(report(connected=False)).json()["state"], "degraded")
         self.assertEqual(self.changes, [("operational", "degraded")])
+
+    def test_a_first_heartbeat_with_old_drops_is_a_baseline_not_news(self):
+        self.assertEqual(self.beat(report(dropped=40)).json()["state"], "operational")
+        self.assertEqual(self.beat(report(dropped=40)).json()["state"], "operational")
+        self.assertEqual(self.beat(report(dropped=0)).json()["state"], "operational")  # a new journal
+        self.assertEqual(self.beat(report(dropped=3)).json()["reasons"], ["events were dropped by the journal's bound"])
+
+    def test_an_unplugged_adopted_board_is_no_degradation(self):
+        boards = {"hall": {"online": True}, "ttyACM1-A1B2": {"online": False, "adopted": True}}
+        self.assertEqual(self.beat(report(boards=boards)).json()["state"], "operational")
+
+    def test_a_receiver_that_raises_neither_undoes_the_change_nor_silences_the_others(self):
+        from .signals import gateway_state_changed
+
+        def broken(**kwargs):
+            raise RuntimeError("the SMS gateway is down")
+        gateway_state_changed.connect(broken, weak=False)
+        self.addCleanup(gateway_state_changed.disconnect, broken)
+        self.beat()
+        lost = self.beat(report(connected=False))
+        self.assertEqual(lost.status_code, 200)
+        self.assertEqual(self.changes, [("operational", "degraded")])
+        self.assertEqual(len(self.mail.outbox), 1)
+        self.beat(report(connected=False))
+        self.assertEqual(len(self.mail.outbox), 1)  # saved: no second mail for the same change
+
+    def test_a_hostile_report_is_a_reason_or_a_400_never_a_500(self):
+        hostile = report(connected=False)
+        hostile["boards"] = {"door\r\nBcc: x@evil.example": {"online": False}, "odd": "not an object"}
+        hostile["backlog"] = ["not", "an", "object"]
+        hostile["response_time"] = 10**30
+        response = self.beat(hostile)
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(response.json()["state"], "degraded")
+        self.assertNotIn("\n", self.mail.outbox[0].subject)
+        self.assertNotIn("\r", self.mail.outbox[0].subject)
