@@ -65,7 +65,7 @@ struct DevicesCommand: ParsableCommand {
             var board: String?, reason: String?
             switch matcher.decide(device) {
             case .board(let index): board = config.boards[index].name
-            case .adopt(let name): board = name; reason = "adopted (unknown_boards: adopt)"
+            case .adopt(let name, _): board = name; reason = "adopted (unknown_boards: adopt)"
             case .awaitHello: reason = "decided by its hello line (\(config.discovery.hello)) once the daemon opens it"
             case .ignore(let why), .refuse(let why): reason = why
             }

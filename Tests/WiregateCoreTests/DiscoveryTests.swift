@@ -104,10 +104,16 @@ import Testing
             defaults: { protocol: kv, baud: 9600 }
             """, boards: "  []")
         let matcher = DeviceMatcher(matches: [], allowList: config.discovery.usbIDs, adoptUnknown: true)
-        #expect(matcher.decide(Self.device(serial: "A1B2")) == .adopt(name: "A1B2"))
+        #expect(
+            matcher.decide(Self.device(serial: "A1B2"))
+                == .adopt(name: "A1B2", identity: BoardIdentity(source: .serial, value: "A1B2")))
         #expect(matcher.decide(Self.device(port: "1-1.2")) == .awaitHello)
-        #expect(matcher.decide(Self.device(port: "1-1.2"), hello: "attic", helloRead: true) == .adopt(name: "attic"))
-        #expect(matcher.decide(Self.device(port: "1-1.2"), hello: nil, helloRead: true) == .adopt(name: "usb-1-1.2"))
+        #expect(
+            matcher.decide(Self.device(port: "1-1.2"), hello: "attic", helloRead: true)
+                == .adopt(name: "attic", identity: BoardIdentity(source: .hello, value: "attic")))
+        #expect(
+            matcher.decide(Self.device(port: "1-1.2"), hello: nil, helloRead: true)
+                == .adopt(name: "usb-1-1.2", identity: BoardIdentity(source: .usbPath, value: "1-1.2")))
         let adopted = try #require(config.adoptedBoard(named: "attic"))
         #expect(adopted.baud == 9600 && adopted.protocolName == "kv" && adopted.name == "attic")
         #expect(config.needsDiscovery)
@@ -137,7 +143,9 @@ import Testing
             return
         }
         #expect(matcher.decide(Self.device(serial: "REAL-SERIAL")) == .board(index: 0))
-        #expect(matcher.decide(Self.device(serial: "other")) == .adopt(name: "other"))
+        #expect(
+            matcher.decide(Self.device(serial: "other"))
+                == .adopt(name: "other", identity: BoardIdentity(source: .serial, value: "other")))
     }
 
     @Test func aFixedPathIsNotDiscovered() throws {

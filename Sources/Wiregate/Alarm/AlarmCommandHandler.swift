@@ -54,8 +54,9 @@ public struct AlarmCommandHandler: MQTTMessageHandler {
         guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any],
             let action = object["action"] as? String, let command = AlarmPanel.command(action)
         else { return nil }
-        // A code typed as digits may come as a JSON number.
+        // A code typed as digits may come as a JSON number; Home Assistant sends null (or, from an
+        // older template, an empty string) when none was typed.
         let code = (object["code"] as? String) ?? (object["code"] as? NSNumber).map { "\($0)" }
-        return (command, code)
+        return (command, code?.isEmpty == true ? nil : code)
     }
 }

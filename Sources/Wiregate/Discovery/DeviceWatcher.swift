@@ -111,8 +111,8 @@ public final class DeviceWatcher: Service, Sendable {
         switch matcher.decide(device, hello: hello, helloRead: helloRead) {
         case .board(let index):
             attach(device, to: config.boards[index].name)
-        case .adopt(let name):
-            if directory[name] == nil, let board = config.adoptedBoard(named: name) {
+        case .adopt(let name, let identity):
+            if directory[name] == nil, let board = config.adoptedBoard(named: name, identity: identity) {
                 let reader = makeReader(board)
                 if directory.add(reader) {
                     logger.notice("unknown board adopted", metadata: ["board": "\(name)", "node": "\(device.node)"])
@@ -167,13 +167,16 @@ public final class DeviceWatcher: Service, Sendable {
 extension DeviceMatcher {
     /// The matcher for a config: its boards' `match:` entries in order, the USB allow-list and the
     /// `unknown_boards` policy; an adopted board may never take a configured board's name, nor
-    /// `alarm` (`<base>/<gateway>/alarm/...` are the alarm panel's topics).
+    /// `alarm` (`<base>/<gateway>/alarm/...` are the alarm panel's topics), nor `state` (the
+    /// entities' states for Home Assistant, whether or not it is configured now).
     /// - Parameter config: a validated config.
     public init(config: GatewayConfig) {
         self.init(
             matches: config.boards.map(\.match), allowList: config.discovery.usbIDs,
             adoptUnknown: config.discovery.adoptUnknown,
-            reservedNames: Set(config.boards.map(\.name) + [GatewayConfig.alarmTopicLevel]))
+            reservedNames: Set(
+                config.boards.map(\.name) + [GatewayConfig.alarmTopicLevel]
+                    + GatewayConfig.homeAssistantReservedBoardNames))
     }
 }
 

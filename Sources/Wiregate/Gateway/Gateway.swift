@@ -12,6 +12,7 @@ import WiregateCore
 /// BoardReader → BoardDirectory (online, where) → StatusPublisher → status.json, MQTTSink (retained statuses)
 /// MQTTSink (broker connected, refusing) → StatusPublisher → status.json
 /// broker → MQTTSink → CommandRouter (allow-list) → BoardReader.write
+/// BoardReader (tap) → EntityValues → HomeAssistantPublisher → MQTTSink (retained configs and states)
 /// ```
 public final class Gateway: Sendable {
     /// The validated config the gateway was built from.
@@ -44,6 +45,8 @@ public final class Gateway: Sendable {
     public let health: HealthMonitor
     /// The heartbeat to the backend; nil without `backend:` (or its token).
     public let heartbeat: HeartbeatSender?
+    /// Home Assistant's discovery; nil without `homeassistant:`.
+    public let homeAssistant: HomeAssistantPublisher?
     private let logger: Logger
 
     /// - Parameters:
@@ -91,9 +94,22 @@ public final class Gateway: Sendable {
         alarmControl = alarm.map {
             AlarmControlSocket(path: AlarmControlSocket.path(for: config), panel: $0, logger: logger)
         }
+        let catalog = DiscoveryCatalog(config: config, version: WiregateVersion.current)
+        let entityValues = catalog.map { EntityValues(catalog: $0, logger: logger) }
+        // The alarm sees each read first (a keypad's code is never journaled); Home Assistant's
+        // states are what is journaled.
+        var tap: (@Sendable ([Event]) -> [Event])? = nil
+        if alarm != nil || entityValues != nil {
+            tap = { @Sendable (events: [Event]) -> [Event] in
+                let kept = alarm?.tap(events) ?? events
+                entityValues?.observe(kept)
+                return kept
+            }
+        }
+        let readerTap = tap
         let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = { board in
             BoardReader(
-                board: board, config: config, outbox: outbox, logger: logger, tap: alarm?.tap,
+                board: board, config: config, outbox: outbox, logger: logger, tap: readerTap,
                 metrics: metrics.board(board.name)
             ) {
                 online, node in
@@ -109,10 +125,12 @@ public final class Gateway: Sendable {
             : nil
         let router = CommandRouter(config: config, boards: directory, logger: logger, alarm: alarm, metrics: metrics)
         self.router = router
+        let birthHandler = catalog.map { HomeAssistantStatusHandler.make(topic: $0.settings.statusTopic) }
         // `alarm/set` first: with adopted boards, the router's `+/set` filter covers it too.
-        let handler: any MQTTMessageHandler =
-            alarm.map { MessageHandlers([AlarmCommandHandler(panel: $0, config: config, logger: logger), router]) }
-            ?? router
+        let handlers: [any MQTTMessageHandler] =
+            (alarm.map { [AlarmCommandHandler(panel: $0, config: config, logger: logger)] } ?? [])
+            + (birthHandler.map { [$0.handler] } ?? []) + [router]
+        let handler: any MQTTMessageHandler = handlers.count == 1 ? router : MessageHandlers(handlers)
         let availability = Availability(config: config, directory: directory, alarm: alarm)
         let mqtt = try MQTTSink(
             config: config, password: password, outbox: outbox.reader(for: Journal.mqttSink, coalescingLatest: true),
@@ -133,6 +151,13 @@ public final class Gateway: Sendable {
                 logger: logger)
         } else {
             heartbeat = nil
+        }
+        if let catalog, let birthHandler, let entityValues {
+            homeAssistant = HomeAssistantPublisher(
+                catalog: catalog, journal: outbox, mqtt: mqtt, directory: directory, births: birthHandler.births,
+                values: entityValues, logger: logger)
+        } else {
+            homeAssistant = nil
         }
         if let settings = config.metrics, let registry {
             metricsServer = MetricsServer(
@@ -165,6 +190,7 @@ public final class Gateway: Sendable {
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
         var services: [any Service] = [status, mqtt, health]
+        if let homeAssistant { services.append(homeAssistant) }
         if let metricsServer { services.append(metricsServer) }
         if let backend { services.append(backend) }
         services += boards as [any Service]

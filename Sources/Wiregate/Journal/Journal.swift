@@ -438,6 +438,23 @@ public actor Journal: EventOutbox {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v5-discovery") { db in
+            // The Home Assistant configs published, so that the next start clears the ones it no
+            // longer produces (see `Journal+Discovery.swift`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE discovery (
+                        topic TEXT PRIMARY KEY,
+                        node TEXT NOT NULL,
+                        object TEXT NOT NULL,
+                        component TEXT NOT NULL,
+                        board TEXT,
+                        key TEXT,
+                        identity TEXT,
+                        mode TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

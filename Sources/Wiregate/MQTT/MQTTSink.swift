@@ -493,6 +493,27 @@ public final class MQTTSink: Service, Sendable {
         return publish(message)
     }
 
+    /// Most retained messages of a burst (`publishRetained(paced:)`) awaiting PUBACK at once.
+    static let pacedInFlight = 2
+
+    /// Publishes many retained messages (Home Assistant's configs), at most `pacedInFlight`
+    /// awaiting PUBACK at a time: libmosquitto would queue a whole burst at once, on the wire
+    /// ahead of an alarm handed over a moment later. Gives up when the connection goes.
+    /// - Returns: how many were published, in order; fewer than given when the connection went.
+    public func publishRetained(paced messages: [RetainedMessage]) async -> Int {
+        for (index, message) in messages.enumerated() {
+            // PUBACKs are recorded on libmosquitto's thread: a short poll, only while a burst lasts.
+            // Bounded: a status message whose PUBACK never comes holds the burst up 2 s, not for ever.
+            let deadline = ContinuousClock.now + .seconds(2)
+            while window.statusInFlight >= Self.pacedInFlight, ContinuousClock.now < deadline {
+                guard client.isConnected, !Task.isCancelled else { return index }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+            guard publishRetained(message) else { return index }
+        }
+        return messages.count
+    }
+
     @discardableResult
     private func publish(_ message: RetainedMessage) -> Bool {
         let (result, resend) = window.publish(nil) {

@@ -151,6 +151,9 @@ final class PublishWindow: Sendable {
         }
     }
 
+    /// Status messages awaiting PUBACK.
+    var statusInFlight: Int { state.withLock { $0.window.statusInFlight } }
+
     /// Telemetry's share on the current connection.
     var telemetryLimit: Int { state.withLock { $0.telemetryLimit } }
 

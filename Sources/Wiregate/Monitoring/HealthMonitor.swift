@@ -48,7 +48,7 @@ public final class HealthMonitor: Service, Sendable {
     }
 
     /// The health topic: `<base>/<gateway>/health`.
-    public var topic: String { config.gatewayTopicPrefix + "health" }
+    public var topic: String { config.healthTopic }
 
     /// The report now.
     public func report() async -> HealthReport {

@@ -98,7 +98,7 @@ extension GatewayConfig {
         _ = problems.attempt { () throws(ConfigError) in
             try document.rejectUnknownKeys([
                 "gateway", "mqtt", "boards", "log", "journal", "discovery", "unknown_boards", "defaults", "backend",
-                "alarm", "metrics"
+                "alarm", "metrics", "homeassistant"
             ])
         }
 
@@ -176,14 +176,29 @@ extension GatewayConfig {
         let metrics = problems.attempt { () throws(ConfigError) in
             try document.optional("metrics").map { node throws(ConfigError) in try Self.metrics(try node.mapping()) }
         }
+        let homeAssistant = problems.attempt { () throws(ConfigError) -> HomeAssistant? in
+            guard let node = document.optional("homeassistant") else { return nil }
+            guard boardsValid else { return nil }
+            for name in Self.homeAssistantReservedBoardNames {
+                if let clash = boardNodesNamed(name, in: document) {
+                    throw clash.error(
+                        "a board may not be named '\(name)' with a homeassistant: section (<base>/<gateway>/\(name)/ holds the entities' states)"
+                    )
+                }
+            }
+            let settings = try Self.homeAssistant(try node.mapping(), boards: boards)
+            try Self.checkAgainstAlarm(settings, alarm: alarm ?? nil, node: node)
+            return settings
+        }
         guard let gateway, let mqtt, let log, let journal, let discovery, let adoptTemplate, boardsValid, let backend,
-            let alarm, let metrics
+            let alarm, let metrics, let homeAssistant
         else { return nil }
         var config = GatewayConfig(
             gateway: gateway, mqtt: mqtt, boards: boards, log: log, journal: journal,
             discovery: discovery, adoptTemplate: adoptTemplate, backend: backend)
         config.alarm = alarm
         config.metrics = metrics
+        config.homeAssistant = homeAssistant
         config.files = problems.files
         return config
     }

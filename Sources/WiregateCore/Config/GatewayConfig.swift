@@ -25,6 +25,8 @@ public struct GatewayConfig: Sendable {
     public var alarm: Alarm? = nil
     /// `metrics:`: the Prometheus endpoint; nil (off) when there is none.
     public var metrics: Metrics? = nil
+    /// `homeassistant:`: MQTT discovery for Home Assistant; nil (off) when there is none.
+    public var homeAssistant: HomeAssistant? = nil
     /// Every file the config names (secrets, certificates), with the place that names it: they are
     /// checked, all at once, where files are read (not here: parsing does no I/O).
     public var files: [FileReference] = []
@@ -115,9 +117,11 @@ public struct GatewayConfig: Sendable {
     }
 
     /// The board adopted under `name` (from `defaults:`), or nil when adopting is off.
-    public func adoptedBoard(named name: String) -> Board? {
+    /// - Parameter identity: what the device said of itself, which named it; nil when not known.
+    public func adoptedBoard(named name: String, identity: BoardIdentity? = nil) -> Board? {
         guard discovery.adoptUnknown, var board = adoptTemplate else { return nil }
         board.name = name
+        board.adoptedIdentity = identity
         return board
     }
 
@@ -228,6 +232,20 @@ public struct GatewayConfig: Sendable {
         /// `silence_timeout`: a board that sends no line for this long is marked offline (and an
         /// alarm zone on it counts as open); nil, the default, never does.
         public var silenceTimeout: Duration? = nil
+        /// What an adopted board's device said of itself (its serial number, hello name or port
+        /// path); nil for a configured board, whose `match:` says it.
+        public var adoptedIdentity: BoardIdentity? = nil
+
+        /// Who the board is, whatever its name or tty: the serial number, else the hello name,
+        /// else the USB port path its `match:` gives (or its device gave, when adopted); nil for a
+        /// board known only by a fixed path or USB ids. Naming an adopted board in the config with
+        /// the same `match:` keeps its identity.
+        public var identity: BoardIdentity? {
+            if let serial = match.serial { return BoardIdentity(source: .serial, value: serial) }
+            if let hello = match.hello { return BoardIdentity(source: .hello, value: hello) }
+            if let usbPath = match.usbPath { return BoardIdentity(source: .usbPath, value: usbPath) }
+            return adoptedIdentity
+        }
     }
 
     /// `journal:`: how the SQLite journal commits, and how large and old it may grow.

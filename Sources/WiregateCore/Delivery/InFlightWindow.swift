@@ -18,6 +18,8 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
     private let isOrdinary: @Sendable (Item) -> Bool
     /// Ordinary items awaiting PUBACK.
     public private(set) var ordinaryInFlight = 0
+    /// Status messages (nil items) awaiting PUBACK: what paces a burst of them.
+    public private(set) var statusInFlight = 0
     /// Answered and accepted, in the order of their PUBACKs, until the sink takes them.
     public private(set) var acknowledged: [Item] = []
     /// Answered and refused, until the sink takes them.
@@ -57,9 +59,12 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
         guard let displaced = awaiting.removeValue(forKey: mid) else {
             awaiting[mid] = item
             if let item, isOrdinary(item) { ordinaryInFlight += 1 }
+            if item == nil { statusInFlight += 1 }
             return []
         }
         if let displaced, isOrdinary(displaced) { ordinaryInFlight -= 1 }
+        // The displaced status message is given up (nothing resends it); the new one is not kept either.
+        if displaced == nil { statusInFlight -= 1 }
         poisoned[mid, default: 0] += 2
         return [displaced, item].compactMap { $0 }
     }
@@ -86,6 +91,7 @@ public struct InFlightWindow<Item: Sendable>: Sendable {
             return .unknown
         }
         if let item, isOrdinary(item) { ordinaryInFlight -= 1 }
+        if item == nil { statusInFlight -= 1 }
         let verdict = PubackVerdict(reasonCode: reasonCode)
         if verdict == .accepted {
             if let item {

@@ -116,7 +116,8 @@ public enum DeviceDecision: Sendable, Hashable {
     /// The board entry at this index of `boards:` matched.
     case board(index: Int)
     /// No entry matched and `unknown_boards: adopt`: a board named from its identity, with `defaults:`.
-    case adopt(name: String)
+    /// `identity` is what named it: it stays the board's in Home Assistant once the config names it.
+    case adopt(name: String, identity: BoardIdentity)
     /// Not a board: the reason, for `wiregate devices` and the log.
     case ignore(reason: String)
     /// Would be adopted, but under a name it must never have (a configured board's): refused,
@@ -184,7 +185,7 @@ public struct DeviceMatcher: Sendable {
                     "its \(identity) names it '\(identity.adoptedName)', which is a configured board's name or reserved: not adopted"
             )
         }
-        return .adopt(name: identity.adoptedName)
+        return .adopt(name: identity.adoptedName, identity: identity)
     }
 }
 
