@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/django-venv.sh
+# A real Home Assistant 2024.3.3 for HomeAssistantLiveTests (about a minute the first time, then nothing).
+./scripts/homeassistant-venv.sh
 # Arrows between the folders run one way (the README's architecture draws them).
 ./scripts/check-layers.py Sources/Wiregate
 # The alert rules: valid, and each one fires, and stays quiet, where its unit tests say.
@@ -17,6 +19,9 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 # The backend sync tests serve the Django app over this private PostgreSQL.
 source scripts/postgres.sh
 swift test --skip-build
+# Against a real Home Assistant, alone (its start is a burst of Python the suite's gateways would share).
+echo "Home Assistant interop tests (about 20 s):"
+WIREGATE_HOMEASSISTANT_TESTS=1 swift test --skip-build --filter HomeAssistantLiveTests
 # The seeded fault campaign (scripts/torture.sh): fixed seeds, then one drawn now and printed.
 # 2 and 3 found the first line of every board lost after each start (LivePathTests has it now).
 random_seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')

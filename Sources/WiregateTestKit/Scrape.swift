@@ -16,18 +16,26 @@ public struct HTTPAnswer: Sendable {
 ///
 /// The socket calls block, so they run on a thread of their own: on the concurrency pool (two
 /// threads on two cores) a blocked read would stall every other test's gateway in the process.
+/// - Parameters:
+///   - headers: more header lines (`Authorization`, `Content-Type`).
+///   - body: the request body, sent with its `Content-Length`; nil for none.
 /// - Returns: the answer; nil when nothing listens there or the answer is not HTTP.
-public func httpRequest(host: String = "127.0.0.1", port: Int, method: String = "GET", path: String = "/metrics")
-    async -> HTTPAnswer?
-{
+public func httpRequest(
+    host: String = "127.0.0.1", port: Int, method: String = "GET", path: String = "/metrics",
+    headers: [String: String] = [:], body: String? = nil
+) async -> HTTPAnswer? {
     await withCheckedContinuation { continuation in
         Thread {
-            continuation.resume(returning: blockingHTTPRequest(host: host, port: port, method: method, path: path))
+            continuation.resume(
+                returning: blockingHTTPRequest(
+                    host: host, port: port, method: method, path: path, headers: headers, body: body))
         }.start()
     }
 }
 
-private func blockingHTTPRequest(host: String, port: Int, method: String, path: String) -> HTTPAnswer? {
+private func blockingHTTPRequest(
+    host: String, port: Int, method: String, path: String, headers extra: [String: String], body: String?
+) -> HTTPAnswer? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -43,7 +51,10 @@ private func blockingHTTPRequest(host: String, port: Int, method: String, path: 
         }
     }
     guard connected == 0 else { return nil }
-    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+    var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
+    for (name, value) in extra.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+    if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
+    let request = Array((head + "\r\n" + (body ?? "")).utf8)
     guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
         return nil
     }
@@ -65,7 +76,24 @@ private func blockingHTTPRequest(host: String, port: Int, method: String, path: 
         guard let colon = line.firstIndex(of: ":") else { continue }
         headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
-    return HTTPAnswer(status: status, headers: headers, body: String(text[split.upperBound...]))
+    var content = String(text[split.upperBound...])
+    if headers["transfer-encoding"]?.lowercased() == "chunked" { content = dechunked(content) }
+    return HTTPAnswer(status: status, headers: headers, body: content)
+}
+
+/// A chunked body's content: each `size CRLF data CRLF`, up to the zero-sized chunk.
+private func dechunked(_ text: String) -> String {
+    var bytes = Array(text.utf8)[...]
+    var out: [UInt8] = []
+    while let lineEnd = bytes.firstIndex(of: UInt8(ascii: "\r")),
+        let size = Int(
+            String(String(decoding: bytes[bytes.startIndex..<lineEnd], as: UTF8.self).prefix { $0 != ";" }), radix: 16),
+        size > 0, lineEnd + 2 + size <= bytes.endIndex
+    {
+        out += bytes[(lineEnd + 2)..<(lineEnd + 2 + size)]
+        bytes = bytes[min(bytes.endIndex, lineEnd + 2 + size + 2)...]
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// A Prometheus text exposition, parsed: what a test compares with what it did.

@@ -38,6 +38,44 @@ struct DevicesCommand: ParsableCommand {
         var board: String?
         var reason: String?
         var openByDaemon: Bool
+        /// What Home Assistant is told of the board: nil without `homeassistant:`.
+        var entities: [AnnouncedEntity]? = nil
+    }
+
+    /// One entity a board announces to Home Assistant.
+    struct AnnouncedEntity: Codable {
+        var component: String
+        var name: String
+        /// The entity id Home Assistant gives it at first (`binary_sensor.front_door_door`).
+        var entityID: String
+        var uniqueID: String
+        /// The board's key it shows; nil for one the gateway makes (connectivity, alarm siren).
+        var key: String?
+    }
+
+    /// Per board, what it announces: what the config makes at the start, and the keys the
+    /// daemon recorded as announced (from the journal, read only).
+    func announcedEntities(_ config: GatewayConfig) -> [String: [AnnouncedEntity]]? {
+        guard let catalog = DiscoveryCatalog(config: config, version: WiregateVersion.current) else { return nil }
+        var records: [DiscoveryRecord] = []
+        do {
+            records = try Journal.discoveryRecords(stateDirectory: config.gateway.stateDirectory)
+        } catch {
+            FileHandle.standardError.write(
+                Data("warning: cannot read the keys announced from the journal: \(error)\n".utf8))
+        }
+        let plan = DiscoveryPlan(catalog: catalog, records: records, boards: config.boards)
+        var byBoard: [String: [AnnouncedEntity]] = [:]
+        for entity in plan.entities {
+            guard let board = entity.board else { continue }
+            byBoard[board, default: []].append(
+                AnnouncedEntity(
+                    component: entity.component.rawValue, name: entity.fields["name"]?.stringValue ?? "",
+                    entityID: entity.component.rawValue + "."
+                        + (entity.fields["object_id"]?.stringValue ?? entity.objectID),
+                    uniqueID: entity.uniqueID, key: entity.key))
+        }
+        return byBoard
     }
 
     func run() throws {
@@ -92,6 +130,10 @@ struct DevicesCommand: ParsableCommand {
                         : "fixed path (match.path): nothing there yet, reopened until it exists",
                     openByDaemon: open))
         }
+        let announced = announcedEntities(config)
+        if let announced {
+            for index in rows.indices { rows[index].entities = rows[index].board.map { announced[$0] ?? [] } }
+        }
         if output.json {
             try printJSON(rows)
             return
@@ -117,6 +159,15 @@ struct DevicesCommand: ParsableCommand {
                 // Ready to paste under `boards:`: only the name is left to choose.
                 let key = identity.source == .serial ? "serial" : "usb_path"
                 print("    to add it:  - { name: NAME, match: { \(key): \"\(identity.value)\" }, protocol: kv }")
+            }
+        }
+        if let announced, let prefix = config.homeAssistant?.prefix {
+            print("\nHome Assistant (discovery on \(prefix)/), per board:")
+            for board in announced.keys.sorted() {
+                print("  \(board)")
+                for entity in announced[board] ?? [] {
+                    print("    \(entity.entityID)  \"\(entity.name)\"\(entity.key.map { "  key \($0)" } ?? "")")
+                }
             }
         }
     }

@@ -246,9 +246,10 @@ import WiregateTestKit
     }
 
     /// Runs `wiregate` (as `user` when given, through setpriv) with `input` on its standard input.
-    func cli(_ arguments: [String], input: String = "", binary: String = CommandLineTests.binary, as user: uid_t? = nil)
-        async throws -> (status: Int32, output: String)
-    {
+    func cli(
+        _ arguments: [String], input: String = "", binary: String = CommandLineTests.binary, as user: uid_t? = nil,
+        retries: Int = 5
+    ) async throws -> (status: Int32, output: String) {
         let process = Process()
         if let user {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
@@ -269,6 +270,12 @@ import WiregateTestKit
         // Polled: waitUntilExit would hold a thread of the pool the in-process daemon answers on.
         _ = await eventually(timeout: .seconds(60)) { !process.isRunning }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // A binary just copied may still be open for writing in a child another test forked at that
+        // moment (until that child's exec closes it): exec then fails with ETXTBSY. Not the CLI's doing.
+        if text.contains("Text file busy"), retries > 0 {
+            try await Task.sleep(for: .milliseconds(200))
+            return try await cli(arguments, input: input, binary: binary, as: user, retries: retries - 1)
+        }
         return (process.terminationStatus, text)
     }
 

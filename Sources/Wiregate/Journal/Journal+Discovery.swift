@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import WiregateCore
 
@@ -5,19 +6,34 @@ extension Journal {
     /// Every config recorded as published; empty (and logged) when the table cannot be read.
     public func discoveryRecords() -> [DiscoveryRecord] {
         do {
-            return try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM discovery ORDER BY topic").map { row in
-                    var record = DiscoveryRecord(
-                        topic: row["topic"], node: row["node"], object: row["object"], component: row["component"],
-                        board: row["board"], key: row["key"])
-                    record.identity = row["identity"]
-                    record.mode = row["mode"]
-                    return record
-                }
-            }
+            return try database.read(Self.fetchDiscoveryRecords)
         } catch {
             logger.error("cannot read the Home Assistant configs published", metadata: ["error": "\(error)"])
             return []
+        }
+    }
+
+    /// The configs recorded in the journal in `stateDirectory`, read without writing (for
+    /// `wiregate devices`); empty when there is no journal or it never recorded one.
+    /// - Throws: when the journal is there but cannot be read.
+    public static func discoveryRecords(stateDirectory: String) throws -> [DiscoveryRecord] {
+        let path = fileName(in: stateDirectory)
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        var configuration = Configuration()
+        configuration.readonly = true
+        return try DatabasePool(path: path, configuration: configuration).read { db in
+            try db.tableExists("discovery") ? try fetchDiscoveryRecords(db) : []
+        }
+    }
+
+    private static func fetchDiscoveryRecords(_ db: Database) throws -> [DiscoveryRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM discovery ORDER BY topic").map { row in
+            var record = DiscoveryRecord(
+                topic: row["topic"], node: row["node"], object: row["object"], component: row["component"],
+                board: row["board"], key: row["key"])
+            record.identity = row["identity"]
+            record.mode = row["mode"]
+            return record
         }
     }
 
