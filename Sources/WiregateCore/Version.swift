@@ -2,5 +2,5 @@
 /// `wiregate --version`), `wiregate_build_info` and the health report's.
 public enum WiregateVersion {
     /// The version of this build.
-    public static let current = "0.7.0"
+    public static let current = "0.8.0"
 }
