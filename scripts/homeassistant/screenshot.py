@@ -291,19 +291,32 @@ async def drive(debug_port: int, url: str, device_id: str, device_name: str, out
                                  "!!document.querySelector('home-assistant')?.hass?.user", 60)
                 log("logged in as test")
                 path = f"/config/devices/device/{device_id}"
-                # In-app navigation (HA's own navigate()): a reload would ask to log in again
-                # unless "keep me logged in" was ticked.
-                await page.js(f"""history.pushState(null, '', {json.dumps(path)});
-                    window.dispatchEvent(new CustomEvent('location-changed', {{detail: {{replace: false}}}}));
-                    true""")
+                # In-app navigation, as HA's own navigate() does it: a reload would ask to log in
+                # again unless "keep me logged in" was ticked. The frontend routes / to its
+                # default dashboard once it has loaded, possibly after a first navigation here,
+                # so wait for that, and navigate again whenever the location is not the page.
+                await page.until("the default dashboard",
+                                 "location.pathname.startsWith('/lovelace')", 60)
                 await page.until(
                     "the device page with its entities",
-                    f"""(() => {{ const p = __deepAll('ha-config-device-page')[0];
-                        if (!p || location.pathname !== {json.dumps(path)}) return false;
+                    f"""(() => {{
+                        if (location.pathname !== {json.dumps(path)}) {{
+                          history.pushState(null, '', {json.dumps(path)});
+                          window.dispatchEvent(new CustomEvent('location-changed', {{detail: {{replace: false}}}}));
+                          return false;
+                        }}
+                        const p = __deepAll('ha-config-device-page')[0];
+                        if (!p) return false;
                         const t = __deepText(p.shadowRoot || p);
                         return t.includes({json.dumps(device_name)}) && t.includes('Door')
                             && t.includes('Temperature'); }})()""", 60)
                 await asyncio.sleep(settle)  # icons, history graphs, live values
+                # Integration logos come from https://brands.home-assistant.io: offline, each is a
+                # broken-image glyph. Hide those (the space they take stays).
+                hidden = await page.js("""__deepAll('img').filter(i => i.complete && !i.naturalWidth)
+                    .map(i => { i.style.visibility = 'hidden'; return i.src; })""")
+                if hidden:
+                    log(f"hid images that did not load: {hidden}")
                 await page.screenshot(out)
             except Exception:
                 try:

@@ -11,6 +11,9 @@ public final class EntityValues: Sendable {
     /// Most keys announced per board: a board sending ever-new keys (broken, or hostile) stops
     /// there, logged once, instead of filling Home Assistant with entities.
     public static let maxEntitiesPerBoard = 256
+    /// Most keys per board remembered as not announced: past it, such a key is not remembered
+    /// (its rules are tried again at each of its events), so memory stays bounded.
+    public static let maxUnmappedPerBoard = 4096
 
     /// A board and one of its keys (subtopics).
     public struct BoardKey: Hashable, Sendable, Comparable {
@@ -26,8 +29,9 @@ public final class EntityValues: Sendable {
     private struct State {
         /// Per board and key: whether a rule maps it (decided once per key).
         var mapped: [BoardKey: Bool] = [:]
-        /// Keys decided, per board (what `maxEntitiesPerBoard` bounds).
-        var decided: [String: Int] = [:]
+        /// Keys mapped, and keys remembered as not mapped, per board (what the bounds count).
+        var mappedCount: [String: Int] = [:]
+        var unmappedCount: [String: Int] = [:]
         /// The last value of each mapped key.
         var values: [BoardKey: String] = [:]
         /// Values not yet published.
@@ -61,19 +65,28 @@ public final class EntityValues: Sendable {
         }
         // Rules are decided outside the lock (globs over every rule, once per key).
         let decisions = Set(undecided).map { key in (key, catalog.rule(forBoard: key.board, key: key.key) != nil) }
+        var overflowed: [String] = []
         let changed = state.withLock { state -> Bool in
             for (key, mapped) in decisions where state.mapped[key] == nil {
-                guard state.decided[key.board, default: 0] < Self.maxEntitiesPerBoard else {
-                    if state.overflowing.insert(key.board).inserted {
-                        logger.warning(
-                            "board sends more keys than Home Assistant is told of; the rest are not announced",
-                            metadata: ["board": "\(key.board)", "limit": "\(Self.maxEntitiesPerBoard)"])
+                if !mapped {
+                    if state.unmappedCount[key.board, default: 0] < Self.maxUnmappedPerBoard {
+                        state.unmappedCount[key.board, default: 0] += 1
+                        state.mapped[key] = false
                     }
                     continue
                 }
-                state.decided[key.board, default: 0] += 1
-                state.mapped[key] = mapped
-                if mapped { state.fresh.append(key) }
+                guard state.mappedCount[key.board, default: 0] < Self.maxEntitiesPerBoard else {
+                    if state.overflowing.insert(key.board).inserted { overflowed.append(key.board) }
+                    // Remembered as not announced, within the same bound as unmapped keys.
+                    if state.unmappedCount[key.board, default: 0] < Self.maxUnmappedPerBoard {
+                        state.unmappedCount[key.board, default: 0] += 1
+                        state.mapped[key] = false
+                    }
+                    continue
+                }
+                state.mappedCount[key.board, default: 0] += 1
+                state.mapped[key] = true
+                state.fresh.append(key)
             }
             var changed = false
             for event in events where !event.payload.isEmpty {
@@ -84,6 +97,12 @@ public final class EntityValues: Sendable {
                 changed = true
             }
             return changed || !state.fresh.isEmpty
+        }
+        // Logged outside the lock: a slow log must not hold up another board's reader.
+        for board in overflowed {
+            logger.warning(
+                "board sends more keys than Home Assistant is told of; the rest are not announced",
+                metadata: ["board": "\(board)", "limit": "\(Self.maxEntitiesPerBoard)"])
         }
         if changed { continuation.yield() }
     }
