@@ -21,6 +21,9 @@ public final class HomeAssistantServer: Sendable {
     public let directory: String
     private let mqttPort: Int
     private let process = Mutex<ChildProcess?>(nil)
+    /// On `homeassistant/status` from before each start: its birth is not retained, and comes
+    /// seconds after the start.
+    private let births = Mutex<Subscriber?>(nil)
 
     /// Writes its config for the broker on `mqttPort` and starts it; `waitUntilOnline()` waits for its MQTT.
     public init(mqttPort: Int) throws {
@@ -38,14 +41,24 @@ public final class HomeAssistantServer: Sendable {
         try start()
     }
 
-    deinit { process.withLock { $0?.terminate() } }
+    deinit {
+        process.withLock { $0?.terminate() }
+        births.withLock { $0?.stop() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 
-    /// Starts it (its log appended to `home-assistant.out`).
+    /// Starts it (its log appended to `home-assistant.out`). `setpriv --pdeathsig` stops it too
+    /// if the test process dies without running its deinit.
     public func start() throws {
+        let subscriber = try Subscriber(port: mqttPort, filter: "homeassistant/status")
+        births.withLock {
+            $0?.stop(); $0 = subscriber
+        }
         let log = open(directory + "/home-assistant.out", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         defer { close(log) }
         let child = try ChildProcess(
-            Self.venv + "/bin/hass", ["-c", directory, "--skip-pip"], stdout: log, stderr: log)
+            "/usr/bin/setpriv", ["--pdeathsig", "TERM", "--", Self.venv + "/bin/hass", "-c", directory, "--skip-pip"],
+            stdout: log, stderr: log)
         process.withLock { $0 = child }
     }
 
@@ -61,8 +74,7 @@ public final class HomeAssistantServer: Sendable {
     /// answers seconds before its MQTT is ready; discovery before that is still seen, retained).
     /// - Returns: false when it did not within `timeout`, or fell into recovery mode.
     public func waitUntilOnline(timeout: Duration = .seconds(90)) async throws -> Bool {
-        let birth = try Subscriber(port: mqttPort, filter: "homeassistant/status")
-        defer { birth.stop() }
+        guard let birth = births.withLock({ $0 }) else { return false }
         return await birth.waitAsync(timeout: timeout) { $0.contains { $0.payload == "online" } } && !inRecoveryMode
     }
 

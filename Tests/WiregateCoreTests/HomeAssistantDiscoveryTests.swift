@@ -126,7 +126,15 @@ import Testing
                 "{ entities: [{ key: door, component: sensor, state_class: sometimes }] }",
                 "'sometimes' is not one of measurement, total, total_increasing"
             ),
-            ("{ colour: blue }", "homeassistant.colour: unknown key")
+            ("{ colour: blue }", "homeassistant.colour: unknown key"),
+            ("{ entities: [{ board: front-door, key: bell, component: event }] }", "an event needs its event_types"),
+            ("{ entities: [{ key: bell, component: event, event_types: [] }] }", "an event needs its event_types"),
+            (
+                "{ entities: [{ key: door, component: binary_sensor, entity_category: config }] }",
+                "config is for an entity that sets something"
+            ),
+            ("{ entities: [{ board: frontdoor, key: door, component: binary_sensor }] }", "no board named 'frontdoor'"),
+            ("{ entities: [{ key: status, component: sensor }] }", "write key: _status")
         ]
         for (section, expected) in cases {
             let message = error(Self.yaml(homeassistant: section)) ?? "no error"
@@ -224,9 +232,10 @@ import Testing
             reset.component == .button && reset.fields["payload_press"] == "RESET"
                 && reset.fields["entity_category"] == "config")
         let bell = try #require(catalog.boardEntities(door).first { $0.key == "bell" })
-        // An event reads the live event topic, never the retained state (it would fire again at every restart).
+        // An event reads its state topic, where the gateway publishes live presses only, not retained.
         #expect(
-            bell.fields["state_topic"] == "wiregate/house-1/front-door/bell" && bell.fields["event_types"] == ["ring"])
+            bell.fields["state_topic"] == "wiregate/house-1/state/front-door/bell"
+                && bell.fields["event_types"] == ["ring"])
     }
 
     // MARK: - Payloads
@@ -237,7 +246,7 @@ import Testing
         let entity = try #require(catalog.entity(door, key: "door"))
         // The serial number names the device, not the name or the tty: a rename keeps it.
         #expect(entity.nodeID == "wiregate_house-1_serial_8573A1")
-        #expect(entity.uniqueID == "wiregate_house-1_serial_8573A1_key_door")
+        #expect(entity.uniqueID == "wiregate_house-1_serial_8573A1:key_door")
         #expect(
             entity.configTopic(prefix: "homeassistant")
                 == "homeassistant/binary_sensor/wiregate_house-1_serial_8573A1/key_door/config")
@@ -310,7 +319,9 @@ import Testing
     @Test func everyTopicAndIDIsOneHomeAssistantTakes() throws {
         let catalog = try catalog(Self.yaml(alarm: Self.alarm))
         let door = try board(catalog, "front-door")
-        let hostile = ["a b", "dür", "x/y/z", "_status", "a+b", "..", "€€€", String(repeating: "k", count: 128)]
+        let hostile = [
+            "a b", "dür", "x/y/z", "_status", "a+b", "..", "€€€", String(repeating: "k", count: 128), "a/b", "a_b"
+        ]
         let pattern = try Regex("^[a-zA-Z0-9_-]+$")
         var topics: Set<String> = []
         for key in hostile {
@@ -327,8 +338,19 @@ import Testing
         }
         // Keys that differ only in what a slug drops still get topics of their own.
         #expect(topics.count == hostile.count)
-        #expect(DiscoveryCatalog.slug("env/temperature") == "env_temperature")
+        #expect(
+            DiscoveryCatalog.slug("env/temperature") == "env_temperature_" + DiscoveryCatalog.fnv("env/temperature"))
+        #expect(DiscoveryCatalog.slug("door") == "door")
         #expect(DiscoveryCatalog.slug("dür") != DiscoveryCatalog.slug("d_r"))
+        #expect(DiscoveryCatalog.slug("a/b") != DiscoveryCatalog.slug("a_b"))
+        // Unique ids cannot run together: board x's key y_key/door is not board x_key_y's door.
+        #expect(
+            DiscoveryEntity(component: .sensor, nodeID: "n_board_x", objectID: "key_y_key_door", fields: [:]).uniqueID
+                != DiscoveryEntity(component: .sensor, nodeID: "n_board_x_key_y", objectID: "key_door", fields: [:])
+                .uniqueID)
+        // The entity ids Home Assistant makes of the object ids.
+        #expect(DiscoveryCatalog.entitySlug("front-door_door") == "front_door_door")
+        #expect(DiscoveryCatalog.entitySlug("A--b__c/") == "a_b_c")
     }
 
     @Test func deviceBasedDiscoveryIsOneConfigPerDevice() throws {
@@ -373,12 +395,19 @@ import Testing
         let staleObjects = Set(second.stale.map { "\($0.board ?? "gateway"):\($0.object)" })
         #expect(
             staleObjects == [
-                "front-door:key_battery", "climate:board_connected", "climate:key_hall_temperature", "siren:key_reset",
-                "siren:board_alarm_siren", "gateway:gateway_alarm"
+                "front-door:key_battery", "climate:board_connected",
+                "climate:key_" + DiscoveryCatalog.slug("hall/temperature"), "siren:key_reset",
+                "siren:board_alarm_siren",
+                "gateway:gateway_alarm"
             ])
-        // Each cleared by an empty retained config on its own topic.
+        // Each cleared by an empty retained config on its own topic, and a key's retained state with it.
         #expect(second.clearingMessages().allSatisfy { $0.payload.isEmpty })
-        #expect(Set(second.clearingMessages().map(\.topic)) == Set(second.stale.map(\.topic)))
+        #expect(
+            Set(second.clearingMessages().map(\.topic))
+                == Set(second.stale.map(\.topic)).union([
+                    "wiregate/house-1/state/front-door/battery", "wiregate/house-1/state/climate/hall/temperature",
+                    "wiregate/house-1/state/siren/reset"
+                ]))
         // What it still produces is kept, the door among it, before the board says anything.
         #expect(second.entities.contains { $0.key == "door" && $0.board == "front-door" })
         #expect(records(&second).isEmpty)
@@ -394,7 +423,7 @@ import Testing
         let second = DiscoveryPlan(catalog: after, records: recorded, boards: after.config.boards)
         #expect(second.stale.isEmpty)
         let door = try #require(second.entities.first { $0.key == "door" })
-        #expect(door.board == "entrance" && door.uniqueID == "wiregate_house-1_serial_8573A1_key_door")
+        #expect(door.board == "entrance" && door.uniqueID == "wiregate_house-1_serial_8573A1:key_door")
         #expect(door.fields["state_topic"] == "wiregate/house-1/state/entrance/door")
 
         // An adopted board's entities stay while it is unplugged at a start, and go once adopting is off.
@@ -410,6 +439,14 @@ import Testing
         #expect(unplugged.stale.isEmpty && unplugged.entities.contains { $0.board == "C0FFEE" && $0.key == "motion" })
         let notAdopting = DiscoveryPlan(catalog: before, records: adoptedRecords, boards: before.config.boards)
         #expect(Set(notAdopting.stale.compactMap(\.board)) == ["C0FFEE"])
+        // Still away once its grace is over: retired, its entities cleared; one that came back stays.
+        var graced = DiscoveryPlan(catalog: adopting, records: adoptedRecords, boards: adopting.config.boards)
+        #expect(graced.retireAbsentAdopted(present: ["C0FFEE"]).isEmpty && graced.stale.isEmpty)
+        var away = DiscoveryPlan(catalog: adopting, records: adoptedRecords, boards: adopting.config.boards)
+        #expect(away.retireAbsentAdopted(present: []) == ["C0FFEE"])
+        #expect(Set(away.stale.map(\.topic)) == Set(adoptedRecords.filter { $0.board == "C0FFEE" }.map(\.topic)))
+        #expect(!away.entities.contains { $0.board == "C0FFEE" } && !away.knows(board: "C0FFEE"))
+        #expect(away.clearingMessages().contains { $0.topic == "wiregate/house-1/state/C0FFEE/motion" })
     }
 
     @Test func aChangeOfModeClearsTheOldTopics() throws {
@@ -425,6 +462,14 @@ import Testing
             second.clearingMessages().count == recorded.count
                 && second.clearingMessages().allSatisfy { $0.payload.isEmpty })
         #expect(second.configMessages().allSatisfy { $0.topic.hasPrefix("homeassistant/device/") })
-        #expect(records(&second).allSatisfy { $0.mode == "device" })
+        let deviceRecords = records(&second)
+        #expect(deviceRecords.allSatisfy { $0.mode == "device" })
+        // And back: each device's one config goes, though its entities are still produced.
+        let third = DiscoveryPlan(catalog: component, records: deviceRecords, boards: component.config.boards)
+        #expect(
+            Set(third.clearingMessages().map(\.topic)).isSuperset(of: [
+                "homeassistant/device/wiregate_house-1_serial_8573A1/config",
+                "homeassistant/device/wiregate_house-1/config"
+            ]))
     }
 }

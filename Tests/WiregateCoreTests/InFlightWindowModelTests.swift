@@ -92,6 +92,10 @@ import WiregateCore
             try require(
                 window.ordinaryInFlight == model.values.compactMap { $0 }.filter { $0 % 2 == 0 }.count,
                 "step \(step): \(window.ordinaryInFlight) ordinary in flight, not the model's")
+            // Status messages (nil items) in flight: what telemetry's share and a paced burst count.
+            try require(
+                window.statusInFlight == model.values.filter { $0 == nil }.count,
+                "step \(step): \(window.statusInFlight) status messages in flight, not the model's")
             try require(
                 window.unknownCount == unknown,
                 "step \(step): \(window.unknownCount) unknown answers counted, the model has \(unknown)")

@@ -11,9 +11,11 @@ public final class EntityValues: Sendable {
     /// Most keys announced per board: a board sending ever-new keys (broken, or hostile) stops
     /// there, logged once, instead of filling Home Assistant with entities.
     public static let maxEntitiesPerBoard = 256
-    /// Most keys per board remembered as not announced: past it, such a key is not remembered
-    /// (its rules are tried again at each of its events), so memory stays bounded.
-    public static let maxUnmappedPerBoard = 4096
+    /// Most keys per board remembered as not announced (a key is at most 16 levels of 128 bytes:
+    /// about 2 MiB at worst). Past it a new key is tried against the rules only when its name is
+    /// one a rule names plainly (`door`, `hall/door`): a hash lookup, so a board sending ever-new
+    /// keys costs neither memory nor its reader's time, and its door is still announced.
+    public static let maxUnmappedPerBoard = 1024
 
     /// A board and one of its keys (subtopics).
     public struct BoardKey: Hashable, Sendable, Comparable {
@@ -43,6 +45,7 @@ public final class EntityValues: Sendable {
     }
 
     private let catalog: DiscoveryCatalog
+    private let plainNames: Set<String>
     private let logger: Logger
     private let state = Mutex(State())
     private let continuation: AsyncStream<Void>.Continuation
@@ -52,6 +55,7 @@ public final class EntityValues: Sendable {
     /// - Parameter catalog: whose rules say which keys are kept.
     public init(catalog: DiscoveryCatalog, logger: Logger) {
         self.catalog = catalog
+        plainNames = catalog.plainNames
         self.logger = logger
         (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -61,7 +65,12 @@ public final class EntityValues: Sendable {
     public func observe(_ events: [Event]) {
         guard !events.isEmpty else { return }
         let undecided = state.withLock { state in
-            events.map { BoardKey(board: $0.board, key: $0.subtopic) }.filter { state.mapped[$0] == nil }
+            events.map { BoardKey(board: $0.board, key: $0.subtopic) }.filter { key in
+                guard state.mapped[key] == nil else { return false }
+                if state.unmappedCount[key.board, default: 0] < Self.maxUnmappedPerBoard { return true }
+                let last = key.key.split(separator: "/").last.map(String.init) ?? key.key
+                return plainNames.contains(key.key) || plainNames.contains(last)
+            }
         }
         // Rules are decided outside the lock (globs over every rule, once per key).
         let decisions = Set(undecided).map { key in (key, catalog.rule(forBoard: key.board, key: key.key) != nil) }

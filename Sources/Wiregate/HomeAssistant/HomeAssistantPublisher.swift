@@ -4,33 +4,49 @@ import Synchronization
 import WiregateCore
 
 /// Home Assistant's MQTT discovery: every board a device, its mapped keys entities, the alarm an
-/// alarm panel (see `DiscoveryCatalog` for what is announced).
+/// alarm panel (see `DiscoveryCatalog` for what is announced, `DiscoveryPlan` for what is cleared).
 ///
-/// - At every connection: first an empty retained config for each one recorded in the journal
-///   that this start no longer produces (no ghost entity), then every config, then every state.
+/// - When the connection comes (not at each change of the broker's status): an empty retained
+///   config (and state) for each one recorded in the journal that this start no longer produces
+///   (no ghost entity), then every config, then every state.
 /// - A key is announced the first time its board sends it (a key the config names exactly, and
-///   each board's connectivity, at once); each announced config is recorded in the journal.
+///   each board's connectivity, at once). Each config is recorded in the journal before it is
+///   published: what is on the broker, the next start knows of.
 /// - Each value of an announced key is published retained on `<base>/<gateway>/state/<board>/<key>`
 ///   (Home Assistant reads states there: the event topics are not retained, and an event replayed
-///   after an outage is history, not the state now).
+///   after an outage is history, not the state now); an `event` entity's value is published there
+///   not retained, live reads only, so a replay or a restart never fires it again.
 /// - When Home Assistant says `online`, after a random wait of up to `republish_delay`, every
-///   config and state again.
+///   clearing, config and state again. A clearing is forgotten only once one was published after
+///   Home Assistant said `online` on this connection: one sent while it was down would remove the
+///   retained config, not the entity it has.
+/// - An adopted board known only from the records, and not back within `adoptedGrace` of the
+///   start, is cleared: a board moved to another USB port is a new device, and the old one goes.
 ///
-/// The readers' tap hands it each read's events (`observe`), which never waits; the publishing
-/// happens on its own task, paced, so that a burst of configs never queues ahead of an alarm.
+/// The readers' tap feeds `EntityValues`, which never waits; the publishing happens on this
+/// service's task, paced through telemetry's share of the window, so that a burst of configs
+/// never takes the places kept for alarms.
 public final class HomeAssistantPublisher: Service, Sendable {
+    /// How long an adopted board known from the records may take to come back after a start.
+    public static let adoptedGrace = Duration.seconds(120)
+
     private struct State {
-        /// A connection came: clear, announce and publish everything.
-        var connected = false
-        /// Home Assistant said `online` and the wait is over: announce and publish everything.
-        var republish = false
+        /// Clear, announce and publish everything at the next wake: a connection came, Home
+        /// Assistant said `online` (and the wait is over), or a burst was cut short.
+        var full = false
+        /// Home Assistant said `online` since this connection came: its entities see a clearing.
+        var homeAssistantOnline = false
+        /// Graceful shutdown began: a burst under way stops.
+        var stopping = false
+        /// The adopted boards' grace is over: those not back are retired.
+        var retireAdopted = false
     }
 
     private let catalog: DiscoveryCatalog
     private let journal: Journal
     private let mqtt: MQTTSink
     private let directory: BoardDirectory
-    private let births: AsyncStream<Void>
+    private let births: AsyncStream<ContinuousClock.Instant>
     private let values: EntityValues
     private let logger: Logger
     private let state = Mutex(State())
@@ -42,11 +58,11 @@ public final class HomeAssistantPublisher: Service, Sendable {
     ///   - journal: where the configs published are recorded.
     ///   - mqtt: the broker connection.
     ///   - directory: the boards, configured and adopted.
-    ///   - births: each `online` Home Assistant says (`HomeAssistantStatusHandler`).
+    ///   - births: when Home Assistant said `online` (`HomeAssistantStatusHandler`).
     ///   - values: the last values the readers' tap keeps.
     public init(
         catalog: DiscoveryCatalog, journal: Journal, mqtt: MQTTSink, directory: BoardDirectory,
-        births: AsyncStream<Void>, values: EntityValues, logger: Logger
+        births: AsyncStream<ContinuousClock.Instant>, values: EntityValues, logger: Logger
     ) {
         self.catalog = catalog
         self.values = values
@@ -58,7 +74,10 @@ public final class HomeAssistantPublisher: Service, Sendable {
         (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    // MARK: - The publishing side
+    private func request(_ change: @Sendable (inout State) -> Void) {
+        state.withLock { change(&$0) }
+        wakeContinuation.yield()
+    }
 
     /// Publishes until graceful shutdown.
     public func run() async {
@@ -66,39 +85,48 @@ public final class HomeAssistantPublisher: Service, Sendable {
         var plan = DiscoveryPlan(catalog: catalog, records: records, boards: directory.all.map(\.board))
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await status in self.mqtt.brokerChanges() where status.connected {
-                    self.state.withLock { $0.connected = true }
-                    self.wakeContinuation.yield()
+                // A full publish when the connection comes, not at each change of its status (a
+                // broker refusing one topic, then taking it again, is no reason for a flood).
+                var connected = false
+                for await status in self.mqtt.brokerChanges() where status.connected != connected {
+                    connected = status.connected
+                    let came = connected
+                    self.request { state in
+                        state.homeAssistantOnline = false
+                        if came { state.full = true }
+                    }
                 }
             }
             group.addTask {
-                for await _ in self.values.changes {
-                    self.wakeContinuation.yield()
-                }
+                for await _ in self.values.changes { self.wakeContinuation.yield() }
             }
             group.addTask {
                 // A board adopted while running: its device at once.
-                for await status in self.directory.changes() {
-                    _ = status
-                    self.wakeContinuation.yield()
-                }
+                for await _ in self.directory.changes() { self.wakeContinuation.yield() }
             }
             group.addTask {
-                var pending = false
-                for await _ in self.births where !pending {
-                    pending = true
+                // Births that came while waiting are answered by the republish they waited for.
+                var answered = ContinuousClock.now - .seconds(1)
+                for await heard in self.births where heard > answered {
                     let delay = self.catalog.settings.republishDelay
                     let longest = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
                     let wait = Duration.milliseconds(Int64.random(in: 0...max(0, longest)))
                     self.logger.debug("Home Assistant is online; republishing", metadata: ["after": "\(wait)"])
                     try? await Task.sleep(for: wait)
-                    pending = false
-                    self.state.withLock { $0.republish = true }
-                    self.wakeContinuation.yield()
+                    answered = ContinuousClock.now
+                    self.request { state in
+                        state.full = true
+                        state.homeAssistantOnline = true
+                    }
                 }
             }
             group.addTask {
+                try? await Task.sleep(for: Self.adoptedGrace)
+                self.request { $0.retireAdopted = true }
+            }
+            group.addTask {
                 try? await gracefulShutdown()
+                self.state.withLock { $0.stopping = true }
                 self.wakeContinuation.finish()
             }
             for await _ in wake { await publish(&plan) }
@@ -108,10 +136,19 @@ public final class HomeAssistantPublisher: Service, Sendable {
 
     private func publish(_ plan: inout DiscoveryPlan) async {
         for reader in directory.all where !plan.knows(board: reader.board.name) { plan.add(board: reader.board) }
-        let full = state.withLock { state in
-            defer { (state.connected, state.republish) = (false, false) }
-            return state.connected || state.republish
+        let (retire, requested) = state.withLock { state in
+            defer { (state.retireAdopted, state.full) = (false, false) }
+            return (state.retireAdopted, state.full)
         }
+        if retire {
+            let retired = plan.retireAbsentAdopted(present: Set(directory.snapshot().map(\.board)))
+            if !retired.isEmpty {
+                logger.notice(
+                    "adopted boards not back since the start: their Home Assistant devices are cleared",
+                    metadata: ["boards": "\(retired.sorted().joined(separator: ", "))"])
+            }
+        }
+        let full = requested || (retire && !plan.stale.isEmpty)
         let (fresh, values) = self.values.take(all: full)
         for key in fresh {
             guard let board = directory[key.board]?.board else { continue }
@@ -121,11 +158,13 @@ public final class HomeAssistantPublisher: Service, Sendable {
             // The next connection publishes everything: nothing is lost by waiting for it.
             return
         }
+        // Recorded before it is published: a config on the broker is one the next start knows of,
+        // whatever happens to this burst.
+        await journal.recordDiscovery(plan.takeUnrecorded())
         var messages: [RetainedMessage] = []
         var clearing: [String] = []
         if full {
-            let clears = plan.clearingMessages()
-            messages += clears.map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
+            messages += plan.clearingMessages().map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
             clearing = plan.stale.map(\.topic)
             messages += plan.configMessages().map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
         } else if !plan.unpublished.isEmpty {
@@ -134,25 +173,43 @@ public final class HomeAssistantPublisher: Service, Sendable {
             }
         }
         let configs = messages.count
-        messages += values.map { key, value in
-            RetainedMessage(topic: catalog.config.entityStateTopic(board: key.board, subtopic: key.key), payload: value)
+        for (key, value) in values {
+            let topic = catalog.config.entityStateTopic(board: key.board, subtopic: key.key)
+            if plan.component(board: key.board, key: key.key) == .event {
+                // A press is published once, live, never again at a republish.
+                if !full || fresh.contains(key) {
+                    messages.append(RetainedMessage(topic: topic, payload: value, retain: false))
+                }
+            } else {
+                messages.append(RetainedMessage(topic: topic, payload: value))
+            }
         }
-        let published = await mqtt.publishRetained(paced: messages)
-        if published >= configs {
-            if !clearing.isEmpty {
+        let online = state.withLock { $0.homeAssistantOnline }
+        switch await mqtt.publishRetained(paced: messages, stop: { self.state.withLock { $0.stopping } }) {
+        case .published(let refused):
+            if !clearing.isEmpty && online {
                 await journal.forgetDiscovery(clearing)
+                plan.stale.removeAll()
                 logger.notice(
                     "Home Assistant configs no longer produced cleared", metadata: ["count": "\(clearing.count)"])
-                plan.stale.removeAll()
             }
-            await journal.recordDiscovery(plan.takeUnrecorded())
-        }
-        if published < messages.count {
-            // The connection went mid-way: the next one publishes everything again.
-            self.values.markUnpublished(values.map(\.key))
-        } else if full {
-            logger.info(
-                "Home Assistant discovery published", metadata: ["configs": "\(configs)", "states": "\(values.count)"])
+            if full {
+                logger.info(
+                    "Home Assistant discovery published",
+                    metadata: ["configs": "\(configs)", "states": "\(values.count)", "refused": "\(refused)"])
+            }
+        case .stopped(let sent):
+            // Cut short (the connection went, the window stayed full, or the stop): the values go
+            // again with the next wake, and everything when configs were left out.
+            self.values.markUnpublished(values.map { $0.key })
+            let retry = sent < configs
+            let stopping = state.withLock { state in
+                if retry { state.full = true }
+                return state.stopping
+            }
+            guard !stopping, mqtt.isConnected else { return }
+            try? await Task.sleep(for: .seconds(1))
+            wakeContinuation.yield()
         }
     }
 }
@@ -160,12 +217,15 @@ public final class HomeAssistantPublisher: Service, Sendable {
 /// `homeassistant/status`: Home Assistant's birth (`online`) and last will (`offline`).
 public struct HomeAssistantStatusHandler: MQTTMessageHandler {
     private let topic: String
-    private let continuation: AsyncStream<Void>.Continuation
+    private let continuation: AsyncStream<ContinuousClock.Instant>.Continuation
 
-    /// The handler, and the stream of each `online` it hears (the publisher's).
+    /// The handler, and the stream of when it heard each `online` (the publisher's).
     /// - Parameter topic: `homeassistant.status_topic`.
-    public static func make(topic: String) -> (handler: HomeAssistantStatusHandler, births: AsyncStream<Void>) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    public static func make(topic: String) -> (
+        handler: HomeAssistantStatusHandler, births: AsyncStream<ContinuousClock.Instant>
+    ) {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: ContinuousClock.Instant.self, bufferingPolicy: .bufferingNewest(1))
         return (HomeAssistantStatusHandler(topic: topic, continuation: continuation), stream)
     }
 
@@ -176,6 +236,6 @@ public struct HomeAssistantStatusHandler: MQTTMessageHandler {
     /// republish then costs nothing) schedules a republish; anything else is ignored.
     public func handle(topic: String, payload: [UInt8], retained: Bool) async {
         guard String(decoding: payload, as: UTF8.self) == "online" else { return }
-        continuation.yield()
+        continuation.yield(ContinuousClock.now)
     }
 }

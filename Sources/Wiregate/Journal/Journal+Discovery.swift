@@ -4,9 +4,11 @@ import WiregateCore
 
 extension Journal {
     /// Every config recorded as published; empty (and logged) when the table cannot be read.
-    public func discoveryRecords() -> [DiscoveryRecord] {
+    /// GRDB's asynchronous calls: the actor is free for the events meanwhile (a write of a few
+    /// hundred records may wait for a commit under way, on an SD card).
+    public func discoveryRecords() async -> [DiscoveryRecord] {
         do {
-            return try database.read(Self.fetchDiscoveryRecords)
+            return try await database.read { db in try Self.fetchDiscoveryRecords(db) }
         } catch {
             logger.error("cannot read the Home Assistant configs published", metadata: ["error": "\(error)"])
             return []
@@ -39,10 +41,10 @@ extension Journal {
 
     /// Records configs as published (a record of the same topic is replaced: a renamed board).
     /// A failure is logged: the next start then cannot clear what it does not know of.
-    public func recordDiscovery(_ records: [DiscoveryRecord]) {
+    public func recordDiscovery(_ records: [DiscoveryRecord]) async {
         guard !records.isEmpty else { return }
         do {
-            try database.write { db in
+            try await database.write { db in
                 for record in records {
                     try db.execute(
                         sql: """
@@ -61,10 +63,10 @@ extension Journal {
     }
 
     /// Forgets configs once their clearing message is published.
-    public func forgetDiscovery(_ topics: [String]) {
+    public func forgetDiscovery(_ topics: [String]) async {
         guard !topics.isEmpty else { return }
         do {
-            try database.write { db in
+            try await database.write { db in
                 for topic in topics { try db.execute(sql: "DELETE FROM discovery WHERE topic = ?", arguments: [topic]) }
             }
         } catch {

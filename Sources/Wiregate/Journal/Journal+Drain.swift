@@ -26,6 +26,13 @@ extension Journal {
                             WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
                             """, arguments: [mqttSink])
                     copied = db.changesCount
+                    // The Home Assistant configs published meanwhile: the next start must know them.
+                    if try Row.fetchOne(
+                        db, sql: "SELECT 1 FROM memory.sqlite_master WHERE type = 'table' AND name = 'discovery'")
+                        != nil
+                    {
+                        try db.execute(sql: "INSERT OR REPLACE INTO main.discovery SELECT * FROM memory.discovery")
+                    }
                     return .commit
                 }
                 return copied

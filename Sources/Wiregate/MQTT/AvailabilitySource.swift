@@ -4,14 +4,19 @@ public struct RetainedMessage: Sendable, Equatable {
     public var topic: String
     /// The text published, such as `online` or `offline`.
     public var payload: String
+    /// Retained, but for the rare message of another concern that must not be (an `event`
+    /// entity's press: retained, it would fire again at every subscription).
+    public var retain = true
 
     /// Makes a message to publish retained, QoS 1.
     /// - Parameters:
     ///   - topic: the full topic to publish on.
     ///   - payload: the text to publish.
-    public init(topic: String, payload: String) {
+    ///   - retain: false for a message that is an action, not a state.
+    public init(topic: String, payload: String, retain: Bool = true) {
         self.topic = topic
         self.payload = payload
+        self.retain = retain
     }
 }
 

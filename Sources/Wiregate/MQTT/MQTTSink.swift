@@ -496,33 +496,64 @@ public final class MQTTSink: Service, Sendable {
     /// Most retained messages of a burst (`publishRetained(paced:)`) awaiting PUBACK at once.
     static let pacedInFlight = 2
 
-    /// Publishes many retained messages (Home Assistant's configs), at most `pacedInFlight`
-    /// awaiting PUBACK at a time: libmosquitto would queue a whole burst at once, on the wire
-    /// ahead of an alarm handed over a moment later. Gives up when the connection goes.
-    /// - Returns: how many were published, in order; fewer than given when the connection went.
-    public func publishRetained(paced messages: [RetainedMessage]) async -> Int {
+    /// How a paced burst ended.
+    public enum BurstOutcome: Sendable, Equatable {
+        /// Every message was handed over, but those the library refused for good (counted here,
+        /// and logged: a topic or a packet it will never take).
+        case published(refused: Int)
+        /// Stopped after `sent` messages: the connection went, the window stayed full for 2 s
+        /// (PUBACKs not coming), or the caller stopped it. The rest were not handed over.
+        case stopped(sent: Int)
+    }
+
+    /// Publishes many retained messages (Home Assistant's configs and states) through telemetry's
+    /// share of the window, at most `pacedInFlight` awaiting PUBACK at a time: libmosquitto
+    /// would queue a whole burst at once, on the wire ahead of an alarm handed over a moment
+    /// later, and status messages count in telemetry's share so that the places kept for alarms
+    /// stay free. A message the library refuses is skipped (it would be refused again).
+    /// - Parameter stop: asked before each message; true ends the burst (a graceful shutdown).
+    public func publishRetained(
+        paced messages: [RetainedMessage], stop: @Sendable () -> Bool = { false }
+    ) async -> BurstOutcome {
+        var refused = 0
         for (index, message) in messages.enumerated() {
             // PUBACKs are recorded on libmosquitto's thread: a short poll, only while a burst lasts.
-            // Bounded: a status message whose PUBACK never comes holds the burst up 2 s, not for ever.
+            // Bounded: a window that stays full for 2 s ends the burst; the caller tries again later.
             let deadline = ContinuousClock.now + .seconds(2)
-            while window.statusInFlight >= Self.pacedInFlight, ContinuousClock.now < deadline {
-                guard client.isConnected, !Task.isCancelled else { return index }
+            while !window.hasRoomForStatus(limit: Self.pacedInFlight) {
+                guard client.isConnected, !Task.isCancelled, !stop(), ContinuousClock.now < deadline else {
+                    return .stopped(sent: index)
+                }
                 try? await Task.sleep(for: .milliseconds(2))
             }
-            guard publishRetained(message) else { return index }
+            guard client.isConnected, !stop() else { return .stopped(sent: index) }
+            switch publishResult(message) {
+            case .queued: continue
+            case .refused(let error):
+                refused += 1
+                logger.warning(
+                    "retained message refused by the library: skipped",
+                    metadata: ["topic": "\(message.topic)", "error": "\(error)"])
+            case .notTaken, .notConnected: return .stopped(sent: index)
+            }
         }
-        return messages.count
+        return .published(refused: refused)
     }
 
     @discardableResult
     private func publish(_ message: RetainedMessage) -> Bool {
+        if case .queued = publishResult(message) { return true }
+        return false
+    }
+
+    private func publishResult(_ message: RetainedMessage) -> MosquittoClient.PublishResult {
         let (result, resend) = window.publish(nil) {
-            client.publish(topic: message.topic, payload: message.payload, retain: true)
+            client.publish(topic: message.topic, payload: message.payload, retain: message.retain)
         }
         if !resend.isEmpty { Task { await outbox.putBack(resend) } }
-        if case .queued = result { return true }
+        if case .queued = result { return result }
         logger.debug("retained message not published", metadata: ["topic": "\(message.topic)", "result": "\(result)"])
-        return false
+        return result
     }
 
     private func subscribeToCommands() {

@@ -35,7 +35,10 @@ final class PublishWindow: Sendable {
         func room(for eventClass: EventClass) -> Int {
             switch eventClass {
             case .critical: window.room
-            case .telemetry: min(window.room, max(0, telemetryLimit - window.ordinaryInFlight))
+            // Status messages (retained statuses, Home Assistant's configs and states) count in
+            // telemetry's share: the places kept for alarms stay theirs.
+            case .telemetry:
+                min(window.room, max(0, telemetryLimit - window.ordinaryInFlight - window.statusInFlight))
             }
         }
 
@@ -151,8 +154,11 @@ final class PublishWindow: Sendable {
         }
     }
 
-    /// Status messages awaiting PUBACK.
-    var statusInFlight: Int { state.withLock { $0.window.statusInFlight } }
+    /// Whether a status message of a paced burst may go now: fewer than `limit` of them await
+    /// their PUBACK, and telemetry's share (which they count in) has a free place.
+    func hasRoomForStatus(limit: Int) -> Bool {
+        state.withLock { $0.window.statusInFlight < limit && $0.room(for: .telemetry) >= 1 }
+    }
 
     /// Telemetry's share on the current connection.
     var telemetryLimit: Int { state.withLock { $0.telemetryLimit } }

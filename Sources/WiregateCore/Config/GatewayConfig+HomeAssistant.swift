@@ -111,8 +111,20 @@ extension GatewayConfig {
         if let problem = Topic.problem(inConfiguredTopic: rule.key.replacingOccurrences(of: "*", with: "x")) {
             throw keyNode.error("the key \(problem)")
         }
+        if ["status", "set"].contains(rule.key) {
+            throw keyNode.error(
+                "a board's own '\(rule.key)' key is published as '_\(rule.key)' (\(rule.key) is the gateway's topic): write key: _\(rule.key)"
+            )
+        }
         let boardNode = entry.optional("board")
         rule.board = try boardNode?.nonEmptyString()
+        if let boardNode, let name = rule.board, !EntityRule.isPattern(name),
+            !boards.contains(where: { $0.name == name })
+        {
+            throw boardNode.error(
+                "no board named '\(name)' in boards: (\(boards.map(\.name).joined(separator: ", "))); a glob (hall-*) also matches adopted boards"
+            )
+        }
         rule.ignore = try entry.optional("ignore")?.bool() ?? false
         let componentNode = entry.optional("component")
         if let componentNode {
@@ -138,6 +150,19 @@ extension GatewayConfig {
             rule.icon = icon
         }
         rule.eventTypes = try entry.optional("event_types").map { node throws(ConfigError) in try node.stringList() }
+        if rule.component == .event && !rule.ignore && rule.eventTypes?.isEmpty != false {
+            // Home Assistant drops an event whose type it was not told of: with none, every one.
+            let component: ConfigNode = try entry.required("component")
+            let place = entry.optional("event_types") ?? component
+            throw place.error(
+                "an event needs its event_types: the values it fires (event_types: [ring]); Home Assistant drops any other"
+            )
+        }
+        if rule.entityCategory == "config" && !rule.component.takesCommands {
+            throw (try entry.required("entity_category")).error(
+                "config is for an entity that sets something (a switch, a siren, a button); a \(rule.component.rawValue) may be diagnostic"
+            )
+        }
 
         // Each key only where it means something: a mistake here would be silently ignored otherwise.
         let only: [(key: String, components: [EntityComponent])] = [

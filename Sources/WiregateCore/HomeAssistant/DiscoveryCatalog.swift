@@ -19,8 +19,9 @@ public struct DiscoveryEntity: Sendable, Equatable {
         "\(prefix)/\(component.rawValue)/\(nodeID)/\(objectID)/config"
     }
 
-    /// The entity's `unique_id`: its node and object ids, stable across restarts, replugs and renames.
-    public var uniqueID: String { "\(nodeID)_\(objectID)" }
+    /// The entity's `unique_id`: its node and object ids, stable across restarts, replugs and
+    /// renames, with a `:` between that neither can hold (so no two entities' ids run together).
+    public var uniqueID: String { "\(nodeID):\(objectID)" }
 }
 
 /// What wiregate announces to Home Assistant, worked out from the config alone: pure, so that
@@ -158,7 +159,7 @@ public struct DiscoveryCatalog: Sendable {
             "state_topic": .string(config.boardStatusTopic(board.name)), "payload_on": "online",
             "payload_off": "offline", "availability_topic": .string(config.gatewayStatusTopic)
         ]
-        connectivity["object_id"] = .string(Self.slug(board.name + "_connected").lowercased())
+        connectivity["object_id"] = .string(Self.entitySlug(board.name + "_connected"))
         entities.append(
             entity(
                 .binarySensor, node: node, object: "board_connected", board: board.name, key: nil, fields: connectivity)
@@ -170,7 +171,7 @@ public struct DiscoveryCatalog: Sendable {
                 "name": "Alarm siren", "device_class": "sound", "state_topic": .string(config.alarmStateTopic),
                 "value_template": "{{ 'ON' if value == 'triggered' else 'OFF' }}",
                 "availability_topic": .string(config.gatewayStatusTopic),
-                "object_id": .string(Self.slug(board.name + "_alarm_siren").lowercased())
+                "object_id": .string(Self.entitySlug(board.name + "_alarm_siren"))
             ]
             entities.append(
                 entity(
@@ -185,6 +186,21 @@ public struct DiscoveryCatalog: Sendable {
             entities.append(declared)
         }
         return entities
+    }
+
+    /// The names a rule can match without a glob: a plain `key`, or the last level of `*/name`.
+    /// A key whose last level is none of these can only match a glob rule.
+    public var plainNames: Set<String> {
+        var names: Set<String> = []
+        for rule in settings.allRules {
+            if !EntityRule.isPattern(rule.key) {
+                names.insert(rule.key)
+                if let last = rule.key.split(separator: "/").last { names.insert(String(last)) }
+            } else if rule.key.hasPrefix("*/"), !EntityRule.isPattern(String(rule.key.dropFirst(2))) {
+                names.insert(String(rule.key.dropFirst(2)))
+            }
+        }
+        return names
     }
 
     /// The rule that decides `key` of the board named `board`; nil when none matches or it says ignore.
@@ -205,7 +221,7 @@ public struct DiscoveryCatalog: Sendable {
                 ["topic": .string(config.gatewayStatusTopic)], ["topic": .string(config.boardStatusTopic(board.name))]
             ],
             "availability_mode": "all",
-            "object_id": .string(Self.slug(board.name + "_" + key).lowercased())
+            "object_id": .string(Self.entitySlug(board.name + "_" + key))
         ]
         if let deviceClass = rule.deviceClass { fields["device_class"] = .string(deviceClass) }
         if let category = rule.entityCategory { fields["entity_category"] = .string(category) }
@@ -238,8 +254,9 @@ public struct DiscoveryCatalog: Sendable {
             fields["command_topic"] = .string(config.boardTopicPrefix(board.name) + "set")
             fields["payload_press"] = .string(rule.press ?? "")
         case .event:
-            // Not the retained state: a retained event would fire again at every restart.
-            fields["state_topic"] = .string(config.boardTopicPrefix(board.name) + key)
+            // Published there not retained, from live reads only: a retained press, or one the
+            // journal replays after an outage, would fire the automations again.
+            fields["state_topic"] = .string(state)
             fields["event_types"] = .array((rule.eventTypes ?? []).map { .string($0) })
             fields["value_template"] = "{{ {'event_type': value} | tojson }}"
         case .alarmControlPanel:
@@ -255,10 +272,10 @@ public struct DiscoveryCatalog: Sendable {
         fields: [String: DiscoveryJSON]
     ) -> DiscoveryEntity {
         var fields = fields
-        fields["unique_id"] = .string("\(node)_\(object)")
+        fields["unique_id"] = .string("\(node):\(object)")
         if fields["object_id"] == nil, board == nil {
             fields["object_id"] = .string(
-                Self.slug(config.gateway.id + "_" + object.dropFirst("gateway_".count)).lowercased())
+                Self.entitySlug(config.gateway.id + "_" + object.dropFirst("gateway_".count)))
         }
         return DiscoveryEntity(
             component: component, nodeID: node, objectID: object, board: board, key: key, fields: fields)
@@ -323,8 +340,9 @@ public struct DiscoveryCatalog: Sendable {
 
     // MARK: - Names
 
-    /// An id Home Assistant takes in a discovery topic (`[a-zA-Z0-9_-]`): `/` becomes `_`, and when
-    /// anything else had to change, a short hash of the original keeps two keys apart.
+    /// An id Home Assistant takes in a discovery topic (`[a-zA-Z0-9_-]`): anything else becomes
+    /// `_`, and when anything had to change, a short hash of the original keeps two keys apart
+    /// (`a/b` and `a_b`).
     public static func slug<S: StringProtocol>(_ text: S) -> String {
         var out = ""
         var changed = false
@@ -334,12 +352,28 @@ public struct DiscoveryCatalog: Sendable {
             {
                 out.unicodeScalars.append(scalar)
             } else {
-                if scalar != "/" { changed = true }
+                changed = true
                 out.append("_")
             }
         }
         if out.isEmpty { return "x" + fnv(text) }
         return changed ? out + "_" + fnv(text) : out
+    }
+
+    /// What Home Assistant makes of an `object_id` for the entity id: lower case, each run of
+    /// anything but ASCII letters and digits one `_`, none at the ends (`front-door_door` →
+    /// `front_door_door`).
+    public static func entitySlug<S: StringProtocol>(_ text: S) -> String {
+        var out = ""
+        for scalar in text.lowercased().unicodeScalars {
+            if scalar.isASCII, scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) {
+                out.unicodeScalars.append(scalar)
+            } else if !out.isEmpty, out.last != "_" {
+                out.append("_")
+            }
+        }
+        while out.last == "_" { out.removeLast() }
+        return out.isEmpty ? "unnamed" : out
     }
 
     /// FNV-1a over the UTF-8 bytes, as 8 hex digits: stable across runs and machines (unlike `hashValue`).

@@ -59,13 +59,18 @@ public struct DiscoveryPlan: Sendable {
     /// Topics in the order they were first produced: configs go out in a stable order.
     private var order: [String] = []
     private var boards: Set<String> = []
+    /// Each board key's platform, for the publisher (an event's value is not retained).
+    private var components: [String: EntityComponent] = [:]
+    /// Adopted boards known only from the records: retired if they do not come back.
+    private var restoredAdopted: Set<String> = []
     /// Configs recorded (by earlier runs or this one) in this mode.
     private var recorded: Set<String> = []
     /// Records of configs this run no longer produces (or produced in the other mode): cleared
     /// at the next full publish, then forgotten.
     public var stale: [DiscoveryRecord]
-    /// Topics produced or changed since the last `configMessages`.
+    /// Topics produced or changed since the last `configMessages`, in order.
     public private(set) var unpublished: [String] = []
+    private var unpublishedSet: Set<String> = []
 
     /// The plan of a start.
     /// - Parameters:
@@ -89,9 +94,10 @@ public struct DiscoveryPlan: Sendable {
                 let board = config.adoptedBoard(named: name, identity: identity),
                 catalog.nodeID(of: board) == record.node
             {
-                // An adopted board unplugged at this start: still adopted when it comes back.
+                // An adopted board unplugged at this start: kept while it may come back.
                 add(board: board)
                 add(board: board, key: key)
+                restoredAdopted.insert(board.name)
             }
         }
         let mode = catalog.settings.mode.rawValue
@@ -136,8 +142,44 @@ public struct DiscoveryPlan: Sendable {
             order.append(topic)
         }
         entries[topic] = Entry(entity: entity, device: device, identity: identity)
-        if !unpublished.contains(topic) { unpublished.append(topic) }
+        if let board = entity.board, let key = entity.key {
+            components[Self.componentKey(board, key)] = entity.component
+        }
+        if unpublishedSet.insert(topic).inserted { unpublished.append(topic) }
         return true
+    }
+
+    private static func componentKey(_ board: String, _ key: String) -> String { board + "\u{0}" + key }
+
+    /// The platform of the entity a board's key is in the plan as; nil when it is not in it.
+    public func component(board: String, key: String) -> EntityComponent? {
+        components[Self.componentKey(board, key)]
+    }
+
+    /// Retires the adopted boards known only from the records that are not `present` now: their
+    /// entities become stale, cleared at the next full publish (a board without a serial number
+    /// moved to another USB port is a new device; the old one must go).
+    /// - Returns: the boards retired.
+    public mutating func retireAbsentAdopted(present: Set<String>) -> [String] {
+        let retired = restoredAdopted.subtracting(present)
+        restoredAdopted.removeAll()
+        guard !retired.isEmpty else { return [] }
+        let mode = catalog.settings.mode.rawValue
+        for topic in order {
+            guard let entry = entries[topic], let board = entry.entity.board, retired.contains(board) else { continue }
+            var record = DiscoveryRecord(
+                topic: topic, node: entry.entity.nodeID, object: entry.entity.objectID,
+                component: entry.entity.component.rawValue, board: board, key: entry.entity.key)
+            record.identity = entry.identity
+            record.mode = mode
+            stale.append(record)
+            entries[topic] = nil
+            recorded.remove(topic)
+            if let key = entry.entity.key { components[Self.componentKey(board, key)] = nil }
+        }
+        order.removeAll { entries[$0] == nil }
+        boards.subtract(retired)
+        return Array(retired)
     }
 
     /// Every entity in the plan, in the order first produced.
@@ -150,14 +192,23 @@ public struct DiscoveryPlan: Sendable {
     public func clearingMessages() -> [(topic: String, payload: String)] {
         var messages: [(topic: String, payload: String)] = []
         var devicesCleared: Set<String> = []
+        let deviceMode = GatewayConfig.HomeAssistant.DiscoveryMode.device
         for record in stale {
-            if record.mode == GatewayConfig.HomeAssistant.DiscoveryMode.device.rawValue {
-                let produced = entries.values.contains { $0.entity.nodeID == record.node }
+            if record.mode == deviceMode.rawValue {
+                // Gone for good in component mode; in device mode, unless the device is still produced.
+                let produced =
+                    catalog.settings.mode == deviceMode && entries.values.contains { $0.entity.nodeID == record.node }
                 if !produced, devicesCleared.insert(record.node).inserted {
                     messages.append((catalog.deviceTopic(node: record.node), ""))
                 }
             } else {
                 messages.append((record.topic, ""))
+            }
+            // Its retained state too: a board that takes the name later must not show this one's.
+            if let board = record.board, let key = record.key,
+                component(board: board, key: key) == nil
+            {
+                messages.append((catalog.config.entityStateTopic(board: board, subtopic: key), ""))
             }
         }
         return messages
@@ -168,6 +219,7 @@ public struct DiscoveryPlan: Sendable {
     public mutating func configMessages(onlyUnpublished: Bool = false) -> [(topic: String, payload: String)] {
         let topics = onlyUnpublished ? unpublished : order
         unpublished.removeAll()
+        unpublishedSet.removeAll()
         switch catalog.settings.mode {
         case .component:
             return topics.compactMap { topic in

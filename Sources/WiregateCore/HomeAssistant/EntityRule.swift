@@ -35,8 +35,9 @@ public struct EntityRule: Sendable, Equatable {
     public var component: EntityComponent = .sensor
     /// `device_class`, as Home Assistant names it (`door`, `temperature`); nil: none.
     public var deviceClass: String?
-    /// `on`: the values that mean on, for a binary sensor (compared without case); nil: the
-    /// alarm zone's open values when the key is a zone, else the common ones.
+    /// `on`: the values that mean on, for a binary sensor (compared exactly, as the alarm's zones
+    /// compare); nil: the alarm zone's open values when the key is a zone, else the common ones
+    /// (compared without case).
     public var onValues: [String]?
     /// `off`: the values that mean off, for a binary sensor; nil: as `onValues`.
     public var offValues: [String]?
