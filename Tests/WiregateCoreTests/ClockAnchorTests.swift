@@ -12,7 +12,8 @@ import Testing
         let anchor = ClockAnchor.reading(boot: "b1", before: 1_000, wall: Self.noon, after: 1_400, synchronised: true)
         #expect(anchor == ClockAnchor(boot: "b1", monotonic: 1_200, wall: Self.noon, synchronised: true))
         // Preempted between the reads (2 ms apart): no anchor, read again.
-        #expect(ClockAnchor.reading(boot: "b1", before: 0, wall: Self.noon, after: 2_000_001, synchronised: true) == nil)
+        #expect(
+            ClockAnchor.reading(boot: "b1", before: 0, wall: Self.noon, after: 2_000_001, synchronised: true) == nil)
         // Monotonic going backwards is not a reading.
         #expect(ClockAnchor.reading(boot: "b1", before: 10, wall: Self.noon, after: 5, synchronised: true) == nil)
     }
@@ -34,12 +35,15 @@ import Testing
         // What the correction record carries for the stretch: exactly the 3 hours the clock was behind.
         #expect(ClockRepair.offset(of: startup, anchors: anchors) == behind)
         // An event recorded synchronised keeps its own time.
-        #expect(ClockRepair.repair(boot: boot, monotonic: monotonic, synchronised: true, anchors: anchors) == (.synced, nil))
+        #expect(
+            ClockRepair.repair(boot: boot, monotonic: monotonic, synchronised: true, anchors: anchors) == (.synced, nil)
+        )
     }
 
     @Test func aBootThatNeverSyncedStaysUnsyncedAndAnotherBootsAnchorNeverRepairsIt() {
         let anchors = [
-            ClockAnchor(boot: "b1", monotonic: Self.second, wall: Self.noon - 86_400 * Self.second, synchronised: false),
+            ClockAnchor(
+                boot: "b1", monotonic: Self.second, wall: Self.noon - 86_400 * Self.second, synchronised: false),
             ClockAnchor(boot: "b2", monotonic: Self.second, wall: Self.noon, synchronised: true)
         ]
         let repair = ClockRepair.repair(boot: "b1", monotonic: 50 * Self.second, synchronised: false, anchors: anchors)
@@ -58,7 +62,8 @@ import Testing
         let anchors = [late, early]
         #expect(ClockRepair.anchor(forBoot: boot, monotonic: 0, among: anchors) == early)
         #expect(ClockRepair.anchor(forBoot: boot, monotonic: 6 * 3600 * Self.second, among: anchors) == late)
-        let beforeBoth = ClockRepair.repair(boot: boot, monotonic: 60 * Self.second, synchronised: false, anchors: anchors)
+        let beforeBoth = ClockRepair.repair(
+            boot: boot, monotonic: 60 * Self.second, synchronised: false, anchors: anchors)
         #expect(beforeBoth.corrected == Self.noon - 3540 * Self.second)
         // Monotonic order is kept whatever the wall clock did: later monotonic, later corrected time
         // (within one anchor's reach).
