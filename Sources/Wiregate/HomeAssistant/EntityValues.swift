@@ -12,9 +12,8 @@ public final class EntityValues: Sendable {
     /// there, logged once, instead of filling Home Assistant with entities.
     public static let maxEntitiesPerBoard = 256
     /// Most keys per board remembered as not announced (a key is at most 16 levels of 128 bytes:
-    /// about 2 MiB at worst). Past it a new key is tried against the rules only when its name is
-    /// one a rule names plainly (`door`, `hall/door`): a hash lookup, so a board sending ever-new
-    /// keys costs neither memory nor its reader's time, and its door is still announced.
+    /// about 2 MiB at worst). Past it a new key's rules are tried at each of its events, not
+    /// remembered: memory stays bounded, and a key a rule maps is still announced.
     public static let maxUnmappedPerBoard = 1024
 
     /// A board and one of its keys (subtopics).
@@ -45,7 +44,6 @@ public final class EntityValues: Sendable {
     }
 
     private let catalog: DiscoveryCatalog
-    private let plainNames: Set<String>
     private let logger: Logger
     private let state = Mutex(State())
     private let continuation: AsyncStream<Void>.Continuation
@@ -55,7 +53,6 @@ public final class EntityValues: Sendable {
     /// - Parameter catalog: whose rules say which keys are kept.
     public init(catalog: DiscoveryCatalog, logger: Logger) {
         self.catalog = catalog
-        plainNames = catalog.plainNames
         self.logger = logger
         (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -65,12 +62,7 @@ public final class EntityValues: Sendable {
     public func observe(_ events: [Event]) {
         guard !events.isEmpty else { return }
         let undecided = state.withLock { state in
-            events.map { BoardKey(board: $0.board, key: $0.subtopic) }.filter { key in
-                guard state.mapped[key] == nil else { return false }
-                if state.unmappedCount[key.board, default: 0] < Self.maxUnmappedPerBoard { return true }
-                let last = key.key.split(separator: "/").last.map(String.init) ?? key.key
-                return plainNames.contains(key.key) || plainNames.contains(last)
-            }
+            events.map { BoardKey(board: $0.board, key: $0.subtopic) }.filter { state.mapped[$0] == nil }
         }
         // Rules are decided outside the lock (globs over every rule, once per key).
         let decisions = Set(undecided).map { key in (key, catalog.rule(forBoard: key.board, key: key.key) != nil) }
@@ -118,14 +110,19 @@ public final class EntityValues: Sendable {
 
     /// The keys first seen since the last call, and the values to publish: those changed since,
     /// or every one (`all`, after a connection or Home Assistant's restart), by board and key.
-    public func take(all: Bool) -> (fresh: [BoardKey], values: [(key: BoardKey, value: String)]) {
-        state.withLock { state in
+    /// - Returns: also the keys whose values changed since the last call (an `event` entity's
+    ///   press goes only then, even in an `all`).
+    public func take(all: Bool) -> (fresh: [BoardKey], values: [(key: BoardKey, value: String)], dirty: Set<BoardKey>) {
+        let (fresh, values, dirty) = state.withLock { state in
             let fresh = state.fresh
             state.fresh.removeAll()
-            let keys = all ? Set(state.values.keys) : state.dirty
+            let dirty = state.dirty
             state.dirty.removeAll()
-            return (fresh, keys.sorted().compactMap { key in state.values[key].map { (key, $0) } })
+            let keys = all ? Set(state.values.keys) : dirty
+            return (fresh, keys.compactMap { key in state.values[key].map { (key, $0) } }, dirty)
         }
+        // Sorted outside the lock every reader takes.
+        return (fresh, values.sorted { $0.0 < $1.0 }, dirty)
     }
 
     /// Values whose publishing failed (the connection went): the next `take` has them again.

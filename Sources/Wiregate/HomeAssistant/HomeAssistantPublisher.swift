@@ -40,13 +40,15 @@ public final class HomeAssistantPublisher: Service, Sendable {
         var stopping = false
         /// The adopted boards' grace is over: those not back are retired.
         var retireAdopted = false
+        /// Counts the connections: a birth heard on one does not make the next one's online.
+        var generation = 0
     }
 
     private let catalog: DiscoveryCatalog
     private let journal: Journal
     private let mqtt: MQTTSink
     private let directory: BoardDirectory
-    private let births: AsyncStream<ContinuousClock.Instant>
+    private let births: AsyncStream<HomeAssistantStatusHandler.Status>
     private let values: EntityValues
     private let logger: Logger
     private let state = Mutex(State())
@@ -58,11 +60,11 @@ public final class HomeAssistantPublisher: Service, Sendable {
     ///   - journal: where the configs published are recorded.
     ///   - mqtt: the broker connection.
     ///   - directory: the boards, configured and adopted.
-    ///   - births: when Home Assistant said `online` (`HomeAssistantStatusHandler`).
+    ///   - births: what Home Assistant says of itself (`HomeAssistantStatusHandler`).
     ///   - values: the last values the readers' tap keeps.
     public init(
         catalog: DiscoveryCatalog, journal: Journal, mqtt: MQTTSink, directory: BoardDirectory,
-        births: AsyncStream<ContinuousClock.Instant>, values: EntityValues, logger: Logger
+        births: AsyncStream<HomeAssistantStatusHandler.Status>, values: EntityValues, logger: Logger
     ) {
         self.catalog = catalog
         self.values = values
@@ -93,6 +95,7 @@ public final class HomeAssistantPublisher: Service, Sendable {
                     let came = connected
                     self.request { state in
                         state.homeAssistantOnline = false
+                        state.generation += 1
                         if came { state.full = true }
                     }
                 }
@@ -107,7 +110,14 @@ public final class HomeAssistantPublisher: Service, Sendable {
             group.addTask {
                 // Births that came while waiting are answered by the republish they waited for.
                 var answered = ContinuousClock.now - .seconds(1)
-                for await heard in self.births where heard > answered {
+                for await status in self.births {
+                    guard case .online(let heard) = status else {
+                        // Its last will, or a clean stop: a clearing now would not reach its entities.
+                        self.state.withLock { $0.homeAssistantOnline = false }
+                        continue
+                    }
+                    guard heard > answered else { continue }
+                    let generation = self.state.withLock { $0.generation }
                     let delay = self.catalog.settings.republishDelay
                     let longest = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
                     let wait = Duration.milliseconds(Int64.random(in: 0...max(0, longest)))
@@ -115,6 +125,8 @@ public final class HomeAssistantPublisher: Service, Sendable {
                     try? await Task.sleep(for: wait)
                     answered = ContinuousClock.now
                     self.request { state in
+                        // Heard on an earlier connection: that one's connection publishes everything anyway.
+                        guard state.generation == generation else { return }
                         state.full = true
                         state.homeAssistantOnline = true
                     }
@@ -140,16 +152,17 @@ public final class HomeAssistantPublisher: Service, Sendable {
             defer { (state.retireAdopted, state.full) = (false, false) }
             return (state.retireAdopted, state.full)
         }
+        var full = requested
         if retire {
             let retired = plan.retireAbsentAdopted(present: Set(directory.snapshot().map(\.board)))
             if !retired.isEmpty {
+                full = true
                 logger.notice(
                     "adopted boards not back since the start: their Home Assistant devices are cleared",
                     metadata: ["boards": "\(retired.sorted().joined(separator: ", "))"])
             }
         }
-        let full = requested || (retire && !plan.stale.isEmpty)
-        let (fresh, values) = self.values.take(all: full)
+        let (fresh, values, dirty) = self.values.take(all: full)
         for key in fresh {
             guard let board = directory[key.board]?.board else { continue }
             plan.add(board: board, key: key.key)
@@ -162,10 +175,10 @@ public final class HomeAssistantPublisher: Service, Sendable {
         // whatever happens to this burst.
         await journal.recordDiscovery(plan.takeUnrecorded())
         var messages: [RetainedMessage] = []
-        var clearing: [String] = []
+        var clearing: [DiscoveryRecord] = []
         if full {
             messages += plan.clearingMessages().map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
-            clearing = plan.stale.map(\.topic)
+            clearing = plan.stale
             messages += plan.configMessages().map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
         } else if !plan.unpublished.isEmpty {
             messages += plan.configMessages(onlyUnpublished: true).map {
@@ -184,12 +197,14 @@ public final class HomeAssistantPublisher: Service, Sendable {
                 messages.append(RetainedMessage(topic: topic, payload: value))
             }
         }
-        let online = state.withLock { $0.homeAssistantOnline }
+        let (online, generation) = state.withLock { ($0.homeAssistantOnline, $0.generation) }
         switch await mqtt.publishRetained(paced: messages, stop: { self.state.withLock { $0.stopping } }) {
         case .published(let refused):
-            if !clearing.isEmpty && online {
+            // Home Assistant online before the burst and still, on this same connection.
+            let stillOnline = state.withLock { $0.homeAssistantOnline && $0.generation == generation }
+            if !clearing.isEmpty && online && stillOnline {
                 await journal.forgetDiscovery(clearing)
-                plan.stale.removeAll()
+                plan.stale.removeAll { record in clearing.contains(record) }
                 logger.notice(
                     "Home Assistant configs no longer produced cleared", metadata: ["count": "\(clearing.count)"])
             }
@@ -201,7 +216,9 @@ public final class HomeAssistantPublisher: Service, Sendable {
         case .stopped(let sent):
             // Cut short (the connection went, the window stayed full, or the stop): the values go
             // again with the next wake, and everything when configs were left out.
-            self.values.markUnpublished(values.map { $0.key })
+            // Not the presses: one sent again later would fire the automations again.
+            self.values.markUnpublished(
+                values.map { $0.key }.filter { plan.component(board: $0.board, key: $0.key) != .event })
             let retry = sent < configs
             let stopping = state.withLock { state in
                 if retry { state.full = true }
@@ -216,16 +233,22 @@ public final class HomeAssistantPublisher: Service, Sendable {
 
 /// `homeassistant/status`: Home Assistant's birth (`online`) and last will (`offline`).
 public struct HomeAssistantStatusHandler: MQTTMessageHandler {
-    private let topic: String
-    private let continuation: AsyncStream<ContinuousClock.Instant>.Continuation
+    /// What Home Assistant said.
+    public enum Status: Sendable, Equatable {
+        /// `online`, heard at that moment.
+        case online(ContinuousClock.Instant)
+        /// `offline`: its last will, or a clean stop.
+        case offline
+    }
 
-    /// The handler, and the stream of when it heard each `online` (the publisher's).
+    private let topic: String
+    private let continuation: AsyncStream<Status>.Continuation
+
+    /// The handler, and the stream of what it hears (the publisher's).
     /// - Parameter topic: `homeassistant.status_topic`.
-    public static func make(topic: String) -> (
-        handler: HomeAssistantStatusHandler, births: AsyncStream<ContinuousClock.Instant>
-    ) {
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: ContinuousClock.Instant.self, bufferingPolicy: .bufferingNewest(1))
+    public static func make(topic: String) -> (handler: HomeAssistantStatusHandler, births: AsyncStream<Status>) {
+        // Kept in order, a few: an `offline` after an `online` must not be lost.
+        let (stream, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(8))
         return (HomeAssistantStatusHandler(topic: topic, continuation: continuation), stream)
     }
 
@@ -233,9 +256,13 @@ public struct HomeAssistantStatusHandler: MQTTMessageHandler {
     public var filters: [String] { [topic] }
 
     /// An `online` (retained or not: a retained one says Home Assistant was there, and a
-    /// republish then costs nothing) schedules a republish; anything else is ignored.
+    /// republish then costs nothing) schedules a republish; an `offline` says it is gone;
+    /// anything else is ignored.
     public func handle(topic: String, payload: [UInt8], retained: Bool) async {
-        guard String(decoding: payload, as: UTF8.self) == "online" else { return }
-        continuation.yield(ContinuousClock.now)
+        switch String(decoding: payload, as: UTF8.self) {
+        case "online": continuation.yield(.online(ContinuousClock.now))
+        case "offline": continuation.yield(.offline)
+        default: break
+        }
     }
 }

@@ -39,7 +39,7 @@ extension Journal {
         }
     }
 
-    /// Records configs as published (a record of the same topic is replaced: a renamed board).
+    /// Records configs as published (a record of the same topic and mode is replaced: a renamed board).
     /// A failure is logged: the next start then cannot clear what it does not know of.
     public func recordDiscovery(_ records: [DiscoveryRecord]) async {
         guard !records.isEmpty else { return }
@@ -62,12 +62,17 @@ extension Journal {
         }
     }
 
-    /// Forgets configs once their clearing message is published.
-    public func forgetDiscovery(_ topics: [String]) async {
-        guard !topics.isEmpty else { return }
+    /// Forgets configs once their clearing message is published: by topic and mode, so that the
+    /// record of the same entity in the other mode (a change of `discovery:`) stays.
+    public func forgetDiscovery(_ records: [DiscoveryRecord]) async {
+        guard !records.isEmpty else { return }
         do {
             try await database.write { db in
-                for topic in topics { try db.execute(sql: "DELETE FROM discovery WHERE topic = ?", arguments: [topic]) }
+                for record in records {
+                    try db.execute(
+                        sql: "DELETE FROM discovery WHERE topic = ? AND mode = ?",
+                        arguments: [record.topic, record.mode])
+                }
             }
         } catch {
             logger.error("cannot forget the Home Assistant configs cleared", metadata: ["error": "\(error)"])

@@ -26,14 +26,24 @@ extension Journal {
                             WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
                             """, arguments: [mqttSink])
                     copied = db.changesCount
-                    // The Home Assistant configs published meanwhile: the next start must know them.
+                    return .commit
+                }
+                // The Home Assistant configs published meanwhile, so that the next start can clear
+                // them: apart from the events, whose takeover must not depend on it.
+                do {
                     if try Row.fetchOne(
                         db, sql: "SELECT 1 FROM memory.sqlite_master WHERE type = 'table' AND name = 'discovery'")
                         != nil
                     {
-                        try db.execute(sql: "INSERT OR REPLACE INTO main.discovery SELECT * FROM memory.discovery")
+                        try db.execute(
+                            sql: """
+                                INSERT OR REPLACE INTO main.discovery (topic, node, object, component, board, key, identity, mode)
+                                SELECT topic, node, object, component, board, key, identity, mode FROM memory.discovery
+                                """)
                     }
-                    return .commit
+                } catch {
+                    logger.warning(
+                        "cannot take over the memory journal's Home Assistant records", metadata: ["error": "\(error)"])
                 }
                 return copied
             }

@@ -440,18 +440,21 @@ public actor Journal: EventOutbox {
         }
         migrator.registerMigration("v5-discovery") { db in
             // The Home Assistant configs published, so that the next start clears the ones it no
-            // longer produces (see `Journal+Discovery.swift`).
+            // longer produces (see `Journal+Discovery.swift`). The key's columns come first: SQLite
+            // 3.40's quick_check reports a NOT NULL column between them as holding NULL (in a
+            // WITHOUT ROWID table), and the journal would be moved aside as damaged.
             try db.execute(
                 sql: """
                     CREATE TABLE discovery (
-                        topic TEXT PRIMARY KEY,
+                        topic TEXT NOT NULL,
+                        mode TEXT NOT NULL,
                         node TEXT NOT NULL,
                         object TEXT NOT NULL,
                         component TEXT NOT NULL,
                         board TEXT,
                         key TEXT,
                         identity TEXT,
-                        mode TEXT NOT NULL
+                        PRIMARY KEY (topic, mode)
                     ) WITHOUT ROWID;
                     """)
         }

@@ -188,21 +188,6 @@ public struct DiscoveryCatalog: Sendable {
         return entities
     }
 
-    /// The names a rule can match without a glob: a plain `key`, or the last level of `*/name`.
-    /// A key whose last level is none of these can only match a glob rule.
-    public var plainNames: Set<String> {
-        var names: Set<String> = []
-        for rule in settings.allRules {
-            if !EntityRule.isPattern(rule.key) {
-                names.insert(rule.key)
-                if let last = rule.key.split(separator: "/").last { names.insert(String(last)) }
-            } else if rule.key.hasPrefix("*/"), !EntityRule.isPattern(String(rule.key.dropFirst(2))) {
-                names.insert(String(rule.key.dropFirst(2)))
-            }
-        }
-        return names
-    }
-
     /// The rule that decides `key` of the board named `board`; nil when none matches or it says ignore.
     public func rule(forBoard board: String, key: String) -> EntityRule? {
         guard let rule = settings.allRules.first(where: { $0.matches(board: board, key: key) }), !rule.ignore else {

@@ -142,6 +142,12 @@ public struct DiscoveryPlan: Sendable {
             order.append(topic)
         }
         entries[topic] = Entry(entity: entity, device: device, identity: identity)
+        // Produced again (a retired adopted board back): its record of this mode is live, not stale.
+        let mode = catalog.settings.mode.rawValue
+        if stale.contains(where: { $0.topic == topic && $0.mode == mode }) {
+            stale.removeAll { $0.topic == topic && $0.mode == mode }
+            recorded.insert(topic)
+        }
         if let board = entity.board, let key = entity.key {
             components[Self.componentKey(board, key)] = entity.component
         }
