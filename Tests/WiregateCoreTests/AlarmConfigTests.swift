@@ -36,14 +36,7 @@ import Testing
           keypads: [{ board: keypad }]
         """)
 
-    func error(_ yaml: String) -> String? {
-        do {
-            _ = try GatewayConfig.parse(yaml: yaml, file: "test.yaml")
-            return nil
-        } catch {
-            return error.description
-        }
-    }
+    func error(_ yaml: String) -> String? { configError(yaml) }
 
     @Test func aFullSectionIsRead() throws {
         let config = try GatewayConfig.parse(yaml: Self.valid, file: "test.yaml")

@@ -37,14 +37,7 @@ import Testing
         try #require(DiscoveryCatalog(config: try GatewayConfig.parse(yaml: yaml, file: "test.yaml"), version: "9.9"))
     }
 
-    func error(_ yaml: String) -> String? {
-        do {
-            _ = try GatewayConfig.parse(yaml: yaml, file: "test.yaml")
-            return nil
-        } catch {
-            return error.description
-        }
-    }
+    func error(_ yaml: String) -> String? { configError(yaml) }
 
     /// The subtopics a board's real line gives, through its own decoder.
     func subtopics(_ catalog: DiscoveryCatalog, board name: String, line: String) throws -> [String] {
