@@ -100,7 +100,9 @@ import WiregateTestKit
         let journal = try Journal(
             directory: state,
             settings: .init(
-                commitWindow: .zero, sync: .normal, maxBytes: 64 << 10,
+                // 128 KiB: the file's fixed pages (a dozen tables and indexes, about 48 KiB) and a
+                // batch of 100 events fit, so every refused event reaches the quarantine.
+                commitWindow: .zero, sync: .normal, maxBytes: 128 << 10,
                 quarantineMaxCount: 200, quarantineMaxBytes: 256 << 10),
             logger: Logger(label: "test"))
         // 1,000 events (about 150 KiB of text) that the destination refused for good.

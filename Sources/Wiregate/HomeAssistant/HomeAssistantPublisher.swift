@@ -189,10 +189,8 @@ public final class HomeAssistantPublisher: Service, Sendable {
         for (key, value) in values {
             let topic = catalog.config.entityStateTopic(board: key.board, subtopic: key.key)
             if plan.component(board: key.board, key: key.key) == .event {
-                // A press is published once, live, never again at a republish.
-                if !full || fresh.contains(key) {
-                    messages.append(RetainedMessage(topic: topic, payload: value, retain: false))
-                }
+                // A press is published once, as it was read, never again at a republish.
+                if dirty.contains(key) { messages.append(RetainedMessage(topic: topic, payload: value, retain: false)) }
             } else {
                 messages.append(RetainedMessage(topic: topic, payload: value))
             }

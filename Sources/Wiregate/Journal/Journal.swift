@@ -458,6 +458,23 @@ public actor Journal: EventOutbox {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v6-clock") { db in
+            // Honest time: the boots this journal has seen, and the anchors pairing each boot's
+            // CLOCK_BOOTTIME with the wall clock (see `Journal+Clock.swift`). Key columns first
+            // (SQLite 3.40's quick_check, see v5).
+            try db.execute(
+                sql: """
+                    CREATE TABLE boot (id INTEGER PRIMARY KEY, boot_id TEXT NOT NULL UNIQUE);
+                    CREATE TABLE clock_anchor (
+                        boot INTEGER NOT NULL,
+                        mono INTEGER NOT NULL,
+                        wall INTEGER NOT NULL,
+                        synced INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        PRIMARY KEY (boot, mono)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

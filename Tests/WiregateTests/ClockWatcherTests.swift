@@ -1,0 +1,63 @@
+import Foundation
+import Glibc
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+import Wiregate
+import WiregateCore
+import WiregateTestKit
+
+/// The clock anchors, written by a real watcher into a real journal, with the kernel's own
+/// notice of a clock step.
+@Suite(.serialized) struct ClockWatcherTests {
+    @Test func anchorsAtTheStartAtSyncPeriodicallyAndAtAStep() async throws {
+        let directory = try makeTemporaryDirectory("clock")
+        let journal = try Journal(directory: directory, settings: .init(), logger: Logger(label: "test"))
+        let synced = Mutex(false)
+        let watcher = ClockWatcher(
+            journal: journal, periodic: .milliseconds(300), synchronised: { synced.withLock { $0 } },
+            logger: Logger(label: "test"))
+        let group = ServiceGroup(services: [watcher], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        let reasons = { @Sendable () async -> [String] in await journal.anchors().map(\.reason) }
+        #expect(await eventually { await reasons() == ["start"] })
+        let start = try #require(await journal.anchors().first?.anchor)
+        #expect(start.boot == (try BootClock.bootID()) && !start.synchronised)
+
+        // The clock becomes synchronised: an anchor then, and every period while it stays so.
+        synced.withLock { $0 = true }
+        #expect(await eventually { await reasons().contains("synchronised") })
+        #expect(await eventually { await reasons().filter { $0 == "periodic" }.count >= 2 })
+
+        // The wall clock set (to itself: a step of microseconds, as root): the kernel cancels the
+        // watcher's timerfd, and a step anchor is written.
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        #expect(clock_settime(CLOCK_REALTIME, &now) == 0, "clock_settime needs root: errno \(errno)")
+        #expect(await eventually { await reasons().contains("step") })
+
+        // Unsynchronised again: said, and no periodic anchor after it.
+        synced.withLock { $0 = false }
+        #expect(await eventually { await reasons().last == "unsynchronised" })
+        let count = await journal.anchors().count
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(await journal.anchors().count == count)
+
+        // With them, a moment of this boot gets its wall time back to the millisecond.
+        let anchors = await journal.anchors().map(\.anchor)
+        let moment = BootClock.anchor(boot: start.boot, synchronised: false)
+        let repair = ClockRepair.repair(
+            boot: moment.boot, monotonic: moment.monotonic, synchronised: false, anchors: anchors)
+        #expect(repair.quality == .corrected)
+        #expect(abs((repair.corrected ?? 0) - moment.wall) < 10_000_000, "\(repair) vs \(moment.wall)")
+
+        await group.triggerGracefulShutdown()
+        try await running.value
+        await journal.close()
+        // Kept across a reopen, with the boot known once.
+        let reopened = try Journal(directory: directory, settings: .init(), logger: Logger(label: "test"))
+        #expect(await reopened.anchors().count == anchors.count)
+        await reopened.close()
+    }
+}
