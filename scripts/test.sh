@@ -18,7 +18,9 @@ swift format lint --strict --recursive Package.swift Sources Tests
 swift build --build-tests -Xswiftc -warnings-as-errors
 # The backend sync tests serve the Django app over this private PostgreSQL.
 source scripts/postgres.sh
-swift test --skip-build
+# Bounded: about 75 s alone, a few minutes on a loaded machine; a test that hangs fails here, its
+# name the last "started" line without its "passed" in the log, not at CI's 90-minute limit.
+timeout 1500 swift test --skip-build
 # Against a real Home Assistant, alone (its start is a burst of Python the suite's gateways would share).
 echo "Home Assistant interop tests (about 20 s):"
 WIREGATE_HOMEASSISTANT_TESTS=1 swift test --skip-build --filter HomeAssistantLiveTests

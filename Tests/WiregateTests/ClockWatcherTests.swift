@@ -30,10 +30,12 @@ import WiregateTestKit
         #expect(await eventually { await reasons().contains("synchronised") })
         #expect(await eventually { await reasons().filter { $0 == "periodic" }.count >= 2 })
 
-        // The wall clock set (to itself: a step of microseconds, as root): the kernel cancels the
-        // watcher's timerfd, and a step anchor is written.
+        // The wall clock set, as root, one millisecond ahead (forward: nothing else on the machine
+        // sees time go back): the kernel cancels the watcher's timerfd, and a step anchor is written.
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
+        now.tv_nsec += 1_000_000
+        if now.tv_nsec >= 1_000_000_000 { (now.tv_sec, now.tv_nsec) = (now.tv_sec + 1, now.tv_nsec - 1_000_000_000) }
         #expect(clock_settime(CLOCK_REALTIME, &now) == 0, "clock_settime needs root: errno \(errno)")
         #expect(await eventually { await reasons().contains("step") })
 

@@ -119,7 +119,8 @@ final class ClockSteps: @unchecked Sendable {
     /// Armed at the far future, absolute, cancelled on a set of the clock.
     private static func arm(_ fd: CInt) -> Bool {
         var value = itimerspec()
-        value.it_value.tv_sec = time_t(Int32.max)
+        // 9999-12-31: never reached (the kernel takes any time before 2262).
+        value.it_value.tv_sec = 253_402_300_799
         return timerfd_settime(fd, Int32(TFD_TIMER_ABSTIME) | Int32(TFD_TIMER_CANCEL_ON_SET), &value, nil) == 0
     }
 
