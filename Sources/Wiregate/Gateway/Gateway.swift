@@ -47,8 +47,6 @@ public final class Gateway: Sendable {
     public let heartbeat: HeartbeatSender?
     /// Home Assistant's discovery; nil without `homeassistant:`.
     public let homeAssistant: HomeAssistantPublisher?
-    /// The clock anchors of honest time, written into the journal.
-    public let clock: ClockWatcher
     private let logger: Logger
 
     /// - Parameters:
@@ -82,7 +80,6 @@ public final class Gateway: Sendable {
             backend = nil
         }
         journal = outbox
-        clock = ClockWatcher(journal: outbox, logger: logger)
         // A journal that fell back to memory has no backend reader: no backend backlog to report.
         let readSinks = outbox.isDurable ? sinks : [Journal.mqttSink]
         let directory = BoardDirectory(boards: config.boards.map(\.name))
@@ -192,7 +189,7 @@ public final class Gateway: Sendable {
     /// boards next, so the MQTT sink can say every board went offline, and the status publisher
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
-        var services: [any Service] = [clock, status, mqtt, health]
+        var services: [any Service] = [status, mqtt, health]
         if let homeAssistant { services.append(homeAssistant) }
         if let metricsServer { services.append(metricsServer) }
         if let backend { services.append(backend) }
