@@ -26,21 +26,22 @@ import WiregateCore
 
     @Test func aBoardSendingEverNewKeysGetsAtMostItsBoundAnnounced() throws {
         let values = try values(rules: "{ key: 'k*', component: sensor }")
-        for batch in 0..<50 {
-            values.observe((0..<100).map { event("k\(batch)-\($0)", "1") })
+        // 300 keys: past the bound, and light (this runs on the shared pool the suite's gateways use).
+        for batch in 0..<5 {
+            values.observe((0..<60).map { event("k\(batch)-\($0)", "1") })
         }
         let (fresh, published, _) = values.take(all: true)
         #expect(fresh.count == EntityValues.maxEntitiesPerBoard)
         #expect(published.count == EntityValues.maxEntitiesPerBoard)
         // A key past the bound keeps no value, however often it comes.
-        values.observe([event("k49-99", "2")])
-        #expect(values.value(board: "hall", key: "k49-99") == nil)
+        values.observe([event("k4-59", "2")])
+        #expect(values.value(board: "hall", key: "k4-59") == nil)
     }
 
     @Test func unmappedKeysCostNoAnnouncementAndAMappedOneStillComesAfterThem() throws {
         // Matched by a glob, as the MySensors defaults are: still announced past the unmapped cap.
         let values = try values(rules: "{ key: 'do*r', component: binary_sensor }")
-        values.observe((0..<10_000).map { event("noise\($0)", "x") })
+        values.observe((0..<(EntityValues.maxUnmappedPerBoard + 100)).map { event("noise\($0)", "x") })
         #expect(values.take(all: true).fresh.isEmpty)
         values.observe([event("door", "open"), event("door", "")])
         let (fresh, published, dirty) = values.take(all: false)
