@@ -276,8 +276,9 @@ import WiregateTestKit
         try await Task.sleep(for: .milliseconds(300))
         let after = try resources(pid)
         #expect(after.descriptors == before.descriptors, "\(before) -> \(after)")
-        // Dispatch may keep a worker more or less depending on load; a leak would be hundreds.
-        #expect(after.threads <= before.threads + 2, "\(before) -> \(after)")
+        // Dispatch keeps more or fewer workers depending on load (4 more were seen on a loaded CI
+        // machine); a leak of one per cycle would be 500.
+        #expect(after.threads <= before.threads + 8, "\(before) -> \(after)")
         #expect(after.rssKiB < before.rssKiB + 2048, "\(before) -> \(after)")
         try testbed.stopGateway()
     }
