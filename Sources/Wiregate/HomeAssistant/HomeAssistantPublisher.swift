@@ -174,17 +174,16 @@ public final class HomeAssistantPublisher: Service, Sendable {
         // Recorded before it is published: a config on the broker is one the next start knows of,
         // whatever happens to this burst.
         await journal.recordDiscovery(plan.takeUnrecorded())
-        var messages: [RetainedMessage] = []
+        var plain: [(topic: String, payload: String)] = []
         var clearing: [DiscoveryRecord] = []
         if full {
-            messages += plan.clearingMessages().map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
+            plain = plan.clearingMessages()
             clearing = plan.stale
-            messages += plan.configMessages().map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
+            plain += plan.configMessages()
         } else if !plan.unpublished.isEmpty {
-            messages += plan.configMessages(onlyUnpublished: true).map {
-                RetainedMessage(topic: $0.topic, payload: $0.payload)
-            }
+            plain = plan.configMessages(onlyUnpublished: true)
         }
+        var messages = plain.map { RetainedMessage(topic: $0.topic, payload: $0.payload) }
         let configs = messages.count
         for (key, value) in values {
             let topic = catalog.config.entityStateTopic(board: key.board, subtopic: key.key)
