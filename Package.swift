@@ -35,6 +35,8 @@ let package = Package(
         ),
         // adjtimex(2) from <sys/timex.h>, for the clock-synchronised flag of each event.
         .systemLibrary(name: "CTimex"),
+        // glibc's posix_spawn_file_actions_addclosefrom_np: the test kit's children inherit nothing.
+        .systemLibrary(name: "CSpawn"),
         // glibc's malloc.h: the journal gives memory back after a burst, the daemon limits arenas.
         .systemLibrary(name: "CMalloc"),
         // zlib (Debian: zlib1g-dev): gzip bodies for the backend, once it says it accepts them.
@@ -108,7 +110,7 @@ let package = Package(
         // Test helpers: a private mosquitto, a subscriber, pseudo-terminal boards.
         .target(
             name: "WiregateTestKit",
-            dependencies: ["Wiregate", "WiregateCore"]
+            dependencies: ["Wiregate", "WiregateCore", "CSpawn"]
         ),
         // Benchmarks: real mosquitto, real ptys, the release daemon; figures go in the README.
         // libFuzzer target over the framer and every decoder (see the file for how to build it).

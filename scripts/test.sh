@@ -20,7 +20,14 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 source scripts/postgres.sh
 # Bounded: about 75 s alone, a few minutes on a loaded machine; a test that hangs fails here, its
 # name the last "started" line without its "passed" in the log, not at CI's 90-minute limit.
-timeout 1500 swift test --skip-build
+# The log is kept: a failure's details come again at the end, where a truncated CI log still shows them.
+suite_log=$(mktemp)
+if ! timeout 1500 swift test --skip-build 2>&1 | tee "$suite_log"; then
+    echo "--- the suite failed; every issue recorded, with its details:"
+    grep -A6 "recorded an issue" "$suite_log" | grep -E "recorded an issue|^↳" | grep -v "^↳ ///" || true
+    exit 1
+fi
+rm -f "$suite_log"
 # The clock anchors, alone: the test sets the machine's clock (1 ms ahead) to see the kernel's step.
 WIREGATE_CLOCK_TESTS=1 swift test --skip-build --filter ClockWatcherTests
 # Against a real Home Assistant, alone (its start is a burst of Python the suite's gateways would share).

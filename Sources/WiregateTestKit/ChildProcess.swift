@@ -1,3 +1,4 @@
+import CSpawn
 import Foundation
 import Glibc
 import Synchronization
@@ -41,6 +42,10 @@ public final class ChildProcess: Sendable {
         } else {
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         }
+        // Nothing else is inherited: a descriptor another thread opened without close-on-exec
+        // (a binary being copied, a broker's socket) would otherwise live as long as the child,
+        // and an exec of that binary would fail with ETXTBSY for as long.
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -61,3 +61,19 @@ private func removeScratchRoot() {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
+
+/// Copies the executable `binary` to `copy` (mode 0755) through a close-on-exec descriptor.
+///
+/// `FileManager.copyItem` opens the copy without close-on-exec: a child another test spawns at that
+/// moment inherits it open for writing, and every exec of the copy fails with ETXTBSY ("Text file
+/// busy") for as long as that child lives (a broker, for the rest of its test).
+public func copyExecutable(_ binary: String, to copy: String) throws {
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: binary))
+    let fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw TestKitError("open \(copy): errno \(errno)") }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    let code = errno
+    close(fd)
+    guard written == bytes.count else { throw TestKitError("write \(copy): errno \(code)") }
+    chmod(copy, 0o755)
+}

@@ -313,8 +313,7 @@ import WiregateTestKit
 
         // Another user: the binary copied where it may run it.
         let binary = shared + "/wiregate"
-        try FileManager.default.copyItem(atPath: CommandLineTests.binary, toPath: binary)
-        chmod(binary, 0o755)
+        try copyExecutable(CommandLineTests.binary, to: binary)
         let denied = try await cli(["alarm", "status", "--config", path], binary: binary, as: 65534)
         #expect(denied.status == 1 && denied.output.contains("only root and the service's user and group"), "\(denied)")
         // Past the socket file's mode (0660), the daemon's own check of the peer's credentials.

@@ -39,20 +39,12 @@ import WiregateTestKit
 
     /// A copy of `binary` that any user can run. A clone under `/root` or in a `mktemp -d` folder
     /// (mode 0700) is out of reach of `nobody`, who would fail to exec it with EACCES.
-    ///
-    /// Written through a close-on-exec descriptor: a child another test spawns meanwhile must not
-    /// inherit it open for writing, or exec fails with ETXTBSY ("Text file busy").
+    /// Written through a close-on-exec descriptor (`copyExecutable`).
     static func copyReachable(_ binary: String) throws -> String {
         let directory = try makeTemporaryDirectory("bin")
         let copy = directory + "/wiregate"
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: binary))
-        let fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-        guard fd >= 0 else { throw TestKitError("open \(copy): errno \(errno)") }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard written == bytes.count else { throw TestKitError("write \(copy): errno \(errno)") }
+        try copyExecutable(binary, to: copy)
         chmod(directory, 0o755)
-        chmod(copy, 0o755)
         return copy
     }
 
