@@ -71,4 +71,71 @@ import Testing
         let b = ClockRepair.repair(boot: boot, monotonic: 101 * Self.second, synchronised: false, anchors: anchors)
         #expect(a.corrected! < b.corrected!)
     }
+
+    /// The index the journal dates events with agrees with the plain scan, on random anchors.
+    @Test func theIndexFindsWhatTheScanFinds() {
+        var generator = SeededGenerator(seed: 18)
+        for _ in 0..<200 {
+            let boots = ["b1", "b2", "b3"]
+            let anchors = (0..<Int.random(in: 0...12, using: &generator)).map { _ in
+                ClockAnchor(
+                    boot: boots.randomElement(using: &generator)!,
+                    monotonic: Int64.random(in: 0...1_000_000, using: &generator),
+                    wall: Int64.random(in: 0...Self.noon, using: &generator),
+                    synchronised: Bool.random(using: &generator))
+            }
+            let index = AnchorIndex(anchors)
+            for _ in 0..<20 {
+                let boot = boots.randomElement(using: &generator)!
+                let monotonic = Int64.random(in: -10...1_000_010, using: &generator)
+                let scanned = ClockRepair.anchor(forBoot: boot, monotonic: monotonic, among: anchors)
+                let found = index.nearest(boot: boot, monotonic: monotonic)
+                #expect((scanned == nil) == (found == nil))
+                if let scanned, let found {
+                    #expect(abs(scanned.monotonic - monotonic) == abs(found.monotonic - monotonic))
+                    #expect(found.synchronised && found.boot == boot)
+                }
+                let synced = Bool.random(using: &generator)
+                let time = index.time(boot: boot, monotonic: monotonic, synchronised: synced)
+                let repair = ClockRepair.repair(
+                    boot: boot, monotonic: monotonic, synchronised: synced, anchors: anchors)
+                #expect(time.quality == repair.quality)
+                #expect((time.corrected == nil) == (repair.corrected == nil))
+            }
+        }
+        // An event journaled before boots were recorded can never be repaired.
+        let index = AnchorIndex([ClockAnchor(boot: "b1", monotonic: 0, wall: Self.noon, synchronised: true)])
+        #expect(index.time(boot: nil, monotonic: nil, synchronised: false).quality == .unsynced)
+        #expect(index.time(boot: nil, monotonic: nil, synchronised: true).quality == .synced)
+    }
+
+    /// A boot that started 3 h behind, was stepped by timesyncd's saved time (still unsynced, now
+    /// 10 min behind), then synchronised: two stretches, each with its own offset and seq range.
+    @Test func eachUnsyncedStretchGetsItsOwnCorrection() {
+        let boot = "b1"
+        let start = ClockAnchor(
+            boot: boot, monotonic: 2 * Self.second, wall: Self.noon - 3 * 3600 * Self.second, synchronised: false)
+        let restored = ClockAnchor(
+            boot: boot, monotonic: 60 * Self.second, wall: Self.noon + 58 * Self.second - 600 * Self.second,
+            synchronised: false)
+        let synced = ClockAnchor(
+            boot: boot, monotonic: 900 * Self.second, wall: Self.noon + 898 * Self.second, synchronised: true)
+        let marked: [ClockRepair.Marked] = [(synced, 40), (start, 0), (restored, 25)]
+        let index = AnchorIndex(marked.map(\.anchor))
+        let corrections = ClockRepair.corrections(of: marked, index: index, lastSeq: 55)
+        #expect(
+            corrections == [
+                TimeCorrection(boot: boot, seqs: 1...25, offset: 3 * 3600 * Self.second),
+                TimeCorrection(boot: boot, seqs: 26...40, offset: 600 * Self.second)
+            ])
+        // Before the boot is synchronised: nothing to say yet.
+        #expect(ClockRepair.corrections(of: [(start, 0), (restored, 25)], index: AnchorIndex(), lastSeq: 30).isEmpty)
+        // A stretch in which nothing was numbered (a restart right before the sync) gives none.
+        #expect(ClockRepair.corrections(of: [(start, 7), (synced, 7)], index: index, lastSeq: 9).isEmpty)
+        // The last stretch of a boot still unsynchronised reaches the journal's now.
+        let lost = ClockAnchor(boot: boot, monotonic: 1000 * Self.second, wall: Self.noon, synchronised: false)
+        #expect(
+            ClockRepair.corrections(of: [(synced, 40), (lost, 50)], index: index, lastSeq: 60)
+                == [TimeCorrection(boot: boot, seqs: 51...60, offset: 898 * Self.second + 100 * Self.second)])
+    }
 }

@@ -99,3 +99,139 @@ public enum ClockRepair {
         return anchor.wallTime(atMonotonic: recorded.monotonic) - recorded.wall
     }
 }
+
+/// The synchronised anchors of every boot, sorted, so that dating an event is a binary search
+/// (a replay of a million events recorded offline dates each one; `ClockRepair.anchor` scans).
+public struct AnchorIndex: Sendable, Equatable {
+    /// Per boot, its synchronised anchors by monotonic time.
+    private var byBoot: [String: [ClockAnchor]] = [:]
+
+    /// An index of `anchors` (the unsynchronised ones are left out: they repair nothing).
+    public init(_ anchors: [ClockAnchor] = []) {
+        for anchor in anchors { insert(anchor) }
+    }
+
+    /// Adds one anchor; an unsynchronised one changes nothing.
+    public mutating func insert(_ anchor: ClockAnchor) {
+        guard anchor.synchronised else { return }
+        var list = byBoot[anchor.boot, default: []]
+        let index = list.partitioningIndex { $0.monotonic >= anchor.monotonic }
+        if index < list.count, list[index].monotonic == anchor.monotonic {
+            list[index] = anchor
+        } else {
+            list.insert(anchor, at: index)
+        }
+        byBoot[anchor.boot] = list
+    }
+
+    /// Whether `boot` has a synchronised anchor (its unsynchronised events can be repaired).
+    public func isKnown(_ boot: String) -> Bool { byBoot[boot] != nil }
+
+    /// The synchronised anchor of `boot` nearest in monotonic time to `monotonic`, as
+    /// `ClockRepair.anchor` would choose it (the earlier of two at the same distance).
+    public func nearest(boot: String, monotonic: Int64) -> ClockAnchor? {
+        guard let list = byBoot[boot], !list.isEmpty else { return nil }
+        let index = list.partitioningIndex { $0.monotonic >= monotonic }
+        if index == 0 { return list[0] }
+        if index == list.count { return list[index - 1] }
+        let before = list[index - 1], after = list[index]
+        return monotonic - before.monotonic <= after.monotonic - monotonic ? before : after
+    }
+
+    /// An event's time, as `ClockRepair.repair` gives it, from this index.
+    /// - Parameters:
+    ///   - boot: the boot the event was recorded in; nil for an event journaled before boots
+    ///     were recorded (it can never be repaired).
+    ///   - monotonic: its `CLOCK_BOOTTIME`, in nanoseconds; nil as for `boot`.
+    ///   - synchronised: whether the clock was synchronised when it was recorded.
+    public func time(boot: String?, monotonic: Int64?, synchronised: Bool) -> EventTime {
+        if synchronised { return EventTime(quality: .synced, corrected: nil) }
+        guard let boot, let monotonic, let anchor = nearest(boot: boot, monotonic: monotonic) else {
+            return EventTime(quality: .unsynced, corrected: nil)
+        }
+        return EventTime(quality: .corrected, corrected: anchor.wallTime(atMonotonic: monotonic))
+    }
+}
+
+/// What is known of one event's time beside the time its clock gave it.
+public struct EventTime: Sendable, Hashable {
+    /// How far its time can be trusted.
+    public var quality: TimeQuality
+    /// For a `corrected` event, its true wall time, in nanoseconds since the epoch.
+    public var corrected: Int64?
+
+    /// - Parameters:
+    ///   - quality: how far the event's time can be trusted.
+    ///   - corrected: the true wall time of a corrected event, in nanoseconds since the epoch.
+    public init(quality: TimeQuality, corrected: Int64?) {
+        self.quality = quality
+        self.corrected = corrected
+    }
+}
+
+/// One stretch of a boot during which the clock was unsynchronised and unstepped, and what its
+/// events' times were off by: what a correction record tells a consumer that already has them.
+public struct TimeCorrection: Sendable, Equatable {
+    /// The boot the stretch belongs to.
+    public var boot: String
+    /// The stretch's events are those of `boot` numbered in `seqs` and sent unsynchronised.
+    public var seqs: ClosedRange<Int64>
+    /// What to add to those events' times (`ts`) for the true ones, in nanoseconds.
+    public var offset: Int64
+
+    /// - Parameters:
+    ///   - boot: the boot of the stretch.
+    ///   - seqs: the sequence numbers recorded during it.
+    ///   - offset: nanoseconds to add to their times.
+    public init(boot: String, seqs: ClosedRange<Int64>, offset: Int64) {
+        self.boot = boot
+        self.seqs = seqs
+        self.offset = offset
+    }
+}
+
+extension ClockRepair {
+    /// An anchor as the journal keeps it: with the last sequence number handed out when it was
+    /// read, which bounds the stretch it begins.
+    public typealias Marked = (anchor: ClockAnchor, lastSeq: Int64)
+
+    /// The corrections that the synchronised anchors of `index` make possible for the
+    /// unsynchronised stretches of one boot.
+    ///
+    /// Each unsynchronised anchor begins a stretch (the start, a step that left the clock
+    /// unsynchronised, a loss of synchronisation), which the boot's next anchor ends; the
+    /// stretch's events are numbered after its anchor's `lastSeq`, up to the next one's (or
+    /// `lastSeq`, the journal's now, for the last). Its offset is the true time of its anchor's
+    /// moment less what the clock said then. A stretch in which nothing was numbered gives none.
+    /// - Parameters:
+    ///   - anchors: the boot's anchors, any order, each with its `lastSeq`.
+    ///   - index: the synchronised anchors known.
+    ///   - lastSeq: the last sequence number handed out now.
+    public static func corrections(of anchors: [Marked], index: AnchorIndex, lastSeq: Int64) -> [TimeCorrection] {
+        let sorted = anchors.sorted { $0.anchor.monotonic < $1.anchor.monotonic }
+        var corrections: [TimeCorrection] = []
+        for (position, marked) in sorted.enumerated() where !marked.anchor.synchronised {
+            let recorded = marked.anchor
+            guard let anchor = index.nearest(boot: recorded.boot, monotonic: recorded.monotonic) else { continue }
+            let end = position + 1 < sorted.count ? sorted[position + 1].lastSeq : lastSeq
+            guard end > marked.lastSeq else { continue }
+            corrections.append(
+                TimeCorrection(
+                    boot: recorded.boot, seqs: (marked.lastSeq + 1)...end,
+                    offset: anchor.wallTime(atMonotonic: recorded.monotonic) - recorded.wall))
+        }
+        return corrections
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongs`, for an array partitioned by it.
+    fileprivate func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
+        var low = 0, high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if belongs(self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+}
