@@ -28,6 +28,10 @@ public struct Event: Sendable, Hashable {
     public var receivedAt: Date
     /// Telemetry for which a replay sends only the newest value per topic (the board's `latest`).
     public var latest: Bool
+    /// Nanoseconds since boot (`CLOCK_BOOTTIME`) when the gateway read the line: with the boot,
+    /// the true time of an event read while the wall clock was wrong (see `ClockRepair`). Nil
+    /// until the journal takes it, which stamps an event without one (the alarm's own).
+    public var receivedMonotonic: Int64?
 
     /// An event as read; `latest` is kept only for telemetry (a critical event is never coalesced).
     /// - Parameters:
@@ -38,9 +42,10 @@ public struct Event: Sendable, Hashable {
     ///   - eventClass: critical or telemetry.
     ///   - receivedAt: when the gateway read the line (wall clock).
     ///   - latest: whether a replay may send only the newest value of this topic; `false` by default.
+    ///   - receivedMonotonic: nanoseconds since boot when the line was read; nil to be stamped by the journal.
     public init(
         board: String, topic: String, subtopic: String, payload: String, eventClass: EventClass, receivedAt: Date,
-        latest: Bool = false
+        latest: Bool = false, receivedMonotonic: Int64? = nil
     ) {
         self.board = board
         self.topic = topic
@@ -49,5 +54,6 @@ public struct Event: Sendable, Hashable {
         self.eventClass = eventClass
         self.receivedAt = receivedAt
         self.latest = latest && eventClass == .telemetry
+        self.receivedMonotonic = receivedMonotonic
     }
 }

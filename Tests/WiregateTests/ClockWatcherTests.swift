@@ -23,8 +23,9 @@ struct ClockWatcherTests {
         let journal = try Journal(directory: directory, settings: .init(), logger: Logger(label: "test"))
         let synced = Mutex(false)
         let watcher = ClockWatcher(
-            journal: journal, periodic: .milliseconds(300), synchronised: { synced.withLock { $0 } },
-            logger: Logger(label: "test"))
+            journal: journal, periodic: .milliseconds(300),
+            time: TimeSource.system.with(synchronised: { synced.withLock { $0 } }),
+            correctionsTopic: "wiregate/test-gw/time/corrections", logger: Logger(label: "test"))
         let group = ServiceGroup(services: [watcher], logger: Logger(label: "test"))
         let running = Task { try await group.run() }
         let reasons = { @Sendable () async -> [String] in await journal.anchors().map(\.reason) }

@@ -59,7 +59,7 @@ import WiregateTestKit
         let state = try makeTemporaryDirectory("bounds")
         let journal = try Journal(
             directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
-            logger: Logger(label: "test"), clockSynchronised: { true })
+            logger: Logger(label: "test"), time: .system.with(synchronised: { true }))
         let old = Date().addingTimeInterval(-2 * 86400)
         await journal.append([event(1, .critical, at: old), event(2, .telemetry, at: old), event(3, .telemetry)])
         await journal.enforceBounds()
@@ -75,7 +75,7 @@ import WiregateTestKit
         let synced = Mutex(false)
         let journal = try Journal(
             directory: state, settings: .init(commitWindow: .zero, sync: .normal, maxAge: .seconds(86400)),
-            logger: Logger(label: "test"), clockSynchronised: { synced.withLock { $0 } })
+            logger: Logger(label: "test"), time: .system.with(synchronised: { synced.withLock { $0 } }))
         // Booted offline, the clock 40 days behind: events recorded with it, flagged unsynchronised.
         let wrong = Date().addingTimeInterval(-40 * 86400)
         await journal.append([event(1, .critical, at: wrong), event(2, .telemetry, at: wrong)])

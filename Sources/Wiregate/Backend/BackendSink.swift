@@ -319,8 +319,15 @@ public final class BackendSink: Service, Sendable {
             // swift-format-ignore: AlwaysUseLowerCamelCase
             var clock_synced: Bool
             var replayed: Bool
+            var boot: String?
+            var mono: Int64?
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var time_quality: String
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var ts_corrected: String?
         }
         var timestamps = TimestampFormatter()
+        var corrected = TimestampFormatter()
         let body = Body(
             gateway: gateway,
             events: batch.map { item in
@@ -328,7 +335,9 @@ public final class BackendSink: Service, Sendable {
                     id: "\(gateway):\(item.seq)", seq: item.seq, board: item.event.board, topic: item.event.topic,
                     payload: item.event.payload, class: item.event.eventClass.rawValue,
                     ts: timestamps.string(from: item.event.receivedAt), clock_synced: item.clockSynced,
-                    replayed: item.seq < liveFrom)
+                    replayed: item.seq < liveFrom, boot: item.boot, mono: item.event.receivedMonotonic,
+                    time_quality: item.time.quality.rawValue,
+                    ts_corrected: item.correctedAt.map { corrected.string(from: $0) })
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]

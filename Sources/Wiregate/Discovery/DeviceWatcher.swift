@@ -168,14 +168,15 @@ extension DeviceMatcher {
     /// The matcher for a config: its boards' `match:` entries in order, the USB allow-list and the
     /// `unknown_boards` policy; an adopted board may never take a configured board's name, nor
     /// `alarm` (`<base>/<gateway>/alarm/...` are the alarm panel's topics), nor `state` (the
-    /// entities' states for Home Assistant, whether or not it is configured now).
+    /// entities' states for Home Assistant, whether or not it is configured now), nor `time` (the
+    /// gateway's time corrections).
     /// - Parameter config: a validated config.
     public init(config: GatewayConfig) {
         self.init(
             matches: config.boards.map(\.match), allowList: config.discovery.usbIDs,
             adoptUnknown: config.discovery.adoptUnknown,
             reservedNames: Set(
-                config.boards.map(\.name) + [GatewayConfig.alarmTopicLevel]
+                config.boards.map(\.name) + [GatewayConfig.alarmTopicLevel, GatewayConfig.timeTopicLevel]
                     + GatewayConfig.homeAssistantReservedBoardNames))
     }
 }

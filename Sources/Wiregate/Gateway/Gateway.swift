@@ -27,6 +27,8 @@ public final class Gateway: Sendable {
     public let router: CommandRouter
     /// The broker connection: publishes the journal's events and receives the commands.
     public let mqtt: MQTTSink
+    /// Anchors the journal's times to the clock, and journals their corrections (issue 18).
+    public let clock: ClockWatcher
     /// `status.json` and the boards' retained statuses.
     public let status: StatusPublisher
     /// Finds boards through udev; nil when every board has a fixed path and none is adopted.
@@ -53,9 +55,13 @@ public final class Gateway: Sendable {
     ///   - config: a validated config.
     ///   - password: the MQTT password (see `GatewayConfig.mqttPassword()`), never logged.
     ///   - backendToken: the backend's API token (see `GatewayConfig.backendToken()`), never logged.
+    ///   - time: the clocks events are stamped with and anchored to (the machine's, but for tests).
     ///   - logger: where every part logs.
     /// - Throws: when no journal can be opened (not even in memory), or libmosquitto refuses the MQTT options.
-    public init(config: GatewayConfig, password: String?, backendToken: String? = nil, logger: Logger) throws {
+    public init(
+        config: GatewayConfig, password: String?, backendToken: String? = nil, time: TimeSource = .system,
+        logger: Logger
+    ) throws {
         self.config = config
         self.logger = logger
         // No backend reader that will never read: its cursor would keep every row.
@@ -66,7 +72,7 @@ public final class Gateway: Sendable {
         let outbox = try Journal.open(
             directory: config.gateway.stateDirectory,
             memoryFallback: Journal.memoryFallbackDirectory(gatewayID: config.gateway.id),
-            settings: config.journal, sinks: sinks, metrics: metrics.journal, logger: logger)
+            settings: config.journal, sinks: sinks, time: time, metrics: metrics.journal, logger: logger)
         if config.backend != nil, let backendToken, outbox.isDurable {
             backend = BackendSink(
                 config: config, token: backendToken, outbox: outbox.reader(for: BackendSink.sinkName),
@@ -109,7 +115,7 @@ public final class Gateway: Sendable {
         let readerTap = tap
         let makeReader: @Sendable (GatewayConfig.Board) -> BoardReader = { board in
             BoardReader(
-                board: board, config: config, outbox: outbox, logger: logger, tap: readerTap,
+                board: board, config: config, outbox: outbox, time: time, logger: logger, tap: readerTap,
                 metrics: metrics.board(board.name)
             ) {
                 online, node in
@@ -137,6 +143,7 @@ public final class Gateway: Sendable {
             availability: availability,
             handler: handler, metrics: metrics.mqtt, logger: logger)
         self.mqtt = mqtt
+        clock = ClockWatcher(journal: outbox, time: time, correctionsTopic: config.timeCorrectionsTopic, logger: logger)
         let collector = MetricsCollector(
             metrics: metrics, journal: outbox, sinks: readSinks, directory: directory, mqtt: mqtt, alarm: alarm)
         let record = config.backend != nil && backendToken != nil ? HeartbeatRecord() : nil
@@ -189,7 +196,8 @@ public final class Gateway: Sendable {
     /// boards next, so the MQTT sink can say every board went offline, and the status publisher
     /// last, so `status.json` records everything going away.
     public var services: [any Service] {
-        var services: [any Service] = [status, mqtt, health]
+        // The clock first: the start's anchor before any event is read.
+        var services: [any Service] = [clock, status, mqtt, health]
         if let homeAssistant { services.append(homeAssistant) }
         if let metricsServer { services.append(metricsServer) }
         if let backend { services.append(backend) }

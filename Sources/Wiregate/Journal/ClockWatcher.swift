@@ -20,66 +20,70 @@ import WiregateCore
 public final class ClockWatcher: Service, Sendable {
     private let journal: Journal
     private let periodic: Duration
-    private let synchronised: @Sendable () -> Bool
+    private let time: TimeSource
+    private let correctionsTopic: String
     private let logger: Logger
+    /// Set by a step the kernel reported, so that the comparison of the clocks does not record it again.
+    private let stepReported = Atomic<Bool>(false)
 
     /// - Parameters:
-    ///   - journal: where the anchors go.
+    ///   - journal: where the anchors go, and the correction records.
     ///   - periodic: how often an anchor is written while synchronised; 5 minutes by default.
-    ///   - synchronised: whether the wall clock is synchronised now (`SystemClock` by default).
+    ///   - time: the clocks (the machine's, but for tests).
+    ///   - correctionsTopic: the topic of the correction records (`<base>/<gateway>/time/corrections`).
     public init(
-        journal: Journal, periodic: Duration = .seconds(300),
-        synchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, logger: Logger
+        journal: Journal, periodic: Duration = .seconds(300), time: TimeSource = .system, correctionsTopic: String,
+        logger: Logger
     ) {
         self.journal = journal
         self.periodic = periodic
-        self.synchronised = synchronised
+        self.time = time
+        self.correctionsTopic = correctionsTopic
         self.logger = logger
     }
 
     /// Watches until graceful shutdown.
     public func run() async {
-        let boot: String
-        do {
-            boot = try BootClock.bootID()
-        } catch {
-            logger.error("no boot id: the times of this run cannot be repaired", metadata: ["error": "\(error)"])
+        guard let boot = time.boot else {
+            logger.error("no boot id (/proc/sys/kernel/random/boot_id): the times of this run cannot be repaired")
             try? await gracefulShutdown()
             return
         }
-        let startedSynced = synchronised()
-        await journal.recordAnchor(BootClock.anchor(boot: boot, synchronised: startedSynced), reason: .start)
-        let steps = ClockSteps.open(logger: logger)
+        let first = time.anchor(boot: boot)
+        await record(first, reason: .start)
+        let steps = time.kernelSteps ? ClockSteps.open(logger: logger) : nil
         await withTaskGroup(of: Void.self) { group in
             if let steps {
                 group.addTask {
                     for await _ in steps.changes {
-                        let anchor = BootClock.anchor(boot: boot, synchronised: self.synchronised())
+                        self.stepReported.store(true, ordering: .relaxed)
+                        let anchor = self.time.anchor(boot: boot)
                         self.logger.notice(
                             "the wall clock was set", metadata: ["synchronised": "\(anchor.synchronised)"])
-                        await self.journal.recordAnchor(anchor, reason: .step)
+                        await self.record(anchor, reason: .step)
                     }
                 }
             }
             group.addTask {
-                var synced = startedSynced
-                var last = BootClock.anchor(boot: boot, synchronised: synced)
+                var last = first
                 var lastWritten = ContinuousClock.now
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
-                    let now = self.synchronised()
-                    let anchor = BootClock.anchor(boot: boot, synchronised: now)
-                    // Without a timerfd: a jump between the two clocks of over a second is a step.
+                    let anchor = self.time.anchor(boot: boot)
+                    // A jump between the two clocks of over a second is a step: the only sign of one
+                    // without a timerfd, and a check that the timerfd missed none.
                     let drift = (anchor.wall - last.wall) - (anchor.monotonic - last.monotonic)
-                    last = anchor
-                    if now != synced {
-                        synced = now
-                        await self.journal.recordAnchor(anchor, reason: now ? .synchronised : .unsynchronised)
+                    let reported = self.stepReported.exchange(false, ordering: .relaxed)
+                    defer { last = anchor }
+                    if anchor.synchronised != last.synchronised {
+                        await self.record(anchor, reason: anchor.synchronised ? .synchronised : .unsynchronised)
                         lastWritten = ContinuousClock.now
-                    } else if steps == nil, abs(drift) > 1_000_000_000 {
-                        await self.journal.recordAnchor(anchor, reason: .step)
-                    } else if now, ContinuousClock.now - lastWritten >= self.periodic {
-                        await self.journal.recordAnchor(anchor, reason: .periodic)
+                    } else if abs(drift) > 1_000_000_000, !reported {
+                        self.logger.notice(
+                            "the wall clock jumped", metadata: ["seconds": "\(Double(drift) / 1e9)"])
+                        await self.record(anchor, reason: .step)
+                    } else if anchor.synchronised, ContinuousClock.now - lastWritten >= self.periodic {
+                        await self.record(anchor, reason: .periodic)
                         lastWritten = ContinuousClock.now
                     }
                 }
@@ -88,6 +92,48 @@ public final class ClockWatcher: Service, Sendable {
             group.cancelAll()
         }
         steps?.close()
+    }
+
+    /// Records the anchor; a synchronised one may repair stretches recorded before it, whose
+    /// correction records are journaled then (critical: never dropped for room, committed at once).
+    private func record(_ anchor: ClockAnchor, reason: AnchorReason) async {
+        await journal.recordAnchor(anchor, reason: reason)
+        guard anchor.synchronised else { return }
+        let corrections = await journal.pendingCorrections()
+        guard !corrections.isEmpty else { return }
+        for correction in corrections {
+            logger.notice(
+                "times of events recorded with a wrong clock are known now",
+                metadata: [
+                    "boot": "\(correction.boot)", "seqs": "\(correction.seqs)",
+                    "offset_seconds": "\(Double(correction.offset) / 1e9)"
+                ])
+        }
+        await journal.append(corrections.map { Self.event($0, topic: correctionsTopic, at: time.wall()) })
+        await journal.markJournaled(corrections)
+    }
+
+    /// The correction record of one stretch, as the event that carries it to every sink.
+    static func event(_ correction: TimeCorrection, topic: String, at now: Date) -> Event {
+        struct Record: Encodable {
+            var boot: String
+            // The consumers' field names, as the README documents them.
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var from_seq: Int64
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var to_seq: Int64
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var offset_ns: Int64
+        }
+        let record = Record(
+            boot: correction.boot, from_seq: correction.seqs.lowerBound, to_seq: correction.seqs.upperBound,
+            offset_ns: correction.offset)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let payload = (try? encoder.encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return Event(
+            board: GatewayConfig.timeTopicLevel, topic: topic, subtopic: "corrections", payload: payload,
+            eventClass: .critical, receivedAt: now)
     }
 }
 

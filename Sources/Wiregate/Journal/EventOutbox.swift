@@ -1,3 +1,4 @@
+import Foundation
 import WiregateCore
 
 /// An event as the journal holds it: with its sequence number and clock flag.
@@ -8,10 +9,43 @@ public struct JournaledEvent: Sendable, Hashable {
     public var event: Event
     /// Whether the kernel said the clock was synchronised when the line was read.
     public var clockSynced: Bool
+    /// The boot the event was read in (`/proc/sys/kernel/random/boot_id`); nil for one journaled
+    /// before boots were recorded, or when the boot id could not be read.
+    public var boot: String? = nil
+    /// Its time quality and corrected time, as the journal knew them when it handed it out.
+    public var time = EventTime(quality: .unsynced, corrected: nil)
 
     /// About what it costs in memory: its strings and the record around them.
     var memoryCost: Int {
         event.topic.utf8.count + event.subtopic.utf8.count + event.payload.utf8.count + event.board.utf8.count + 160
+    }
+}
+
+extension JournaledEvent {
+    /// Its true wall time, when it was recorded with a wrong clock that is now known.
+    public var correctedAt: Date? { time.corrected.map { Date(timeIntervalSince1970: Double($0) / 1e9) } }
+
+    /// What an MQTT 5 message of it carries beside its payload: `seq`, `ts` (what the clock said),
+    /// `time_quality`, `boot` and `mono` (nanoseconds since that boot) and, once known,
+    /// `ts_corrected`; `replayed` when it comes from the backlog.
+    /// - Parameters:
+    ///   - replayed: whether it is sent from the backlog rather than live.
+    ///   - timestamps: the formatter, whose cache a run of events shares.
+    public func userProperties(replayed: Bool, timestamps: inout TimestampFormatter) -> [(name: String, value: String)]
+    {
+        var properties = [
+            (name: "seq", value: String(seq)), ("ts", timestamps.string(from: event.receivedAt)),
+            ("time_quality", time.quality.rawValue)
+        ]
+        if let boot { properties.append(("boot", boot)) }
+        if let monotonic = event.receivedMonotonic { properties.append(("mono", String(monotonic))) }
+        if let correctedAt {
+            // Its own formatter: three hours from `ts`, it would empty the shared one's cache each time.
+            var formatter = TimestampFormatter()
+            properties.append(("ts_corrected", formatter.string(from: correctedAt)))
+        }
+        if replayed { properties.append(("replayed", "true")) }
+        return properties
     }
 }
 

@@ -23,6 +23,9 @@ extension Journal {
     /// Records an anchor, its boot first made known. A failure is logged: an anchor lost only
     /// makes a later repair a little less exact, or (the one of a boot) impossible.
     public func recordAnchor(_ anchor: ClockAnchor, reason: AnchorReason) async {
+        // In memory at once: an event handed out from now on is dated with it.
+        anchorIndex.insert(anchor)
+        let lastSeq = sequence.last
         do {
             try await database.write { db in
                 try db.execute(sql: "INSERT OR IGNORE INTO boot (boot_id) VALUES (?)", arguments: [anchor.boot])
@@ -32,8 +35,11 @@ extension Journal {
                 else { return }
                 try db.execute(
                     sql:
-                        "INSERT OR REPLACE INTO clock_anchor (boot, mono, wall, synced, reason) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [boot, anchor.monotonic, anchor.wall, anchor.synchronised, reason.rawValue])
+                        """
+                        INSERT OR REPLACE INTO clock_anchor (boot, mono, wall, synced, reason, last_seq)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [boot, anchor.monotonic, anchor.wall, anchor.synchronised, reason.rawValue, lastSeq])
                 if reason == .periodic {
                     try db.execute(
                         sql: """
@@ -65,6 +71,74 @@ extension Journal {
         } catch {
             logger.error("cannot read the clock anchors", metadata: ["error": "\(error)"])
             return []
+        }
+    }
+}
+
+extension Journal {
+    /// This boot's row (made when new) and the synchronised anchors, when the journal opens.
+    static func loadClock(_ database: DatabasePool, boot: String?) throws -> (Int64?, AnchorIndex) {
+        try database.write { db in
+            var row: Int64?
+            if let boot {
+                try db.execute(sql: "INSERT OR IGNORE INTO boot (boot_id) VALUES (?)", arguments: [boot])
+                row = try Int64.fetchOne(db, sql: "SELECT id FROM boot WHERE boot_id = ?", arguments: [boot])
+            }
+            let anchors = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT b.boot_id, a.mono, a.wall FROM clock_anchor AS a JOIN boot AS b ON b.id = a.boot
+                    WHERE a.synced = 1
+                    """
+            ).map { ClockAnchor(boot: $0[0], monotonic: $0[1], wall: $0[2], synchronised: true) }
+            return (row, AnchorIndex(anchors))
+        }
+    }
+
+    /// The corrections this boot's synchronised anchors make possible and that were not journaled
+    /// yet (see `ClockRepair.corrections`): at most one per unsynchronised stretch, ever, once
+    /// `markJournaled` has been told.
+    public func pendingCorrections() async -> [TimeCorrection] {
+        guard let boot = time.boot, let bootRow, anchorIndex.isKnown(boot) else { return [] }
+        let index = anchorIndex
+        let lastSeq = sequence.last
+        do {
+            return try await database.read { db in
+                let marked = try Row.fetchAll(
+                    db, sql: "SELECT mono, wall, synced, last_seq, corrected FROM clock_anchor WHERE boot = ?",
+                    arguments: [bootRow]
+                ).map { row in
+                    (
+                        marked: (
+                            anchor: ClockAnchor(boot: boot, monotonic: row[0], wall: row[1], synchronised: row[2]),
+                            lastSeq: row[3]
+                        ) as ClockRepair.Marked, corrected: row[4] as Bool
+                    )
+                }
+                let done = Set(marked.filter(\.corrected).map { $0.marked.lastSeq + 1 })
+                return ClockRepair.corrections(of: marked.map(\.marked), index: index, lastSeq: lastSeq)
+                    .filter { !done.contains($0.seqs.lowerBound) }
+            }
+        } catch {
+            logger.error("cannot read the clock anchors", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
+    /// The correction records of `corrections` are journaled: they are not made again.
+    public func markJournaled(_ corrections: [TimeCorrection]) async {
+        guard let bootRow, !corrections.isEmpty else { return }
+        do {
+            try await database.write { db in
+                for correction in corrections {
+                    try db.execute(
+                        sql: "UPDATE clock_anchor SET corrected = 1 WHERE boot = ? AND synced = 0 AND last_seq = ?",
+                        arguments: [bootRow, correction.seqs.lowerBound - 1])
+                }
+            }
+        } catch {
+            // Made again at the next synchronised anchor: a consumer applies a record twice harmlessly.
+            logger.warning("cannot mark the clock corrections journaled", metadata: ["error": "\(error)"])
         }
     }
 }

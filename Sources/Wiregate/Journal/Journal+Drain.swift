@@ -18,11 +18,31 @@ extension Journal {
                 try db.execute(sql: "ATTACH DATABASE ? AS memory", arguments: [path])
                 defer { try? db.execute(sql: "DETACH DATABASE memory") }
                 var copied = 0
+                // One written by a wiregate from before honest time (an upgrade while the card was
+                // read-only) has neither boots nor monotonic times: its events stay unsynced.
+                let hasTimes =
+                    try Row.fetchOne(db, sql: "SELECT 1 FROM memory.pragma_table_info('event') WHERE name = 'mono'")
+                    != nil
                 try db.inTransaction {
+                    guard hasTimes else {
+                        try db.execute(
+                            sql: """
+                                INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
+                                SELECT seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest FROM memory.event AS e
+                                WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
+                                """, arguments: [mqttSink])
+                        copied = db.changesCount
+                        return .commit
+                    }
+                    // Its boots by their ids: the two files number them each their own way.
+                    try db.execute(sql: "INSERT OR IGNORE INTO main.boot (boot_id) SELECT boot_id FROM memory.boot")
                     try db.execute(
                         sql: """
-                            INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
-                            SELECT seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest FROM memory.event AS e
+                            INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest, boot, mono)
+                            SELECT seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest,
+                                (SELECT m.id FROM main.boot AS m JOIN memory.boot AS b ON b.boot_id = m.boot_id WHERE b.id = e.boot),
+                                mono
+                            FROM memory.event AS e
                             WHERE e.seq > coalesce((SELECT seq FROM memory.sink_cursor AS c WHERE c.sink = ? AND c.class = e.class), 0)
                             """, arguments: [mqttSink])
                     copied = db.changesCount

@@ -60,8 +60,11 @@ extension Journal {
                         await refill(sink, eventClass, coalescingLatest: coalescingLatest)
                         if readers[sink]!.buffered[eventClass, default: []].isEmpty { break }
                     }
-                    while events.count < max, let event = readers[sink]!.buffered[eventClass]?.popFirst() {
+                    while events.count < max, var event = readers[sink]!.buffered[eventClass]?.popFirst() {
                         readers[sink]!.cursors[eventClass]!.handOut(event.seq)
+                        // Dated now: an anchor recorded since it was read may repair its time.
+                        event.time = anchorIndex.time(
+                            boot: event.boot, monotonic: event.event.receivedMonotonic, synchronised: event.clockSynced)
                         events.append(event)
                     }
                 }
@@ -180,7 +183,8 @@ extension Journal {
                 let committed = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
                 let rows = try db.cachedStatement(
                     sql: """
-                        SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest FROM event AS e
+                        SELECT seq, board, topic, subtopic, payload, received_at, clock_synced, latest, b.boot_id, mono
+                        FROM event AS e LEFT JOIN boot AS b ON b.id = e.boot
                         WHERE class = ? AND seq > ?
                           AND (latest = 0 OR seq >= ? OR NOT EXISTS (
                               SELECT 1 FROM event AS newer WHERE newer.latest = 1 AND newer.topic = e.topic AND newer.seq > e.seq))
@@ -193,8 +197,8 @@ extension Journal {
                         event: Event(
                             board: row[1], topic: row[2], subtopic: row[3], payload: row[4],
                             eventClass: eventClass, receivedAt: Date(timeIntervalSince1970: row[5]),
-                            latest: row[7]),
-                        clockSynced: row[6])
+                            latest: row[7], receivedMonotonic: row[9]),
+                        clockSynced: row[6], boot: row[8])
                 }
                 return (events, committed)
             }

@@ -28,6 +28,12 @@ public actor Journal: EventOutbox {
     let commitWindow: Duration
     /// Whether the wall clock is known to be right: each event's flag, and whether `max_age` can be judged.
     let clockSynchronised: @Sendable () -> Bool
+    /// The clocks events are stamped with (the boot, the monotonic time of the alarm's events).
+    let time: TimeSource
+    /// This boot's row in the `boot` table, which each event written refers to; nil without a boot id.
+    var bootRow: Int64?
+    /// The synchronised anchors known, each event dated with them as it is handed out.
+    var anchorIndex = AnchorIndex()
     /// What the journal counts (appends, drops, commits) for `/metrics`.
     let metrics: JournalMetrics
     let bounds: (maxBytes: Int64, maxAge: Duration, quarantineCount: Int, quarantineBytes: Int64)
@@ -148,14 +154,15 @@ public actor Journal: EventOutbox {
     /// - Throws: when neither directory can hold a journal.
     public static func open(
         directory: String, memoryFallback: String? = nil, settings: GatewayConfig.JournalSettings,
-        sinks: [String] = [mqttSink], metrics: JournalMetrics = GatewayMetrics.none.journal, logger: Logger
+        sinks: [String] = [mqttSink], time: TimeSource = .system, metrics: JournalMetrics = GatewayMetrics.none.journal,
+        logger: Logger
     ) throws -> Journal {
         // What the other journal reserved: a disk journal opening again after the memory fallback
         // was used (the daemon restarted, the disk writable again) goes on after its numbers.
         let memoryReserved = memoryFallback.map { SequenceFile(directory: $0).read() } ?? 0
         do {
             return try openReplacingDamage(
-                directory: directory, settings: settings, sinks: sinks, metrics: metrics, logger: logger,
+                directory: directory, settings: settings, sinks: sinks, time: time, metrics: metrics, logger: logger,
                 seqAfter: memoryReserved, drainFrom: memoryFallback)
         } catch {
             guard let memoryFallback else { throw error }
@@ -185,8 +192,8 @@ public actor Journal: EventOutbox {
             // A journal in memory is never uploaded (see `isDurable`): no backend reader, whose cursor
             // would otherwise keep every row from being deleted.
             return try openReplacingDamage(
-                directory: memoryFallback, settings: bounded, sinks: [mqttSink], metrics: metrics, logger: logger,
-                durable: false, seqAfter: max(diskLastSeq, memoryReserved))
+                directory: memoryFallback, settings: bounded, sinks: [mqttSink], time: time, metrics: metrics,
+                logger: logger, durable: false, seqAfter: max(diskLastSeq, memoryReserved))
         }
     }
 
@@ -226,13 +233,13 @@ public actor Journal: EventOutbox {
     }
 
     private static func openReplacingDamage(
-        directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], metrics: JournalMetrics,
-        logger: Logger, durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil
+        directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], time: TimeSource,
+        metrics: JournalMetrics, logger: Logger, durable: Bool = true, seqAfter: Int64 = 0, drainFrom: String? = nil
     ) throws -> Journal {
         do {
             return try Journal(
                 directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
-                seqAfter: seqAfter, drainFrom: drainFrom, metrics: metrics)
+                seqAfter: seqAfter, time: time, drainFrom: drainFrom, metrics: metrics)
         } catch let problem as JournalDamage {
             let aside = try moveAside(directory: directory)
             logger.critical(
@@ -242,7 +249,7 @@ public actor Journal: EventOutbox {
                 ])
             return try Journal(
                 directory: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
-                seqAfter: seqAfter, drainFrom: drainFrom, metrics: metrics)
+                seqAfter: seqAfter, time: time, drainFrom: drainFrom, metrics: metrics)
         }
     }
 
@@ -271,22 +278,22 @@ public actor Journal: EventOutbox {
     ///   - sinks: the names of the sinks reading it, each with its own cursor; a row is deleted
     ///     once every one of them has acknowledged it.
     ///   - seqAfter: the sequence goes on after this number at least (see `open`).
-    ///   - clockSynchronised: whether the wall clock is known to be right now (the system's, but for tests).
+    ///   - time: the clocks: whether the wall clock is known to be right now, the boot, the time
+    ///     since boot (the system's, but for tests).
     ///   - drainFrom: a memory fallback's directory whose unsent events this journal takes over.
     ///   - metrics: what the journal counts and measures.
     /// - Throws: `JournalDamage` for a corrupt journal or a newer schema; a GRDB or file system error otherwise.
     public init(
         directory: String, settings: GatewayConfig.JournalSettings, sinks: [String] = [mqttSink], logger: Logger,
         durable: Bool = true, seqAfter: Int64 = 0,
-        clockSynchronised: @escaping @Sendable () -> Bool = SystemClock.isSynchronised, drainFrom: String? = nil,
+        time: TimeSource = .system, drainFrom: String? = nil,
         metrics: JournalMetrics = GatewayMetrics.none.journal
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
             try self.init(
                 opening: directory, settings: settings, sinks: sinks, logger: logger, durable: durable,
-                seqAfter: seqAfter,
-                clockSynchronised: clockSynchronised, drainFrom: drainFrom, metrics: metrics)
+                seqAfter: seqAfter, time: time, drainFrom: drainFrom, metrics: metrics)
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw JournalDamage(reason: "\(error)")
         }
@@ -294,10 +301,11 @@ public actor Journal: EventOutbox {
 
     private init(
         opening directory: String, settings: GatewayConfig.JournalSettings, sinks: [String], logger: Logger,
-        durable: Bool, seqAfter: Int64, clockSynchronised: @escaping @Sendable () -> Bool, drainFrom: String?,
+        durable: Bool, seqAfter: Int64, time: TimeSource, drainFrom: String?,
         metrics: JournalMetrics
     ) throws {
-        self.clockSynchronised = clockSynchronised
+        self.clockSynchronised = time.synchronised
+        self.time = time
         self.metrics = metrics
         metrics.durable.record(durable ? 1 : 0)
         metrics.maxBytes.record(settings.maxBytes)
@@ -325,6 +333,7 @@ public actor Journal: EventOutbox {
         if let drainFrom, durable {
             Self.drainMemoryJournal(in: drainFrom, into: database, logger: logger)
         }
+        (bootRow, anchorIndex) = try Self.loadClock(database, boot: time.boot)
         self.directory = directory
         self.isDurable = durable
         self.commitWindow = settings.commitWindow
@@ -475,6 +484,18 @@ public actor Journal: EventOutbox {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v7-event-time") { db in
+            // Each event's boot (a row of `boot`: 8 bytes, not a 36-byte id per event) and
+            // CLOCK_BOOTTIME; each anchor's last sequence number then, which bounds the stretch it
+            // begins, and whether that stretch's correction record was journaled.
+            try db.execute(
+                sql: """
+                    ALTER TABLE event ADD COLUMN boot INTEGER;
+                    ALTER TABLE event ADD COLUMN mono INTEGER;
+                    ALTER TABLE clock_anchor ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE clock_anchor ADD COLUMN corrected INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 
@@ -553,7 +574,9 @@ public actor Journal: EventOutbox {
         if let reserve { writeReservation(reserve) }
         var critical = false
         for (offset, event) in events.enumerated() {
-            let item = JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced)
+            var event = event
+            if event.receivedMonotonic == nil { event.receivedMonotonic = time.monotonic() }
+            let item = JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced, boot: time.boot)
             pending.append(item)
             pendingBytes += item.memoryCost
             lastSeqByClass[event.eventClass] = first + Int64(offset)
@@ -794,6 +817,7 @@ public actor Journal: EventOutbox {
             admitAll()
         }
         let database = self.database
+        let bootRow = self.bootRow
         let stall = commitStall
         do {
             // Its own task: a caller being cancelled (a sink at SIGTERM) must not cancel the commit.
@@ -806,8 +830,8 @@ public actor Journal: EventOutbox {
                     }
                     let insert = try db.cachedStatement(
                         sql: """
-                            INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            INSERT INTO event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest, boot, mono)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                             """)
                     var lastWritten: Int64?
                     // What every sink acknowledged before its commit was due is never written (the card).
@@ -816,7 +840,8 @@ public actor Journal: EventOutbox {
                         try insert.execute(arguments: [
                             item.seq, item.event.board, item.event.topic, item.event.subtopic,
                             item.event.payload, item.event.eventClass.storageCode,
-                            item.event.receivedAt.timeIntervalSince1970, item.clockSynced, item.event.latest
+                            item.event.receivedAt.timeIntervalSince1970, item.clockSynced, item.event.latest,
+                            item.boot == nil ? nil : bootRow, item.event.receivedMonotonic
                         ])
                     }
                     if let last = batch.last, lastWritten != last.seq {

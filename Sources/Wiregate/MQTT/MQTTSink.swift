@@ -455,13 +455,9 @@ public final class MQTTSink: Service, Sendable {
     private func send(_ event: JournaledEvent, firstLive: Int64, timestamps: inout TimestampFormatter) async
         -> Deferral?
     {
-        let timestamp = timestamps.string(from: event.event.receivedAt)
+        let properties = event.userProperties(replayed: event.seq < firstLive, timestamps: &timestamps)
         let (result, resend) = window.publish(event) {
-            client.publish(
-                topic: event.event.topic, payload: event.event.payload,
-                userProperties: event.seq < firstLive
-                    ? ["seq": String(event.seq), "ts": timestamp, "replayed": "true"]
-                    : ["seq": String(event.seq), "ts": timestamp])
+            client.publish(topic: event.event.topic, payload: event.event.payload, userProperties: properties)
         }
         if !resend.isEmpty {
             // The library reused an id an unanswered message held: neither answer can be trusted.

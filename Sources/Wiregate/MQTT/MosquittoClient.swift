@@ -263,7 +263,7 @@ public final class MosquittoClient: Sendable {
     /// - Returns: the message id that the `published` event will carry, or why the message was not taken.
     public func publish(
         topic: String, payload: String, retain: Bool = false,
-        userProperties: KeyValuePairs<String, String> = [:]
+        userProperties: [(name: String, value: String)] = []
     ) -> PublishResult {
         // Held across the library call: the network thread closes the gate under this lock, so no
         // publish that saw it open is still on its way into libmosquitto once a loss is handled.
@@ -272,7 +272,7 @@ public final class MosquittoClient: Sendable {
         }
     }
 
-    private func queue(topic: String, payload: String, retain: Bool, userProperties: KeyValuePairs<String, String>)
+    private func queue(topic: String, payload: String, retain: Bool, userProperties: [(name: String, value: String)])
         -> PublishResult
     {
         var properties: OpaquePointer?

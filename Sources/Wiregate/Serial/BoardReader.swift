@@ -25,6 +25,8 @@ public final class BoardReader: Service, Sendable {
     private let reportStatus: @Sendable (_ online: Bool, _ node: String?) -> Void
     /// Sees each read's events before they are journaled, and says which are (the alarm's tap).
     private let tap: (@Sendable ([Event]) -> [Event])?
+    /// The clocks a line's time is read from, as it is read.
+    private let time: TimeSource
     /// Whether the board's lines may carry a secret (an alarm keypad's code): none is ever logged.
     private let linesAreSecret: Bool
     private let group: any EventLoopGroup
@@ -47,6 +49,7 @@ public final class BoardReader: Service, Sendable {
     ///   - board: the board's settings, configured or made for an adopted board.
     ///   - config: the whole config, for the topic prefix of the events.
     ///   - outbox: where the decoded events go (the journal), without waiting for the disk.
+    ///   - time: the clocks each line's time is read from.
     ///   - group: the event loops that read the port.
     ///   - logger: the reader logs with a `board` metadata key added.
     ///   - tap: sees each read's events first, on the reader's task, and returns those to journal
@@ -57,12 +60,13 @@ public final class BoardReader: Service, Sendable {
     ///     and while the port is open, `(false, node)` when the board goes silent past its
     ///     `silence_timeout`, `(true, node)` at its next line.
     public init(
-        board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox,
+        board: GatewayConfig.Board, config: GatewayConfig, outbox: any EventOutbox, time: TimeSource = .system,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
         tap: (@Sendable ([Event]) -> [Event])? = nil, metrics: BoardMetrics = GatewayMetrics.none.adoptedBoards,
         reportStatus: @escaping @Sendable (_ online: Bool, _ node: String?) -> Void
     ) {
         self.tap = tap
+        self.time = time
         linesAreSecret = config.alarm?.keypads.contains { $0.board == board.name } ?? false
         self.board = board
         self.builder = EventBuilder(board: board, config: config)
@@ -252,7 +256,9 @@ public final class BoardReader: Service, Sendable {
     }
 
     private func process(_ buffer: ByteBuffer, framer: inout LineFramer, throttle: inout LogThrottle) -> [Event] {
-        let now = Date()
+        let now = time.wall()
+        // With the boot, the true time of the line even when the wall clock is wrong (see `ClockRepair`).
+        let monotonic = time.monotonic()
         var events: [Event] = []
         var lines = 0, malformed = 0, annotations = 0, published = 0
         var rejected: [LineFramer.Rejection: Int] = [:]
@@ -267,8 +273,9 @@ public final class BoardReader: Service, Sendable {
                 case .line(let line):
                     lines += 1
                     switch builder.outcome(for: line, receivedAt: now) {
-                    case .events(let decoded):
+                    case .events(var decoded):
                         published += 1
+                        for index in decoded.indices { decoded[index].receivedMonotonic = monotonic }
                         events.append(contentsOf: decoded)
                     case .blank: break
                     case .annotation(let text):

@@ -27,25 +27,8 @@ public enum BootClock {
         return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 
-    /// An anchor now: the wall clock read between two reads of the monotonic one, kept when
-    /// they are within 1 ms (a few tries: a preemption between the reads is rare); after that,
-    /// the closest reading taken, its error half its gap.
+    /// An anchor now, of the machine's clocks (see `ClockAnchor.read`).
     public static func anchor(boot: String, synchronised: Bool) -> ClockAnchor {
-        var closest: (before: Int64, wall: Int64, after: Int64)?
-        for _ in 0..<5 {
-            let before = monotonic()
-            let wall = wall()
-            let after = monotonic()
-            if let anchor = ClockAnchor.reading(
-                boot: boot, before: before, wall: wall, after: after, synchronised: synchronised)
-            {
-                return anchor
-            }
-            if closest.map({ after - before < $0.after - $0.before }) ?? true { closest = (before, wall, after) }
-        }
-        let reading = closest!
-        return ClockAnchor(
-            boot: boot, monotonic: reading.before + (reading.after - reading.before) / 2, wall: reading.wall,
-            synchronised: synchronised)
+        ClockAnchor.read(boot: boot, synchronised: synchronised, monotonic: monotonic, wall: wall)
     }
 }

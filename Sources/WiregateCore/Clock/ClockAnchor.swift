@@ -44,6 +44,33 @@ public struct ClockAnchor: Sendable, Equatable, Hashable {
         return ClockAnchor(boot: boot, monotonic: before + (after - before) / 2, wall: wall, synchronised: synchronised)
     }
 
+    /// An anchor now: the wall clock read between two reads of the monotonic one, kept when
+    /// they are within 1 ms (a few tries: a preemption between the reads is rare); after that,
+    /// the closest reading taken, its error half its gap.
+    /// - Parameters:
+    ///   - boot: the boot the monotonic clock counts from.
+    ///   - synchronised: whether the wall clock is synchronised.
+    ///   - monotonic: reads `CLOCK_BOOTTIME`, in nanoseconds.
+    ///   - wall: reads the wall clock, in nanoseconds since the epoch.
+    public static func read(
+        boot: String, synchronised: Bool, monotonic: () -> Int64, wall: () -> Int64
+    ) -> ClockAnchor {
+        var closest: (before: Int64, wall: Int64, after: Int64)?
+        for _ in 0..<5 {
+            let before = monotonic()
+            let now = wall()
+            let after = monotonic()
+            if let anchor = reading(boot: boot, before: before, wall: now, after: after, synchronised: synchronised) {
+                return anchor
+            }
+            if closest.map({ after - before < $0.after - $0.before }) ?? true { closest = (before, now, after) }
+        }
+        let reading = closest!
+        return ClockAnchor(
+            boot: boot, monotonic: reading.before + (reading.after - reading.before) / 2, wall: reading.wall,
+            synchronised: synchronised)
+    }
+
     /// The wall time of `monotonic` (same boot), as this anchor tells it.
     public func wallTime(atMonotonic monotonic: Int64) -> Int64 {
         wall - (self.monotonic - monotonic)

@@ -49,6 +49,13 @@ extension GatewayConfig {
     /// The topic level of the alarm's own topics, `<base>/<gateway>/alarm/...`.
     public static let alarmTopicLevel = "alarm"
 
+    /// The topic level of the gateway's own time messages (`<base>/<gateway>/time/corrections`):
+    /// never a board's name.
+    public static let timeTopicLevel = "time"
+
+    /// Where the correction records of events sent with a wrong clock go (not retained).
+    public var timeCorrectionsTopic: String { gatewayTopicPrefix + Self.timeTopicLevel + "/corrections" }
+
     /// The `name:` node of the board entry called `name`, if any.
     static func boardNodesNamed(_ name: String, in document: ConfigMapping) -> ConfigNode? {
         guard let boards = try? document.optional("boards")?.sequence() else { return nil }

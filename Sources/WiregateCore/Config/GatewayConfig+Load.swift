@@ -148,6 +148,11 @@ extension GatewayConfig {
                         throw (try node.mapping().required("name")).error(
                             "the board name '\(board.name)' is used twice")
                     }
+                    if board.name == Self.timeTopicLevel {
+                        throw (try node.mapping().required("name")).error(
+                            "a board may not be named '\(Self.timeTopicLevel)' (<base>/<gateway>/\(Self.timeTopicLevel)/ holds the gateway's time corrections)"
+                        )
+                    }
                     if boards.contains(where: { $0.match == board.match }) {
                         throw (try node.mapping().required("match")).error(
                             "the same match is given to two boards: the second could never match")
