@@ -40,7 +40,7 @@ pkg=$stage/$package
 install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/lib/udev/rules.d" \
   "$pkg/usr/lib/modules-load.d" "$pkg/etc/wiregate" "$pkg/usr/share/doc/wiregate/mosquitto" \
   "$pkg/usr/share/doc/wiregate/django" "$pkg/usr/share/lintian/overrides" "$pkg/usr/share/man/man1" \
-  "$pkg/usr/share/doc/wiregate/prometheus"
+  "$pkg/usr/share/doc/wiregate/prometheus" "$pkg/usr/lib/systemd/timesyncd.conf.d"
 # The symbols go to the -dbgsym package (found by gdb through the binary's build id).
 build_id=$(readelf -n "$binary" | sed -n 's/^ *Build ID: *//p')
 [ -n "$build_id" ] || { echo "package-deb.sh: $binary has no build id" >&2; exit 1; }
@@ -52,6 +52,7 @@ chmod 0644 "$debug_file"
 install -m 0755 "$binary" "$pkg/usr/bin/wiregate"
 objcopy --strip-all --add-gnu-debuglink="$debug_file" "$pkg/usr/bin/wiregate"
 install -m 0644 deploy/wiregate.service "$pkg/lib/systemd/system/wiregate.service"
+install -m 0644 deploy/timesyncd/wiregate.conf "$pkg/usr/lib/systemd/timesyncd.conf.d/wiregate.conf"
 install -m 0644 udev/99-wiregate.rules "$pkg/lib/udev/rules.d/99-wiregate.rules"
 install -m 0644 deploy/debian/modules-load.conf "$pkg/usr/lib/modules-load.d/wiregate.conf"
 install -m 0644 deploy/debian/wiregate.yaml "$pkg/etc/wiregate/wiregate.yaml"

@@ -20,7 +20,7 @@ echo "wiregate.service: systemd-analyze verify OK; $(echo "$report" | grep -o 'O
 deb=$(deploy/package-deb.sh -o "$work/deb" | tail -1)
 contents=$(dpkg-deb --contents "$deb" | awk '{print $6}')
 for path in ./usr/bin/wiregate ./lib/systemd/system/wiregate.service ./lib/udev/rules.d/99-wiregate.rules \
-            ./usr/lib/modules-load.d/wiregate.conf ./etc/wiregate/wiregate.yaml ./usr/share/doc/wiregate/copyright \
+            ./usr/lib/modules-load.d/wiregate.conf ./usr/lib/systemd/timesyncd.conf.d/wiregate.conf ./etc/wiregate/wiregate.yaml ./usr/share/doc/wiregate/copyright \
             ./usr/share/doc/wiregate/changelog.gz ./usr/share/doc/wiregate/mosquitto/make-certs.sh \
             ./usr/share/man/man1/wiregate.1.gz ./usr/share/doc/wiregate/wiregate.example.yaml \
             ./usr/share/doc/wiregate/udev.md; do

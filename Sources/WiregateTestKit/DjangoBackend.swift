@@ -184,6 +184,17 @@ public final class DjangoBackend: @unchecked Sendable {
         }
     }
 
+    /// The rows of a query of the backend's database, each as its fields' text (NULL as "").
+    public func query(_ sql: String) throws -> [[String]] {
+        try Self.output(
+            "/usr/bin/psql", ["-At", "-F", "\u{1F}", "-R", "\u{1E}", "-d", database, "-c", sql], environment: [:]
+        )
+        .trimmingCharacters(in: .newlines)
+        .split(separator: "\u{1E}").map {
+            $0.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+        }
+    }
+
     /// A count of rows matching `condition` (SQL), e.g. "replayed".
     public func count(where condition: String = "true") throws -> Int {
         Int(

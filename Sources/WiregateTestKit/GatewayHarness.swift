@@ -13,12 +13,13 @@ public final class GatewayHarness: Sendable {
     private let task: Task<Void, any Error>
 
     /// Starts the gateway from config text.
-    public init(yaml: String, password: String? = nil, backendToken: String? = nil) throws {
+    public init(yaml: String, password: String? = nil, backendToken: String? = nil, time: TimeSource = .system) throws {
         let config = try GatewayConfig.parse(yaml: yaml, file: "harness.yaml")
         var logger = Logger(label: "wiregate-test")
         logger.logLevel =
             ProcessInfo.processInfo.environment["WIREGATE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        gateway = try Gateway(config: config, password: password, backendToken: backendToken, logger: logger)
+        gateway = try Gateway(
+            config: config, password: password, backendToken: backendToken, time: time, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: gateway.services.map { .init(service: $0) }, logger: logger))
         self.group = group

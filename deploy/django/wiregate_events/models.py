@@ -23,8 +23,27 @@ class Event(models.Model):
     clock_synced = models.BooleanField()
     # Whether the broker got it from a replay after an outage rather than live.
     replayed = models.BooleanField(default=False)
-    # When this backend stored it.
+    # When this backend stored it (the received time).
     stored_at = models.DateTimeField(auto_now_add=True)
+
+    class TimeQuality(models.TextChoices):
+        SYNCED = "synced"          # recorded with a synchronised clock: ts is right
+        CORRECTED = "corrected"    # recorded unsynchronised, repaired: ts_corrected is right
+        UNSYNCED = "unsynced"      # recorded unsynchronised, not (yet) repaired: ts is the board's guess
+
+    # The Pi's boot it was recorded in, and nanoseconds since that boot (CLOCK_BOOTTIME): within a
+    # boot, the true order whatever the wall clock did.
+    boot = models.CharField(max_length=64, blank=True, default="")
+    mono = models.BigIntegerField(null=True, blank=True)
+    time_quality = models.CharField(max_length=16, choices=TimeQuality.choices, default=TimeQuality.UNSYNCED)
+    # The true time of an event recorded with a wrong clock, once the gateway knew it.
+    ts_corrected = models.DateTimeField(null=True, blank=True)
+    # The best time known, the history's order: ts_corrected, else ts when synced, else stored_at.
+    best_time = models.DateTimeField(null=True, db_index=True)
+
+    # The admin's order: best time, then within a boot its monotonic order (the API's, views.history_order,
+    # orders a boot wholly by its monotonic time, which a step of the wall clock cannot disturb).
+    HISTORY_ORDER = ("best_time", "boot", "mono", "seq")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["gateway", "seq"], name="wiregate_event_gateway_seq")]
@@ -33,6 +52,26 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.id} {self.topic}={self.payload}"
+
+
+class TimeCorrection(models.Model):
+    """A gateway's correction record: the events of `boot` numbered from_seq..to_seq that were
+    sent unsynchronised were off by offset_ns. Kept, so that such an event arriving after its
+    correction (a retried batch) is repaired as it is stored."""
+
+    gateway = models.CharField(max_length=100)
+    boot = models.CharField(max_length=64)
+    from_seq = models.BigIntegerField()
+    to_seq = models.BigIntegerField()
+    offset_ns = models.BigIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "boot", "from_seq"],
+                                               name="wiregate_correction_stretch")]
+
+    def __str__(self):
+        return f"{self.gateway} {self.boot} {self.from_seq}..{self.to_seq} {self.offset_ns:+d} ns"
 
 
 class GatewayCredential(models.Model):

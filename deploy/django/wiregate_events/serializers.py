@@ -23,6 +23,20 @@ class EventSerializer(serializers.Serializer):
     ts = serializers.DateTimeField()
     clock_synced = serializers.BooleanField()
     replayed = serializers.BooleanField(required=False, default=False)
+    # Honest time (a gateway from before it sends none of these: its events are synced or unsynced).
+    boot = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True, default="",
+                                 validators=[no_nul])
+    mono = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=2**63 - 1)
+    time_quality = serializers.ChoiceField(choices=Event.TimeQuality.values, required=False)
+    ts_corrected = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, data):
+        if "time_quality" not in data:
+            data["time_quality"] = Event.TimeQuality.SYNCED if data["clock_synced"] else Event.TimeQuality.UNSYNCED
+        if (data["time_quality"] == Event.TimeQuality.CORRECTED) != (data.get("ts_corrected") is not None):
+            raise serializers.ValidationError({"ts_corrected": "given exactly when time_quality is 'corrected'"})
+        data["boot"] = data.get("boot") or ""
+        return data
 
     def get_fields(self):
         fields = super().get_fields()

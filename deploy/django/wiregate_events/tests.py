@@ -179,6 +179,94 @@ def report(gateway="house-1", connected=True, boards=None, dropped=0, critical=N
     }
 
 
+class HonestTimeTests(TransactionTestCase):
+    """Issue 18: device time, corrected time, quality and received time; correction records; the
+    history in the best order known."""
+
+    BOOT = "6f1c2d3e-0000-4000-8000-00000000b007"
+
+    def setUp(self):
+        self.client = EventBatchTests.client_for("house-1")
+
+    def post(self, events):
+        return self.client.post(URL, data=json.dumps({"gateway": "house-1", "events": events}),
+                                content_type="application/json")
+
+    def offline(self, seq, ts, mono, **overrides):
+        # Recorded 3 hours behind, unsynchronised.
+        return event(seq, ts=ts, clock_synced=False, boot=self.BOOT, mono=mono, time_quality="unsynced", **overrides)
+
+    def test_each_time_field_is_stored_and_an_old_gateways_events_get_a_quality(self):
+        response = self.post([
+            event(1, boot=self.BOOT, mono=5_000_000_000, time_quality="synced"),
+            self.offline(2, "2026-12-04T09:00:00.000Z", 6_000_000_000),
+            event(3, clock_synced=False, time_quality="corrected", ts="2026-12-04T09:00:01.000Z",
+                  ts_corrected="2026-12-04T12:00:01.000Z", boot=self.BOOT, mono=7_000_000_000),
+            event(4, clock_synced=False),  # a gateway from before: no time fields
+        ])
+        self.assertEqual(response.status_code, 200, response.content)
+        rows = {row.seq: row for row in Event.objects.all()}
+        self.assertEqual((rows[1].time_quality, rows[1].best_time, rows[1].boot, rows[1].mono),
+                         ("synced", rows[1].ts, self.BOOT, 5_000_000_000))
+        self.assertEqual(rows[2].time_quality, "unsynced")
+        self.assertIsNone(rows[2].ts_corrected)
+        self.assertEqual(rows[3].ts_corrected.isoformat(), "2026-12-04T12:00:01+00:00")
+        self.assertEqual(rows[3].best_time, rows[3].ts_corrected)
+        self.assertEqual((rows[4].time_quality, rows[4].boot, rows[4].mono), ("unsynced", "", None))
+        # "corrected" without its time (or a time without "corrected") is a malformed event.
+        bad = self.post([event(5, time_quality="corrected")])
+        self.assertEqual(bad.status_code, 400)
+
+    def test_a_correction_record_repairs_what_was_stored_and_what_comes_after(self):
+        self.post([self.offline(1, "2026-12-04T09:00:00.000Z", 10_000_000_000),
+                   self.offline(2, "2026-12-04T09:00:05.000Z", 15_000_000_000),
+                   event(3, boot="another-boot", clock_synced=False, time_quality="unsynced", mono=1)])
+        offset = 3 * 3600 * 10**9 + 1_000_000  # 3 h and 1 ms
+        record = json.dumps({"boot": self.BOOT, "from_seq": 1, "to_seq": 4, "offset_ns": offset}, sort_keys=True)
+        response = self.post([event(5, board="time", topic="wiregate/house-1/time/corrections", payload=record,
+                                    time_quality="synced", boot=self.BOOT, mono=20_000_000_000)])
+        self.assertEqual(response.status_code, 200, response.content)
+        one, two, other = (Event.objects.get(seq=n) for n in (1, 2, 3))
+        self.assertEqual((one.time_quality, one.ts_corrected.isoformat()),
+                         ("corrected", "2026-12-04T12:00:00.001000+00:00"))
+        self.assertEqual(two.ts_corrected.isoformat(), "2026-12-04T12:00:05.001000+00:00")
+        self.assertEqual(one.best_time, one.ts_corrected)
+        self.assertEqual(other.time_quality, "unsynced")  # another boot: never this record's
+        # seq 4 arrives after the record (a retried batch): repaired as it is stored.
+        self.post([self.offline(4, "2026-12-04T09:00:07.000Z", 17_000_000_000)])
+        self.assertEqual(Event.objects.get(seq=4).ts_corrected.isoformat(), "2026-12-04T12:00:07.001000+00:00")
+        # The record applied twice (the gateway sent it again) changes nothing.
+        self.post([event(6, board="time", topic="wiregate/house-1/time/corrections", payload=record)])
+        self.assertEqual(Event.objects.get(seq=1).ts_corrected, one.ts_corrected)
+        # A record that does not parse is stored as an event, and repairs nothing.
+        self.assertEqual(self.post([event(7, board="time", topic="wiregate/house-1/time/corrections",
+                                          payload="{not json")]).status_code, 200)
+
+    def test_the_history_is_in_the_best_order_known(self):
+        # The intruder cut the power: the Pi came back 3 h behind. The door opened at 12:00:10 true
+        # time, recorded as 09:00:10; a synced event from before the cut at 11:59:00 must come first,
+        # one from after the sync at 12:01:00 after, however the device times compare.
+        self.post([event(1, ts="2026-12-04T11:59:00.000Z", time_quality="synced", boot="earlier", mono=1),
+                   self.offline(2, "2026-12-04T09:00:10.000Z", 10_000_000_000),
+                   self.offline(3, "2026-12-04T09:00:11.000Z", 11_000_000_000),
+                   event(4, ts="2026-12-04T12:01:00.000Z", time_quality="synced", boot=self.BOOT, mono=70 * 10**9)])
+        record = json.dumps({"boot": self.BOOT, "from_seq": 2, "to_seq": 3, "offset_ns": 3 * 3600 * 10**9})
+        self.post([event(5, board="time", topic="wiregate/house-1/time/corrections", payload=record,
+                         ts="2026-12-04T12:01:01.000Z", time_quality="synced")])
+        history = self.client.get(URL, {"board": "front-door"}).json()["events"]
+        self.assertEqual([item["seq"] for item in history], [1, 2, 3, 4])
+        self.assertEqual(history[1]["ts_corrected"], "2026-12-04T12:00:10+00:00")
+        self.assertEqual(history[1]["time_quality"], "corrected")
+        self.assertIn("received_at", history[1])
+        # A step back of 2 s while synchronised (NTP's correction): within the boot, monotonic order.
+        self.post([event(8, ts="2026-12-04T12:02:00.000Z", time_quality="synced", boot=self.BOOT, mono=130 * 10**9),
+                   event(9, ts="2026-12-04T12:01:59.500Z", time_quality="synced", boot=self.BOOT, mono=131 * 10**9)])
+        history = self.client.get(URL, {"board": "front-door"}).json()["events"]
+        self.assertEqual([item["seq"] for item in history], [1, 2, 3, 4, 8, 9])
+        # Another gateway's token sees only its own.
+        self.assertEqual(EventBatchTests.client_for("house-2").get(URL).json()["events"], [])
+
+
 class HeartbeatTests(TransactionTestCase):
     def setUp(self):
         from django.core import mail

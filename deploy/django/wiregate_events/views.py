@@ -1,8 +1,11 @@
 import json
 import logging
 import zlib
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Case, F, Min, When, Window
+from django.utils import timezone
 from rest_framework import status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
@@ -12,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import health as gateway_health
-from .models import Event
+from .models import Event, TimeCorrection
 from .serializers import BatchSerializer, HeartbeatSerializer
 
 logger = logging.getLogger("wiregate_events")
@@ -49,6 +52,71 @@ class GzipJSONParser(JSONParser):
             raise ParseError(f"not valid JSON: {error}")
 
 
+def best_time(event):
+    """The history's order: the corrected time, else the device time when its clock was right,
+    else the time this backend received it."""
+    if event.ts_corrected is not None:
+        return event.ts_corrected
+    if event.time_quality == Event.TimeQuality.SYNCED:
+        return event.ts
+    return event.stored_at
+
+
+def repair_on_arrival(event):
+    """An unsynced event arriving after its stretch's correction record is repaired as it is stored."""
+    if event.time_quality == Event.TimeQuality.UNSYNCED and event.boot:
+        correction = TimeCorrection.objects.filter(gateway=event.gateway, boot=event.boot, from_seq__lte=event.seq,
+                                                   to_seq__gte=event.seq).first()
+        if correction is not None:
+            event.ts_corrected = event.ts + timedelta(microseconds=correction.offset_ns // 1000)
+            event.time_quality = Event.TimeQuality.CORRECTED
+    event.best_time = best_time(event)
+
+
+def apply_correction(gateway, event):
+    """Applies the correction record an event carries, if it is one (topic <base>/<gateway>/time/corrections)."""
+    if event.board != "time" or not event.topic.endswith(f"/{gateway}/time/corrections"):
+        return
+    try:
+        record = json.loads(event.payload)
+        boot, first, last, offset = record["boot"], int(record["from_seq"]), int(record["to_seq"]), \
+            int(record["offset_ns"])
+        if not isinstance(boot, str) or not boot or first > last:
+            raise ValueError("an empty boot or range")
+    except (ValueError, KeyError, TypeError) as error:
+        logger.warning("gateway %s sent a correction record that does not parse (%s): %r", gateway, error,
+                       event.payload[:200])
+        return
+    TimeCorrection.objects.get_or_create(gateway=gateway, boot=boot, from_seq=first,
+                                         defaults={"to_seq": last, "offset_ns": offset})
+    shift = timedelta(microseconds=offset // 1000)
+    repaired = Event.objects.filter(gateway=gateway, boot=boot, seq__gte=first, seq__lte=last,
+                                    time_quality=Event.TimeQuality.UNSYNCED)
+    count = repaired.update(ts_corrected=F("ts") + shift, best_time=F("ts") + shift,
+                            time_quality=Event.TimeQuality.CORRECTED)
+    logger.info("gateway %s: %d events of boot %s (seq %d..%d) corrected by %+.3f s", gateway, count, boot, first,
+                last, offset / 1e9)
+
+
+def history_order(rows):
+    """Within a boot, its monotonic order: the true order, whatever the wall clock did (a step
+    back while synchronised included). Boots, which never overlap, by the best time of their
+    first event; an event without a boot (a gateway from before) by its own best time."""
+    boot_start = Case(
+        When(boot="", then=F("best_time")),
+        default=Window(Min("best_time"), partition_by=[F("gateway"), F("boot")]))
+    return rows.annotate(boot_start=boot_start).order_by("boot_start", "boot", "mono", "seq")
+
+
+def history_item(row):
+    return {"id": row.id, "seq": row.seq, "board": row.board, "topic": row.topic, "payload": row.payload,
+            "class": row.event_class, "ts": row.ts.isoformat(), "clock_synced": row.clock_synced,
+            "boot": row.boot, "mono": row.mono, "time_quality": row.time_quality,
+            "ts_corrected": row.ts_corrected.isoformat() if row.ts_corrected else None,
+            "best_time": row.best_time.isoformat() if row.best_time else None,
+            "received_at": row.stored_at.isoformat()}
+
+
 class EventBatchView(APIView):
     """POST a batch of a gateway's events; stores the new ones, all or none, and answers 200
     also when every id was stored before (a retry), so the gateway moves on."""
@@ -70,13 +138,16 @@ class EventBatchView(APIView):
             return self.answer({"error": "malformed batch", "reasons": batch.errors}, status.HTTP_400_BAD_REQUEST)
         gateway = batch.validated_data["gateway"]
         events = batch.validated_data["events"]
+        received = timezone.now()
         with transaction.atomic():
             ids = [event["id"] for event in events]
             known = {row.id: row for row in Event.objects.filter(id__in=ids)}
             new = [
                 Event(id=event["id"], gateway=gateway, seq=event["seq"], board=event["board"], topic=event["topic"],
                       payload=event["payload"], event_class=event["class"], ts=event["ts"],
-                      clock_synced=event["clock_synced"], replayed=event["replayed"])
+                      clock_synced=event["clock_synced"], replayed=event["replayed"], boot=event["boot"],
+                      mono=event["mono"], time_quality=event["time_quality"], ts_corrected=event["ts_corrected"],
+                      stored_at=received)
                 for event in events
             ]
             conflicts = [event.id for event in new if event.id in known
@@ -88,9 +159,39 @@ class EventBatchView(APIView):
                 return self.answer({"error": "conflict: these ids are stored with other content", "ids": conflicts[:100]},
                                    status.HTTP_409_CONFLICT)
             fresh = [event for event in new if event.id not in known]
+            for event in fresh:
+                repair_on_arrival(event)
             # ignore_conflicts: two uploads of the same batch at once still store it once.
             Event.objects.bulk_create(fresh, ignore_conflicts=True)
+            # Sent again with its time now known (a retry after the gateway's clock was set).
+            for event in new:
+                stored = known.get(event.id)
+                if stored and stored.time_quality == Event.TimeQuality.UNSYNCED \
+                        and event.time_quality == Event.TimeQuality.CORRECTED:
+                    Event.objects.filter(id=event.id).update(
+                        time_quality=event.time_quality, ts_corrected=event.ts_corrected, best_time=event.ts_corrected)
+            # Correction records (the gateway's <base>/<gateway>/time/corrections events) repair
+            # what this backend stored before the gateway knew its clock.
+            for event in fresh:
+                apply_correction(gateway, event)
         return self.answer({"stored": len(fresh), "duplicates": len(known)}, status.HTTP_200_OK)
+
+    def get(self, request):
+        """The token's gateway's history, in the best time order known (see Event.HISTORY_ORDER);
+        ?board= and ?class= narrow it, ?limit= (at most 1000, 100 by default) bounds it."""
+        credential = getattr(request.user, "wiregate_gateway", None)
+        if credential is None:
+            return Response({"error": "this token is not bound to a gateway"}, status=status.HTTP_403_FORBIDDEN)
+        rows = Event.objects.filter(gateway=credential.gateway)
+        if request.query_params.get("board"):
+            rows = rows.filter(board=request.query_params["board"])
+        if request.query_params.get("class"):
+            rows = rows.filter(event_class=request.query_params["class"])
+        try:
+            limit = max(1, min(1000, int(request.query_params.get("limit", "100"))))
+        except ValueError:
+            return Response({"error": "limit must be a number"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"events": [history_item(row) for row in history_order(rows)[:limit]]})
 
     @staticmethod
     def answer(body, code):
