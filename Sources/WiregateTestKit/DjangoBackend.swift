@@ -184,6 +184,28 @@ public final class DjangoBackend: @unchecked Sendable {
         }
     }
 
+    /// The gateway's history as the app's API gives it (`GET /api/gateway/events/`), in its order.
+    /// The token goes in a header file (curl's `-H @file`), never on a command line.
+    public func history(board: String) throws -> [[String: Any]] {
+        guard tls == nil else { throw TestKitError("history: plain HTTP only") }
+        let header = temporaryPath("token", suffix: ".txt")
+        let fd = open(header, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw TestKitError("open \(header): errno \(errno)") }
+        let line = Array("Authorization: Token \(token)\n".utf8)
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        defer { unlink(header) }
+        guard written == line.count else { throw TestKitError("write \(header)") }
+        let body = try Self.output(
+            "/usr/bin/curl", ["-sSf", "-H", "@" + header, "\(url)/api/gateway/events/?board=\(board)&limit=1000"],
+            environment: [:])
+        let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        guard let events = object?["events"] as? [[String: Any]] else {
+            throw TestKitError("history: \(body.prefix(200))")
+        }
+        return events
+    }
+
     /// The rows of a query of the backend's database, each as its fields' text (NULL as "").
     public func query(_ sql: String) throws -> [[String]] {
         try Self.output(

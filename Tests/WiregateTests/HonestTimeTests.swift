@@ -121,10 +121,24 @@ import WiregateTestKit
             #expect(abs(corrected - sent[row[0]]!.timeIntervalSince1970) < 2, "\(row)")
         }
 
-        // A step back of 2 s while synchronised: recorded as a step, the order by boot and
-        // monotonic time unharmed.
-        clock.set(offset: .seconds(-2), synchronised: true)
+        // A step back of a minute while synchronised (a bad NTP server): recorded as a step, and the
+        // history as the API gives it still in the order things happened, by boot and monotonic time.
+        board.send("door=before-step")
+        #expect(await eventually(timeout: .seconds(30)) { (try? backend.count(where: "payload = 'before-step'")) == 1 })
+        clock.set(offset: .seconds(-60), synchronised: true)
         #expect(await eventually { await harness.gateway.journal.anchors().contains { $0.reason == "step" } })
+        board.send("door=after-step")
+        #expect(await eventually(timeout: .seconds(30)) { (try? backend.count(where: "payload = 'after-step'")) == 1 })
+        let history = try backend.history(board: "sim").compactMap { $0["payload"] as? String }.filter {
+            $0.contains("-")
+        }
+        #expect(
+            history == (0..<5).map { "live-\($0)" } + (0..<3).map { "held-\($0)" } + ["before-step", "after-step"],
+            "\(history)")
+        let stepped = try backend.query(
+            "SELECT payload, time_quality FROM wiregate_events_event WHERE payload LIKE '%-step' ORDER BY ts")
+        #expect(
+            stepped.map { $0[0] } == ["after-step", "before-step"], "the device times are a minute apart the wrong way")
         await harness.stop()
     }
 
