@@ -32,6 +32,9 @@ import WiregateCore
         }
         let (fresh, published, _) = values.take(all: true)
         #expect(fresh.count == EntityValues.maxEntitiesPerBoard)
+        // The first ones seen, in their order: the same entities at every run of the gateway.
+        let sent = (0..<5).flatMap { batch in (0..<60).map { "k\(batch)-\($0)" } }
+        #expect(fresh.map(\.key) == Array(sent.prefix(EntityValues.maxEntitiesPerBoard)))
         #expect(published.count == EntityValues.maxEntitiesPerBoard)
         // A key past the bound keeps no value, however often it comes.
         values.observe([event("k4-59", "2")])

@@ -64,8 +64,14 @@ public final class EntityValues: Sendable {
         let undecided = state.withLock { state in
             events.map { BoardKey(board: $0.board, key: $0.subtopic) }.filter { state.mapped[$0] == nil }
         }
-        // Rules are decided outside the lock (globs over every rule, once per key).
-        let decisions = Set(undecided).map { key in (key, catalog.rule(forBoard: key.board, key: key.key) != nil) }
+        // Rules are decided outside the lock (globs over every rule, once per key), in the order the
+        // keys came: past the bound, the ones announced are the first seen, the same at every run
+        // (a Set's order changes with each process's hash seed: a CI run caught a later key taking
+        // an earlier one's place).
+        var seen = Set<BoardKey>()
+        let decisions = undecided.filter { seen.insert($0).inserted }.map { key in
+            (key, catalog.rule(forBoard: key.board, key: key.key) != nil)
+        }
         var overflowed: [String] = []
         let changed = state.withLock { state -> Bool in
             for (key, mapped) in decisions where state.mapped[key] == nil {
