@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import Wiregate
 import WiregateCore
@@ -169,5 +170,46 @@ import WiregateTestKit
         #expect(fields["time_quality"] == "unsynced" && fields["ts_corrected"] == nil, "\(fields)")
         #expect(fields["boot"] != (try BootClock.bootID()))
         await second.stop()
+    }
+}
+
+/// The journal's side of honest time, without a broker: what survives the memory fallback.
+@Suite struct JournalTimeTests {
+    /// A boot that synchronised only while the card was read-only (the memory journal had its
+    /// anchors) still repairs its events once the disk journal takes them over, after a reboot.
+    @Test func theMemoryJournalsAnchorsAndTimesAreTakenOverWithItsEvents() async throws {
+        let disk = try makeTemporaryDirectory("time-disk")
+        let memory = try makeTemporaryDirectory("time-memory")
+        let settings = JournalSequenceTests.settings
+        let earlier = UUID().uuidString.lowercased()
+        let offline = ShiftedClock(offset: .zero - HonestTimeTests.behind, synchronised: false, boot: earlier)
+        let inMemory = try Journal(
+            directory: memory, settings: settings, logger: Logger(label: "test"), durable: false, time: offline.source)
+        let read = BootClock.monotonic()
+        await inMemory.append([
+            Event(
+                board: "b", topic: "wiregate/seq-gw/b/door", subtopic: "door", payload: "open", eventClass: .critical,
+                receivedAt: offline.source.wall(), receivedMonotonic: read)
+        ])
+        offline.set(offset: .zero, synchronised: true)
+        let synced = offline.source.anchor(boot: earlier)
+        await inMemory.recordAnchor(synced, reason: .synchronised)
+        await inMemory.close()
+
+        // Rebooted (another boot), the card writable again.
+        let back = try Journal.open(
+            directory: disk, memoryFallback: memory, settings: settings,
+            time: ShiftedClock(offset: .zero, synchronised: true).source,
+            logger: Logger(label: "test"))
+        #expect(back.isDurable)
+        #expect(await back.anchors().contains { $0.anchor == synced })
+        let handed = await back.reader(for: Journal.mqttSink).next(max: 10, classes: [.critical], acknowledging: [])
+        let event = try #require(handed.first)
+        #expect(event.boot == earlier && event.event.receivedMonotonic == read)
+        #expect(event.time.quality == .corrected)
+        // Its true time: what the clock said plus the 3 hours, to within the anchor's millisecond.
+        let expected = TimeSource.nanoseconds(event.event.receivedAt) + Int64(3 * 3600) * 1_000_000_000
+        #expect(abs((event.time.corrected ?? 0) - expected) < 2_000_000, "\(event.time)")
+        await back.close()
     }
 }

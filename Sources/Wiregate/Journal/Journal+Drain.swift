@@ -36,6 +36,15 @@ extension Journal {
                     }
                     // Its boots by their ids: the two files number them each their own way.
                     try db.execute(sql: "INSERT OR IGNORE INTO main.boot (boot_id) SELECT boot_id FROM memory.boot")
+                    // And its clock anchors: a boot that synchronised only while the card was
+                    // read-only must still repair its events here (after a reboot, nothing else would).
+                    try db.execute(
+                        sql: """
+                            INSERT OR IGNORE INTO main.clock_anchor (boot, mono, wall, synced, reason, last_seq, corrected)
+                            SELECT (SELECT m.id FROM main.boot AS m JOIN memory.boot AS b ON b.boot_id = m.boot_id WHERE b.id = a.boot),
+                                mono, wall, synced, reason, last_seq, corrected
+                            FROM memory.clock_anchor AS a
+                            """)
                     try db.execute(
                         sql: """
                             INSERT OR IGNORE INTO main.event (seq, board, topic, subtopic, payload, class, received_at, clock_synced, latest, boot, mono)
