@@ -32,6 +32,9 @@ public struct Event: Sendable, Hashable {
     /// the true time of an event read while the wall clock was wrong (see `ClockRepair`). Nil
     /// until the journal takes it, which stamps an event without one (the alarm's own).
     public var receivedMonotonic: Int64?
+    /// Whether the wall clock was synchronised when the line was read; nil until the journal
+    /// takes it, as for `receivedMonotonic`.
+    public var receivedSynchronised: Bool?
 
     /// An event as read; `latest` is kept only for telemetry (a critical event is never coalesced).
     /// - Parameters:

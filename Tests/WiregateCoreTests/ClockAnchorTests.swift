@@ -122,20 +122,30 @@ import Testing
             boot: boot, monotonic: 900 * Self.second, wall: Self.noon + 898 * Self.second, synchronised: true)
         let marked: [ClockRepair.Marked] = [(synced, 40), (start, 0), (restored, 25)]
         let index = AnchorIndex(marked.map(\.anchor))
-        let corrections = ClockRepair.corrections(of: marked, index: index, lastSeq: 55)
+        let corrections = ClockRepair.corrections(of: marked, index: index, lastSeq: 55, now: 950 * Self.second)
         #expect(
             corrections == [
-                TimeCorrection(boot: boot, seqs: 1...25, offset: 3 * 3600 * Self.second),
-                TimeCorrection(boot: boot, seqs: 26...40, offset: 600 * Self.second)
+                TimeCorrection(
+                    boot: boot, monotonic: (2 * Self.second)..<(60 * Self.second), seqs: 1...25,
+                    offset: 3 * 3600 * Self.second),
+                TimeCorrection(
+                    boot: boot, monotonic: (60 * Self.second)..<(900 * Self.second), seqs: 26...40,
+                    offset: 600 * Self.second)
             ])
         // Before the boot is synchronised: nothing to say yet.
-        #expect(ClockRepair.corrections(of: [(start, 0), (restored, 25)], index: AnchorIndex(), lastSeq: 30).isEmpty)
+        #expect(
+            ClockRepair.corrections(of: [(start, 0), (restored, 25)], index: AnchorIndex(), lastSeq: 30, now: 0).isEmpty
+        )
         // A stretch in which nothing was numbered (a restart right before the sync) gives none.
-        #expect(ClockRepair.corrections(of: [(start, 7), (synced, 7)], index: index, lastSeq: 9).isEmpty)
+        #expect(ClockRepair.corrections(of: [(start, 7), (synced, 7)], index: index, lastSeq: 9, now: 0).isEmpty)
         // The last stretch of a boot still unsynchronised reaches the journal's now.
         let lost = ClockAnchor(boot: boot, monotonic: 1000 * Self.second, wall: Self.noon, synchronised: false)
         #expect(
-            ClockRepair.corrections(of: [(synced, 40), (lost, 50)], index: index, lastSeq: 60)
-                == [TimeCorrection(boot: boot, seqs: 51...60, offset: 898 * Self.second + 100 * Self.second)])
+            ClockRepair.corrections(of: [(synced, 40), (lost, 50)], index: index, lastSeq: 60, now: 1200 * Self.second)
+                == [
+                    TimeCorrection(
+                        boot: boot, monotonic: (1000 * Self.second)..<(1200 * Self.second), seqs: 51...60,
+                        offset: 898 * Self.second + 100 * Self.second)
+                ])
     }
 }

@@ -98,9 +98,12 @@ import WiregateTestKit
         let offset = try #require(fields["offset_ns"] as? Int64)
         #expect(abs(offset - 3 * 3600 * 1_000_000_000) < 10_000_000, "\(offset)")
         let from = try #require(fields["from_seq"] as? Int64), to = try #require(fields["to_seq"] as? Int64)
+        let fromMono = try #require(fields["from_mono"] as? Int64), toMono = try #require(fields["to_mono"] as? Int64)
         for message in doors() where message.payload.hasPrefix("live-") {
             let seq = try #require(Int64(properties(message)["seq"] ?? ""))
+            let mono = try #require(Int64(properties(message)["mono"] ?? ""))
             #expect((from...to).contains(seq), "\(seq) in \(from)...\(to)")
+            #expect((fromMono..<toMono).contains(mono), "\(mono) in \(fromMono)..<\(toMono)")
         }
         #expect(!record.properties.contains("retain"))
 
@@ -211,5 +214,24 @@ import WiregateTestKit
         let expected = TimeSource.nanoseconds(event.event.receivedAt) + Int64(3 * 3600) * 1_000_000_000
         #expect(abs((event.time.corrected ?? 0) - expected) < 2_000_000, "\(event.time)")
         await back.close()
+    }
+
+    /// A line read while the clock was wrong and numbered after it was set keeps the flag of its
+    /// reading: "synced" would vouch for a time 3 hours off, and nothing would ever correct it.
+    @Test func aLineKeepsTheClockFlagOfItsReadingNotOfItsNumbering() async throws {
+        let directory = try makeTemporaryDirectory("time-flag")
+        let clock = ShiftedClock(offset: .zero, synchronised: true)
+        let journal = try Journal(
+            directory: directory, settings: JournalSequenceTests.settings, logger: Logger(label: "test"),
+            time: clock.source)
+        var read = Event(
+            board: "b", topic: "wiregate/seq-gw/b/door", subtopic: "door", payload: "open", eventClass: .critical,
+            receivedAt: Date().addingTimeInterval(-3 * 3600), receivedMonotonic: BootClock.monotonic())
+        read.receivedSynchronised = false
+        await journal.append([read])
+        let handed = await journal.reader(for: Journal.mqttSink).next(max: 10, classes: [.critical], acknowledging: [])
+        #expect(handed.first?.clockSynced == false)
+        #expect(handed.first?.time.quality == .corrected, "the journal's start anchor is synchronised")
+        await journal.close()
     }
 }

@@ -44,23 +44,22 @@ public final class ClockWatcher: Service, Sendable {
 
     /// Watches until graceful shutdown.
     public func run() async {
-        guard let boot = time.boot else {
+        // The start's anchor is the journal's, written as it opened (before any event was numbered).
+        guard let boot = time.boot, let first = await journal.startAnchor else {
             logger.error("no boot id (/proc/sys/kernel/random/boot_id): the times of this run cannot be repaired")
             try? await gracefulShutdown()
             return
         }
-        let first = time.anchor(boot: boot)
-        await record(first, reason: .start)
+        // Synchronised already (a restart): what an earlier run of this boot recorded unsynchronised.
+        if first.synchronised { await correct() }
         let steps = time.kernelSteps ? ClockSteps.open(logger: logger) : nil
         await withTaskGroup(of: Void.self) { group in
             if let steps {
                 group.addTask {
                     for await _ in steps.changes {
                         self.stepReported.store(true, ordering: .relaxed)
-                        let anchor = self.time.anchor(boot: boot)
-                        self.logger.notice(
-                            "the wall clock was set", metadata: ["synchronised": "\(anchor.synchronised)"])
-                        await self.record(anchor, reason: .step)
+                        self.logger.notice("the wall clock was set")
+                        await self.record(.step)
                     }
                 }
             }
@@ -76,14 +75,14 @@ public final class ClockWatcher: Service, Sendable {
                     let reported = self.stepReported.exchange(false, ordering: .relaxed)
                     defer { last = anchor }
                     if anchor.synchronised != last.synchronised {
-                        await self.record(anchor, reason: anchor.synchronised ? .synchronised : .unsynchronised)
+                        await self.record(anchor.synchronised ? .synchronised : .unsynchronised)
                         lastWritten = ContinuousClock.now
                     } else if abs(drift) > 1_000_000_000, !reported {
                         self.logger.notice(
                             "the wall clock jumped", metadata: ["seconds": "\(Double(drift) / 1e9)"])
-                        await self.record(anchor, reason: .step)
+                        await self.record(.step)
                     } else if anchor.synchronised, ContinuousClock.now - lastWritten >= self.periodic {
-                        await self.record(anchor, reason: .periodic)
+                        await self.record(.periodic)
                         lastWritten = ContinuousClock.now
                     }
                 }
@@ -94,14 +93,16 @@ public final class ClockWatcher: Service, Sendable {
         steps?.close()
     }
 
-    /// Records the anchor; a synchronised one may repair stretches recorded before it, whose
-    /// correction records are journaled then (critical: never dropped for room, committed at once).
-    private func record(_ anchor: ClockAnchor, reason: AnchorReason) async {
-        await journal.recordAnchor(anchor, reason: reason)
-        guard anchor.synchronised else { return }
-        let corrections = await journal.pendingCorrections()
-        guard !corrections.isEmpty else { return }
-        for correction in corrections {
+    /// Records an anchor (read by the journal, where events are numbered); a synchronised one
+    /// may repair stretches recorded before it.
+    private func record(_ reason: AnchorReason) async {
+        guard let anchor = await journal.recordAnchor(reason: reason), anchor.synchronised else { return }
+        await correct()
+    }
+
+    /// Journals the correction records that the synchronised anchors make possible now.
+    private func correct() async {
+        for correction in await journal.journalCorrections(topic: correctionsTopic) {
             logger.notice(
                 "times of events recorded with a wrong clock are known now",
                 metadata: [
@@ -109,31 +110,6 @@ public final class ClockWatcher: Service, Sendable {
                     "offset_seconds": "\(Double(correction.offset) / 1e9)"
                 ])
         }
-        await journal.append(corrections.map { Self.event($0, topic: correctionsTopic, at: time.wall()) })
-        await journal.markJournaled(corrections)
-    }
-
-    /// The correction record of one stretch, as the event that carries it to every sink.
-    static func event(_ correction: TimeCorrection, topic: String, at now: Date) -> Event {
-        struct Record: Encodable {
-            var boot: String
-            // The consumers' field names, as the README documents them.
-            // swift-format-ignore: AlwaysUseLowerCamelCase
-            var from_seq: Int64
-            // swift-format-ignore: AlwaysUseLowerCamelCase
-            var to_seq: Int64
-            // swift-format-ignore: AlwaysUseLowerCamelCase
-            var offset_ns: Int64
-        }
-        let record = Record(
-            boot: correction.boot, from_seq: correction.seqs.lowerBound, to_seq: correction.seqs.upperBound,
-            offset_ns: correction.offset)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let payload = (try? encoder.encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return Event(
-            board: GatewayConfig.timeTopicLevel, topic: topic, subtopic: "corrections", payload: payload,
-            eventClass: .critical, receivedAt: now)
     }
 }
 

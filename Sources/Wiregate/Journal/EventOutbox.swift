@@ -112,9 +112,18 @@ public protocol OutboxReader: Sendable {
 
     /// Makes durable what is still in memory (called once the sink has stopped).
     func flush() async
+
+    /// The events' time as known now (see `JournaledEvent.time`): for events a sink kept in hand
+    /// across an anchor (held back by the broker, sent again later).
+    /// - Parameter events: events `next` returned to this reader.
+    func dated(_ events: [JournaledEvent]) async -> [JournaledEvent]
 }
 
 extension OutboxReader {
+    /// For a reader whose store keeps no clock anchors: as they were.
+    /// - Parameter events: events `next` returned to this reader.
+    public func dated(_ events: [JournaledEvent]) async -> [JournaledEvent] { events }
+
     /// The next events to send, critical before telemetry, with no acknowledgement to hand over.
     /// - Parameter max: the most events to return.
     public func next(max: Int) async -> [JournaledEvent] {

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import WiregateCore
 
@@ -25,6 +26,7 @@ extension Journal {
     public func recordAnchor(_ anchor: ClockAnchor, reason: AnchorReason) async {
         // In memory at once: an event handed out from now on is dated with it.
         anchorIndex.insert(anchor)
+        let reloadIndex = reason == .periodic && anchorIndex.count > 2 * Self.periodicAnchorsKept
         let lastSeq = sequence.last
         do {
             try await database.write { db in
@@ -49,6 +51,8 @@ extension Journal {
                             """, arguments: [Self.periodicAnchorsKept])
                 }
             }
+            // The periodic anchors deleted above leave the index too (one every 5 minutes, for ever).
+            if reloadIndex { anchorIndex = try await database.read { db in try Self.synchronisedAnchors(db) } }
         } catch {
             logger.error("cannot record a clock anchor", metadata: ["reason": "\(reason)", "error": "\(error)"])
         }
@@ -76,32 +80,112 @@ extension Journal {
 }
 
 extension Journal {
-    /// This boot's row (made when new) and the synchronised anchors, when the journal opens.
-    static func loadClock(_ database: DatabasePool, boot: String?) throws -> (Int64?, AnchorIndex) {
+    /// This boot's row (made when new), the synchronised anchors, and the start's anchor,
+    /// written as the journal opens (before any event can be numbered: `lastSeq` is the last
+    /// number handed out before this run).
+    static func loadClock(_ database: DatabasePool, time: TimeSource, lastSeq: Int64) throws -> (
+        Int64?, AnchorIndex, ClockAnchor?
+    ) {
         try database.write { db in
             var row: Int64?
-            if let boot {
+            var start: ClockAnchor?
+            if let boot = time.boot {
                 try db.execute(sql: "INSERT OR IGNORE INTO boot (boot_id) VALUES (?)", arguments: [boot])
                 row = try Int64.fetchOne(db, sql: "SELECT id FROM boot WHERE boot_id = ?", arguments: [boot])
+                let anchor = time.anchor(boot: boot)
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO clock_anchor (boot, mono, wall, synced, reason, last_seq)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        row, anchor.monotonic, anchor.wall, anchor.synchronised, AnchorReason.start.rawValue, lastSeq
+                    ])
+                start = anchor
             }
-            let anchors = try Row.fetchAll(
+            return (row, try Self.synchronisedAnchors(db), start)
+        }
+    }
+
+    /// Every synchronised anchor of the table, indexed.
+    static func synchronisedAnchors(_ db: Database) throws -> AnchorIndex {
+        AnchorIndex(
+            try Row.fetchAll(
                 db,
                 sql: """
                     SELECT b.boot_id, a.mono, a.wall FROM clock_anchor AS a JOIN boot AS b ON b.id = a.boot
                     WHERE a.synced = 1
                     """
-            ).map { ClockAnchor(boot: $0[0], monotonic: $0[1], wall: $0[2], synchronised: true) }
-            return (row, AnchorIndex(anchors))
+            ).map { ClockAnchor(boot: $0[0], monotonic: $0[1], wall: $0[2], synchronised: true) })
+    }
+
+    /// Reads an anchor of this journal's clocks now and records it: read here, where events are
+    /// numbered, so that the sequence number it is recorded with is the one of its moment.
+    /// - Returns: the anchor; nil without a boot id.
+    @discardableResult
+    public func recordAnchor(reason: AnchorReason) async -> ClockAnchor? {
+        guard let boot = time.boot else { return nil }
+        let anchor = time.anchor(boot: boot)
+        await recordAnchor(anchor, reason: reason)
+        return anchor
+    }
+
+    /// Journals a correction record (a critical event on `topic`) for each stretch of this boot
+    /// that its synchronised anchors can repair now and that has none yet (see
+    /// `ClockRepair.corrections`), and marks them once that commit is done: a record lost with
+    /// a failed commit is made again at the next synchronised anchor, one made twice (a crash
+    /// between the commit and the mark) a consumer applies twice harmlessly.
+    /// - Returns: the corrections journaled.
+    @discardableResult
+    public func journalCorrections(topic: String) async -> [TimeCorrection] {
+        guard !correcting else { return [] }
+        correcting = true
+        defer { correcting = false }
+        let corrections = await pendingCorrections()
+        guard !corrections.isEmpty else { return [] }
+        let events = corrections.map { Self.correctionEvent($0, topic: topic, at: time.wall()) }
+        _ = take(events)
+        await flush()
+        // Committed, or still in memory (a card that refuses writes): only the first is marked.
+        guard committedThrough >= sequence.last else { return corrections }
+        await markJournaled(corrections)
+        return corrections
+    }
+
+    /// The correction record of one stretch, as the event that carries it to every sink.
+    static func correctionEvent(_ correction: TimeCorrection, topic: String, at now: Date) -> Event {
+        struct Record: Encodable {
+            var boot: String
+            // The consumers' field names, as the README documents them.
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var from_mono: Int64
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var to_mono: Int64
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var from_seq: Int64
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var to_seq: Int64
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            var offset_ns: Int64
         }
+        let record = Record(
+            boot: correction.boot, from_mono: correction.monotonic.lowerBound, to_mono: correction.monotonic.upperBound,
+            from_seq: correction.seqs.lowerBound, to_seq: correction.seqs.upperBound, offset_ns: correction.offset)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let payload = (try? encoder.encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return Event(
+            board: GatewayConfig.timeTopicLevel, topic: topic, subtopic: "corrections", payload: payload,
+            eventClass: .critical, receivedAt: now)
     }
 
     /// The corrections this boot's synchronised anchors make possible and that were not journaled
-    /// yet (see `ClockRepair.corrections`): at most one per unsynchronised stretch, ever, once
-    /// `markJournaled` has been told.
-    public func pendingCorrections() async -> [TimeCorrection] {
+    /// yet: at most one per unsynchronised stretch, ever, once `markJournaled` has been told.
+    func pendingCorrections() async -> [TimeCorrection] {
         guard let boot = time.boot, let bootRow, anchorIndex.isKnown(boot) else { return [] }
         let index = anchorIndex
         let lastSeq = sequence.last
+        let now = time.monotonic()
         do {
             return try await database.read { db in
                 let marked = try Row.fetchAll(
@@ -115,9 +199,9 @@ extension Journal {
                         ) as ClockRepair.Marked, corrected: row[4] as Bool
                     )
                 }
-                let done = Set(marked.filter(\.corrected).map { $0.marked.lastSeq + 1 })
-                return ClockRepair.corrections(of: marked.map(\.marked), index: index, lastSeq: lastSeq)
-                    .filter { !done.contains($0.seqs.lowerBound) }
+                let done = Set(marked.filter(\.corrected).map(\.marked.anchor.monotonic))
+                return ClockRepair.corrections(of: marked.map(\.marked), index: index, lastSeq: lastSeq, now: now)
+                    .filter { !done.contains($0.monotonic.lowerBound) }
             }
         } catch {
             logger.error("cannot read the clock anchors", metadata: ["error": "\(error)"])
@@ -126,14 +210,14 @@ extension Journal {
     }
 
     /// The correction records of `corrections` are journaled: they are not made again.
-    public func markJournaled(_ corrections: [TimeCorrection]) async {
+    func markJournaled(_ corrections: [TimeCorrection]) async {
         guard let bootRow, !corrections.isEmpty else { return }
         do {
             try await database.write { db in
                 for correction in corrections {
                     try db.execute(
-                        sql: "UPDATE clock_anchor SET corrected = 1 WHERE boot = ? AND synced = 0 AND last_seq = ?",
-                        arguments: [bootRow, correction.seqs.lowerBound - 1])
+                        sql: "UPDATE clock_anchor SET corrected = 1 WHERE boot = ? AND mono = ?",
+                        arguments: [bootRow, correction.monotonic.lowerBound])
                 }
             }
         } catch {

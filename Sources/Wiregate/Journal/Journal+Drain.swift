@@ -21,7 +21,9 @@ extension Journal {
                 // One written by a wiregate from before honest time (an upgrade while the card was
                 // read-only) has neither boots nor monotonic times: its events stay unsynced.
                 let hasTimes =
-                    try Row.fetchOne(db, sql: "SELECT 1 FROM memory.pragma_table_info('event') WHERE name = 'mono'")
+                    // The schema as the function's second argument: `memory.pragma_table_info('event')`
+                    // reads main's table (checked with sqlite3 3.40).
+                    try Row.fetchOne(db, sql: "SELECT 1 FROM pragma_table_info('event', 'memory') WHERE name = 'mono'")
                     != nil
                 try db.inTransaction {
                     guard hasTimes else {

@@ -63,8 +63,7 @@ extension Journal {
                     while events.count < max, var event = readers[sink]!.buffered[eventClass]?.popFirst() {
                         readers[sink]!.cursors[eventClass]!.handOut(event.seq)
                         // Dated now: an anchor recorded since it was read may repair its time.
-                        event.time = anchorIndex.time(
-                            boot: event.boot, monotonic: event.event.receivedMonotonic, synchronised: event.clockSynced)
+                        event.time = time(of: event)
                         events.append(event)
                     }
                 }
@@ -89,6 +88,20 @@ extension Journal {
             }
         }
         return []
+    }
+
+    /// An event's time as the anchors known now tell it.
+    func time(of event: JournaledEvent) -> EventTime {
+        anchorIndex.time(boot: event.boot, monotonic: event.event.receivedMonotonic, synchronised: event.clockSynced)
+    }
+
+    /// `events` with their times as known now.
+    func dated(_ events: [JournaledEvent]) -> [JournaledEvent] {
+        events.map { event in
+            var event = event
+            event.time = time(of: event)
+            return event
+        }
     }
 
     func putBack(sink: String, _ events: [JournaledEvent]) {
@@ -260,6 +273,9 @@ public struct JournalReader: OutboxReader {
 
     /// Puts still-unacknowledged events back at the head of this sink's buffer and wakes its `next`.
     public func putBack(_ events: [JournaledEvent]) async { await journal.putBack(sink: sink, events) }
+
+    /// Dated again with the anchors known now.
+    public func dated(_ events: [JournaledEvent]) async -> [JournaledEvent] { await journal.dated(events) }
 
     /// Whether this sink has events of the class not handed out yet, or handed out and not come back for.
     public func hasUnsent(_ eventClass: EventClass) async -> Bool { await journal.hasUnsent(sink: sink, eventClass) }

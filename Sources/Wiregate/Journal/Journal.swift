@@ -34,6 +34,10 @@ public actor Journal: EventOutbox {
     var bootRow: Int64?
     /// The synchronised anchors known, each event dated with them as it is handed out.
     var anchorIndex = AnchorIndex()
+    /// The anchor written as the journal opened; nil without a boot id.
+    public private(set) var startAnchor: ClockAnchor?
+    /// Set while a pass journals correction records: a second caller leaves it to the first.
+    var correcting = false
     /// What the journal counts (appends, drops, commits) for `/metrics`.
     let metrics: JournalMetrics
     let bounds: (maxBytes: Int64, maxAge: Duration, quarantineCount: Int, quarantineBytes: Int64)
@@ -333,7 +337,6 @@ public actor Journal: EventOutbox {
         if let drainFrom, durable {
             Self.drainMemoryJournal(in: drainFrom, into: database, logger: logger)
         }
-        (bootRow, anchorIndex) = try Self.loadClock(database, boot: time.boot)
         self.directory = directory
         self.isDurable = durable
         self.commitWindow = settings.commitWindow
@@ -380,6 +383,8 @@ public actor Journal: EventOutbox {
                 ])
         }
         committedThrough = last
+        // Before any event can be numbered: every event of this run comes after the start's anchor.
+        (bootRow, anchorIndex, startAnchor) = try Self.loadClock(database, time: time, lastSeq: sequence.last)
         for eventClass in EventClass.allCases {
             lastSeqByClass[eventClass] =
                 try database.read { db in
@@ -494,7 +499,10 @@ public actor Journal: EventOutbox {
                     ALTER TABLE event ADD COLUMN mono INTEGER;
                     ALTER TABLE clock_anchor ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
                     ALTER TABLE clock_anchor ADD COLUMN corrected INTEGER NOT NULL DEFAULT 0;
+                    UPDATE clock_anchor SET corrected = 1;
                     """)
+            // ^ Anchors from before have no last seq: a stretch of theirs would claim every earlier
+            // event. Their events have no boot either, so nothing could be repaired anyway.
         }
         return migrator
     }
@@ -566,17 +574,22 @@ public actor Journal: EventOutbox {
 
     /// Numbers the events, hands them to the sinks and schedules the telemetry commit.
     /// - Returns: whether a commit is due now (critical events, or no commit window).
-    private func take(_ events: [Event]) -> Bool {
+    func take(_ events: [Event]) -> Bool {
         guard !events.isEmpty else { return false }
-        let synced = clockSynchronised()
-        if !synced { metrics.unsynchronised.increment(by: events.count) }
+        // Each line's own flag, read with its time (a line read before the clock was set and
+        // numbered after must not go out "synced"); the alarm's events are flagged now.
+        let now = events.contains { $0.receivedSynchronised == nil } ? clockSynchronised() : true
+        let unsynchronised = events.count { !($0.receivedSynchronised ?? now) }
+        if unsynchronised > 0 { metrics.unsynchronised.increment(by: unsynchronised) }
         let (first, reserve) = sequence.take(events.count)
         if let reserve { writeReservation(reserve) }
         var critical = false
         for (offset, event) in events.enumerated() {
             var event = event
             if event.receivedMonotonic == nil { event.receivedMonotonic = time.monotonic() }
-            let item = JournaledEvent(seq: first + Int64(offset), event: event, clockSynced: synced, boot: time.boot)
+            let item = JournaledEvent(
+                seq: first + Int64(offset), event: event, clockSynced: event.receivedSynchronised ?? now,
+                boot: time.boot)
             pending.append(item)
             pendingBytes += item.memoryCost
             lastSeqByClass[event.eventClass] = first + Int64(offset)

@@ -329,11 +329,13 @@ public final class MQTTSink: Service, Sendable {
                 continue
             }
             let firstLive = liveFrom.withLock { $0 }
-            for (index, event) in due.enumerated() {
+            // Held across a clock anchor maybe (refused before the clock was set): dated again.
+            let dated = await outbox.dated(due)
+            for (index, event) in dated.enumerated() {
                 guard let deferral = await send(event, firstLive: firstLive, timestamps: &timestamps) else { continue }
                 // Not taken (the connection went, a broker setting, memory): this one and the rest
                 // are held again, in order, not orphaned.
-                let rest = due[index...]
+                let rest = dated[index...]
                 held.withLock { state in
                     state.events += rest
                     state.retried.subtract(rest.map(\.seq))

@@ -259,6 +259,7 @@ public final class BoardReader: Service, Sendable {
         let now = time.wall()
         // With the boot, the true time of the line even when the wall clock is wrong (see `ClockRepair`).
         let monotonic = time.monotonic()
+        let synchronised = time.synchronised()
         var events: [Event] = []
         var lines = 0, malformed = 0, annotations = 0, published = 0
         var rejected: [LineFramer.Rejection: Int] = [:]
@@ -275,7 +276,10 @@ public final class BoardReader: Service, Sendable {
                     switch builder.outcome(for: line, receivedAt: now) {
                     case .events(var decoded):
                         published += 1
-                        for index in decoded.indices { decoded[index].receivedMonotonic = monotonic }
+                        for index in decoded.indices {
+                            decoded[index].receivedMonotonic = monotonic
+                            decoded[index].receivedSynchronised = synchronised
+                        }
                         events.append(contentsOf: decoded)
                     case .blank: break
                     case .annotation(let text):

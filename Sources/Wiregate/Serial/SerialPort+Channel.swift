@@ -13,7 +13,9 @@ extension SerialPort {
     /// holds about 3.5 s of such a board, and its later lines were lost (an intrusion among
     /// them: 271 lines in a CI run). 4,096 reads of at most `readSize` bytes is at most 2 MiB per
     /// board, and at one line a read still 13 s of lines at 300 a second
-    /// (`SlowJournalTests.aReaderHeldUpEightSecondsLosesNoLine`).
+    /// (`SlowJournalTests.aReaderHeldUpEightSecondsLosesNoLine`). That memory is outside the
+    /// journal's bounds, and a board faster than any UART (see `Journal.enqueue`) is held up at
+    /// its port only once it is full: 2 MiB later than with NIO's default.
     static let readsBuffered = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(
         lowWatermark: 1_024, highWatermark: 4_096)
 

@@ -154,6 +154,9 @@ public struct AnchorIndex: Sendable, Equatable {
     /// Whether `boot` has a synchronised anchor (its unsynchronised events can be repaired).
     public func isKnown(_ boot: String) -> Bool { byBoot[boot] != nil }
 
+    /// How many anchors it holds, over every boot.
+    public var count: Int { byBoot.values.reduce(0) { $0 + $1.count } }
+
     /// The synchronised anchor of `boot` nearest in monotonic time to `monotonic`, as
     /// `ClockRepair.anchor` would choose it (the earlier of two at the same distance).
     public func nearest(boot: String, monotonic: Int64) -> ClockAnchor? {
@@ -201,17 +204,23 @@ public struct EventTime: Sendable, Hashable {
 public struct TimeCorrection: Sendable, Equatable {
     /// The boot the stretch belongs to.
     public var boot: String
-    /// The stretch's events are those of `boot` numbered in `seqs` and sent unsynchronised.
+    /// The stretch's events are those of `boot` read within `monotonic` (nanoseconds since that
+    /// boot) and sent unsynchronised: what decides.
+    public var monotonic: Range<Int64>
+    /// The sequence numbers of the stretch, for people: a line read in the moment of a clock
+    /// change may be numbered just outside them (it is read before it is numbered).
     public var seqs: ClosedRange<Int64>
     /// What to add to those events' times (`ts`) for the true ones, in nanoseconds.
     public var offset: Int64
 
     /// - Parameters:
     ///   - boot: the boot of the stretch.
+    ///   - monotonic: its start and end since that boot, in nanoseconds.
     ///   - seqs: the sequence numbers recorded during it.
     ///   - offset: nanoseconds to add to their times.
-    public init(boot: String, seqs: ClosedRange<Int64>, offset: Int64) {
+    public init(boot: String, monotonic: Range<Int64>, seqs: ClosedRange<Int64>, offset: Int64) {
         self.boot = boot
+        self.monotonic = monotonic
         self.seqs = seqs
         self.offset = offset
     }
@@ -227,24 +236,30 @@ extension ClockRepair {
     ///
     /// Each unsynchronised anchor begins a stretch (the start, a step that left the clock
     /// unsynchronised, a loss of synchronisation), which the boot's next anchor ends; the
-    /// stretch's events are numbered after its anchor's `lastSeq`, up to the next one's (or
-    /// `lastSeq`, the journal's now, for the last). Its offset is the true time of its anchor's
-    /// moment less what the clock said then. A stretch in which nothing was numbered gives none.
+    /// stretch's events are read from its anchor's monotonic time up to the next one's (or `now`
+    /// for the last), and numbered after its anchor's `lastSeq`, up to the next one's (or
+    /// `lastSeq`, the journal's now). Its offset is the true time of its anchor's moment less
+    /// what the clock said then. A stretch in which nothing was numbered gives none.
     /// - Parameters:
     ///   - anchors: the boot's anchors, any order, each with its `lastSeq`.
     ///   - index: the synchronised anchors known.
     ///   - lastSeq: the last sequence number handed out now.
-    public static func corrections(of anchors: [Marked], index: AnchorIndex, lastSeq: Int64) -> [TimeCorrection] {
+    ///   - now: the boot's monotonic time now, in nanoseconds.
+    public static func corrections(of anchors: [Marked], index: AnchorIndex, lastSeq: Int64, now: Int64)
+        -> [TimeCorrection]
+    {
         let sorted = anchors.sorted { $0.anchor.monotonic < $1.anchor.monotonic }
         var corrections: [TimeCorrection] = []
         for (position, marked) in sorted.enumerated() where !marked.anchor.synchronised {
             let recorded = marked.anchor
             guard let anchor = index.nearest(boot: recorded.boot, monotonic: recorded.monotonic) else { continue }
-            let end = position + 1 < sorted.count ? sorted[position + 1].lastSeq : lastSeq
-            guard end > marked.lastSeq else { continue }
+            let next = position + 1 < sorted.count ? sorted[position + 1] : nil
+            let end = next?.lastSeq ?? lastSeq
+            let until = next?.anchor.monotonic ?? now
+            guard end > marked.lastSeq, until > recorded.monotonic else { continue }
             corrections.append(
                 TimeCorrection(
-                    boot: recorded.boot, seqs: (marked.lastSeq + 1)...end,
+                    boot: recorded.boot, monotonic: recorded.monotonic..<until, seqs: (marked.lastSeq + 1)...end,
                     offset: anchor.wallTime(atMonotonic: recorded.monotonic) - recorded.wall))
         }
         return corrections

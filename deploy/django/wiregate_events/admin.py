@@ -30,5 +30,5 @@ class GatewayHealthAdmin(admin.ModelAdmin):
 
 @admin.register(TimeCorrection)
 class TimeCorrectionAdmin(admin.ModelAdmin):
-    list_display = ("gateway", "boot", "from_seq", "to_seq", "offset_ns", "received_at")
+    list_display = ("gateway", "boot", "from_mono", "to_mono", "from_seq", "to_seq", "offset_ns", "received_at")
     list_filter = ("gateway",)

@@ -47,7 +47,9 @@ class Event(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["gateway", "seq"], name="wiregate_event_gateway_seq")]
-        indexes = [models.Index(fields=["board", "ts"], name="wiregate_event_board_ts")]
+        indexes = [models.Index(fields=["board", "ts"], name="wiregate_event_board_ts"),
+                   # A correction record's rows, and the history's order within a boot.
+                   models.Index(fields=["gateway", "boot", "mono"], name="wiregate_event_boot_mono")]
         ordering = ["gateway", "seq"]
 
     def __str__(self):
@@ -61,17 +63,22 @@ class TimeCorrection(models.Model):
 
     gateway = models.CharField(max_length=100)
     boot = models.CharField(max_length=64)
+    # The stretch, in nanoseconds since that boot, from_mono included, to_mono not: what decides.
+    from_mono = models.BigIntegerField()
+    to_mono = models.BigIntegerField()
+    # The sequence numbers of its events, for people (a line read in the moment of a clock change
+    # may be numbered just outside).
     from_seq = models.BigIntegerField()
     to_seq = models.BigIntegerField()
     offset_ns = models.BigIntegerField()
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["gateway", "boot", "from_seq"],
+        constraints = [models.UniqueConstraint(fields=["gateway", "boot", "from_mono"],
                                                name="wiregate_correction_stretch")]
 
     def __str__(self):
-        return f"{self.gateway} {self.boot} {self.from_seq}..{self.to_seq} {self.offset_ns:+d} ns"
+        return f"{self.gateway} {self.boot} {self.from_mono}..{self.to_mono} {self.offset_ns:+d} ns"
 
 
 class GatewayCredential(models.Model):

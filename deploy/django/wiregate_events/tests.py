@@ -222,7 +222,8 @@ class HonestTimeTests(TransactionTestCase):
                    self.offline(2, "2026-12-04T09:00:05.000Z", 15_000_000_000),
                    event(3, boot="another-boot", clock_synced=False, time_quality="unsynced", mono=1)])
         offset = 3 * 3600 * 10**9 + 1_000_000  # 3 h and 1 ms
-        record = json.dumps({"boot": self.BOOT, "from_seq": 1, "to_seq": 4, "offset_ns": offset}, sort_keys=True)
+        record = json.dumps({"boot": self.BOOT, "from_seq": 1, "to_seq": 4, "from_mono": 0, "to_mono": 18 * 10**9,
+                             "offset_ns": offset}, sort_keys=True)
         response = self.post([event(5, board="time", topic="wiregate/house-1/time/corrections", payload=record,
                                     time_quality="synced", boot=self.BOOT, mono=20_000_000_000)])
         self.assertEqual(response.status_code, 200, response.content)
@@ -242,6 +243,26 @@ class HonestTimeTests(TransactionTestCase):
         self.assertEqual(self.post([event(7, board="time", topic="wiregate/house-1/time/corrections",
                                           payload="{not json")]).status_code, 200)
 
+    def test_a_hostile_correction_record_is_a_plain_event_never_a_500(self):
+        self.post([self.offline(1, "9999-12-31T23:00:00.000Z", 10_000_000_000)])
+        base = {"boot": self.BOOT, "from_seq": 1, "to_seq": 1, "from_mono": 0, "to_mono": 20 * 10**9,
+                "offset_ns": 3 * 3600 * 10**9}
+        hostile = [
+            '{"boot": "%s", "from_seq": 1, "to_seq": 1, "from_mono": 0, "to_mono": 9, "offset_ns": Infinity}' % self.BOOT,
+            json.dumps({**base, "offset_ns": 10**30}),
+            json.dumps({**base, "from_seq": 2**70}),
+            json.dumps({**base, "boot": "b" * 500}),
+            json.dumps({**base, "from_mono": 5, "to_mono": 4}),
+            json.dumps({**base, "boot": ["not", "a", "string"]}),
+            json.dumps(base),  # ts + 3 h is past year 9999: the database refuses it
+        ]
+        for seq, payload in enumerate(hostile, start=2):
+            response = self.post([event(seq, board="time", topic="wiregate/house-1/time/corrections",
+                                        payload=payload)])
+            self.assertEqual(response.status_code, 200, f"{payload}: {response.content}")
+        self.assertEqual(Event.objects.get(seq=1).time_quality, "unsynced")
+        self.assertEqual(Event.objects.filter(board="time").count(), len(hostile))
+
     def test_the_history_is_in_the_best_order_known(self):
         # The intruder cut the power: the Pi came back 3 h behind. The door opened at 12:00:10 true
         # time, recorded as 09:00:10; a synced event from before the cut at 11:59:00 must come first,
@@ -250,7 +271,8 @@ class HonestTimeTests(TransactionTestCase):
                    self.offline(2, "2026-12-04T09:00:10.000Z", 10_000_000_000),
                    self.offline(3, "2026-12-04T09:00:11.000Z", 11_000_000_000),
                    event(4, ts="2026-12-04T12:01:00.000Z", time_quality="synced", boot=self.BOOT, mono=70 * 10**9)])
-        record = json.dumps({"boot": self.BOOT, "from_seq": 2, "to_seq": 3, "offset_ns": 3 * 3600 * 10**9})
+        record = json.dumps({"boot": self.BOOT, "from_seq": 2, "to_seq": 3, "from_mono": 0, "to_mono": 12 * 10**9,
+                             "offset_ns": 3 * 3600 * 10**9})
         self.post([event(5, board="time", topic="wiregate/house-1/time/corrections", payload=record,
                          ts="2026-12-04T12:01:01.000Z", time_quality="synced")])
         history = self.client.get(URL, {"board": "front-door"}).json()["events"]

@@ -1,9 +1,10 @@
 import json
 import logging
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Case, F, Min, When, Window
 from django.utils import timezone
 from rest_framework import status
@@ -62,40 +63,76 @@ def best_time(event):
     return event.stored_at
 
 
-def repair_on_arrival(event):
+# Bounds of a correction record: a record outside them is kept as a plain event, never a 500 (which
+# the gateway would retry for ever, holding up every upload behind it).
+MAX_OFFSET_NS = 100 * 365 * 86400 * 10**9
+MAX_SEQ = 2**63 - 1
+
+
+def corrections_for(gateway, events):
+    """The stored correction records of the boots of these events, by boot (one query per batch)."""
+    boots = {event.boot for event in events if event.boot and event.time_quality == Event.TimeQuality.UNSYNCED}
+    found = {}
+    for correction in TimeCorrection.objects.filter(gateway=gateway, boot__in=boots):
+        found.setdefault(correction.boot, []).append(correction)
+    return found
+
+
+def repair_on_arrival(event, corrections):
     """An unsynced event arriving after its stretch's correction record is repaired as it is stored."""
-    if event.time_quality == Event.TimeQuality.UNSYNCED and event.boot:
-        correction = TimeCorrection.objects.filter(gateway=event.gateway, boot=event.boot, from_seq__lte=event.seq,
-                                                   to_seq__gte=event.seq).first()
-        if correction is not None:
-            event.ts_corrected = event.ts + timedelta(microseconds=correction.offset_ns // 1000)
-            event.time_quality = Event.TimeQuality.CORRECTED
+    if event.time_quality == Event.TimeQuality.UNSYNCED and event.boot and event.mono is not None:
+        for correction in corrections.get(event.boot, []):
+            if correction.from_mono <= event.mono < correction.to_mono:
+                try:
+                    event.ts_corrected = event.ts + timedelta(microseconds=correction.offset_ns // 1000)
+                    event.time_quality = Event.TimeQuality.CORRECTED
+                except OverflowError:
+                    pass
+                break
     event.best_time = best_time(event)
 
 
 def apply_correction(gateway, event):
-    """Applies the correction record an event carries, if it is one (topic <base>/<gateway>/time/corrections)."""
+    """Applies the correction record an event carries, if it is one (topic <base>/<gateway>/time/corrections):
+    the events of its boot read within its monotonic range and sent unsynced were off by offset_ns."""
     if event.board != "time" or not event.topic.endswith(f"/{gateway}/time/corrections"):
         return
     try:
         record = json.loads(event.payload)
-        boot, first, last, offset = record["boot"], int(record["from_seq"]), int(record["to_seq"]), \
-            int(record["offset_ns"])
-        if not isinstance(boot, str) or not boot or first > last:
-            raise ValueError("an empty boot or range")
-    except (ValueError, KeyError, TypeError) as error:
+        boot = record["boot"]
+        first, last = int(record["from_mono"]), int(record["to_mono"])
+        from_seq, to_seq, offset = int(record["from_seq"]), int(record["to_seq"]), int(record["offset_ns"])
+        if not isinstance(boot, str) or not 0 < len(boot) <= 64 or "\x00" in boot:
+            raise ValueError("boot must be 1 to 64 characters")
+        if not 0 <= first < last <= MAX_SEQ or not 0 < from_seq <= to_seq <= MAX_SEQ:
+            raise ValueError("an empty or out-of-range stretch")
+        if abs(offset) > MAX_OFFSET_NS:
+            raise ValueError("an offset over a hundred years")
+        shift = timedelta(microseconds=offset // 1000)
+    except (ValueError, KeyError, TypeError, OverflowError) as error:
         logger.warning("gateway %s sent a correction record that does not parse (%s): %r", gateway, error,
                        event.payload[:200])
         return
-    TimeCorrection.objects.get_or_create(gateway=gateway, boot=boot, from_seq=first,
-                                         defaults={"to_seq": last, "offset_ns": offset})
-    shift = timedelta(microseconds=offset // 1000)
-    repaired = Event.objects.filter(gateway=gateway, boot=boot, seq__gte=first, seq__lte=last,
-                                    time_quality=Event.TimeQuality.UNSYNCED)
-    count = repaired.update(ts_corrected=F("ts") + shift, best_time=F("ts") + shift,
-                            time_quality=Event.TimeQuality.CORRECTED)
-    logger.info("gateway %s: %d events of boot %s (seq %d..%d) corrected by %+.3f s", gateway, count, boot, first,
-                last, offset / 1e9)
+    try:
+        # Its own savepoint: a shift past year 9999 for some row fails here, not the whole batch.
+        with transaction.atomic():
+            TimeCorrection.objects.get_or_create(
+                gateway=gateway, boot=boot, from_mono=first,
+                defaults={"to_mono": last, "from_seq": from_seq, "to_seq": to_seq, "offset_ns": offset})
+            # Never a time past what Python's datetime holds (PostgreSQL would store year 10000, and
+            # every later read of the row fail).
+            latest = datetime.max.replace(tzinfo=dt_timezone.utc) - max(shift, timedelta(0))
+            earliest = datetime.min.replace(tzinfo=dt_timezone.utc) + max(-shift, timedelta(0))
+            repaired = Event.objects.filter(gateway=gateway, boot=boot, mono__gte=first, mono__lt=last,
+                                            time_quality=Event.TimeQuality.UNSYNCED, ts__lte=latest,
+                                            ts__gte=earliest)
+            count = repaired.update(ts_corrected=F("ts") + shift, best_time=F("ts") + shift,
+                                    time_quality=Event.TimeQuality.CORRECTED)
+    except DatabaseError as error:
+        logger.warning("gateway %s: a correction record cannot be applied (%s): %r", gateway, error,
+                       event.payload[:200])
+        return
+    logger.info("gateway %s: %d events of boot %s corrected by %+.3f s", gateway, count, boot, offset / 1e9)
 
 
 def history_order(rows):
@@ -159,8 +196,9 @@ class EventBatchView(APIView):
                 return self.answer({"error": "conflict: these ids are stored with other content", "ids": conflicts[:100]},
                                    status.HTTP_409_CONFLICT)
             fresh = [event for event in new if event.id not in known]
+            corrections = corrections_for(gateway, fresh)
             for event in fresh:
-                repair_on_arrival(event)
+                repair_on_arrival(event, corrections)
             # ignore_conflicts: two uploads of the same batch at once still store it once.
             Event.objects.bulk_create(fresh, ignore_conflicts=True)
             # Sent again with its time now known (a retry after the gateway's clock was set).
