@@ -145,7 +145,7 @@ import Testing
                 == [
                     TimeCorrection(
                         boot: boot, monotonic: (1000 * Self.second)..<(1200 * Self.second), seqs: 51...60,
-                        offset: 898 * Self.second + 100 * Self.second)
+                        offset: 898 * Self.second + 100 * Self.second, isClosed: false)
                 ])
     }
 }

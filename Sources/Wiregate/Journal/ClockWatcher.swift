@@ -50,6 +50,7 @@ public final class ClockWatcher: Service, Sendable {
             try? await gracefulShutdown()
             return
         }
+        await journal.writeStartAnchorIfUnwritten()
         // Synchronised already (a restart): what an earlier run of this boot recorded unsynchronised.
         if first.synchronised { await correct() }
         let steps = time.kernelSteps ? ClockSteps.open(logger: logger) : nil

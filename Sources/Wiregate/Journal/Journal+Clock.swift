@@ -23,18 +23,23 @@ extension Journal {
 
     /// Records an anchor, its boot first made known. A failure is logged: an anchor lost only
     /// makes a later repair a little less exact, or (the one of a boot) impossible.
-    public func recordAnchor(_ anchor: ClockAnchor, reason: AnchorReason) async {
+    /// - Parameters:
+    ///   - anchor: the anchor.
+    ///   - reason: why it was read.
+    ///   - lastSeq: the last sequence number handed out at its moment; the journal's now when nil.
+    public func recordAnchor(_ anchor: ClockAnchor, reason: AnchorReason, lastSeq: Int64? = nil) async {
         // In memory at once: an event handed out from now on is dated with it.
         anchorIndex.insert(anchor)
+        recentAnchors = Array((recentAnchors + [anchor]).suffix(8))
         let reloadIndex = reason == .periodic && anchorIndex.count > 2 * Self.periodicAnchorsKept
-        let lastSeq = sequence.last
+        let lastSeq = lastSeq ?? sequence.last
         do {
-            try await database.write { db in
+            let row = try await database.write { db -> Int64? in
                 try db.execute(sql: "INSERT OR IGNORE INTO boot (boot_id) VALUES (?)", arguments: [anchor.boot])
                 guard
                     let boot = try Int64.fetchOne(
                         db, sql: "SELECT id FROM boot WHERE boot_id = ?", arguments: [anchor.boot])
-                else { return }
+                else { return nil }
                 try db.execute(
                     sql:
                         """
@@ -50,9 +55,18 @@ extension Journal {
                                 ORDER BY boot DESC, mono DESC LIMIT ?)
                             """, arguments: [Self.periodicAnchorsKept])
                 }
+                return boot
             }
+            // This boot's row, if the card refused it as the journal opened: events written from
+            // now on refer to it.
+            if anchor.boot == time.boot, bootRow == nil { bootRow = row }
             // The periodic anchors deleted above leave the index too (one every 5 minutes, for ever).
-            if reloadIndex { anchorIndex = try await database.read { db in try Self.synchronisedAnchors(db) } }
+            if reloadIndex {
+                var reloaded = try await database.read { db in try Self.synchronisedAnchors(db) }
+                // One recorded meanwhile, not committed when the table was read, stays.
+                for recent in recentAnchors { reloaded.insert(recent) }
+                anchorIndex = reloaded
+            }
         } catch {
             logger.error("cannot record a clock anchor", metadata: ["reason": "\(reason)", "error": "\(error)"])
         }
@@ -119,6 +133,14 @@ extension Journal {
             ).map { ClockAnchor(boot: $0[0], monotonic: $0[1], wall: $0[2], synchronised: true) })
     }
 
+    /// Writes the start's anchor if the card refused it as the journal opened (full): the watcher
+    /// calls this as it starts, and each anchor it records after tries the boot again.
+    public func writeStartAnchorIfUnwritten() async {
+        guard let (anchor, lastSeq) = unwrittenStart else { return }
+        unwrittenStart = nil
+        await recordAnchor(anchor, reason: .start, lastSeq: lastSeq)
+    }
+
     /// Reads an anchor of this journal's clocks now and records it: read here, where events are
     /// numbered, so that the sequence number it is recorded with is the one of its moment.
     /// - Returns: the anchor; nil without a boot id.
@@ -143,13 +165,20 @@ extension Journal {
         defer { correcting = false }
         let corrections = await pendingCorrections()
         guard !corrections.isEmpty else { return [] }
-        let events = corrections.map { Self.correctionEvent($0, topic: topic, at: time.wall()) }
+        let fresh = corrections.filter { !journaledThisRun.contains($0.monotonic.lowerBound) }
+        guard !fresh.isEmpty else { return [] }
+        let events = fresh.map { Self.correctionEvent($0, topic: topic, at: time.wall()) }
         _ = take(events)
+        let through = sequence.last
+        // Not made again in this run, committed or not: a record still in memory (a card that
+        // refuses writes) goes out as any event does.
+        journaledThisRun.formUnion(fresh.map(\.monotonic.lowerBound))
         await flush()
-        // Committed, or still in memory (a card that refuses writes): only the first is marked.
-        guard committedThrough >= sequence.last else { return corrections }
-        await markJournaled(corrections)
-        return corrections
+        // Only once committed is it marked for good (a later run would otherwise not make it again).
+        guard committedThrough >= through else { return fresh }
+        // An open stretch (the clock unsynchronised again since) may get a longer record later.
+        await markJournaled(fresh.filter(\.isClosed))
+        return fresh
     }
 
     /// The correction record of one stretch, as the event that carries it to every sink.

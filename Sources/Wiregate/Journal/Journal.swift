@@ -38,6 +38,12 @@ public actor Journal: EventOutbox {
     public private(set) var startAnchor: ClockAnchor?
     /// Set while a pass journals correction records: a second caller leaves it to the first.
     var correcting = false
+    /// The stretches (by their start) whose records this run journaled, committed or not.
+    var journaledThisRun: Set<Int64> = []
+    /// The last few anchors recorded, kept through a reload of `anchorIndex`.
+    var recentAnchors: [ClockAnchor] = []
+    /// The start's anchor and its last seq, when the card refused them as the journal opened.
+    var unwrittenStart: (ClockAnchor, Int64)?
     /// What the journal counts (appends, drops, commits) for `/metrics`.
     let metrics: JournalMetrics
     let bounds: (maxBytes: Int64, maxAge: Duration, quarantineCount: Int, quarantineBytes: Int64)
@@ -384,7 +390,24 @@ public actor Journal: EventOutbox {
         }
         committedThrough = last
         // Before any event can be numbered: every event of this run comes after the start's anchor.
-        (bootRow, anchorIndex, startAnchor) = try Self.loadClock(database, time: time, lastSeq: sequence.last)
+        do {
+            (bootRow, anchorIndex, startAnchor) = try Self.loadClock(database, time: time, lastSeq: sequence.last)
+        } catch {
+            // A full card (the WAL cannot grow): the disk journal still drains its backlog, as for
+            // the reservation; the start's anchor waits in memory for the watcher to write it.
+            logger.error("cannot write the start's clock anchor; kept in memory", metadata: ["error": "\(error)"])
+            let boot = time.boot
+            (bootRow, anchorIndex) = try database.read { db in
+                (
+                    try boot.flatMap {
+                        try Int64.fetchOne(db, sql: "SELECT id FROM boot WHERE boot_id = ?", arguments: [$0])
+                    },
+                    try Self.synchronisedAnchors(db)
+                )
+            }
+            startAnchor = boot.map { time.anchor(boot: $0) }
+            if let startAnchor { unwrittenStart = (startAnchor, sequence.last) }
+        }
         for eventClass in EventClass.allCases {
             lastSeqByClass[eventClass] =
                 try database.read { db in

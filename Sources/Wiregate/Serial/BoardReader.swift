@@ -256,10 +256,12 @@ public final class BoardReader: Service, Sendable {
     }
 
     private func process(_ buffer: ByteBuffer, framer: inout LineFramer, throttle: inout LogThrottle) -> [Event] {
+        // The flag first, as an anchor reads it: a clock set and flagged between the two reads
+        // leaves a line "unsynced" with the new time (repaired, right), never "synced" with the old.
+        let synchronised = time.synchronised()
         let now = time.wall()
         // With the boot, the true time of the line even when the wall clock is wrong (see `ClockRepair`).
         let monotonic = time.monotonic()
-        let synchronised = time.synchronised()
         var events: [Event] = []
         var lines = 0, malformed = 0, annotations = 0, published = 0
         var rejected: [LineFramer.Rejection: Int] = [:]

@@ -212,15 +212,18 @@ public struct TimeCorrection: Sendable, Equatable {
     public var seqs: ClosedRange<Int64>
     /// What to add to those events' times (`ts`) for the true ones, in nanoseconds.
     public var offset: Int64
+    /// Whether an anchor ends the stretch; an open one (the clock unsynchronised now) may grow.
+    public var isClosed: Bool
 
     /// - Parameters:
     ///   - boot: the boot of the stretch.
     ///   - monotonic: its start and end since that boot, in nanoseconds.
     ///   - seqs: the sequence numbers recorded during it.
     ///   - offset: nanoseconds to add to their times.
-    public init(boot: String, monotonic: Range<Int64>, seqs: ClosedRange<Int64>, offset: Int64) {
+    public init(boot: String, monotonic: Range<Int64>, seqs: ClosedRange<Int64>, offset: Int64, isClosed: Bool = true) {
         self.boot = boot
         self.monotonic = monotonic
+        self.isClosed = isClosed
         self.seqs = seqs
         self.offset = offset
     }
@@ -260,7 +263,7 @@ extension ClockRepair {
             corrections.append(
                 TimeCorrection(
                     boot: recorded.boot, monotonic: recorded.monotonic..<until, seqs: (marked.lastSeq + 1)...end,
-                    offset: anchor.wallTime(atMonotonic: recorded.monotonic) - recorded.wall))
+                    offset: anchor.wallTime(atMonotonic: recorded.monotonic) - recorded.wall, isClosed: next != nil))
         }
         return corrections
     }

@@ -116,9 +116,13 @@ def apply_correction(gateway, event):
     try:
         # Its own savepoint: a shift past year 9999 for some row fails here, not the whole batch.
         with transaction.atomic():
-            TimeCorrection.objects.get_or_create(
+            correction, created = TimeCorrection.objects.get_or_create(
                 gateway=gateway, boot=boot, from_mono=first,
                 defaults={"to_mono": last, "from_seq": from_seq, "to_seq": to_seq, "offset_ns": offset})
+            if not created and last > correction.to_mono:
+                # The same stretch, longer now (it was still open when first told): kept whole.
+                TimeCorrection.objects.filter(pk=correction.pk).update(
+                    to_mono=last, to_seq=max(to_seq, correction.to_seq))
             # Never a time past what Python's datetime holds (PostgreSQL would store year 10000, and
             # every later read of the row fail).
             latest = datetime.max.replace(tzinfo=dt_timezone.utc) - max(shift, timedelta(0))
