@@ -161,11 +161,7 @@ import WiregateTestKit
         await harness.gateway.journal.stallCommits(for: .seconds(2))
         // 115200 baud is about 11,500 bytes/s: lines of 32 bytes at 300 a second, for 6 s.
         let lines = 1800
-        let start = ContinuousClock.now
-        for n in 0..<lines {
-            board.send("door=\(n);pad=" + String(repeating: "p", count: 16 - String(n).count))
-            try await Task.sleep(until: start + .microseconds(Int64(n) * 3333))
-        }
+        try await board.sendAsAUART(lines)
         #expect(board.droppedLines == 0, "the port's buffer overflowed: \(board.droppedLines) lines lost")
         let doors = { @Sendable () -> Set<String> in Set(subscriber.messages.map(\.payload)) }
         #expect(
@@ -200,11 +196,7 @@ import WiregateTestKit
         #expect(await eventually { await outbox.payloads.contains("prime") })
         await outbox.hold(for: .seconds(8))
         let lines = 2700
-        let start = ContinuousClock.now
-        for n in 0..<lines {
-            board.send("door=\(n);pad=" + String(repeating: "p", count: 16 - String(n).count))
-            try await Task.sleep(until: start + .microseconds(Int64(n) * 3333))
-        }
+        try await board.sendAsAUART(lines)
         #expect(board.droppedLines == 0, "the port's buffer overflowed: \(board.droppedLines) lines lost")
         #expect(await outbox.wasHeld, "the reader was never held: the test proves nothing")
         let expected = ["prime"] + (0..<lines).map(String.init)
@@ -230,5 +222,17 @@ private actor HeldOutbox: EventOutbox {
             try? await Task.sleep(for: duration)
         }
         payloads += events.filter { $0.subtopic == "door" }.map(\.payload)
+    }
+}
+
+extension SimulatedBoard {
+    /// `door=<n>` lines 0..<count of 32 bytes at 300 a second: a 115200-baud link (about 11,500
+    /// bytes/s) kept busy.
+    fileprivate func sendAsAUART(_ count: Int) async throws {
+        let start = ContinuousClock.now
+        for n in 0..<count {
+            send("door=\(n);pad=" + String(repeating: "p", count: 16 - String(n).count))
+            try await Task.sleep(until: start + .microseconds(Int64(n) * 3333))
+        }
     }
 }
